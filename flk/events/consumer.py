@@ -1,0 +1,152 @@
+"""The consuming side every aiokafka-based service shares: decode, validate, handle, commit.
+
+At-least-once: offsets are committed only after every message of a batch was handled or
+dead-lettered, so handlers must be idempotent (they dedupe on the event id in an inbox).
+
+Failures:
+- the message is not a valid flk event (envelope or schema) → DLQ at once, consumer goes on;
+- the handler raises :class:`PermanentFailure` → DLQ with its reason;
+- the handler raises :class:`TransientFailure` (database or broker unavailable) → retried with
+  capped exponential backoff until it succeeds; the partition waits, nothing is skipped;
+- any other exception (a bug) → retried ``max_attempts`` times, then DLQ with the error type.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Protocol
+
+from flk.events.contracts import ContractViolation
+from flk.events.dlq import FailedMessage, send_to_dlq
+from flk.events.envelope import Envelope, EnvelopeError, read_record
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+class PermanentFailure(Exception):
+    """This message can never be handled; dead-letter it with this reason."""
+
+
+class TransientFailure(Exception):
+    """A dependency is unavailable; retry the same message later."""
+
+
+class ConsumerProbe(Protocol):
+    def handled(self, consumer: str, event_type: str) -> None: ...
+    def dead_lettered(self, consumer: str, topic: str, category: str) -> None: ...
+    def retried(self, consumer: str, category: str) -> None: ...
+
+
+class NullProbe:
+    def handled(self, consumer: str, event_type: str) -> None: ...
+    def dead_lettered(self, consumer: str, topic: str, category: str) -> None: ...
+    def retried(self, consumer: str, category: str) -> None: ...
+
+
+@dataclass
+class ConsumerSettings:
+    bootstrap: str
+    group_id: str
+    topics: tuple[str, ...]
+    name: str
+    topic_prefix: str = ""  # physical topic = prefix + registry name (test isolation)
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+    max_records: int = 500
+    auto_offset_reset: str = "earliest"
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 2_000
+
+
+@dataclass
+class EventConsumer:
+    settings: ConsumerSettings
+    handle: Handler
+    dlq_producer: object  # aiokafka.AIOKafkaProducer (or anything with send_and_wait)
+    probe: ConsumerProbe = field(default_factory=NullProbe)
+    _consumer: object = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        s = self.settings
+        self._consumer = AIOKafkaConsumer(
+            *(s.topic_prefix + t for t in s.topics),
+            bootstrap_servers=s.bootstrap,
+            group_id=s.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=s.auto_offset_reset,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            max_poll_records=s.max_records,
+        )
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def run(self) -> None:
+        """Consume until stop() is called."""
+        consumer = self._consumer
+        assert consumer is not None, "start() first"
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.max_records)
+            if not batches:
+                continue
+            for records in batches.values():
+                for record in records:
+                    await self.process(FailedMessage(
+                        topic=record.topic, partition=record.partition, offset=record.offset,
+                        key=record.key, value=record.value, headers=tuple(record.headers or ()),
+                    ))
+            await consumer.commit()
+
+    async def process(self, message: FailedMessage) -> None:
+        """Handle one message to the end: handled, or dead-lettered. Never skipped."""
+        name = self.settings.name
+        logical_topic = message.topic.removeprefix(self.settings.topic_prefix)
+        try:
+            envelope = read_record(logical_topic, message.key, message.value, message.headers)
+        except (EnvelopeError, ContractViolation) as exc:
+            category = "envelope" if isinstance(exc, EnvelopeError) else "contract"
+            await send_to_dlq(self.dlq_producer, message, str(exc), name)
+            self.probe.dead_lettered(name, logical_topic, category)
+            log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc)
+            return
+        attempt = 0
+        delay = self.settings.backoff_initial_s
+        while True:
+            attempt += 1
+            try:
+                await self.handle(envelope)
+                self.probe.handled(name, envelope.event_type)
+                return
+            except PermanentFailure as exc:
+                await send_to_dlq(self.dlq_producer, message, f"rejected by handler: {exc}", name)
+                self.probe.dead_lettered(name, logical_topic, "handler")
+                return
+            except TransientFailure as exc:
+                self.probe.retried(name, "transient")
+                log.warning("%s: dependency unavailable (%s); retrying in %.1fs", name, exc, delay)
+            except Exception as exc:  # noqa: BLE001 - a bug: retry a few times, then dead-letter
+                self.probe.retried(name, "error")
+                if attempt >= self.settings.max_attempts:
+                    reason = f"handler failed {attempt} times: {type(exc).__name__}"
+                    await send_to_dlq(self.dlq_producer, message, reason, name)
+                    self.probe.dead_lettered(name, logical_topic, "error")
+                    log.exception("%s: dead-lettered %s@%d after %d attempts", name, message.topic,
+                                  message.offset, attempt)
+                    return
+                log.warning("%s: handler error %s (attempt %d)", name, type(exc).__name__, attempt)
+            if self._stopping.is_set():
+                raise asyncio.CancelledError("stopping with an unhandled message; it will be redelivered")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.settings.backoff_max_s)

@@ -1,0 +1,89 @@
+"""The topic registry (`schemas/topics.yaml`), the one place topic names come from.
+
+Code names a topic by the event type it carries (`topic_for("visit.recorded.v1")`): every
+event type lives in exactly one topic, so no topic-name literal is needed anywhere else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import yaml
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str  # the field of the event data that is the Kafka message key
+    writer: str  # the one service or external system that produces to it
+    events: tuple[str, ...]  # event types, "<name>.v<version>"
+    partitions: int
+    retention_ms: int
+
+    @property
+    def dlq(self) -> str:
+        return self.name + DLQ_SUFFIX
+
+    @property
+    def is_patient_topic(self) -> bool:
+        return self.key == "patient_key"
+
+
+@dataclass(frozen=True)
+class TopicRegistry:
+    topics: tuple[TopicSpec, ...]
+    patient_partitions: int
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for spec in self.topics:
+            for event_type in spec.events:
+                if event_type in seen:
+                    raise ValueError(f"event type {event_type} is in both {seen[event_type]} and {spec.name}")
+                seen[event_type] = spec.name
+            if spec.is_patient_topic and spec.partitions != self.patient_partitions:
+                raise ValueError(f"patient topic {spec.name} must have {self.patient_partitions} partitions")
+
+    def topic(self, name: str) -> TopicSpec:
+        for spec in self.topics:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no topic {name!r} in the registry")
+
+    def topic_for(self, event_type: str) -> TopicSpec:
+        for spec in self.topics:
+            if event_type in spec.events:
+                return spec
+        raise KeyError(f"no topic carries event type {event_type!r}")
+
+    def written_by(self, writer: str) -> tuple[TopicSpec, ...]:
+        return tuple(spec for spec in self.topics if spec.writer == writer)
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(t for spec in self.topics for t in spec.events)
+
+
+def parse_registry(document: dict) -> TopicRegistry:
+    patient_partitions = int(document["patient_partitions"])
+    specs = []
+    for entry in document["topics"]:
+        key = entry["key"]
+        specs.append(TopicSpec(
+            name=entry["name"],
+            key=key,
+            writer=entry["writer"],
+            events=tuple(entry["events"]),
+            partitions=int(entry.get("partitions", patient_partitions)),
+            retention_ms=int(entry.get("retention_ms", -1)),
+        ))
+    return TopicRegistry(tuple(specs), patient_partitions)
+
+
+@cache
+def registry() -> TopicRegistry:
+    text = (resources.files("schemas") / "topics.yaml").read_text(encoding="utf-8")
+    return parse_registry(yaml.safe_load(text))

@@ -1,0 +1,65 @@
+"""`flk infra up | down | status`: the local Kafka, PostgreSQL and (on request) Prometheus."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from flk.infra.process import InfraError
+from flk.infra.settings import InfraSettings
+
+
+def _components(settings: InfraSettings, with_prometheus: bool) -> list:
+    from flk.infra.kafka import Kafka
+    from flk.infra.postgres import Postgres
+
+    parts: list = [Kafka(settings), Postgres(settings)]
+    if with_prometheus:
+        from flk.infra.prometheus import Prometheus
+
+        parts.append(Prometheus(settings))
+    return parts
+
+
+@click.group()
+def infra() -> None:
+    """Local infrastructure on loopback: Kafka (KRaft), PostgreSQL, Prometheus."""
+
+
+@infra.command()
+@click.option("--with-prometheus", is_flag=True, help="also start Prometheus scraping the services")
+@click.option("--topics/--no-topics", default=True, show_default=True, help="create the registry's topics")
+def up(with_prometheus: bool, topics: bool) -> None:
+    """Start what is not running; return when every part answers. Idempotent."""
+    settings = InfraSettings()
+    try:
+        for part in _components(settings, with_prometheus):
+            click.echo(part.up())
+        if topics:
+            from flk.events.admin import ensure_topics_sync
+
+            created = ensure_topics_sync(settings.kafka_bootstrap)
+            click.echo(f"topics: {len(created)} created" + (f" ({', '.join(created)})" if created else ""))
+    except InfraError as exc:
+        click.echo(f"flk infra up: {exc}", err=True)
+        sys.exit(1)
+
+
+@infra.command()
+@click.option("--with-prometheus/--without-prometheus", default=True, show_default=True)
+def down(with_prometheus: bool) -> None:
+    """Stop only what `flk infra up` started."""
+    settings = InfraSettings()
+    for part in reversed(_components(settings, with_prometheus)):
+        click.echo(part.down())
+
+
+@infra.command()
+def status() -> None:
+    """Show what runs, where."""
+    settings = InfraSettings()
+    for part in _components(settings, True):
+        click.echo(part.status())
+    click.echo(f"state: {settings.state_dir}  cache: {settings.cache_dir}")
+    click.echo(f"FLK_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}")
+    click.echo(f"FLK_DATABASE_URL={settings.dsn('app').replace(settings.postgres_app_password.get_secret_value(), '***')}")

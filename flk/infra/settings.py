@@ -1,0 +1,78 @@
+"""Settings of the local infrastructure (`flk infra ...`).
+
+Everything is configurable through environment variables with the prefix ``FLK_INFRA_``
+(for example ``FLK_INFRA_KAFKA_PORT=29092``). Defaults keep clear of the usual ports so a
+developer's own Kafka or PostgreSQL on 9092/5432 is left alone.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_state_dir() -> Path:
+    # PostgreSQL refuses to run as root, so when we are root the database runs as the
+    # `postgres` system user; its data directory must then be reachable by that user,
+    # which /root (mode 0700) is not.
+    if os.geteuid() == 0:
+        return Path("/var/lib/flk")
+    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "flk"
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "flk"
+
+
+class InfraSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLK_INFRA_", extra="ignore")
+
+    state_dir: Path = Field(default_factory=_default_state_dir, description="data, logs and pid files")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="downloaded Kafka jars")
+
+    kafka_version: str = "4.3.1"
+    kafka_scala_version: str = "2.13"
+    log4j_version: str = "2.24.3"
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "768m"
+    kafka_cluster_id: str = "Zmxrc2VydmljZXNrYQ"  # 22 chars, base64url of 16 bytes
+    kafka_start_timeout_s: float = 90.0
+
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 15432
+    postgres_bin_dir: Path | None = None  # found automatically when unset
+    postgres_os_user: str = "postgres"  # used only when running as root
+    postgres_database: str = "flk"
+    postgres_admin_user: str = "flk_admin"
+    postgres_admin_password: SecretStr = SecretStr("flk_admin_local")
+    postgres_app_user: str = "flk_app"
+    postgres_app_password: SecretStr = SecretStr("flk_app_local")
+    postgres_readonly_user: str = "flk_readonly"
+    postgres_readonly_password: SecretStr = SecretStr("flk_readonly_local")
+
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = 19090
+    prometheus_scrape_targets: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"],
+        description="metrics endpoints of the services (listing, continuity, notifier)",
+    )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    def dsn(self, role: str = "app", database: str | None = None) -> str:
+        user, password = {
+            "app": (self.postgres_app_user, self.postgres_app_password),
+            "readonly": (self.postgres_readonly_user, self.postgres_readonly_password),
+            "admin": (self.postgres_admin_user, self.postgres_admin_password),
+        }[role]
+        db = database or self.postgres_database
+        return (
+            f"postgresql://{user}:{password.get_secret_value()}@{self.postgres_host}:"
+            f"{self.postgres_port}/{db}"
+        )

@@ -1,0 +1,35 @@
+"""Running an EventConsumer inside a test until a condition holds."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from flk.events.consumer import ConsumerSettings, EventConsumer
+from flk.events.envelope import Envelope
+
+
+async def run_consumer_until(
+    bootstrap: str, prefix: str, topics: tuple[str, ...], producer: object,
+    done: Callable[[list[Envelope]], bool], timeout_s: float = 30.0,
+) -> list[Envelope]:
+    received: list[Envelope] = []
+
+    async def collect(envelope: Envelope) -> None:
+        received.append(envelope)
+
+    consumer = EventConsumer(
+        ConsumerSettings(bootstrap=bootstrap, group_id=f"{prefix}test", topics=topics, name="test-consumer",
+                         topic_prefix=prefix),
+        handle=collect, dlq_producer=producer,
+    )
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not done(received) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        await consumer.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return received
