@@ -11,6 +11,7 @@ import click
 
 # name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, str] = {
+    "run": "flk.main_job:run",
     "infra": "flk.infra.cli:infra",
     "token": "flk.security.cli:token",
     "db": "flk.db.cli:db",

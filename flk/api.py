@@ -1,0 +1,88 @@
+"""What every flk HTTP API shares: the database pool, the audit log, error bodies, metrics.
+
+A service's `create_app(settings)` calls :func:`install_platform` and adds its routes.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from flk.security.audit import PostgresAuditLog
+from flk.settings import PlatformSettings
+
+log = logging.getLogger(__name__)
+
+#: errors that mean "the database is not reachable now": answer 503, never a trace
+_UNAVAILABLE = (OSError, ConnectionError, TimeoutError)
+
+
+def _is_database_unavailable(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(exc, (*_UNAVAILABLE, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
+                            asyncpg.InterfaceError, asyncpg.exceptions.ConnectionFailureError,
+                            asyncpg.exceptions.AdminShutdownError))
+
+
+async def open_pool(settings: PlatformSettings, **kwargs):
+    import asyncpg
+
+    return await asyncpg.create_pool(
+        settings.database_url.get_secret_value(), min_size=kwargs.pop("min_size", 1),
+        max_size=kwargs.pop("max_size", 10), command_timeout=kwargs.pop("command_timeout", 10), **kwargs,
+    )
+
+
+def platform_lifespan(
+    settings: PlatformSettings,
+    extra: Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]] | None = None,
+):
+    """Lifespan that opens the pool and audit log; `extra(app)` may start more and returns its closer."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.platform_settings = settings
+        app.state.db = await open_pool(settings)
+        app.state.audit_log = PostgresAuditLog(app.state.db)
+        close_extra = await extra(app) if extra else None
+        try:
+            yield
+        finally:
+            if close_extra:
+                await close_extra()
+            await app.state.db.close()
+
+    return lifespan
+
+
+def install_platform(app: FastAPI) -> None:
+    """Error bodies that say what was wrong, and 503 (not a trace) when the database is down."""
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if _is_database_unavailable(exc):
+            return JSONResponse(
+                status_code=503,
+                content={"error": "service_unavailable", "detail": "the database is not reachable; try again shortly"},
+                headers={"Retry-After": "5"},
+            )
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={"error": "internal_error", "detail": "unexpected error; it was logged"})
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            await request.app.state.db.fetchval("SELECT 1")
+        except Exception as exc:  # noqa: BLE001
+            if _is_database_unavailable(exc):
+                return JSONResponse(status_code=503, content={"status": "database unavailable"})
+            raise
+        return JSONResponse({"status": "ready"})
