@@ -1,0 +1,303 @@
+"""`flk continuity ...`: the batch baseline of the continuity indices.
+
+The batch feeds every visit through the same pure per-patient functions as the
+stream worker (``record_visit``, ``set_listing``, ``compute_indices``), so both
+give the same numbers on the same input.  Memory stays bounded: rows are read
+in chunks and each patient's state is kept encoded (a few hundred bytes, see
+``services.continuity.domain.codec``); rows themselves are never held.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO
+
+import click
+import orjson
+
+from services.continuity.domain.codec import decode_state, encode_state
+from services.continuity.domain.patient import (
+    EMPTY_STATE,
+    PatientState,
+    Visit,
+    compute_indices,
+    record_visit,
+    set_listing,
+)
+from services.continuity.domain.settings import ContinuitySettings, Scope
+
+VISIT_COLUMNS = ("patient_id", "visit_id", "practitioner_id", "profession", "care_unit_id", "occurred_at")
+LISTING_COLUMNS = ("patient_id", "care_unit_id", "fast_lakarkontakt_id")
+CHUNK_ROWS = 50_000
+PROGRESS_EVERY = 250_000
+MAX_REPORTED_BAD_ROWS = 1_000
+
+# A patient's state: encoded bytes, or the object itself if it exceeds the codec's limits.
+StoredState = bytes | PatientState
+
+
+class BadRow(ValueError):
+    """A row that cannot be used; the message is the reason."""
+
+
+@dataclass
+class Report:
+    """Counts and bad-row reporting on stderr."""
+
+    progress: bool
+    terminal: bool = False
+    rows: int = 0
+    bad: int = 0
+    _progress_shown: bool = field(default=False, repr=False)
+
+    def bad_row(self, path: Path, line: int, reason: str) -> None:
+        self.bad += 1
+        if self.bad <= MAX_REPORTED_BAD_ROWS:
+            self._clear_progress()
+            click.echo(f"{path}:{line}: skipped: {reason}", err=True)
+        elif self.bad == MAX_REPORTED_BAD_ROWS + 1:
+            click.echo("further bad rows are counted but not shown", err=True)
+
+    def tick(self, what: str, patients: int) -> None:
+        if not self.progress:
+            return
+        text = f"{what}: {self.rows:,} rows, {patients:,} patients"
+        if self.terminal:
+            click.echo(f"\r{text}", err=True, nl=False)
+            self._progress_shown = True
+        else:
+            click.echo(text, err=True)
+
+    def done(self) -> None:
+        self._clear_progress()
+
+    def _clear_progress(self) -> None:
+        if self._progress_shown:
+            click.echo("", err=True)
+            self._progress_shown = False
+
+
+def _header(reader: Iterator[list[str]], path: Path, required: tuple[str, ...], param: str) -> dict[str, int]:
+    try:
+        names = [name.strip().lower() for name in next(reader)]
+    except StopIteration:
+        raise click.BadParameter(f"{path} is empty (no header row)", param_hint=param) from None
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise click.BadParameter(f"{path} lacks columns: {', '.join(missing)}", param_hint=param)
+    return {name: i for i, name in enumerate(names)}
+
+
+def parse_occurred_at(text: str) -> date | datetime:
+    """An ISO date (``2024-03-01``) or date-time (``2024-03-01T08:30``, ``...Z``, ``...+01:00``)."""
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRow(f"bad occurred_at {text!r}: {exc}") from None
+
+
+def _cell(row: list[str], index: int, name: str) -> str:
+    value = row[index].strip()
+    if not value:
+        raise BadRow(f"empty {name}")
+    return value
+
+
+def _parse_visit(row: list[str], columns: dict[str, int], line: int) -> tuple[str, Visit]:
+    if len(row) < len(columns):
+        raise BadRow(f"expected {len(columns)} fields, got {len(row)}")
+    patient_id = _cell(row, columns["patient_id"], "patient_id")
+    contact_index = columns.get("contact_type")
+    contact_type = row[contact_index].strip() or None if contact_index is not None else None
+    visit = Visit(
+        visit_id=_cell(row, columns["visit_id"], "visit_id"),
+        practitioner_id=_cell(row, columns["practitioner_id"], "practitioner_id"),
+        profession=_cell(row, columns["profession"], "profession"),
+        care_unit_id=_cell(row, columns["care_unit_id"], "care_unit_id"),
+        occurred_at=parse_occurred_at(_cell(row, columns["occurred_at"], "occurred_at")),
+        seq=line,
+        contact_type=contact_type,
+    )
+    return patient_id, visit
+
+
+def _load(stored: StoredState) -> PatientState:
+    return stored if isinstance(stored, PatientState) else decode_state(stored)
+
+
+def _store(state: PatientState) -> StoredState:
+    try:
+        return encode_state(state)
+    except ValueError:  # beyond the codec's per-patient limits: keep the object
+        return state
+
+
+def read_listings(path: Path, states: dict[str, StoredState], report: Report) -> None:
+    """Put each listed patient's unit and fast läkarkontakt(er) into ``states``.
+
+    Several rows for one patient and unit add FLKs (regions with several FLKs);
+    a second unit for the same patient is a bad row (one listing at a time).
+    """
+    listings: dict[str, tuple[str, set[str]]] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        columns = _header(reader, path, LISTING_COLUMNS, "--listings")
+        pi, ui, fi = (columns[c] for c in LISTING_COLUMNS)
+        for row in reader:
+            if not row:
+                continue
+            line = reader.line_num
+            try:
+                if len(row) < len(columns):
+                    raise BadRow(f"expected {len(columns)} fields, got {len(row)}")
+                patient_id = _cell(row, pi, "patient_id")
+                unit = _cell(row, ui, "care_unit_id")
+                flk = row[fi].strip()
+                known = listings.get(patient_id)
+                if known is None:
+                    known = listings[patient_id] = (unit, set())
+                elif known[0] != unit:
+                    raise BadRow(f"patient already listed at {known[0]}, not also at {unit}")
+                if flk:
+                    known[1].add(flk)
+            except BadRow as exc:
+                report.bad_row(path, line, str(exc))
+    for patient_id, (unit, flks) in listings.items():
+        states[patient_id] = _store(set_listing(EMPTY_STATE, unit, flks))
+
+
+def read_visits(
+    path: Path,
+    states: dict[str, StoredState],
+    as_of: date,
+    settings: ContinuitySettings,
+    report: Report,
+) -> None:
+    """Feed every visit row through ``record_visit``, chunk by chunk."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        columns = _header(reader, path, VISIT_COLUMNS, "--visits")
+        chunk: dict[str, list[Visit]] = {}
+        in_chunk = 0
+        for row in reader:
+            if not row:
+                continue
+            line = reader.line_num
+            report.rows += 1
+            try:
+                patient_id, visit = _parse_visit(row, columns, line)
+            except BadRow as exc:
+                report.bad_row(path, line, str(exc))
+                continue
+            chunk.setdefault(patient_id, []).append(visit)
+            in_chunk += 1
+            if in_chunk >= CHUNK_ROWS:
+                _apply(chunk, states, as_of, settings)
+                chunk, in_chunk = {}, 0
+            if report.rows % PROGRESS_EVERY == 0:
+                report.tick("visits", len(states))
+        _apply(chunk, states, as_of, settings)
+        report.tick("visits", len(states))
+
+
+def _apply(
+    chunk: dict[str, list[Visit]], states: dict[str, StoredState], as_of: date, settings: ContinuitySettings
+) -> None:
+    for patient_id, visits in chunk.items():
+        stored = states.get(patient_id)
+        state = before = EMPTY_STATE if stored is None else _load(stored)
+        for visit in visits:
+            state = record_visit(state, visit, as_of, settings)
+        if stored is None or state is not before:
+            states[patient_id] = _store(state)
+
+
+def write_indices(
+    states: dict[str, StoredState], as_of: date, settings: ContinuitySettings, out: IO[bytes]
+) -> None:
+    """One JSON line per patient, sorted by patient id."""
+    buffer: list[bytes] = []
+    for patient_id in sorted(states):
+        indices = compute_indices(_load(states[patient_id]), as_of, settings)
+        buffer.append(orjson.dumps({"patient_id": patient_id, **indices.to_json_dict()}))
+        if len(buffer) >= 10_000:
+            out.write(b"\n".join(buffer) + b"\n")
+            buffer.clear()
+    if buffer:
+        out.write(b"\n".join(buffer) + b"\n")
+    out.flush()
+
+
+@click.group()
+def continuity() -> None:
+    """Continuity of care (COC, UPC, SECON, HHI, MMCI, KPC)."""
+
+
+@continuity.command("indices")
+@click.option(
+    "--visits",
+    "visits_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV: patient_id, visit_id, practitioner_id, profession, care_unit_id, occurred_at[, contact_type].",
+)
+@click.option(
+    "--listings",
+    "listings_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV: patient_id, care_unit_id, fast_lakarkontakt_id (may be empty).",
+)
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="Measure as of this date [default: today].")
+@click.option(
+    "--window-months", type=click.IntRange(min=0), default=18, show_default=True, help="0 = no window (all visits)."
+)
+@click.option(
+    "--scope",
+    type=click.Choice([s.value for s in Scope]),
+    default=Scope.LISTING_UNIT.value,
+    show_default=True,
+    help="Count visits at the listing unit only, or at all units.",
+)
+@click.option("--min-visits", type=click.IntRange(min=0), default=3, show_default=True, help="Visits needed to be eligible.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress on stderr [default: when stderr is a terminal].",
+)
+@click.pass_context
+def indices(
+    ctx: click.Context,
+    visits_path: Path,
+    listings_path: Path | None,
+    as_of: datetime | None,
+    window_months: int,
+    scope: str,
+    min_visits: int,
+    progress: bool | None,
+) -> None:
+    """Per-patient continuity indices as JSON lines on stdout (doctor and total contacts).
+
+    Every patient in either file gets a line; bad rows are reported on stderr
+    with their line number and skipped (exit code 1 if any were).
+    """
+    settings = ContinuitySettings(window_months=window_months, min_visits=min_visits, scope=Scope(scope))
+    day = as_of.date() if as_of is not None else date.today()
+    terminal = sys.stderr.isatty()
+    report = Report(progress=terminal if progress is None else progress, terminal=terminal)
+    states: dict[str, StoredState] = {}
+    if listings_path is not None:
+        read_listings(listings_path, states, report)
+    read_visits(visits_path, states, day, settings, report)
+    report.done()
+    write_indices(states, day, settings, click.get_binary_stream("stdout"))
+    click.echo(
+        f"continuity indices as of {day.isoformat()}: {report.rows:,} visit rows, "
+        f"{len(states):,} patients, {report.bad:,} bad rows skipped",
+        err=True,
+    )
+    if report.bad:
+        ctx.exit(1)
