@@ -6,6 +6,7 @@ a compiled validator (fastjsonschema) for speed; `reference_validator()` gives t
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -53,9 +54,10 @@ class Contracts:
             import fastjsonschema
 
             store = self.shared
+            # fastjsonschema rewrites $refs in the dicts it is given: hand it copies
             compiled = fastjsonschema.compile(
-                self.schema(event_type),
-                handlers={"https": lambda uri: store[uri]},
+                copy.deepcopy(self.schema(event_type)),
+                handlers={"https": lambda uri: copy.deepcopy(store[uri])},
                 formats={"date": _is_date, "date-time": _is_date_time},
             )
             self._compiled[event_type] = compiled
