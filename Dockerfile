@@ -1,0 +1,13 @@
+# One image for every flk service and the `flk` command (services differ by command).
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+RUN useradd --create-home --uid 10001 flk
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY flk ./flk
+COPY services ./services
+COPY schemas ./schemas
+RUN pip install --no-cache-dir .
+USER flk
+ENTRYPOINT ["flk"]
+CMD ["--help"]
