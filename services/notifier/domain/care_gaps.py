@@ -1,0 +1,948 @@
+"""Care-gap detection: the pure rules (no I/O).
+
+A *care gap* (vårdlucka) is a patient with a large care need who is listed at a care unit
+(vårdcentral) and has no real fast läkarkontakt (FLK) there (domain brief §6, F3, F7, F8, P1):
+
+* the patient qualifies when the **latest** risk assessment has ``rub >= policy.rub_threshold``
+  (RUB 4–5 by default; assessments are versioned by ``computed_at``, a late older one never
+  overrides a newer one) **or** the patient lives in a SÄBO (``policy.include_sabo``);
+* the patient lacks an FLK when no active, non-fictive FLK assignment exists at the listing unit:
+  none was ever assigned, only the unit's fictive locum list ``<VC> Dr X`` (F3), or the FLK
+  ended (the doctor left, F8, or another reason);
+* a patient who declined an FLK (F7) is not a gap unless ``policy.declined_counts_as_gap``;
+* dead or emigrated persons never have gaps (P1);
+* a gap opens only once ``policy.grace_days`` have passed since the listing started.
+
+The state of one patient is a frozen :class:`PatientCareState`; facts from the event streams
+are applied with :func:`apply`, which returns the new state and the :class:`CareGapOpened` /
+:class:`CareGapResolved` events. Time is always explicit (``now``); the service sends a
+:class:`Tick` at :func:`next_wakeup` so gaps open when a grace period ends.
+
+Timing choices (documented in the README):
+
+* ``opened_at`` is the moment the gap *condition* became true, never before the end of the
+  grace period: ``max(listing start + grace, lacking-FLK since, qualifying since)``, clamped
+  to ``now`` (it is never in the future). The gap is *emitted* by the first fact or tick
+  processed at or after that moment. Its age (and escalation) counts from ``opened_at``.
+* ``resolved_at`` is the effective time of the fact that closed it, clamped to
+  ``[opened_at, now]``.
+* Gap ids are ``uuid5(patient_key, unit_id, listing_id, opened_at)``: a replay of the same
+  facts gives the same ids, and a second gap in the same listing episode gets another id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from typing import TypeAlias
+
+__all__ = [
+    "CARE_GAP_NAMESPACE",
+    "CarePolicy",
+    "CareGapOpened",
+    "CareGapResolved",
+    "Decline",
+    "Fact",
+    "FlkAssignedFact",
+    "FlkAssignment",
+    "FlkDeclinedFact",
+    "FlkEnd",
+    "FlkEndReason",
+    "FlkEndedFact",
+    "GapCause",
+    "GapEvent",
+    "GapResolution",
+    "Listing",
+    "ListingEnd",
+    "ListingEndReason",
+    "ListingEndedFact",
+    "ListingStartedFact",
+    "OpenGap",
+    "PatientCareState",
+    "PersonStatus",
+    "PersonStatusFact",
+    "ResidenceFact",
+    "RiskAssessedFact",
+    "RiskAssessment",
+    "SaboPeriod",
+    "Tick",
+    "apply",
+    "care_gap_id",
+    "initial_state",
+    "next_wakeup",
+    "tick",
+]
+
+#: Namespace of every care-gap id (uuid5). Never change it: ids would change on replay.
+CARE_GAP_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:flk-primarvard:notifier:care-gap")
+
+#: How many risk assessments are kept per patient (ACG runs are periodic, a few per year).
+RISK_HISTORY_LIMIT = 24
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary
+# --------------------------------------------------------------------------------------------
+
+
+class GapCause(StrEnum):
+    """Why a qualifying patient lacks a real FLK at the listing unit (recorded at opening)."""
+
+    NEVER_ASSIGNED = "never_assigned"
+    """No FLK in this listing episode, and none was lost by relisting."""
+    LOCUM_LIST = "locum_list"
+    """Only on the unit's fictive locum list ``<VC> Dr X`` (F3)."""
+    DOCTOR_LEFT = "doctor_left"
+    """The FLK's role ended at the unit (F8)."""
+    RELISTED = "relisted"
+    """Had a real FLK at the previous unit, which ended when the patient relisted here (F4)."""
+    FLK_ENDED = "flk_ended"
+    """The FLK assignment ended for another reason (e.g. the patient asked to change)."""
+
+
+class GapResolution(StrEnum):
+    FAST_LAKARKONTAKT_ASSIGNED = "fast_lakarkontakt_assigned"
+    RELISTED = "relisted"
+    LISTING_ENDED = "listing_ended"
+    """The listing ended without a new one (e.g. moved out of the region)."""
+    DECEASED = "deceased"
+    EMIGRATED = "emigrated"
+    NO_LONGER_QUALIFIES = "no_longer_qualifies"
+    DECLINED = "declined"
+
+
+class FlkEndReason(StrEnum):
+    DOCTOR_LEFT = "doctor_left"
+    RELISTED = "relisted"
+    PATIENT_REQUEST = "patient_request"
+    DECEASED = "deceased"
+    EMIGRATED = "emigrated"
+    OTHER = "other"
+
+
+class ListingEndReason(StrEnum):
+    RELISTED = "relisted"
+    DECEASED = "deceased"
+    EMIGRATED = "emigrated"
+    UNLISTED = "unlisted"
+    """Any other end (moved out of the region's responsibility, administrative)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Policy
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CarePolicy:
+    """The per-region settings of gap detection (part of a policy profile).
+
+    ``grace_days`` (default 14): a gap opens only when this many days (exact 24 h periods)
+    have passed since the listing started, giving the unit time to assign an FLK.
+    ``declined_counts_as_gap`` (default False, F7): a patient who declined an FLK is not
+    "missing FLK" for alerts. ``rub_threshold`` (default 4): RUB 4 and 5 are high care need.
+    ``include_sabo`` (default True): SÄBO residents qualify whatever their RUB (G3).
+    """
+
+    grace_days: int = 14
+    declined_counts_as_gap: bool = False
+    rub_threshold: int = 4
+    include_sabo: bool = True
+
+    def __post_init__(self) -> None:
+        if self.grace_days < 0:
+            raise ValueError("grace_days must be >= 0")
+        if not 0 <= self.rub_threshold <= 5:
+            raise ValueError("rub_threshold must be a RUB band 0..5")
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(days=self.grace_days)
+
+
+# --------------------------------------------------------------------------------------------
+# Facts (inputs; domain facts translated from the event streams, not wire JSON)
+# --------------------------------------------------------------------------------------------
+
+
+def _aware(value: datetime | None, name: str) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class ListingStartedFact:
+    patient_key: str
+    listing_id: str
+    unit_id: str
+    started_at: datetime
+
+    def __post_init__(self) -> None:
+        _aware(self.started_at, "started_at")
+
+
+@dataclass(frozen=True, slots=True)
+class ListingEndedFact:
+    patient_key: str
+    listing_id: str
+    unit_id: str
+    ended_at: datetime
+    reason: ListingEndReason = ListingEndReason.UNLISTED
+
+    def __post_init__(self) -> None:
+        _aware(self.ended_at, "ended_at")
+
+
+@dataclass(frozen=True, slots=True)
+class FlkAssignedFact:
+    patient_key: str
+    assignment_id: str
+    unit_id: str
+    practitioner_id: str
+    assigned_at: datetime
+    is_fictive: bool = False
+    """True for the unit's fictive locum list ``<VC> Dr X`` (F3): not a real FLK."""
+
+    def __post_init__(self) -> None:
+        _aware(self.assigned_at, "assigned_at")
+
+
+@dataclass(frozen=True, slots=True)
+class FlkEndedFact:
+    patient_key: str
+    assignment_id: str
+    unit_id: str
+    ended_at: datetime
+    reason: FlkEndReason
+
+    def __post_init__(self) -> None:
+        _aware(self.ended_at, "ended_at")
+
+
+@dataclass(frozen=True, slots=True)
+class FlkDeclinedFact:
+    """The patient declined an FLK at the unit (``declined=False``: the patient withdrew it)."""
+
+    patient_key: str
+    unit_id: str
+    decided_at: datetime
+    declined: bool = True
+
+    def __post_init__(self) -> None:
+        _aware(self.decided_at, "decided_at")
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAssessedFact:
+    patient_key: str
+    rub: int
+    computed_at: datetime
+
+    def __post_init__(self) -> None:
+        _aware(self.computed_at, "computed_at")
+        if not 0 <= self.rub <= 5:
+            raise ValueError("rub must be 0..5")
+
+
+@dataclass(frozen=True, slots=True)
+class ResidenceFact:
+    """A SÄBO residence period ``[sabo_from, sabo_to)``; ``sabo_to=None`` while it lasts.
+
+    Periods are identified by ``residence_id`` (default: ``sabo_from``); a later fact for the
+    same period sets or corrects its end. An open-ended fact never reopens a closed period
+    (a late redelivery of the start must not undo the end).
+    """
+
+    patient_key: str
+    sabo_from: datetime
+    sabo_to: datetime | None = None
+    residence_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _aware(self.sabo_from, "sabo_from")
+        _aware(self.sabo_to, "sabo_to")
+        if self.sabo_to is not None and self.sabo_to < self.sabo_from:
+            raise ValueError("sabo_to must not be before sabo_from")
+
+    @property
+    def period_id(self) -> str:
+        return self.residence_id or self.sabo_from.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class PersonStatusFact:
+    """Population register status (P1); the fact with the latest ``effective_at`` wins."""
+
+    patient_key: str
+    effective_at: datetime
+    deceased: bool = False
+    emigrated: bool = False
+
+    def __post_init__(self) -> None:
+        _aware(self.effective_at, "effective_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A wake-up: re-evaluate at ``now`` (opens gaps whose grace period has passed,
+    resolves SÄBO periods that ended). ``apply`` evaluates at its ``now`` argument;
+    pass the same value."""
+
+    now: datetime
+    patient_key: str | None = None
+
+    def __post_init__(self) -> None:
+        _aware(self.now, "now")
+
+
+Fact: TypeAlias = (
+    ListingStartedFact
+    | ListingEndedFact
+    | FlkAssignedFact
+    | FlkEndedFact
+    | FlkDeclinedFact
+    | RiskAssessedFact
+    | ResidenceFact
+    | PersonStatusFact
+    | Tick
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Events (outputs)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CareGapOpened:
+    gap_id: uuid.UUID
+    patient_key: str
+    unit_id: str
+    cause: GapCause
+    rub: int | None
+    """The latest RUB when the gap opened (None: no assessment; the patient is a SÄBO resident)."""
+    sabo: bool
+    opened_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CareGapResolved:
+    gap_id: uuid.UUID
+    patient_key: str
+    unit_id: str
+    resolution: GapResolution
+    resolved_at: datetime
+
+
+GapEvent: TypeAlias = CareGapOpened | CareGapResolved
+
+
+# --------------------------------------------------------------------------------------------
+# State
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    listing_id: str
+    unit_id: str
+    started_at: datetime
+    lost_flk_by_relisting: bool = False
+    """The patient had a real FLK at the previous unit that ended by this relisting."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListingEnd:
+    listing_id: str
+    unit_id: str
+    started_at: datetime
+    reason: ListingEndReason
+    ended_at: datetime
+    had_real_flk: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FlkAssignment:
+    assignment_id: str
+    unit_id: str
+    practitioner_id: str
+    is_fictive: bool
+    assigned_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FlkEnd:
+    reason: FlkEndReason
+    ended_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    unit_id: str
+    decided_at: datetime
+    declined: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAssessment:
+    rub: int
+    computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SaboPeriod:
+    period_id: str
+    sabo_from: datetime
+    sabo_to: datetime | None
+
+    def covers(self, moment: datetime) -> bool:
+        return self.sabo_from <= moment and (self.sabo_to is None or moment < self.sabo_to)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonStatus:
+    deceased: bool
+    emigrated: bool
+    effective_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OpenGap:
+    gap_id: uuid.UUID
+    unit_id: str
+    listing_id: str
+    cause: GapCause
+    rub: int | None
+    sabo: bool
+    opened_at: datetime
+    seq_in_episode: int = 1
+    """1 for the first gap of the listing episode, 2 for the next, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class _LastGap:
+    gap_id: uuid.UUID
+    listing_id: str
+    resolved_at: datetime
+    seq_in_episode: int
+
+
+@dataclass(frozen=True, slots=True)
+class PatientCareState:
+    """Everything gap detection knows about one patient (keyed by the pseudonymous key)."""
+
+    patient_key: str
+    listing: Listing | None = None
+    closed_listing_ids: frozenset[str] = frozenset()
+    last_listing_end: ListingEnd | None = None
+    assignments: tuple[FlkAssignment, ...] = ()
+    """Active FLK assignments (real and fictive)."""
+    ended_assignment_ids: frozenset[str] = frozenset()
+    last_real_flk_end: FlkEnd | None = None
+    """How the last real FLK of the current listing episode ended."""
+    decline: Decline | None = None
+    risk_history: tuple[RiskAssessment, ...] = ()
+    """Assessments sorted by ``computed_at``; the last one is the latest."""
+    sabo_periods: tuple[SaboPeriod, ...] = ()
+    status: PersonStatus | None = None
+    open_gap: OpenGap | None = None
+    last_gap: _LastGap | None = None
+
+    @property
+    def latest_risk(self) -> RiskAssessment | None:
+        return self.risk_history[-1] if self.risk_history else None
+
+    @property
+    def deceased(self) -> bool:
+        return self.status is not None and self.status.deceased
+
+    @property
+    def emigrated(self) -> bool:
+        return self.status is not None and self.status.emigrated
+
+    def is_sabo_resident(self, moment: datetime) -> bool:
+        return any(p.covers(moment) for p in self.sabo_periods)
+
+    def active_at_listing_unit(self) -> tuple[FlkAssignment, ...]:
+        if self.listing is None:
+            return ()
+        return tuple(a for a in self.assignments if a.unit_id == self.listing.unit_id)
+
+    def has_real_flk(self) -> bool:
+        """An active FLK at the listing unit that is a real doctor (not a fictive list)."""
+        return any(not a.is_fictive for a in self.active_at_listing_unit())
+
+    @property
+    def declined_at_listing_unit(self) -> bool:
+        return (
+            self.listing is not None
+            and self.decline is not None
+            and self.decline.declined
+            and self.decline.unit_id == self.listing.unit_id
+        )
+
+
+def initial_state(patient_key: str) -> PatientCareState:
+    return PatientCareState(patient_key=patient_key)
+
+
+def care_gap_id(patient_key: str, unit_id: str, listing_id: str, opened_at: datetime) -> uuid.UUID:
+    """Deterministic id of a gap: the same facts replayed give the same id."""
+    stamp = opened_at.astimezone(timezone.utc).isoformat()
+    return uuid.uuid5(CARE_GAP_NAMESPACE, f"{patient_key}|{unit_id}|{listing_id}|{stamp}")
+
+
+# --------------------------------------------------------------------------------------------
+# apply
+# --------------------------------------------------------------------------------------------
+
+def apply(
+    state: PatientCareState, fact: Fact, now: datetime, policy: CarePolicy = CarePolicy()
+) -> tuple[PatientCareState, list[GapEvent]]:
+    """Apply one fact at processing time ``now``; return the new state and the gap events.
+
+    Idempotent: applying the same fact again (at the same ``now``) changes nothing and emits
+    nothing. At most one gap is open per patient (and so per patient and unit).
+    """
+    _aware(now, "now")
+    key = getattr(fact, "patient_key", None)
+    if key is not None and key != state.patient_key:
+        raise ValueError("fact is for another patient")
+    updated = _update(state, fact)
+    return _evaluate(updated, now, policy, _effective_at(fact, now))
+
+
+def tick(
+    state: PatientCareState, now: datetime, policy: CarePolicy = CarePolicy()
+) -> tuple[PatientCareState, list[GapEvent]]:
+    """Shorthand for ``apply(state, Tick(now), now, policy)``."""
+    return apply(state, Tick(now=now), now, policy)
+
+
+def next_wakeup(
+    state: PatientCareState, now: datetime, policy: CarePolicy = CarePolicy()
+) -> datetime | None:
+    """The earliest moment after ``now`` at which a :class:`Tick` may change something
+    without any new fact (the end of the grace period, a SÄBO period starting or ending)."""
+    candidates: list[datetime] = []
+    if state.listing is not None and state.open_gap is None:
+        grace_end = state.listing.started_at + policy.grace
+        if grace_end > now:
+            candidates.append(grace_end)
+    if policy.include_sabo:
+        for period in state.sabo_periods:
+            for boundary in (period.sabo_from, period.sabo_to):
+                if boundary is not None and boundary > now:
+                    candidates.append(boundary)
+    return min(candidates) if candidates else None
+
+
+def _effective_at(fact: Fact, now: datetime) -> datetime:
+    match fact:
+        case ListingStartedFact(started_at=t):
+            return t
+        case ListingEndedFact(ended_at=t) | FlkEndedFact(ended_at=t):
+            return t
+        case FlkAssignedFact(assigned_at=t):
+            return t
+        case FlkDeclinedFact(decided_at=t):
+            return t
+        case RiskAssessedFact(computed_at=t):
+            return t
+        case ResidenceFact(sabo_from=start, sabo_to=end):
+            return end if end is not None and end <= now else start
+        case PersonStatusFact(effective_at=t):
+            return t
+        case _:
+            return now
+
+
+# ---- state updates (fact -> state), each idempotent ----------------------------------------
+
+
+def _update(state: PatientCareState, fact: Fact) -> PatientCareState:
+    match fact:
+        case ListingStartedFact():
+            return _listing_started(state, fact)
+        case ListingEndedFact():
+            return _listing_ended(state, fact)
+        case FlkAssignedFact():
+            return _flk_assigned(state, fact)
+        case FlkEndedFact():
+            return _flk_ended(state, fact)
+        case FlkDeclinedFact():
+            return _flk_declined(state, fact)
+        case RiskAssessedFact():
+            return _risk_assessed(state, fact)
+        case ResidenceFact():
+            return _residence(state, fact)
+        case PersonStatusFact():
+            return _person_status(state, fact)
+        case Tick():
+            return state
+    raise TypeError(f"unknown fact {type(fact).__name__}")
+
+
+def _had_real_flk(state: PatientCareState) -> bool:
+    """At the end of the current listing episode: a real FLK was active, or had just
+    ended because of the relisting (the FLK stream may be ahead of the listing stream)."""
+    if state.has_real_flk():
+        return True
+    end = state.last_real_flk_end
+    return end is not None and end.reason is FlkEndReason.RELISTED
+
+
+def _close_episode(
+    state: PatientCareState, reason: ListingEndReason, ended_at: datetime
+) -> PatientCareState:
+    """End the current listing episode; its FLK assignments end with it (F4)."""
+    listing = state.listing
+    assert listing is not None
+    ending = tuple(a for a in state.assignments if a.unit_id == listing.unit_id)
+    return replace(
+        state,
+        listing=None,
+        closed_listing_ids=state.closed_listing_ids | {listing.listing_id},
+        last_listing_end=ListingEnd(
+            listing_id=listing.listing_id,
+            unit_id=listing.unit_id,
+            started_at=listing.started_at,
+            reason=reason,
+            ended_at=ended_at,
+            had_real_flk=_had_real_flk(state),
+        ),
+        assignments=tuple(a for a in state.assignments if a.unit_id != listing.unit_id),
+        ended_assignment_ids=state.ended_assignment_ids | {a.assignment_id for a in ending},
+        last_real_flk_end=None,
+        decline=None,
+    )
+
+
+def _listing_started(state: PatientCareState, fact: ListingStartedFact) -> PatientCareState:
+    current = state.listing
+    if fact.listing_id in state.closed_listing_ids:
+        return state  # a late redelivery of an episode that already ended
+    if current is not None and current.listing_id == fact.listing_id:
+        return state  # redelivery
+    newest_start = current.started_at if current is not None else (
+        state.last_listing_end.started_at if state.last_listing_end is not None else None
+    )
+    if newest_start is not None and fact.started_at < newest_start:
+        # An older episode arriving late: it was superseded by a newer one (L1).
+        return replace(state, closed_listing_ids=state.closed_listing_ids | {fact.listing_id})
+
+    if current is not None and current.unit_id == fact.unit_id:
+        # A new listing record at the same unit continues the episode (no FLK change, F4).
+        return replace(
+            state,
+            listing=replace(current, listing_id=fact.listing_id),
+            closed_listing_ids=state.closed_listing_ids | {current.listing_id},
+        )
+
+    if current is not None:
+        # L1: the new listing ends the previous one atomically; its FLKs end (F4, relisted).
+        state = _close_episode(state, ListingEndReason.RELISTED, fact.started_at)
+
+    previous = state.last_listing_end
+    lost_flk = (
+        previous is not None
+        and previous.reason is ListingEndReason.RELISTED
+        and previous.unit_id != fact.unit_id
+        and previous.had_real_flk
+    )
+    # Assignments at other units are stale (F4): drop them. Assignments for the new unit
+    # that arrived before the listing event are kept.
+    stale = tuple(a for a in state.assignments if a.unit_id != fact.unit_id)
+    decline = state.decline
+    if decline is not None and not (
+        decline.unit_id == fact.unit_id and decline.decided_at >= fact.started_at
+    ):
+        decline = None
+    return replace(
+        state,
+        listing=Listing(
+            listing_id=fact.listing_id,
+            unit_id=fact.unit_id,
+            started_at=fact.started_at,
+            lost_flk_by_relisting=lost_flk,
+        ),
+        assignments=tuple(a for a in state.assignments if a.unit_id == fact.unit_id),
+        ended_assignment_ids=state.ended_assignment_ids | {a.assignment_id for a in stale},
+        last_real_flk_end=None,
+        decline=decline,
+    )
+
+
+def _listing_ended(state: PatientCareState, fact: ListingEndedFact) -> PatientCareState:
+    if state.listing is not None and state.listing.listing_id == fact.listing_id:
+        return _close_episode(state, fact.reason, fact.ended_at)
+    if fact.listing_id in state.closed_listing_ids:
+        return state
+    # The end of an episode we have not seen start (yet): remember it so its start is ignored.
+    return replace(state, closed_listing_ids=state.closed_listing_ids | {fact.listing_id})
+
+
+def _flk_assigned(state: PatientCareState, fact: FlkAssignedFact) -> PatientCareState:
+    if fact.assignment_id in state.ended_assignment_ids:
+        return state  # ended already (redelivery, or the end arrived first)
+    if any(a.assignment_id == fact.assignment_id for a in state.assignments):
+        return state
+    listing = state.listing
+    if listing is not None and fact.unit_id != listing.unit_id and fact.assigned_at < listing.started_at:
+        # An assignment at a previous unit arriving late: it ended with the relisting (F4).
+        return replace(state, ended_assignment_ids=state.ended_assignment_ids | {fact.assignment_id})
+    assignment = FlkAssignment(
+        assignment_id=fact.assignment_id,
+        unit_id=fact.unit_id,
+        practitioner_id=fact.practitioner_id,
+        is_fictive=fact.is_fictive,
+        assigned_at=fact.assigned_at,
+    )
+    return replace(state, assignments=state.assignments + (assignment,))
+
+
+def _flk_ended(state: PatientCareState, fact: FlkEndedFact) -> PatientCareState:
+    if fact.assignment_id in state.ended_assignment_ids:
+        return state
+    ended = next((a for a in state.assignments if a.assignment_id == fact.assignment_id), None)
+    state = replace(
+        state,
+        assignments=tuple(a for a in state.assignments if a.assignment_id != fact.assignment_id),
+        ended_assignment_ids=state.ended_assignment_ids | {fact.assignment_id},
+    )
+    if (
+        ended is not None
+        and not ended.is_fictive
+        and state.listing is not None
+        and ended.unit_id == state.listing.unit_id
+    ):
+        state = replace(state, last_real_flk_end=FlkEnd(reason=fact.reason, ended_at=fact.ended_at))
+    return state
+
+
+def _flk_declined(state: PatientCareState, fact: FlkDeclinedFact) -> PatientCareState:
+    current = state.decline
+    if current is not None and current.unit_id == fact.unit_id and fact.decided_at <= current.decided_at:
+        return state  # redelivery or an older decision arriving late
+    return replace(
+        state, decline=Decline(unit_id=fact.unit_id, decided_at=fact.decided_at, declined=fact.declined)
+    )
+
+
+def _risk_assessed(state: PatientCareState, fact: RiskAssessedFact) -> PatientCareState:
+    if any(r.computed_at == fact.computed_at for r in state.risk_history):
+        return state  # the same version (first writer wins): redelivery
+    history = sorted(
+        state.risk_history + (RiskAssessment(rub=fact.rub, computed_at=fact.computed_at),),
+        key=lambda r: r.computed_at,
+    )
+    return replace(state, risk_history=tuple(history[-RISK_HISTORY_LIMIT:]))
+
+
+def _residence(state: PatientCareState, fact: ResidenceFact) -> PatientCareState:
+    period_id = fact.period_id
+    existing = next((p for p in state.sabo_periods if p.period_id == period_id), None)
+    new = SaboPeriod(period_id=period_id, sabo_from=fact.sabo_from, sabo_to=fact.sabo_to)
+    if existing is not None:
+        if existing == new:
+            return state
+        if fact.sabo_to is None and existing.sabo_to is not None:
+            return state  # never reopen a closed period with a start-only fact
+    others = tuple(p for p in state.sabo_periods if p.period_id != period_id)
+    periods = tuple(sorted(others + (new,), key=lambda p: (p.sabo_from, p.period_id)))
+    return replace(state, sabo_periods=periods)
+
+
+def _person_status(state: PatientCareState, fact: PersonStatusFact) -> PatientCareState:
+    current = state.status
+    if current is not None and fact.effective_at < current.effective_at:
+        return state
+    new = PersonStatus(deceased=fact.deceased, emigrated=fact.emigrated, effective_at=fact.effective_at)
+    if current == new:
+        return state
+    if current is not None and current.deceased and fact.effective_at == current.effective_at:
+        return state  # same instant, conflicting: death is not undone by an equal-time fact
+    return replace(state, status=new)
+
+
+# ---- evaluation (state -> events) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    cause: GapCause
+    rub: int | None
+    sabo: bool
+    opened_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _NotWanted:
+    resolution: GapResolution | None
+    """Why there is no gap; None: not yet (grace period), an open gap stays open."""
+
+
+def _qualifying_since(state: PatientCareState, now: datetime, policy: CarePolicy) -> datetime | None:
+    """Since when the patient has qualified (high RUB or SÄBO), None if not qualifying now."""
+    since: list[datetime] = []
+    history = state.risk_history
+    if history and history[-1].rub >= policy.rub_threshold:
+        start = history[-1].computed_at
+        for assessment in reversed(history):
+            if assessment.rub < policy.rub_threshold:
+                break
+            start = assessment.computed_at
+        since.append(start)
+    if policy.include_sabo:
+        since.extend(p.sabo_from for p in state.sabo_periods if p.covers(now))
+    return min(since) if since else None
+
+
+def _cause(state: PatientCareState) -> GapCause:
+    if state.active_at_listing_unit():  # only fictive ones, since there is no real FLK
+        return GapCause.LOCUM_LIST
+    end = state.last_real_flk_end
+    if end is not None:
+        if end.reason is FlkEndReason.DOCTOR_LEFT:
+            return GapCause.DOCTOR_LEFT
+        return GapCause.FLK_ENDED
+    assert state.listing is not None
+    if state.listing.lost_flk_by_relisting:
+        return GapCause.RELISTED
+    return GapCause.NEVER_ASSIGNED
+
+
+def _resolution_without_listing(state: PatientCareState) -> GapResolution:
+    end = state.last_listing_end
+    if end is None:
+        return GapResolution.LISTING_ENDED
+    return {
+        ListingEndReason.RELISTED: GapResolution.RELISTED,
+        ListingEndReason.DECEASED: GapResolution.DECEASED,
+        ListingEndReason.EMIGRATED: GapResolution.EMIGRATED,
+        ListingEndReason.UNLISTED: GapResolution.LISTING_ENDED,
+    }[end.reason]
+
+
+def _wanted(state: PatientCareState, now: datetime, policy: CarePolicy) -> _Wanted | _NotWanted:
+    if state.deceased:
+        return _NotWanted(GapResolution.DECEASED)
+    if state.emigrated:
+        return _NotWanted(GapResolution.EMIGRATED)
+    listing = state.listing
+    if listing is None:
+        return _NotWanted(_resolution_without_listing(state))
+    if state.has_real_flk():
+        return _NotWanted(GapResolution.FAST_LAKARKONTAKT_ASSIGNED)
+    if state.last_real_flk_end is not None and state.last_real_flk_end.reason is FlkEndReason.RELISTED:
+        # The FLK stream says the patient relisted; the listing event is on its way.
+        return _NotWanted(GapResolution.RELISTED)
+    if state.declined_at_listing_unit and not policy.declined_counts_as_gap:
+        return _NotWanted(GapResolution.DECLINED)
+    qualifying_since = _qualifying_since(state, now, policy)
+    if qualifying_since is None:
+        return _NotWanted(GapResolution.NO_LONGER_QUALIFIES)
+    grace_end = listing.started_at + policy.grace
+    if now < grace_end:
+        return _NotWanted(None)
+
+    since = [grace_end, qualifying_since]
+    end = state.last_real_flk_end
+    since.append(end.ended_at if end is not None else listing.started_at)
+    decline = state.decline
+    if decline is not None and decline.unit_id == listing.unit_id and not decline.declined:
+        since.append(decline.decided_at)  # a withdrawn decline
+    last = state.last_gap
+    if last is not None and last.listing_id == listing.listing_id:
+        since.append(last.resolved_at)  # a new gap never starts before the previous one ended
+    opened_at = min(max(since), now)
+
+    latest = state.latest_risk
+    return _Wanted(
+        cause=_cause(state),
+        rub=latest.rub if latest is not None else None,
+        sabo=policy.include_sabo and state.is_sabo_resident(now),
+        opened_at=opened_at,
+    )
+
+
+def _evaluate(
+    state: PatientCareState, now: datetime, policy: CarePolicy, effective_at: datetime
+) -> tuple[PatientCareState, list[GapEvent]]:
+    events: list[GapEvent] = []
+    wanted = _wanted(state, now, policy)
+
+    gap = state.open_gap
+    if gap is not None:
+        resolution: GapResolution | None
+        if state.deceased:
+            resolution = GapResolution.DECEASED
+        elif state.emigrated:
+            resolution = GapResolution.EMIGRATED
+        elif state.listing is None:
+            resolution = _resolution_without_listing(state)
+        elif state.listing.unit_id != gap.unit_id:
+            resolution = GapResolution.RELISTED
+        elif isinstance(wanted, _NotWanted):
+            resolution = wanted.resolution
+        else:
+            resolution = None  # still a gap (its recorded cause, RUB and SÄBO stay as opened)
+        if resolution is not None:
+            resolved_at = min(max(effective_at, gap.opened_at), now)
+            events.append(
+                CareGapResolved(
+                    gap_id=gap.gap_id,
+                    patient_key=state.patient_key,
+                    unit_id=gap.unit_id,
+                    resolution=resolution,
+                    resolved_at=resolved_at,
+                )
+            )
+            state = replace(
+                state,
+                open_gap=None,
+                last_gap=_LastGap(
+                    gap_id=gap.gap_id,
+                    listing_id=gap.listing_id,
+                    resolved_at=resolved_at,
+                    seq_in_episode=gap.seq_in_episode,
+                ),
+            )
+
+    if state.open_gap is None and isinstance(wanted, _Wanted):
+        listing = state.listing
+        assert listing is not None
+        gap_id = care_gap_id(state.patient_key, listing.unit_id, listing.listing_id, wanted.opened_at)
+        last = state.last_gap
+        seq = 1
+        if last is not None and last.listing_id == listing.listing_id:
+            seq = last.seq_in_episode + 1
+            if wanted.opened_at <= last.resolved_at:
+                # Reopened at the instant the previous gap of this episode closed: every
+                # earlier gap opened at or before that instant, so tell them apart by number.
+                gap_id = uuid.uuid5(CARE_GAP_NAMESPACE, f"{gap_id}|{seq}")
+        opened = OpenGap(
+            gap_id=gap_id,
+            unit_id=listing.unit_id,
+            listing_id=listing.listing_id,
+            cause=wanted.cause,
+            rub=wanted.rub,
+            sabo=wanted.sabo,
+            opened_at=wanted.opened_at,
+            seq_in_episode=seq,
+        )
+        events.append(
+            CareGapOpened(
+                gap_id=gap_id,
+                patient_key=state.patient_key,
+                unit_id=opened.unit_id,
+                cause=opened.cause,
+                rub=opened.rub,
+                sabo=opened.sabo,
+                opened_at=opened.opened_at,
+            )
+        )
+        state = replace(state, open_gap=opened)
+    return state, events

@@ -1,0 +1,58 @@
+"""`flk infra` is idempotent and manages only what it started."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from flk.infra.cli import infra as infra_cli
+from flk.infra.kafka import Kafka
+from flk.infra.postgres import Postgres
+from flk.infra.process import InfraError
+from flk.infra.prometheus import Prometheus
+
+
+def test_second_up_is_a_no_op_and_keeps_the_same_processes(infra):
+    kafka, postgres = Kafka(infra), Postgres(infra)
+    pids = (kafka.process.pid(), postgres.process.pid())
+
+    assert "already running" in kafka.up()
+    assert "already running" in postgres.up()
+    assert (kafka.process.pid(), postgres.process.pid()) == pids
+
+
+def test_status_names_each_part_and_where_it_listens(infra):
+    result = CliRunner().invoke(infra_cli, ["status"])
+    assert result.exit_code == 0
+    assert f"kafka: running" in result.output and infra.kafka_bootstrap in result.output
+    assert f"postgres: running" in result.output
+    assert "***" in result.output and infra.postgres_app_password.get_secret_value() not in result.output
+
+
+def test_a_port_taken_by_someone_else_gives_a_clear_error(infra):
+    other = infra.model_copy(update={"state_dir": infra.state_dir / "elsewhere"})
+    with pytest.raises(InfraError, match=f"port {infra.kafka_port} is taken by a process flk did not start"):
+        Kafka(other).up()
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus is installed by .ci/run")
+def test_prometheus_on_request_answers_queries(infra):
+    prometheus = Prometheus(infra)
+    started_here = prometheus.process.pid() is None
+    prometheus.up()
+    try:
+        deadline = time.monotonic() + 30
+        result: list = []
+        while not result and time.monotonic() < deadline:
+            url = f"http://{prometheus.address}/api/v1/query?query=up%7Bjob%3D%22prometheus%22%7D"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                result = json.load(response)["data"]["result"]
+            time.sleep(0.5)
+        assert result and result[0]["value"][1] == "1"
+    finally:
+        if started_here:
+            prometheus.down()
