@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "continuity": "services.continuity.entrypoints.cli:continuity",
     "listing": "services.listing.entrypoints.cli:listing",
     "notifier": "services.notifier.entrypoints.cli:notifier",
+    "simulate": "flk.simulator.cli:simulate",
 }
 
 

@@ -1,0 +1,128 @@
+"""Statistical sanity of the `small` preset against the settings (a documented synthetic region)."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+
+def by_type(items, event_type: str) -> list[dict]:
+    return [i.data for i in items if i.event_type == event_type]
+
+
+def test_named_flk_coverage_starts_below_the_55_percent_goal(small_run) -> None:
+    sim, _ = small_run
+    start = sim.summary.coverage(sim.summary.opening)
+    end = sim.summary.coverage(sim.summary.closing)
+    assert 0.35 <= start["named_flk_of_population"] < 0.55
+    assert 0.30 <= end["named_flk_of_population"] < 0.55
+    # higher for those with the greatest need (RUB 4–5, SÄBO) than for everyone
+    assert start["rub45_named_flk"] > start["named_flk_of_listed"] + 0.1
+    assert start["sabo_named_flk"] > start["named_flk_of_listed"]
+    assert start["sabo_named_flk"] < 0.80  # below the G3 goal
+
+
+def test_rub_distribution_is_close_to_the_setting(small_run) -> None:
+    sim, items = small_run
+    opening = [d["rub"] for d in by_type(items, "risk.assessed.v1") if d["assessment_id"].split("-")[1] == "00"]
+    counts = Counter(opening)
+    total = sum(sim.settings.rub_shares)
+    for band, share in enumerate(sim.settings.rub_shares):
+        assert counts[band] / len(opening) == pytest.approx(share / total, abs=0.03), band
+
+
+def test_rub_rises_with_age(small_run) -> None:
+    _, items = small_run
+    births = {d["patient_key"]: int(d["birth_date"][:4]) for d in by_type(items, "person.registered.v1")}
+    rub = {d["patient_key"]: d["rub"] for d in by_type(items, "risk.assessed.v1")
+           if d["assessment_id"].split("-")[1] == "00"}
+    old = [r for k, r in rub.items() if births[k] < 1950]
+    young = [r for k, r in rub.items() if 1995 <= births[k] < 2010]
+    assert sum(old) / len(old) > sum(young) / len(young) + 0.7
+
+
+def test_sabo_residents_are_about_one_percent_mostly_80_plus(small_run) -> None:
+    sim, items = small_run
+    population = sim.summary.opening["population"]
+    residents = {d["patient_key"] for d in by_type(items, "residence.recorded.v1") if d["sabo_to"] is None}
+    opening = sim.summary.opening["sabo"]
+    assert 0.005 <= opening / population <= 0.015
+    births = {d["patient_key"]: d["birth_date"] for d in by_type(items, "person.registered.v1")}
+    old = sum(1 for k in residents if births[k] <= "1946-06-30")
+    assert old / len(residents) >= 0.7
+
+
+def test_fictive_locum_lists_exist_and_hold_5_to_10_percent(small_run) -> None:
+    sim, items = small_run
+    fictive_lists = [d for d in by_type(items, "sim.list") if d["list_kind"] == "fictive"]
+    assert fictive_lists and all(" Dr " in d["display_name"] for d in fictive_lists)
+    units = {d["care_unit_id"]: d["name"] for d in by_type(items, "sim.unit")}
+    assert all(d["display_name"].startswith(units[d["care_unit_id"]] + " Dr ") for d in fictive_lists)
+    on_fictive = [d for d in by_type(items, "fast_lakarkontakt.assign.v1") if "practitioner_id" not in d]
+    assert {d["list_id"] for d in on_fictive} <= {d["list_id"] for d in fictive_lists}
+    assert 0.04 <= sim.summary.coverage(sim.summary.opening)["fictive_of_listed"] <= 0.12
+    # no named FLK is a locum (F2)
+    locums = {d["practitioner_id"] for d in by_type(items, "practitioner_role.started.v1")
+              if d["employment_type"] in ("hyr", "konsult")}
+    assert locums
+    assert not locums & {d.get("practitioner_id") for d in by_type(items, "fast_lakarkontakt.assign.v1")}
+
+
+def test_continuity_differs_by_unit_and_is_high_with_an_flk(small_run) -> None:
+    sim, items = small_run
+    kpc = {u: hits / total for u, (total, hits) in sim.summary.unit_continuity.items() if total > 100}
+    assert len(kpc) >= 4
+    assert max(kpc.values()) - min(kpc.values()) >= 0.15
+    # doctor visits of patients without an FLK are spread over more doctors
+    flk: dict[str, str] = {}
+    for d in by_type(items, "fast_lakarkontakt.assign.v1"):
+        if "practitioner_id" in d:
+            flk.setdefault(d["patient_key"], d["practitioner_id"])
+    doctors: dict[str, Counter] = defaultdict(Counter)
+    for d in by_type(items, "visit.recorded.v1"):
+        if d["profession"] == "läkare":
+            doctors[d["patient_key"]][d["practitioner_id"]] += 1
+
+    def mean_upc(keys) -> float:
+        values = [max(c.values()) / sum(c.values()) for k in keys if sum((c := doctors[k]).values()) >= 3]
+        return sum(values) / len(values)
+
+    with_flk = [k for k in doctors if k in flk]
+    without = [k for k in doctors if k not in flk]
+    assert mean_upc(with_flk) > mean_upc(without) + 0.15
+
+
+def test_doctors_leave_and_are_replaced_deaths_and_moves_happen(small_run) -> None:
+    sim, items = small_run
+    ended = by_type(items, "practitioner_role.ended.v1")
+    started_in_period = [d for d in by_type(items, "practitioner_role.started.v1") if d["valid_from"] >= sim.summary.start]
+    assert any(True for d in ended if d["role_id"]) and started_in_period
+    statuses = Counter(d["status"] for d in by_type(items, "person.updated.v1"))
+    assert statuses["deceased"] > 10 and statuses["emigrated"] + statuses["moved_out_of_region"] > 10
+    assert any(d["protected_identity"] for d in by_type(items, "person.registered.v1"))
+    protected = {d["patient_key"] for d in by_type(items, "person.registered.v1") if d["protected_identity"]}
+    for d in by_type(items, "person.registered.v1") + by_type(items, "residence.recorded.v1"):
+        if d["patient_key"] in protected:
+            assert "municipality_code" not in d  # P2: nothing address-like
+    assert by_type(items, "visit.cancelled.v1")
+    # people arrive too: births and movers are registered during the period
+    assert any(d["updated_at"][:10] > sim.summary.start for d in by_type(items, "person.registered.v1"))
+
+
+def test_each_area_stream_is_time_ordered(small_run) -> None:
+    _, items = small_run
+    times = [i.at for i in items]
+    assert times == sorted(times)
+
+
+def test_events_of_a_person_follow_registration(small_run) -> None:
+    _, items = small_run
+    registered: set[str] = set()
+    for item in items:
+        key = item.data.get("patient_key")
+        if item.event_type == "person.registered.v1":
+            registered.add(key)
+        elif key is not None and item.event_type in ("listing.request.v1", "visit.recorded.v1", "risk.assessed.v1"):
+            assert key in registered or item.event_type == "listing.request.v1" and "consenting_guardian_keys" in item.data
