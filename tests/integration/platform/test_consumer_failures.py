@@ -109,3 +109,21 @@ async def test_a_restarted_consumer_resumes_without_loss(kafka_bootstrap, topic_
 
     assert sorted(first + second, key=lambda v: int(v[1:])) == [v["visit_id"] for v in sent]
     assert set(second) == {v["visit_id"] for v in sent[20:]}, "committed events are not delivered again"
+
+
+async def test_consumer_lag_reports_what_a_group_has_not_yet_committed(kafka_bootstrap, topic_prefix, producer):
+    from flk.events.lag import consumer_lag
+
+    await publish_many(producer, [make_record("visit.recorded.v1", v, source="/t") for v in visits(6)], topic_prefix)
+    handled: list[str] = []
+
+    async def collect(envelope):
+        handled.append(envelope.data["visit_id"])
+
+    await run_with(collect, kafka_bootstrap, topic_prefix, producer, until=lambda: len(handled) >= 6)
+    group = topic_prefix + "g"
+    assert [(g.group, g.lag) for g in await consumer_lag(kafka_bootstrap, [group])] == [(group, 0)]
+
+    await publish_many(producer, [make_record("visit.recorded.v1", v, source="/t")
+                                  for v in [a_visit(visit_id=f"late{i}") for i in range(4)]], topic_prefix)
+    assert [(g.group, g.lag) for g in await consumer_lag(kafka_bootstrap, [group])] == [(group, 4)]

@@ -1,0 +1,57 @@
+"""Consumer lag: how far each consumer group is behind the end of the topics it reads."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    lag: int  # messages not yet committed, summed over the group's partitions
+    partitions: int
+
+
+async def consumer_lag(bootstrap: str, groups: list[str] | None = None, prefix: str = "") -> list[GroupLag]:
+    """Lag of the named groups (or of every group starting with `prefix`)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    try:
+        if groups is None:
+            listed = await admin.list_consumer_groups()
+            groups = sorted(g[0] for g in listed if str(g[0]).startswith(prefix))
+        result = []
+        for group in groups:
+            committed = await admin.list_consumer_group_offsets(group)
+            if not committed:
+                result.append(GroupLag(group, 0, 0))
+                continue
+            ends = await probe.end_offsets(list(committed))
+            lag = sum(max(ends[tp] - (meta.offset if meta.offset >= 0 else 0), 0) for tp, meta in committed.items())
+            result.append(GroupLag(group, lag, len(committed)))
+        return result
+    finally:
+        await probe.stop()
+        await admin.close()
+
+
+async def wait_until_caught_up(bootstrap: str, groups: list[str], timeout_s: float, settle_checks: int = 3,
+                               interval_s: float = 1.0) -> list[GroupLag]:
+    """Return once every group has lag 0 on `settle_checks` consecutive checks; raise TimeoutError otherwise."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    zero_in_a_row = 0
+    lags: list[GroupLag] = []
+    while loop.time() < deadline:
+        lags = await consumer_lag(bootstrap, groups)
+        zero_in_a_row = zero_in_a_row + 1 if lags and all(g.lag == 0 for g in lags) else 0
+        if zero_in_a_row >= settle_checks:
+            return lags
+        await asyncio.sleep(interval_s)
+    raise TimeoutError(f"consumers still behind after {timeout_s:.0f}s: " +
+                       ", ".join(f"{g.group}={g.lag}" for g in lags))
