@@ -787,6 +787,13 @@ class _Area:
                     "list_id": fl.list_id, "care_unit_id": unit.hsa_id, "display_name": fl.display_name,
                     "list_kind": "fictive", "role_id": "", "practitioner_id": "",
                 }, at)
+            # the region's unit register: every simulated unit has run under contract for years (L3)
+            yield Emitted("care_unit.contracted.v1", {
+                "care_unit_id": unit.hsa_id, "name": unit.name, "region_code": self.spec.region_code,
+                "contract_from": iso_date(self.start - 3653), "contract_to": None, "listing_limit": None,
+                "fictive_lists": [{"list_id": fl.list_id, "name": fl.display_name} for fl in unit.fictive_lists],
+                "recorded_at": iso_time(at),
+            }, at)
         for role in self.roles:
             if role.valid_from < self.start:
                 yield from self._role_started(role, at)
