@@ -1,0 +1,84 @@
+"""PatientCareState <-> compact JSON (the ``state`` column of ``notifier.patient_care_state``).
+
+Generic over the domain's frozen dataclasses, driven by their type hints, so a field added to
+the domain is stored without touching this module. Compact: fields equal to their default are
+left out (most patients have no SÄBO period, no decline, no gap).
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+import uuid
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from services.notifier.domain.care_gaps import PatientCareState
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)) and not isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if dataclasses.is_dataclass(value):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if f.default is not dataclasses.MISSING and v == f.default:
+                continue
+            out[f.name] = _encode(v)
+        return out
+    if isinstance(value, frozenset):
+        return sorted(_encode(v) for v in value)
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _decode(tp: Any, raw: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if raw is None:
+            return None
+        if len(args) != 1:
+            raise TypeError(f"ambiguous union {tp}")
+        return _decode(args[0], raw)
+    if origin is frozenset:
+        (inner,) = typing.get_args(tp)
+        return frozenset(_decode(inner, v) for v in raw)
+    if origin is tuple:
+        inner = typing.get_args(tp)[0]
+        return tuple(_decode(inner, v) for v in raw)
+    if tp is datetime:
+        return datetime.fromisoformat(raw)
+    if tp is uuid.UUID:
+        return uuid.UUID(raw)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp(raw)
+    if dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        return tp(**{name: _decode(hints[name], v) for name, v in raw.items()})
+    if tp in (bool, int, float, str):
+        return raw
+    raise TypeError(f"cannot decode {tp}")
+
+
+def encode_state(state: PatientCareState) -> dict[str, Any]:
+    return _encode(state)
+
+
+def decode_state(raw: dict[str, Any]) -> PatientCareState:
+    return _decode(PatientCareState, raw)

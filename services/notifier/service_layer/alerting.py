@@ -1,0 +1,97 @@
+"""Alert planning: per unit, ``plan_alerts`` decides; the decision is queued durably.
+
+Planning one unit is one transaction: lock the unit's routing row (planners serialise per unit),
+read its open gaps through the view without patient keys, look up which of the candidate dedup
+ids were already planned, and insert each new alert with its dedup ids and one pending delivery
+per channel. Queuing (rather than recording "sent" after the send) is what makes an alert go out
+once: the deliveries are retried until they succeed or give up, and the planner never plans the
+same gap again. The delivery worker is woken after the commit.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from services.notifier.adapters import alert_store
+from services.notifier.adapters.clock import Clock
+from services.notifier.adapters.metrics import NotifierProbe, NullProbe
+from services.notifier.domain.alerts import (
+    Alert,
+    OpenGapRow,
+    UnitRouting,
+    alert_id_for_digest,
+    alert_id_for_escalated_gap,
+    alert_id_for_new_gap,
+    next_planning_time,
+    plan_alerts,
+    summarize,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _candidate_ids(routing: UnitRouting, rows: list[OpenGapRow], now: datetime) -> set[uuid.UUID]:
+    """Every dedup id plan_alerts / next_planning_time may ask about for these rows."""
+    ids: set[uuid.UUID] = set()
+    for r in rows:
+        ids.add(alert_id_for_new_gap(routing.unit_id, r.gap_id))
+        ids.add(alert_id_for_escalated_gap(routing.unit_id, r.gap_id))
+    today = now.astimezone(routing.tz).date()
+    for day in (today - timedelta(days=1), today, today + timedelta(days=1)):
+        ids.add(alert_id_for_digest(routing.unit_id, day))
+    return ids
+
+
+@dataclass
+class AlertPlanner:
+    pool: object
+    clock: Clock
+    probe: NotifierProbe = field(default_factory=NullProbe)
+    on_planned: Callable[[], None] = lambda: None
+    concurrency: int = 4
+
+    async def plan_unit(self, unit_id: str) -> tuple[list[Alert], datetime | None]:
+        """Plan and queue the unit's due alerts; also when to plan it again (None: on change)."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                routing = await alert_store.get_routing(conn, unit_id, for_update=True)
+                if routing is None:
+                    return [], None  # no routing: nobody to alert (gaps stay visible in the API)
+                now = self.clock.now()
+                rows = await alert_store.open_gap_rows(conn, unit_id)
+                sent = await alert_store.sent_ids(conn, _candidate_ids(routing, rows, now))
+                alerts = plan_alerts(routing, rows, sent, now)
+                queued: list[Alert] = []
+                for alert in alerts:
+                    summary = summarize(unit_id, rows, now)
+                    if await alert_store.insert_alert(conn, alert, summary, now):
+                        queued.append(alert)
+                        sent |= alert.dedup_ids
+                next_at = next_planning_time(routing, rows, sent, now)
+        for alert in queued:
+            self.probe.alert_planned(alert.kind.value)
+        if queued:
+            self.on_planned()
+        return queued, next_at
+
+    async def plan_units(self, units: list[str]) -> datetime | None:
+        """Plan several units concurrently (each in its own transaction, locked per unit);
+        the earliest next planning time."""
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(unit: str) -> datetime | None:
+            async with semaphore:
+                return (await self.plan_unit(unit))[1]
+
+        times = [t for t in await asyncio.gather(*(one(u) for u in units)) if t is not None]
+        return min(times, default=None)
+
+    async def plan_all(self) -> datetime | None:
+        """Plan every routed unit; the earliest next planning time."""
+        async with self.pool.acquire() as conn:
+            units = await alert_store.routed_unit_ids(conn)
+        return await self.plan_units(units)

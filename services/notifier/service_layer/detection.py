@@ -1,0 +1,119 @@
+"""Care-gap detection: consumed event -> facts -> pure domain -> one PostgreSQL transaction.
+
+Per message, in ONE transaction: the inbox row (a redelivered event id changes nothing), the
+patient's new state and next wake-up, the care_gap rows, and the outbox rows of
+``care_gap.opened`` / ``care_gap.resolved``. The ticker applies ``Tick(now)`` to the patients
+whose ``next_wakeup`` has passed (grace periods ending), through an index, never a full scan.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from flk.events.consumer import TransientFailure
+from flk.events.envelope import Envelope
+from services.notifier.adapters import care_store
+from services.notifier.adapters.clock import Clock
+from services.notifier.adapters.db import is_transient_db_error
+from services.notifier.adapters.inbound import FactMapper
+from services.notifier.adapters.metrics import NotifierProbe, NullProbe
+from services.notifier.adapters.outbound import gap_event
+from services.notifier.domain.care_gaps import CarePolicy, GapEvent, Tick, apply, initial_state, next_wakeup
+
+log = logging.getLogger(__name__)
+
+#: called after a commit with the units whose open gaps changed (wakes the alert planner and relay)
+GapsChanged = Callable[[set[str]], None]
+
+
+def _noop(units: set[str]) -> None:
+    return None
+
+
+@dataclass
+class CareGapDetection:
+    pool: object  # asyncpg pool
+    clock: Clock
+    policy: CarePolicy
+    mapper: FactMapper
+    probe: NotifierProbe = field(default_factory=NullProbe)
+    on_change: GapsChanged = _noop
+    tick_batch: int = 500
+
+    async def handle(self, envelope: Envelope) -> None:
+        """The EventConsumer handler. Database unavailable -> TransientFailure (retried)."""
+        facts = self.mapper.facts(envelope)
+        if not facts:
+            return
+        try:
+            events = await self._apply(envelope, facts)
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise TransientFailure(type(exc).__name__) from exc
+            raise
+        if events is None:
+            self.probe.duplicate(envelope.event_type)
+            return
+        self._after_commit(events)
+
+    async def _apply(self, envelope: Envelope, facts: list) -> list[GapEvent] | None:
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                now = self.clock.now()
+                if not await care_store.claim_inbox(conn, envelope.id, envelope.event_type, now):
+                    return None
+                key = envelope.key
+                loaded = await care_store.load_state(conn, key)
+                before = loaded[0] if loaded else None
+                state = before or initial_state(key)
+                events: list[GapEvent] = []
+                for fact in facts:
+                    state, produced = apply(state, fact, now, self.policy)
+                    events.extend(produced)
+                wake = next_wakeup(state, now, self.policy)
+                if state != before or loaded is None or wake != loaded[1]:
+                    await care_store.save_state(conn, state, wake, now)
+                await self._record(conn, events)
+                return events
+
+    async def _record(self, conn, events: list[GapEvent]) -> None:
+        await care_store.record_gap_events(conn, events)
+        await care_store.add_outbox(conn, [gap_event(e) for e in events])
+
+    def _after_commit(self, events: Iterable[GapEvent]) -> None:
+        units: set[str] = set()
+        for e in events:
+            units.add(e.unit_id)
+            self.probe.gap_event(type(e).__name__, e.unit_id)
+        if units:
+            self.on_change(units)
+
+    async def tick_due(self) -> int:
+        """Apply Tick(now) to every patient whose next_wakeup has passed; the number ticked."""
+        ticked = 0
+        while True:
+            now = self.clock.now()
+            async with self.pool.acquire() as conn:
+                keys = await care_store.due_patients(conn, now, self.tick_batch)
+            for key in keys:
+                events = await self._tick_one(key, now)
+                if events is not None:
+                    ticked += 1
+                    self._after_commit(events)
+            if len(keys) < self.tick_batch:
+                return ticked
+
+    async def _tick_one(self, key: str, now) -> list[GapEvent] | None:
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                loaded = await care_store.load_state(conn, key, skip_locked=True)
+                if loaded is None:
+                    return None  # being handled by the consumer right now: next round
+                state, stored_wakeup = loaded
+                if stored_wakeup is None or stored_wakeup > now:
+                    return None
+                state, events = apply(state, Tick(now=now, patient_key=key), now, self.policy)
+                await care_store.save_state(conn, state, next_wakeup(state, now, self.policy), now)
+                await self._record(conn, events)
+                return events

@@ -1,0 +1,101 @@
+"""The notifier's settings: environment variables ``FLK_NOTIFIER_*`` (plus the platform's ``FLK_*``).
+
+Fails fast at start-up on a malformed value (pydantic-settings). Secrets (the Teams webhook
+URLs, the SMTP password) are never settings values in the database: the routing table names
+a secret, and :mod:`services.notifier.adapters.secrets` resolves it.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flk.settings import PlatformSettings
+from services.notifier.domain.care_gaps import CarePolicy
+from services.notifier.domain.retry import RetryPolicy
+
+
+class NotifierSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLK_NOTIFIER_", extra="ignore")
+
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
+
+    # ---- who we are ---------------------------------------------------------------------
+    source: str = "urn:flk:notifier"  # CloudEvents source of what we publish
+    consumer_group: str = "notifier"
+
+    # ---- gap detection (the region's policy profile) --------------------------------------
+    grace_days: int = Field(14, ge=0)
+    declined_counts_as_gap: bool = False
+    rub_threshold: int = Field(4, ge=0, le=5)
+    include_sabo: bool = True
+    timezone: str = "Europe/Stockholm"  # dates in events (started_on, ...) are local dates
+
+    # ---- worklist (the page comes later; alerts link to it) -------------------------------
+    worklist_base_url: str = "https://flk.local/worklist"
+
+    # ---- email ----------------------------------------------------------------------------
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "vardluckor-noreply@flk.local"
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_s: float = 10.0
+
+    # ---- Teams ----------------------------------------------------------------------------
+    teams_timeout_s: float = 10.0
+    secrets_dir: Path | None = None  # a file per secret (e.g. a mounted Kubernetes secret)
+
+    # ---- loops ----------------------------------------------------------------------------
+    tick_interval_s: float = 30.0  # how often due grace periods are looked for
+    relay_interval_s: float = 1.0  # outbox poll (the relay is also woken after each commit)
+    plan_interval_s: float = 60.0  # sweep of every routed unit (digests, escalations, quiet hours)
+    immediate_batch_window_s: float = 1.0  # new gaps within this window go in one immediate alert
+    delivery_poll_s: float = 1.0
+    delivery_lease_s: float = 120.0  # a claimed delivery is retried after this if the worker died
+    delivery_concurrency: int = Field(16, ge=1)
+    metrics_refresh_s: float = 15.0
+
+    # ---- retries ----------------------------------------------------------------------------
+    retry_max_attempts: int = Field(10, ge=1)
+    retry_base_s: float = 2.0
+    retry_cap_s: float = 600.0
+    retry_max_retry_after_s: float = 3600.0
+
+    # ---- HTTP -------------------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = 8083
+
+    @field_validator("worklist_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("worklist_base_url must be an http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def care_policy(self) -> CarePolicy:
+        return CarePolicy(
+            grace_days=self.grace_days,
+            declined_counts_as_gap=self.declined_counts_as_gap,
+            rub_threshold=self.rub_threshold,
+            include_sabo=self.include_sabo,
+        )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.retry_max_attempts,
+            base=timedelta(seconds=self.retry_base_s),
+            cap=timedelta(seconds=self.retry_cap_s),
+            max_retry_after=timedelta(seconds=self.retry_max_retry_after_s),
+        )
+
+    def worklist_url(self, unit_id: str) -> str:
+        """The seam to the worklist page (built later): the unit's page, which requires login."""
+        return f"{self.worklist_base_url}/units/{quote(unit_id, safe='')}"
