@@ -27,6 +27,7 @@ async def ensure_topics(bootstrap: str, reg: TopicRegistry | None = None, prefix
                     wanted.append(NewTopic(full, spec.partitions, 1, topic_configs=topic_configs(spec)))
         if wanted:
             await admin.create_topics(wanted)
+            await _wait_for_leaders(admin, [t.name for t in wanted])
         return [t.name for t in wanted]
     finally:
         await admin.close()
@@ -34,3 +35,16 @@ async def ensure_topics(bootstrap: str, reg: TopicRegistry | None = None, prefix
 
 def ensure_topics_sync(bootstrap: str) -> list[str]:
     return asyncio.run(ensure_topics(bootstrap))
+
+
+async def _wait_for_leaders(admin, names: list[str], timeout_s: float = 15.0) -> None:
+    """New topics are usable once every partition has a leader (else the first produce errs)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        described = await admin.describe_topics(names)
+        if all(t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+               for t in described):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"topics without a leader after {timeout_s:.0f}s: {', '.join(names)}")

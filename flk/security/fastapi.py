@@ -55,9 +55,11 @@ class AccessGuard:
             # 404, not 403: a unit must not learn that another unit's patient exists
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such patient among your unit's patients")
 
-    async def unit(self, action: str, unit_id: str, patient_level: bool = False) -> None:
+    async def unit(self, action: str, unit_id: str, patient_level: bool = False, always_audit: bool = False) -> None:
+        """Unit-level access. Denials and patient-level reads are always audit-logged; allowed
+        aggregate reads only when `always_audit` (e.g. counts derived from patient data)."""
         allowed = (may_read_unit_patients if patient_level else may_read_unit)(self.principal, unit_id)
-        if patient_level or not allowed:
+        if patient_level or always_audit or not allowed:
             await self.audit.record(AuditRecord(
                 self.principal, action, "allowed" if allowed else "denied", unit_id=unit_id,
                 request_id=self.request_id,

@@ -80,9 +80,7 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
                           guard: Annotated[AccessGuard, Depends(access_guard)]) -> dict:
         """Counts of the unit's open care gaps (no patient identifiers)."""
         action = "notifier.care_gaps.summary.read"
-        await guard.unit(action, unit_id)
-        await guard.audit.record(AuditRecord(guard.principal, action, "allowed", unit_id=unit_id,
-                                             request_id=guard.request_id))
+        await guard.unit(action, unit_id, always_audit=True)
         async with request.app.state.db.acquire() as conn:
             rows = await alert_store.open_gap_rows(conn, unit_id)
         clock = getattr(request.app.state.runtime, "clock", None)
