@@ -301,3 +301,26 @@ def indices(
     )
     if report.bad:
         ctx.exit(1)
+
+
+@continuity.command("worker")
+@click.option("--store", type=click.Choice(["rocksdb", "memory"]), help="Override FLK_CONTINUITY_STORE.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Override FLK_CONTINUITY_DATA_DIR.")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="Fix 'as of' (default: today, advancing daily).")
+def worker(store: str | None, data_dir: Path | None, as_of: datetime | None) -> None:
+    """Run the stream worker, its HTTP API and metrics endpoint in one process.
+
+    Settings come from FLK_CONTINUITY_* and FLK_* environment variables (see
+    services/continuity/settings.py); SIGTERM/SIGINT stop it cleanly.
+    """
+    from services.continuity.entrypoints.worker import run_worker
+    from services.continuity.settings import ContinuityServiceSettings
+
+    overrides: dict[str, object] = {}
+    if store:
+        overrides["store"] = store
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    if as_of:
+        overrides["as_of"] = as_of.date()
+    run_worker(ContinuityServiceSettings(**overrides))

@@ -1,0 +1,202 @@
+"""Continuity benchmark against the real broker, in one run.
+
+    python bench/continuity/bench.py [--visits 200000] [--patients 20000] [--latency-seconds 10]
+
+1. publishes N simulated visits (+ listings) under a fresh topic prefix;
+2. (a) the naive faust agent (one table update per event) replays the visits: events/s;
+3. (b) this worker (RocksDB tables, batch consumption) replays visits + listings: events/s, ratio,
+   bytes of state per patient;
+4. then, with the worker caught up, publishes 1 000 events/s and measures for probe visits the
+   time from publish to the index being visible through the HTTP API (with auth and audit): p50/p99.
+Optional: --profile writes a cProfile of the worker's replay to bench/continuity/worker.prof.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from flk.events.admin import ensure_topics  # noqa: E402
+from flk.events.envelope import make_record  # noqa: E402
+from flk.events.producer import new_producer, publish_many  # noqa: E402
+from flk.infra.settings import InfraSettings  # noqa: E402
+from flk.security.pseudonym import PersonId, patient_key  # noqa: E402
+
+UNITS = ["SE2321000016-VCA1", "SE2321000016-VCB2", "SE2321000016-VCC3"]
+DOCTORS = [f"SE2321000016-L{i:03d}" for i in range(1, 31)]
+
+
+def key(i: int) -> str:
+    return patient_key(PersonId("personnummer", f"19{i:010d}"), b"bench")
+
+
+def visit(rng, n: int, pk: str, when: datetime | None = None) -> dict:
+    when = when or datetime(2024, 10, 1, tzinfo=timezone.utc) + timedelta(minutes=rng.randrange(0, 60 * 24 * 520))
+    return {"visit_id": f"bv{n}", "patient_key": pk, "practitioner_id": rng.choice(DOCTORS),
+            "profession": rng.choice(["läkare", "läkare", "sjuksköterska"]), "care_unit_id": rng.choice(UNITS),
+            "contact_type": "besok", "occurred_at": when.isoformat().replace("+00:00", "Z")}
+
+
+async def fresh_database(infra: InfraSettings) -> str:
+    import asyncpg
+
+    from flk.db.migrate import migrate
+
+    name = f"flk_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}" OWNER "{infra.postgres_app_user}"')
+    await admin.close()
+    dsn = infra.dsn("app", database=name)
+    await migrate(dsn)
+    return dsn
+
+
+async def main(args) -> dict:
+    infra = InfraSettings()
+    bootstrap = infra.kafka_bootstrap
+    prefix = f"b{uuid.uuid4().hex[:8]}."
+    await ensure_topics(bootstrap, prefix=prefix)
+    rng = random.Random(1)
+    keys = [key(i) for i in range(args.patients)]
+    listings = []
+    for i, pk in enumerate(keys):
+        unit = UNITS[i % len(UNITS)]
+        listings.append(make_record("listing.started.v1", {
+            "listing_id": str(uuid.uuid5(uuid.NAMESPACE_URL, pk)), "patient_key": pk, "care_unit_id": unit,
+            "started_on": "2024-01-01", "responsibility_from": "2024-01-02", "origin": "active_choice",
+            "initiated_by": "person"}, source="bench"))
+    visits = [make_record("visit.recorded.v1", visit(rng, n, rng.choice(keys)), source="bench")
+              for n in range(args.visits)]
+    producer = new_producer(bootstrap, "bench")
+    await producer.start()
+    t = time.perf_counter()
+    await publish_many(producer, listings, prefix)
+    for i in range(0, len(visits), 20000):
+        await publish_many(producer, visits[i:i + 20000], prefix)
+    result: dict = {"visits": args.visits, "patients": args.patients, "publish_seconds": time.perf_counter() - t}
+    print(f"published {args.visits} visits + {len(listings)} listings in {result['publish_seconds']:.1f}s", flush=True)
+
+    # (a) the naive faust agent
+    env = dict(os.environ, BENCH_PREFIX=prefix, BENCH_EVENTS=str(args.visits), PYTHONPATH=str(ROOT))
+    naive = subprocess.run([sys.executable, str(ROOT / "bench/continuity/naive_faust.py"), "worker", "-l", "warn"],
+                           env=env, capture_output=True, text=True, timeout=1800)
+    line = next((ln for ln in naive.stdout.splitlines()[::-1] if ln.startswith("{")), None)
+    if line is None:
+        print(naive.stdout[-2000:], naive.stderr[-3000:])
+        raise SystemExit("the naive agent did not finish")
+    result.update(orjson.loads(line))
+    print(f"(a) naive faust agent: {result['naive_eps']:.0f} events/s", flush=True)
+
+    # (b) this worker
+    from flk.security.tokens import Role, issue_token
+    from flk.settings import PlatformSettings
+    from services.continuity.entrypoints.api import create_app
+    from services.continuity.entrypoints.worker import ContinuityWorker
+    from services.continuity.settings import ContinuityServiceSettings
+
+    dsn = await fresh_database(infra)
+    settings = ContinuityServiceSettings(
+        platform=PlatformSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix, database_url=dsn),
+        as_of=datetime(2026, 3, 15).date(), store="rocksdb", data_dir=Path(tempfile.mkdtemp()) / "continuity",
+        api_enabled=False, metrics_port=None, snapshot_enabled=False, batch_max_records=args.batch)
+    worker = ContinuityWorker(settings)
+    total = args.visits + len(listings)
+    profiler = cProfile.Profile() if args.profile else None
+    await worker.start()
+    while worker.processed_events == 0:
+        await asyncio.sleep(0.001)
+    t0 = time.perf_counter()
+    first = worker.processed_events
+    if profiler:
+        profiler.enable()
+    while worker.processed_events < total:
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - t0
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(str(ROOT / "bench/continuity/worker.prof"))
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    patients, state_bytes = worker.processor.table_size()
+    result.update(worker_events=total - first, worker_seconds=elapsed, worker_eps=(total - first) / elapsed,
+                  bytes_per_patient=state_bytes / patients)
+    result["ratio"] = result["worker_eps"] / result["naive_eps"]
+    print(f"(b) this worker: {result['worker_eps']:.0f} events/s ({result['ratio']:.1f}x naive), "
+          f"{result['bytes_per_patient']:.0f} bytes of state per patient", flush=True)
+
+    # latency at 1 000 events/s, publish -> visible through the API
+    import httpx
+
+    app = create_app(settings, worker.processor)
+    token = issue_token(settings.platform, "bench", Role.LISTING_ADMIN, [])
+    latencies: list[float] = []
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+
+            async def probe(pk: str, published: float) -> None:
+                while True:
+                    r = await client.get(f"/patients/{pk}/continuity")
+                    if r.status_code == 200 and r.json()["total"]["visits"] == 1:
+                        latencies.append(time.perf_counter() - published)
+                        return
+                    await asyncio.sleep(0.005)
+
+            probes = []
+            rate, seconds = 1000, args.latency_seconds
+            start = time.perf_counter()
+            n = args.visits
+            recent = datetime(2026, 3, 10, 10, tzinfo=timezone.utc)
+            for tick in range(rate * seconds // 100):  # 100 events per 0.1 s
+                batch = []
+                for j in range(100):
+                    n += 1
+                    if j == 0:  # a probe: a new patient whose first visit must become visible
+                        pk = key(10_000_000 + n)
+                        batch.append((pk, make_record("visit.recorded.v1", visit(rng, n, pk, recent), source="bench")))
+                    else:
+                        batch.append((None, make_record("visit.recorded.v1", visit(rng, n, rng.choice(keys)),
+                                                        source="bench")))
+                for pk, rec in batch:
+                    sent = time.perf_counter()
+                    await producer.send(prefix + rec.topic, value=rec.value, key=rec.key, headers=rec.headers)
+                    if pk:
+                        probes.append(asyncio.create_task(probe(pk, sent)))
+                delay = start + (tick + 1) * 0.1 - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await asyncio.wait_for(asyncio.gather(*probes), timeout=60)
+    latencies.sort()
+    result.update(latency_samples=len(latencies), latency_p50_ms=1000 * latencies[len(latencies) // 2],
+                  latency_p99_ms=1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+                  latency_max_ms=1000 * latencies[-1])
+    print(f"latency at {rate} events/s: p50 {result['latency_p50_ms']:.0f} ms, p99 {result['latency_p99_ms']:.0f} ms "
+          f"({len(latencies)} probes)", flush=True)
+    await worker.stop()
+    await producer.stop()
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--visits", type=int, default=200_000)
+    parser.add_argument("--patients", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--latency-seconds", type=int, default=10)
+    parser.add_argument("--profile", action="store_true")
+    res = asyncio.run(main(parser.parse_args()))
+    print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())

@@ -1,0 +1,101 @@
+"""Pure: unit, doctor and region aggregates of the patients' continuity (SKR definition).
+
+Eligible (SKR): listed, with at least ``min_visits`` counted visits in the window, counting
+only visits at the listing unit (the domain's scope setting). Aggregation (the sources leave
+it open; project default): mean COC over eligible patients with a defined COC, plus the
+distribution in ten fixed buckets [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]. The SÄBO cohort is
+aggregated separately (cohort 'sabo'; cohort 'all' includes SÄBO residents).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+BUCKETS = 10
+
+
+class Summary(NamedTuple):
+    """What aggregation needs of one patient (kept in memory, no visit data)."""
+
+    unit: str | None
+    doctor: str | None
+    sabo: bool
+    doctor_eligible: bool
+    doctor_coc: float | None
+    total_eligible: bool
+    total_coc: float | None
+
+
+@dataclass
+class _Acc:
+    listed: int = 0
+    doctor_n: int = 0
+    doctor_sum: float = 0.0
+    total_n: int = 0
+    total_sum: float = 0.0
+    doctor_buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    total_buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+
+    def add(self, s: Summary) -> None:
+        self.listed += 1
+        if s.doctor_eligible and s.doctor_coc is not None:
+            self.doctor_n += 1
+            self.doctor_sum += s.doctor_coc
+            self.doctor_buckets[min(int(s.doctor_coc * BUCKETS), BUCKETS - 1)] += 1
+        if s.total_eligible and s.total_coc is not None:
+            self.total_n += 1
+            self.total_sum += s.total_coc
+            self.total_buckets[min(int(s.total_coc * BUCKETS), BUCKETS - 1)] += 1
+
+
+class AggregateRow(NamedTuple):
+    level: str  # 'region' | 'unit' | 'doctor'
+    entity_id: str  # region code, unit HSA-id, doctor HSA-id
+    care_unit_id: str  # '' for the region
+    cohort: str  # 'all' | 'sabo'
+    listed_patients: int
+    eligible_doctor: int
+    mean_coc_doctor: float | None
+    eligible_total: int
+    mean_coc_total: float | None
+    coc_doctor_buckets: tuple[int, ...]
+    coc_total_buckets: tuple[int, ...]
+
+    def to_json_dict(self) -> dict[str, object]:
+        d = self._asdict()
+        d["coc_doctor_buckets"] = list(self.coc_doctor_buckets)
+        d["coc_total_buckets"] = list(self.coc_total_buckets)
+        return d
+
+
+def aggregate(summaries: Iterable[Summary], region_id: str) -> list[AggregateRow]:
+    """Rows for the region, every unit and every doctor (FLK), cohorts 'all' and 'sabo'."""
+    accs: dict[tuple[str, str, str, str], _Acc] = {}
+
+    def acc(key: tuple[str, str, str, str]) -> _Acc:
+        a = accs.get(key)
+        if a is None:
+            a = accs[key] = _Acc()
+        return a
+
+    for s in summaries:
+        if s.unit is None:
+            continue
+        cohorts = ("all", "sabo") if s.sabo else ("all",)
+        for cohort in cohorts:
+            acc(("region", region_id, "", cohort)).add(s)
+            acc(("unit", s.unit, s.unit, cohort)).add(s)
+            if s.doctor is not None:
+                acc(("doctor", s.doctor, s.unit, cohort)).add(s)
+    if ("region", region_id, "", "all") not in accs:
+        accs[("region", region_id, "", "all")] = _Acc()
+    return [
+        AggregateRow(
+            level, entity, unit, cohort, a.listed,
+            a.doctor_n, a.doctor_sum / a.doctor_n if a.doctor_n else None,
+            a.total_n, a.total_sum / a.total_n if a.total_n else None,
+            tuple(a.doctor_buckets), tuple(a.total_buckets),
+        )
+        for (level, entity, unit, cohort), a in sorted(accs.items())
+    ]

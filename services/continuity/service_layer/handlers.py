@@ -1,0 +1,108 @@
+"""Pure: how each consumed event type changes a patient's record (no I/O).
+
+One handler per event type, registered in :data:`HANDLERS`. Every handler is idempotent
+under redelivery in order (visit ids are deduplicated by the domain; listing events are
+assignments), and returns the *same object* when nothing changed.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+from hashlib import blake2b
+from typing import Any, Callable
+
+from services.continuity.domain.patient import Visit, cancel_visit, record_visit, set_listing
+from services.continuity.domain.settings import ContinuitySettings
+
+from .record import PatientRecord
+
+Handler = Callable[[PatientRecord, dict[str, Any], int, date, ContinuitySettings], PatientRecord]
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _visit_recorded(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    visit = Visit(d["visit_id"], d["practitioner_id"], d["profession"], d["care_unit_id"],
+                  parse_time(d["occurred_at"]), seq, d.get("contact_type"))
+    state = record_visit(r.state, visit, as_of, s)
+    return r if state is r.state else replace(r, state=state)
+
+
+def _visit_cancelled(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    state = cancel_visit(r.state, d["visit_id"], as_of, s)
+    return r if state is r.state else replace(r, state=state)
+
+
+def _listing_started(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    unit = d["care_unit_id"]
+    if unit == r.state.listing_unit_id:
+        return r
+    # a new listing ends the FLK assignments at the previous unit (F4)
+    return replace(r, state=set_listing(r.state, unit, ()), coordinating=None)
+
+
+def _listing_ended(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    if d["care_unit_id"] != r.state.listing_unit_id:
+        return r  # an older listing ending after the new one started
+    return replace(r, state=set_listing(r.state, None, ()), coordinating=None)
+
+
+def _flk_assigned(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    practitioner = d.get("practitioner_id")
+    if d["list_kind"] != "doctor" or not practitioner:
+        return r  # a fictive list counts as lacking an FLK (F3)
+    state = set_listing(r.state, r.state.listing_unit_id, (*r.state.fast_lakarkontakt, practitioner))
+    coordinating = practitioner if d.get("coordinating") or r.coordinating is None else r.coordinating
+    if state is r.state and coordinating == r.coordinating:
+        return r
+    return replace(r, state=state, coordinating=coordinating)
+
+
+def _flk_ended(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    practitioner = d.get("practitioner_id")
+    if not practitioner or practitioner not in r.state.fast_lakarkontakt:
+        return r
+    remaining = tuple(p for p in r.state.fast_lakarkontakt if p != practitioner)
+    coordinating = r.coordinating if r.coordinating != practitioner else None
+    return replace(r, state=set_listing(r.state, r.state.listing_unit_id, remaining), coordinating=coordinating)
+
+
+def _residence_recorded(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    digest = int.from_bytes(blake2b(d["residence_id"].encode(), digest_size=8).digest(), "little")
+    lo = date.fromisoformat(d["sabo_from"]).toordinal()
+    hi = date.fromisoformat(d["sabo_to"]).toordinal() if d.get("sabo_to") else 0
+    entry = (digest, lo, hi)
+    kept = tuple(e for e in r.residences if e[0] != digest)
+    if entry in r.residences:
+        return r
+    return replace(r, residences=tuple(sorted((*kept, entry), key=lambda e: e[1])))
+
+
+def _ignored(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    return r
+
+
+HANDLERS: dict[str, Handler] = {
+    "visit.recorded.v1": _visit_recorded,
+    "visit.cancelled.v1": _visit_cancelled,
+    "listing.started.v1": _listing_started,
+    "listing.ended.v1": _listing_ended,
+    "fast_lakarkontakt.assigned.v1": _flk_assigned,
+    "fast_lakarkontakt.ended.v1": _flk_ended,
+    "residence.recorded.v1": _residence_recorded,
+    # on the consumed topics, but they do not change continuity
+    "fast_lakarkontakt.declined.v1": _ignored,
+    "fast_vardkontakt.appointed.v1": _ignored,
+    "listing.rejected.v1": _ignored,
+}
+
+#: the event types whose topics the worker consumes
+CONSUMED_EVENT_TYPES = ("visit.recorded.v1", "listing.started.v1", "residence.recorded.v1")
+
+
+def prune_residences(record: PatientRecord, lo_ordinal: int) -> PatientRecord:
+    """Drop SÄBO periods that ended on or before ``lo_ordinal`` (keeps state bounded)."""
+    kept = tuple(e for e in record.residences if e[2] == 0 or e[2] > lo_ordinal)
+    return record if len(kept) == len(record.residences) else replace(record, residences=kept)

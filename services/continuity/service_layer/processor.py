@@ -1,0 +1,228 @@
+"""The stream processor: batches of input records in, state writes + outgoing events out.
+
+No Kafka client in here (the worker owns those), so the whole batch path is testable with
+plain records. Per batch:
+
+1. decode + validate each record (``flk.events.envelope.read_record``); invalid ones
+   become dead letters with the shared consumer's reasons and categories;
+2. group the valid events by (partition, patient key), in offset order;
+3. per patient: decode the record once, apply every event (pure handlers), compute the
+   indices once, encode once (**per-key coalescing**: N events for a patient in a batch
+   cost one decode, one recompute, one encode and one store write);
+4. an ``indices_changed`` event only when the indices (or the listing unit) differ from the
+   last one emitted for the patient (a fingerprint kept in the record).
+
+The caller publishes the outgoing events and dead letters, then commits the writes and
+the next offsets to the store atomically, then commits the consumer group's offsets.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date
+from hashlib import blake2b
+from typing import Any, Protocol
+
+import orjson
+
+from flk.events.contracts import ContractViolation
+from flk.events.dlq import FailedMessage
+from flk.events.envelope import EnvelopeError, OutgoingRecord, make_record, read_record
+from services.continuity.domain.patient import PatientIndices, advance, compute_indices
+from services.continuity.domain.settings import ContinuitySettings
+from services.continuity.domain.window import window_bounds
+
+from .aggregates import AggregateRow, Summary, aggregate
+from .handlers import HANDLERS, prune_residences
+from .record import EMPTY_RECORD, PatientRecord, decode_record, encode_record
+
+SOURCE = "flk/continuity"
+INDICES_EVENT = "continuity.indices_changed.v1"
+
+
+class InputRecord(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+
+
+@dataclass
+class DeadLetterItem:
+    message: FailedMessage
+    reason: str
+    category: str  # 'envelope' | 'contract' | 'handler' (as the shared consumer)
+
+
+@dataclass
+class BatchOutcome:
+    outgoing: list[OutgoingRecord] = field(default_factory=list)
+    dead: list[DeadLetterItem] = field(default_factory=list)
+    writes: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    offsets: dict[int, dict[str, int]] = field(default_factory=dict)
+    processed: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    seconds: float = 0.0
+
+
+def fingerprint(unit: str | None, indices: PatientIndices) -> int:
+    raw = orjson.dumps((unit, tuple(indices.doctor), tuple(indices.total)))
+    return int.from_bytes(blake2b(raw, digest_size=8).digest(), "little") or 1
+
+
+def _failed(rec: InputRecord) -> FailedMessage:
+    return FailedMessage(rec.topic, rec.partition, rec.offset, rec.key, rec.value, tuple(rec.headers or ()))
+
+
+class Processor:
+    def __init__(self, settings: ContinuitySettings, store, as_of: date, *, topic_prefix: str = "",
+                 region_id: str = "00") -> None:
+        self.settings = settings
+        self.store = store
+        self.as_of = as_of
+        self.prefix = topic_prefix
+        self.region_id = region_id
+        self.summaries: dict[int, dict[bytes, Summary]] = {}
+        self.sizes: dict[int, dict[bytes, int]] = {}
+
+    # ------------------------------------------------------------------ partitions
+
+    def open_partition(self, partition: int) -> BatchOutcome:
+        """Open a partition's table and bring every patient in it up to ``as_of``."""
+        self.store.open(partition)
+        self.summaries[partition] = {}
+        self.sizes[partition] = {}
+        return self.refresh_partition(partition)
+
+    def close_partition(self, partition: int) -> None:
+        self.summaries.pop(partition, None)
+        self.sizes.pop(partition, None)
+        self.store.close(partition)
+
+    # ------------------------------------------------------------------ the batch path
+
+    def process(self, records: Iterable[InputRecord]) -> BatchOutcome:
+        started = time.perf_counter()
+        out = BatchOutcome()
+        open_partitions = self.store.partitions
+        prefix_len = len(self.prefix)
+        grouped: dict[tuple[int, bytes], list[tuple[str, dict, int, InputRecord]]] = {}
+        processed = out.processed
+        for rec in records:
+            partition = rec.partition
+            if partition not in open_partitions:
+                continue  # revoked while the batch was in flight: its new owner reads it
+            topic = rec.topic[prefix_len:]
+            offsets = out.offsets.get(partition)
+            if offsets is None:
+                offsets = out.offsets[partition] = {}
+            offsets[topic] = rec.offset + 1
+            out.events += 1
+            try:
+                envelope = read_record(topic, rec.key, rec.value, rec.headers or ())
+            except (EnvelopeError, ContractViolation) as exc:
+                category = "envelope" if isinstance(exc, EnvelopeError) else "contract"
+                out.dead.append(DeadLetterItem(_failed(rec), str(exc), category))
+                continue
+            event_type = envelope.event_type
+            processed[event_type] = processed.get(event_type, 0) + 1
+            group = grouped.get((partition, rec.key))
+            if group is None:
+                group = grouped[(partition, rec.key)] = []
+            group.append((event_type, envelope.data, rec.offset, rec))
+        as_of = self.as_of
+        settings = self.settings
+        for (partition, key), events in grouped.items():
+            raw = self.store.get(partition, key)
+            before = record = EMPTY_RECORD if raw is None else decode_record(raw)
+            for event_type, data, offset, rec in events:
+                try:
+                    record = HANDLERS[event_type](record, data, offset, as_of, settings)
+                except Exception as exc:  # noqa: BLE001 - a bug or an unusable value: dead-letter, go on
+                    out.dead.append(DeadLetterItem(_failed(rec), f"handler failed: {type(exc).__name__}",
+                                                   "handler"))
+            self._finish(partition, key, raw is None, before, record, out)
+        out.seconds = time.perf_counter() - started
+        return out
+
+    def _finish(self, partition: int, key: bytes, new: bool, before: PatientRecord, record: PatientRecord,
+                out: BatchOutcome) -> None:
+        """Recompute, emit if changed, stage the write (only if something changed)."""
+        indices = compute_indices(record.state, self.as_of, self.settings)
+        unit = record.state.listing_unit_id
+        fp = fingerprint(unit, indices)
+        if fp != record.fingerprint:
+            out.outgoing.append(self.indices_record(key.decode(), unit, indices))
+            record = replace(record, fingerprint=fp)
+        self.summaries[partition][key] = Summary(
+            unit, record.doctor_key(), record.sabo_on(self.as_of),
+            indices.doctor.eligible and unit is not None, indices.doctor.coc,
+            indices.total.eligible and unit is not None, indices.total.coc,
+        )
+        if new or record is not before:
+            try:
+                value = encode_record(record)
+            except ValueError:  # beyond the codec's per-patient limits: keep the old state
+                return
+            writes = out.writes.get(partition)
+            if writes is None:
+                writes = out.writes[partition] = {}
+            writes[key] = value
+            self.sizes[partition][key] = len(value)
+
+    def indices_record(self, patient_key: str, unit: str | None, indices: PatientIndices) -> OutgoingRecord:
+        data = {
+            "patient_key": patient_key,
+            "as_of": indices.as_of.isoformat(),
+            "care_unit_id": unit,
+            "doctor": indices.doctor._asdict(),
+            "total": indices.total._asdict(),
+        }
+        return make_record(INDICES_EVENT, data, source=SOURCE)
+
+    # ------------------------------------------------------------------ time passes
+
+    def refresh_partition(self, partition: int) -> BatchOutcome:
+        """Advance every patient of a partition to ``as_of`` (prune, recompute, emit changes)."""
+        started = time.perf_counter()
+        out = BatchOutcome()
+        lo, _ = window_bounds(self.as_of, self.settings.window_months)
+        for key, raw in self.store.items(partition):
+            before = decode_record(raw)
+            state = advance(before.state, self.as_of, self.settings)
+            record = before if state is before.state else replace(before, state=state)
+            record = prune_residences(record, lo)
+            self._finish(partition, key, False, before, record, out)
+            self.sizes[partition].setdefault(key, len(raw))
+        out.seconds = time.perf_counter() - started
+        return out
+
+    # ------------------------------------------------------------------ reads
+
+    def patient(self, patient_key: str) -> tuple[PatientRecord, PatientIndices] | None:
+        key = patient_key.encode()
+        for partition in self.store.partitions:
+            raw = self.store.get(partition, key)
+            if raw is not None:
+                record = decode_record(raw)
+                return record, compute_indices(record.state, self.as_of, self.settings)
+        return None
+
+    def all_summaries(self) -> Iterable[Summary]:
+        for summaries in list(self.summaries.values()):
+            yield from summaries.values()
+
+    def aggregates(self) -> list[AggregateRow]:
+        return aggregate(self.all_summaries(), self.region_id)
+
+    def unit_aggregates(self, unit_id: str) -> list[AggregateRow]:
+        return [row for row in aggregate((s for s in self.all_summaries() if s.unit == unit_id), self.region_id)
+                if row.level != "region"]
+
+    def table_size(self) -> tuple[int, int]:
+        patients = sum(len(s) for s in self.sizes.values())
+        total = sum(sum(s.values()) for s in self.sizes.values())
+        return patients, total

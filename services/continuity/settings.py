@@ -1,0 +1,64 @@
+"""The continuity service's one settings object (env prefix ``FLK_CONTINUITY_``).
+
+The platform part (Kafka, database, tokens) is the shared :class:`PlatformSettings`
+(``FLK_*``). Measure settings default to the SKR definition (18 months, >= 3 visits,
+listing unit only); see ``services.continuity.domain.settings``.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flk.settings import PlatformSettings
+from services.continuity.domain.settings import ContinuitySettings, Scope
+
+
+class ContinuityServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLK_CONTINUITY_", extra="ignore")
+
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
+
+    # the measure
+    window_months: int = Field(18, ge=0)
+    min_visits: int = Field(3, ge=0)
+    scope: Scope = Scope.LISTING_UNIT
+    doctor_professions: frozenset[str] = frozenset({"läkare"})
+    total_professions: frozenset[str] | None = None  # None: all professions
+    contact_types: frozenset[str] = frozenset({"besok", "telefon", "digital", "hembesok"})
+    region_id: str = "19"  # län code of the region the aggregates are for
+
+    # the clock: None = today in Europe/Stockholm; a date fixes "as of" (replays, tests)
+    as_of: date | None = None
+    advance_interval_s: float = Field(60.0, gt=0)  # how often the timer checks whether the date moved
+
+    # the stream
+    group_id: str = "continuity"
+    client_id: str = "flk-continuity"
+    store: str = Field("rocksdb", pattern="^(memory|rocksdb)$")
+    data_dir: Path = Path(".flk-data/continuity")
+    batch_max_records: int = Field(5000, ge=1)
+    batch_timeout_ms: int = Field(50, ge=0)
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 2_000
+
+    # outputs
+    api_enabled: bool = True
+    api_host: str = "127.0.0.1"
+    api_port: int = 8102
+    metrics_port: int | None = 9102  # None: no separate metrics endpoint (the API serves /metrics too)
+    snapshot_enabled: bool = True
+    snapshot_interval_s: float = Field(300.0, gt=0)  # the day's snapshot row is rewritten this often
+
+    def measure(self) -> ContinuitySettings:
+        return ContinuitySettings(
+            window_months=self.window_months, min_visits=self.min_visits, scope=self.scope,
+            doctor_professions=self.doctor_professions, total_professions=self.total_professions,
+            contact_types=self.contact_types,
+        )
+
+    def today(self) -> date:
+        return self.as_of or datetime.now(ZoneInfo("Europe/Stockholm")).date()

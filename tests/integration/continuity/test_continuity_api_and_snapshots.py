@@ -1,0 +1,100 @@
+"""The continuity API (access by listing unit, audit-logged) and the daily aggregate snapshots."""
+from __future__ import annotations
+
+import asyncpg
+import httpx
+
+from flk.security.tokens import Role, issue_token
+from services.continuity.entrypoints.api import create_app
+from tests.support.builders import DOCTOR_1, UNIT_A, UNIT_B, a_patient_key
+
+from continuity_stream import (
+    AS_OF, DOCTOR_2, eventually, flk_assigned, indices_of, listing, publish, running_worker, sabo,
+    service_settings, visit,
+)
+
+
+async def test_the_api_shows_a_patients_indices_to_their_units_staff_only_and_audit_logs_every_read(
+        kafka_bootstrap, topic_prefix, producer, migrated_database):
+    patient = a_patient_key(201)
+    settings = service_settings(kafka_bootstrap, topic_prefix, migrated_database)
+    async with running_worker(settings) as worker:
+        await publish(producer, topic_prefix, listing(patient), visit(patient, "v1"), visit(patient, "v2"),
+                      visit(patient, "v3", DOCTOR_2))
+        await eventually(lambda: (i := indices_of(worker, patient)) and i.doctor.visits == 3
+                         and worker.processed_events >= 4)
+        app = create_app(settings, worker.processor)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+                own = issue_token(settings.platform, "SE2321000016-U001", Role.CLINICIAN, [UNIT_A])
+                other = issue_token(settings.platform, "SE2321000016-U002", Role.CLINICIAN, [UNIT_B])
+                url = f"/patients/{patient}/continuity"
+
+                allowed = await client.get(url, headers={"Authorization": f"Bearer {own}"})
+                denied = await client.get(url, headers={"Authorization": f"Bearer {other}"})
+                anonymous = await client.get(url)
+                unit = await client.get(f"/units/{UNIT_A}/continuity", headers={"Authorization": f"Bearer {own}"})
+                other_unit = await client.get(f"/units/{UNIT_A}/continuity",
+                                              headers={"Authorization": f"Bearer {other}"})
+
+    assert allowed.status_code == 200
+    body = allowed.json()
+    assert (body["care_unit_id"], body["as_of"], body["doctor"]["visits"]) == (UNIT_A, AS_OF.isoformat(), 3)
+    assert abs(body["doctor"]["coc"] - 1 / 3) < 1e-12
+    assert denied.status_code == 404 and patient not in denied.text
+    assert anonymous.status_code == 401
+    assert unit.status_code == 200
+    unit_rows = {(r["level"], r["cohort"]): r for r in unit.json()["aggregates"]}
+    assert unit_rows[("unit", "all")]["eligible_doctor"] == 1
+    assert other_unit.status_code == 403
+    conn = await asyncpg.connect(migrated_database)
+    try:
+        rows = await conn.fetch("SELECT actor, patient_key, unit_id, action, outcome FROM platform.audit_log "
+                                "WHERE patient_key IS NOT NULL ORDER BY id")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [
+        ("SE2321000016-U001", patient, UNIT_A, "continuity.patient.read", "allowed"),
+        ("SE2321000016-U002", patient, UNIT_A, "continuity.patient.read", "denied"),
+    ]
+
+
+async def test_daily_snapshots_hold_region_unit_doctor_and_sabo_rows_and_the_baseline_function_compares_them(
+        kafka_bootstrap, topic_prefix, producer, migrated_database):
+    p1, p2, p3 = a_patient_key(211), a_patient_key(212), a_patient_key(213)
+    settings = service_settings(kafka_bootstrap, topic_prefix, migrated_database)
+    async with running_worker(settings) as worker:
+        await publish(
+            producer, topic_prefix,
+            listing(p1), flk_assigned(p1, DOCTOR_1), sabo(p1),
+            visit(p1, "a1"), visit(p1, "a2"), visit(p1, "a3"),                                # COC 1.0
+            listing(p2), flk_assigned(p2, DOCTOR_1),
+            visit(p2, "b1"), visit(p2, "b2", DOCTOR_2), visit(p2, "b3", DOCTOR_2),             # COC 1/3
+            listing(p3), visit(p3, "c1"),                                                      # not eligible
+        )
+        await eventually(lambda: worker.processed_events >= 13)
+        await worker.snapshot_now()                       # baseline day
+        await publish(producer, topic_prefix, visit(p2, "b4", DOCTOR_2, "2026-03-16T09:00:00Z"))
+        await eventually(lambda: worker.processed_events >= 14)
+        await worker.advance_to(AS_OF.replace(day=20))    # a later day: b4 now counts
+        await worker.snapshot_now()
+
+    conn = await asyncpg.connect(migrated_database)
+    try:
+        rows = await conn.fetch("SELECT * FROM continuity.aggregate_snapshot WHERE snapshot_date = $1", AS_OF)
+        compared = await conn.fetch("SELECT * FROM continuity.coc_vs_baseline($1) WHERE level = 'region' "
+                                    "AND cohort = 'all'", AS_OF)
+    finally:
+        await conn.close()
+    by = {(r["level"], r["entity_id"], r["cohort"]): r for r in rows}
+    region = by[("region", "19", "all")]
+    assert (region["listed_patients"], region["eligible_doctor"]) == (3, 2)
+    assert abs(region["mean_coc_doctor"] - (1 + 1 / 3) / 2) < 1e-12
+    assert list(region["coc_doctor_buckets"]) == [0, 0, 0, 1, 0, 0, 0, 0, 0, 1]
+    assert by[("doctor", DOCTOR_1, "all")]["eligible_doctor"] == 2
+    assert (by[("unit", UNIT_A, "sabo")]["listed_patients"], by[("unit", UNIT_A, "sabo")]["mean_coc_doctor"]) == (1, 1.0)
+    [c] = compared
+    assert (c["baseline_date"], c["now_date"]) == (AS_OF, AS_OF.replace(day=20))
+    now = (1 + (0 + 6) / 12) / 2  # b: L001, L002 x3 -> COC (1+9-4)/(4*3) = 0.5
+    assert abs(c["now_coc_doctor"] - now) < 1e-12
+    assert abs(c["change_pct_doctor"] - 100 * (now - region["mean_coc_doctor"]) / region["mean_coc_doctor"]) < 1e-9
