@@ -1,0 +1,64 @@
+"""Prometheus metrics of the listing service (prefix ``flk_listing_``; no patient ids in labels).
+
+Labels are bounded: message type (a contract type), outcome, reason code (an enum), event type.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ListingProbe(Protocol):
+    def decided(self, message_type: str, outcome: str, reason_code: str | None, seconds: float) -> None: ...
+    def conflict_retried(self, message_type: str) -> None: ...
+    def published(self, event_type: str, n: int) -> None: ...
+    def outbox_pending(self, n: int) -> None: ...
+    def imported(self, outcome: str, n: int) -> None: ...
+
+
+class NullListingProbe:
+    def decided(self, message_type: str, outcome: str, reason_code: str | None, seconds: float) -> None: ...
+    def conflict_retried(self, message_type: str) -> None: ...
+    def published(self, event_type: str, n: int) -> None: ...
+    def outbox_pending(self, n: int) -> None: ...
+    def imported(self, outcome: str, n: int) -> None: ...
+
+
+class PrometheusListingProbe:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        kw = {"registry": registry} if registry is not None else {}
+        self.messages_total = Counter(
+            "flk_listing_messages_total", "Commands and facts handled, by outcome",
+            ["message_type", "outcome"], **kw)
+        self.rejections_total = Counter(
+            "flk_listing_rejections_total", "Rejected commands by reason code", ["reason_code"], **kw)
+        self.decision_seconds = Histogram(
+            "flk_listing_decision_seconds", "Time to handle one message (one transaction)", ["message_type"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), **kw)
+        self.conflicts_total = Counter(
+            "flk_listing_conflict_retries_total", "Transactions retried after a serialisation/constraint conflict",
+            ["message_type"], **kw)
+        self.published_total = Counter(
+            "flk_listing_outbox_published_total", "Outbox events published to Kafka", ["event_type"], **kw)
+        self.pending = Gauge("flk_listing_outbox_pending", "Outbox rows not yet published", **kw)
+        self.imported_total = Counter(
+            "flk_listing_import_rows_total", "Rows of listing imports, by outcome", ["outcome"], **kw)
+
+    def decided(self, message_type: str, outcome: str, reason_code: str | None, seconds: float) -> None:
+        self.messages_total.labels(message_type, outcome).inc()
+        if reason_code:
+            self.rejections_total.labels(reason_code).inc()
+        self.decision_seconds.labels(message_type).observe(seconds)
+
+    def conflict_retried(self, message_type: str) -> None:
+        self.conflicts_total.labels(message_type).inc()
+
+    def published(self, event_type: str, n: int) -> None:
+        self.published_total.labels(event_type).inc(n)
+
+    def outbox_pending(self, n: int) -> None:
+        self.pending.set(n)
+
+    def imported(self, outcome: str, n: int) -> None:
+        self.imported_total.labels(outcome).inc(n)

@@ -1,0 +1,64 @@
+"""The listing service's settings: ``FLK_LISTING_*`` (plus the platform's ``FLK_*``).
+
+pydantic-settings, failing fast at start-up: an unknown policy profile or a malformed RUB
+weight table stops the process before it touches Kafka or PostgreSQL.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flk.settings import PlatformSettings
+from services.listing.domain.policy import PROFILES
+
+#: Project choice (the sources give no weights): relative workload of a patient per RUB band,
+#: used for the RUB-weighted list load. A patient without an assessment weighs 1.0.
+DEFAULT_RUB_WEIGHTS: dict[int, float] = {0: 0.3, 1: 0.5, 2: 0.8, 3: 1.0, 4: 2.0, 5: 3.5}
+
+
+class ListingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLK_LISTING_", extra="ignore")
+
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
+
+    # the region's policy profile (domain/policy.py): national, vastmanland, kronoberg, kalmar
+    profile: str = "national"
+    source: str = "urn:flk:listing"  # CloudEvents source of what we publish
+    timezone: str = "Europe/Stockholm"  # a command without effective_date takes requested_at's local date
+
+    # ---- API --------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8010, ge=0, le=65535)
+
+    # ---- consumers and relay ----------------------------------------------------------------
+    consumer_group: str = "listing"
+    consumer_concurrency: int = Field(16, ge=1, le=256)  # distinct patients handled at once
+    pool_size: int = Field(20, ge=2, le=200)
+    relay_batch: int = Field(1000, ge=1)
+    relay_interval_s: float = Field(0.5, gt=0)
+
+    # ---- read side --------------------------------------------------------------------------
+    rub_weights: dict[int, float] = Field(default_factory=lambda: dict(DEFAULT_RUB_WEIGHTS))
+    rub_unknown_weight: float = 1.0
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILES:
+            raise ValueError(f"unknown policy profile {value!r}; known: {', '.join(sorted(PROFILES))}")
+        return value
+
+    @field_validator("rub_weights")
+    @classmethod
+    def _bands(cls, value: dict[int, float]) -> dict[int, float]:
+        if set(value) != set(range(6)) or any(w < 0 for w in value.values()):
+            raise ValueError("rub_weights must give a non-negative weight for each RUB band 0..5")
+        return value
+
+    def today(self) -> date:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        return datetime.now(ZoneInfo(self.timezone)).date()
