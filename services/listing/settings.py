@@ -30,7 +30,8 @@ class ListingSettings(BaseSettings):
 
     # ---- API --------------------------------------------------------------------------------
     host: str = "127.0.0.1"
-    port: int = Field(8010, ge=0, le=65535)
+    port: int = Field(8081, ge=0, le=65535)  # FLK_LISTING_PORT (deploy/prometheus scrapes 8081)
+    api_pool_size: int = Field(10, ge=1, le=200)  # the API's own pool (the workers use pool_size)
 
     # ---- consumers and relay ----------------------------------------------------------------
     consumer_group: str = "listing"
@@ -38,6 +39,7 @@ class ListingSettings(BaseSettings):
     pool_size: int = Field(20, ge=2, le=200)
     relay_batch: int = Field(1000, ge=1)
     relay_interval_s: float = Field(0.5, gt=0)
+    conflict_retries: int = Field(5, ge=1, le=50)  # serialisation / constraint conflicts retried per message
 
     # ---- read side --------------------------------------------------------------------------
     rub_weights: dict[int, float] = Field(default_factory=lambda: dict(DEFAULT_RUB_WEIGHTS))

@@ -207,3 +207,48 @@ def _ts(text: str):
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def apply_unit_register(conn: Any, data: dict, recorded_on: date) -> None:
+    """``care_unit.contracted.v1``: the region's register of a unit; the latest event is its state.
+
+    Idempotent: the same state twice changes nothing. Periods are only added or closed (the
+    triggers refuse moving or reopening one); a period that contradicts a recorded one raises
+    ``ValueError`` (the consumer dead-letters it with the reason).
+    """
+    await upsert_unit(conn, UnitSpec(data["care_unit_id"], data["name"], data["region_code"],
+                                     data.get("verksamhetschef_id")))
+    unit = data["care_unit_id"]
+    start = date.fromisoformat(data["contract_from"])
+    end = date.fromisoformat(data["contract_to"]) if data.get("contract_to") else None
+    await _apply_period(conn, "unit_contract", unit, start, end, None)
+    limit = data.get("listing_limit")
+    if limit is not None:
+        await _apply_period(conn, "listing_limit", unit, date.fromisoformat(limit["valid_from"]),
+                            date.fromisoformat(limit["valid_to"]) if limit.get("valid_to") else None,
+                            (int(limit["max_listed"]), sorted(set(limit.get("exempt_groups") or []))))
+    else:  # no limit decided any more: an open decision ends on the day this was recorded
+        await conn.execute(
+            "UPDATE listing.listing_limit SET end_on = GREATEST($2, start_on) WHERE care_unit_id = $1 AND end_on IS NULL",
+            unit, recorded_on)
+    for fictive in data.get("fictive_lists") or ():
+        await add_list(conn, fictive["list_id"], unit, fictive["name"], "fictive", None)
+
+
+async def _apply_period(conn: Any, table: str, unit: str, start: date, end: date | None,
+                        limit: tuple[int, list[str]] | None) -> None:
+    rows = await conn.fetch(f"SELECT id, start_on, end_on FROM listing.{table} WHERE care_unit_id = $1", unit)
+    same = next((r for r in rows if r["start_on"] == start), None)
+    if same is not None:
+        if same["end_on"] == end:
+            return
+        if same["end_on"] is None and end is not None:
+            await conn.execute(f"UPDATE listing.{table} SET end_on = GREATEST($2, start_on) WHERE id = $1",
+                               same["id"], end)
+            return
+        raise ValueError(f"{table}: a recorded period can only be closed, not moved or reopened")
+    if table == "unit_contract":
+        await add_contract(conn, unit, start, end)
+    else:
+        assert limit is not None
+        await add_listing_limit(conn, unit, limit[0], start, end, limit[1])

@@ -34,7 +34,7 @@ from services.listing.domain.model import (
     ListingState,
     months_before,
 )
-from services.listing.domain.policy import PolicyProfile, profile_for
+from services.listing.domain.policy import NoProfileVersion, PolicyProfile, profile_for
 from services.listing.domain.reasons import RejectionReason
 from services.listing.domain.rules import decide
 from services.listing.service_layer.unit_of_work import UnitOfWork
@@ -90,10 +90,18 @@ class Deps:
         return at.astimezone(ZoneInfo(self.timezone)).date()
 
     def policy(self, on: date) -> PolicyProfile:
-        return profile_for(self.profile_name, on)
+        try:
+            return profile_for(self.profile_name, on)
+        except NoProfileVersion:
+            raise InvalidMessage("the region's policy profile has no version valid on the effective date") from None
 
 
 Handler = Callable[[Message, Deps], Awaitable[Outcome]]
+
+
+class InvalidMessage(ValueError):
+    """The message is valid against its contract but can never be handled (reason in the text,
+    no field values): the REST API answers 422, the consumer dead-letters it."""
 
 REJECTIONS = (ev.ListingRejected, ev.AssignmentRejected, ev.RecordRejected)
 
@@ -319,6 +327,22 @@ async def handle_role_upsert(msg: Message, deps: Deps) -> Outcome:
     return await _simple_fact(msg, deps, lambda conn: reference.upsert_role(conn, msg.data))
 
 
+async def handle_unit_contracted(msg: Message, deps: Deps) -> Outcome:
+    """The region's unit register (L3 contracts, L7 limits, F3 fictive lists); latest event = state."""
+    import asyncpg
+
+    recorded_on = deps.local_date(_parse_time(msg.data["recorded_at"]))
+
+    async def write(conn: Any) -> None:
+        try:
+            await reference.apply_unit_register(conn, msg.data, recorded_on)
+        except (ValueError, asyncpg.ExclusionViolationError, asyncpg.RaiseError) as exc:
+            reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
+            raise InvalidMessage(f"care unit register: {reason}") from None
+
+    return await _simple_fact(msg, deps, write)
+
+
 async def handle_risk_assessed(msg: Message, deps: Deps) -> Outcome:
     return await _simple_fact(msg, deps, lambda conn: reference.add_risk_assessment(conn, msg.data))
 
@@ -424,4 +448,5 @@ FACT_HANDLERS: dict[str, Handler] = {
     "person.updated.v1": handle_person,
     "residence.recorded.v1": handle_residence,
     "risk.assessed.v1": handle_risk_assessed,
+    "care_unit.contracted.v1": handle_unit_contracted,
 }

@@ -1,0 +1,206 @@
+"""The composition root of the listing service: every port is a parameter; `ListingRuntime` runs
+the loops (each supervised: an error is logged and the loop goes on after a pause).
+
+* commands — ``listing.commands.v1`` → COMMAND_HANDLERS (inbox key: the contract's ``command_id``,
+  shared with the REST API, so a command sent both ways is handled once)
+* facts    — roster, population register, SÄBO residence, ACG risk, the region's unit register
+             → FACT_HANDLERS (inbox key: the CloudEvents id)
+* relay    — the outbox → ``listing.events.v1`` / ``listing.capacity.v1``, woken after every
+             decision and every ``relay_interval_s``
+
+Both consumers are :class:`KeyedEventConsumer`: the shared EventConsumer (DLQ with a reason,
+retries, commit after the batch) with the messages of one batch handled concurrently across
+keys and in order within a key (a patient's commands never overtake each other).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from flk.events.consumer import ConsumerSettings, EventConsumer, PermanentFailure, TransientFailure
+from flk.events.dlq import FailedMessage
+from flk.events.envelope import Envelope
+from flk.events.registry import registry
+from services.listing.adapters.metrics import ListingProbe
+from services.listing.adapters.relay import OutboxRelay
+from services.listing.service_layer.dispatch import handle_message
+from services.listing.service_layer.handlers import (
+    COMMAND_HANDLERS,
+    FACT_HANDLERS,
+    Deps,
+    Handler,
+    InvalidMessage,
+    Message,
+)
+from services.listing.settings import ListingSettings
+
+log = logging.getLogger(__name__)
+
+
+def topics_for(event_types: Mapping[str, object]) -> tuple[str, ...]:
+    reg = registry()
+    return tuple(sorted({reg.topic_for(t).name for t in event_types}))
+
+
+COMMAND_TOPICS = topics_for(COMMAND_HANDLERS)
+FACT_TOPICS = topics_for(FACT_HANDLERS)
+
+
+class KeyedEventConsumer(EventConsumer):
+    """EventConsumer whose batches are handled concurrently across keys, in order within a key."""
+
+    concurrency: int = 16
+
+    async def run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None, "start() first"
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def chain(messages: list[FailedMessage]) -> None:
+            async with gate:
+                for message in messages:
+                    await self.process(message)
+
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.max_records)
+            if not batches:
+                continue
+            chains: dict[tuple[str, int, bytes | None], list[FailedMessage]] = {}
+            for records in batches.values():
+                for r in records:
+                    chains.setdefault((r.topic, r.partition, r.key), []).append(FailedMessage(
+                        topic=r.topic, partition=r.partition, offset=r.offset, key=r.key, value=r.value,
+                        headers=tuple(r.headers or ()),
+                    ))
+            await asyncio.gather(*(chain(c) for c in chains.values()))
+            await consumer.commit()
+
+
+def _unavailable() -> tuple[type[BaseException], ...]:
+    import asyncpg
+
+    return (OSError, ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError)
+
+
+def envelope_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingProbe, attempts: int,
+                     message_id: Callable[[Envelope], str]) -> Callable[[Envelope], Awaitable[None]]:
+    """Adapt a consumed envelope to the handlers: never handleable → PermanentFailure (DLQ with the
+    reason), database unavailable → TransientFailure (the partition waits and retries)."""
+    unavailable = _unavailable()
+
+    async def handle(envelope: Envelope) -> None:
+        msg = Message(message_id(envelope), envelope.event_type, envelope.data, datetime.now(timezone.utc))
+        try:
+            await handle_message(msg, deps, probe, attempts, handlers)
+        except InvalidMessage as exc:
+            raise PermanentFailure(str(exc)) from None
+        except unavailable as exc:
+            raise TransientFailure(type(exc).__name__) from None
+
+    return handle
+
+
+class Wakeup:
+    """An asyncio.Event that synchronous callbacks can set."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def __call__(self, *args: object) -> None:
+        self.event.set()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self.event.clear()
+
+
+def build_deps(settings: ListingSettings, pool: object, on_decided: Callable[..., None] | None = None,
+               clock: Callable[[], datetime] | None = None) -> Deps:
+    return Deps(pool=pool, profile_name=settings.profile, timezone=settings.timezone,
+                clock=clock or (lambda: datetime.now(timezone.utc)),
+                on_decided=on_decided or (lambda m, o, e: None))
+
+
+@dataclass
+class ListingRuntime:
+    settings: ListingSettings
+    pool: object  # asyncpg pool of the workers
+    producer: object  # aiokafka producer: the relay and the DLQ
+    probe: ListingProbe
+    consumer_probe: object
+    relay_wake: Wakeup = field(default_factory=Wakeup)
+    deps: Deps = field(init=False)
+    relay: OutboxRelay = field(init=False)
+    consumers: list[EventConsumer] = field(init=False, default_factory=list)
+    _tasks: list[asyncio.Task] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.deps = build_deps(s, self.pool, self.relay_wake)
+        self.relay = OutboxRelay(self.pool, self.producer, s.source, s.platform.topic_prefix, s.relay_batch,
+                                 self.probe)
+
+    def _consumer(self, suffix: str, topics: tuple[str, ...], handlers: Mapping[str, Handler],
+                  message_id: Callable[[Envelope], str]) -> EventConsumer:
+        s = self.settings
+        consumer = KeyedEventConsumer(
+            ConsumerSettings(bootstrap=s.platform.kafka_bootstrap,
+                             group_id=f"{s.platform.topic_prefix}{s.consumer_group}.{suffix}",
+                             topics=topics, name=f"listing-{suffix}", topic_prefix=s.platform.topic_prefix),
+            handle=envelope_handler(self.deps, handlers, self.probe, s.conflict_retries, message_id),
+            dlq_producer=self.producer, probe=self.consumer_probe,
+        )
+        consumer.concurrency = s.consumer_concurrency
+        return consumer
+
+    async def start(self, *, consume: bool = True, relay: bool = True) -> None:
+        if consume:
+            self.consumers = [
+                self._consumer("commands", COMMAND_TOPICS, COMMAND_HANDLERS, lambda e: str(e.data["command_id"])),
+                self._consumer("facts", FACT_TOPICS, FACT_HANDLERS, lambda e: e.id),
+            ]
+            for consumer in self.consumers:
+                await consumer.start()
+                self._spawn(consumer.settings.name, consumer.run)
+        if relay:
+            self._spawn("relay", self._relay_loop)
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        try:  # what was decided before the stop is published now, not at the next start
+            await self.relay.publish_all()
+        except Exception:  # noqa: BLE001 - the next start publishes it
+            log.warning("listing relay: outbox not drained at stop; it is published at the next start")
+
+    def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        async def supervised() -> None:
+            while True:
+                try:
+                    await body()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - logged; the loop goes on
+                    log.exception("listing %s loop failed; restarting in 1 s", name)
+                    await asyncio.sleep(1.0)
+
+        self._tasks.append(asyncio.create_task(supervised(), name=f"listing-{name}"))
+
+    async def _relay_loop(self) -> None:
+        while True:
+            await self.relay.publish_all()
+            self.probe.outbox_pending(await self.relay.pending())
+            await self.relay_wake.wait(self.settings.relay_interval_s)

@@ -1,0 +1,34 @@
+"""`flk listing ...`: the listing service's commands. Each subcommand is a small function that
+imports what it needs when it runs (``flk --help`` stays fast, no I/O at import time); add a
+command with ``@listing.command()``."""
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def listing() -> None:
+    """The listing register and fast läkarkontakt rules (rule ids L1–P3)."""
+
+
+@listing.command()
+@click.option("--host", default=None, help="HTTP host (default FLK_LISTING_HOST)")
+@click.option("--port", default=None, type=int, help="HTTP port (default FLK_LISTING_PORT, 8081)")
+@click.option("--migrate/--no-migrate", default=True, show_default=True, help="apply pending migrations first")
+def run(host: str | None, port: int | None, migrate: bool) -> None:
+    """Run the service: REST API, Kafka consumers (commands and facts) and the outbox relay."""
+    import logging
+
+    import uvicorn
+
+    from services.listing.entrypoints.api import create_app
+    from services.listing.settings import ListingSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ListingSettings()
+    if migrate:
+        from flk.db.migrate import migrate_sync
+
+        for m in migrate_sync(settings.platform.database_url.get_secret_value()):
+            click.echo(f"applied {m.label}")
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")

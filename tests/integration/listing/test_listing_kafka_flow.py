@@ -1,0 +1,138 @@
+"""Commands and facts through the real broker: applied once, events out through the outbox."""
+from __future__ import annotations
+
+import json
+import uuid
+
+from listing_harness import (
+    DOCTOR_1,
+    ROLE_1,
+    TODAY,
+    UNIT_A,
+    assign_flk,
+    list_request,
+    rfc3339,
+)
+
+from flk.events.dlq import REASON
+from flk.events.registry import registry
+
+
+async def test_a_listing_command_published_to_kafka_is_applied_and_its_event_comes_out_of_the_outbox(listing):
+    await listing.given_region()
+    key = await listing.given_person()
+    request = list_request(key)
+
+    await listing.publish("listing.request.v1", request)
+
+    events = await listing.published("listing.started.v1", lambda es: any(e.data["patient_key"] == key for e in es))
+    started = [e for e in events if e.event_type == "listing.started.v1" and e.data["patient_key"] == key]
+    assert len(started) == 1
+    assert started[0].data["care_unit_id"] == UNIT_A
+    assert started[0].data["command_id"] == request["command_id"]
+    rows = await listing.fetch("SELECT care_unit_id FROM listing.listing WHERE patient_key = $1 AND end_on IS NULL", key)
+    assert [r["care_unit_id"] for r in rows] == [UNIT_A]
+    unpublished = await listing.fetch("SELECT count(*) AS n FROM listing.outbox WHERE published_at IS NULL")
+    assert unpublished[0]["n"] == 0
+
+
+async def test_the_same_command_delivered_twice_changes_state_once_and_publishes_one_event(listing):
+    await listing.given_region()
+    key = await listing.given_person()
+    await listing.post("listing.request.v1", list_request(key))
+    assignment = assign_flk(key, practitioner_id=DOCTOR_1)
+
+    # twice through Kafka, with different CloudEvents ids (an EHR retrying), and once more by REST
+    await listing.publish("fast_lakarkontakt.assign.v1", assignment, event_id=str(uuid.uuid4()))
+    await listing.publish("fast_lakarkontakt.assign.v1", assignment, event_id=str(uuid.uuid4()))
+    again = await listing.post("fast_lakarkontakt.assign.v1", assignment)
+
+    assert again.status_code == 200
+    events = await listing.published(
+        "fast_lakarkontakt.assigned.v1",
+        lambda es: sum(e.event_type == "fast_lakarkontakt.assigned.v1" for e in es) >= 2, timeout_s=6)
+    assigned = [e for e in events if e.event_type == "fast_lakarkontakt.assigned.v1"]
+    assert len(assigned) == 1
+    rows = await listing.fetch("SELECT count(*) AS n FROM listing.flk_assignment WHERE patient_key = $1", key)
+    assert rows[0]["n"] == 1
+    inbox = await listing.fetch("SELECT count(*) AS n FROM listing.inbox WHERE message_id = $1",
+                                assignment["command_id"])
+    assert inbox[0]["n"] == 1
+
+
+async def test_F8_role_ended_on_the_roster_ends_the_doctors_assignments_with_reason_doctor_left(listing):
+    await listing.given_region()
+    keys = [await listing.given_person() for _ in range(2)]
+    for key in keys:
+        assert (await listing.post("listing.request.v1", list_request(key))).status_code == 200
+        assert (await listing.post("fast_lakarkontakt.assign.v1",
+                                   assign_flk(key, practitioner_id=DOCTOR_1))).status_code == 200
+
+    await listing.publish("practitioner_role.ended.v1", {
+        "role_id": ROLE_1, "practitioner_id": DOCTOR_1, "care_unit_id": UNIT_A, "ended_on": TODAY.isoformat()})
+
+    async def ended():
+        rows = await listing.fetch(
+            "SELECT end_reason FROM listing.flk_assignment WHERE patient_key = ANY($1::text[]) AND end_on IS NOT NULL",
+            keys)
+        return rows if len(rows) == 2 else None
+
+    rows = await listing.eventually(ended)
+    assert rows and {r["end_reason"] for r in rows} == {"doctor_left"}
+    still_listed = await listing.fetch(
+        "SELECT count(*) AS n FROM listing.listing WHERE patient_key = ANY($1::text[]) AND end_on IS NULL", keys)
+    assert still_listed[0]["n"] == 2  # F8: listings stay, it is not a switch
+    events = await listing.published(
+        "fast_lakarkontakt.ended.v1",
+        lambda es: sum(e.event_type == "fast_lakarkontakt.ended.v1" for e in es) >= 2)
+    assert sorted(e.data["reason"] for e in events if e.event_type == "fast_lakarkontakt.ended.v1") == \
+        ["doctor_left", "doctor_left"]
+
+
+async def test_P1_a_death_in_the_population_register_ends_the_listing_and_the_fast_lakarkontakt(listing):
+    await listing.given_region()
+    key = await listing.given_person()
+    await listing.post("listing.request.v1", list_request(key))
+    await listing.post("fast_lakarkontakt.assign.v1", assign_flk(key, practitioner_id=DOCTOR_1))
+
+    await listing.publish("person.updated.v1", {"patient_key": key, "status": "deceased",
+                                                "status_date": TODAY.isoformat(), "updated_at": rfc3339()})
+
+    async def ended():
+        rows = await listing.fetch("SELECT end_reason FROM listing.listing WHERE patient_key = $1 AND end_on IS NOT NULL",
+                                   key)
+        return rows
+
+    rows = await listing.eventually(ended)
+    assert [r["end_reason"] for r in rows] == ["deceased"]
+    flk = await listing.fetch("SELECT end_reason FROM listing.flk_assignment WHERE patient_key = $1", key)
+    assert [r["end_reason"] for r in flk] == ["deceased"]
+    status = await listing.fetch("SELECT population_status FROM listing.person WHERE patient_key = $1", key)
+    assert status[0]["population_status"] == "deceased"
+    history = await listing.fetch("SELECT count(*) AS n FROM listing.listing WHERE patient_key = $1", key)
+    assert history[0]["n"] == 1  # kept for statistics, never deleted
+
+
+async def test_an_invalid_command_goes_to_the_dead_letter_topic_with_its_reason(listing):
+    topic = registry().topic_for("listing.request.v1").name
+    await listing.producer.send_and_wait(
+        listing.prefix + topic, key=b"pk1_notavalidkey", value=json.dumps({"command_id": "x"}).encode(),
+        headers=[("ce_specversion", b"1.0"), ("ce_id", b"1"), ("ce_source", b"urn:test"),
+                 ("ce_type", b"se.flk.listing.request.v1")])
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(listing.prefix + topic + ".dlq", bootstrap_servers=listing.bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        found = []
+        for _ in range(100):
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                found += records
+            if found:
+                break
+    finally:
+        await consumer.stop()
+    assert len(found) == 1
+    reason = dict(found[0].headers)[REASON].decode()
+    assert "listing.request.v1" in reason
