@@ -35,8 +35,12 @@ class NotifierSettings(BaseSettings):
     include_sabo: bool = True
     timezone: str = "Europe/Stockholm"  # dates in events (started_on, ...) are local dates
 
-    # ---- worklist (the page comes later; alerts link to it) -------------------------------
-    worklist_base_url: str = "https://flk.local/worklist"
+    # ---- worklist (served by this app at /units/{unit}/worklist; alerts link to it) ---------
+    worklist_base_url: str = "http://127.0.0.1:8083"  # the public base URL of this app
+    listing_api_base_url: str = "http://127.0.0.1:8081"  # the listing service (doctor lists, FLK commands)
+    listing_timeout_s: float = 10.0
+    worklist_cookie_secure: bool = False  # set behind HTTPS; cookies are Secure anyway on https requests
+    worklist_assign_wait_s: float = Field(5.0, ge=0)  # after an accepted assignment, wait this long for the gap to resolve
 
     # ---- email ----------------------------------------------------------------------------
     smtp_host: str = "127.0.0.1"
@@ -71,11 +75,11 @@ class NotifierSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8083
 
-    @field_validator("worklist_base_url")
+    @field_validator("worklist_base_url", "listing_api_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
-            raise ValueError("worklist_base_url must be an http(s) URL")
+            raise ValueError("worklist_base_url and listing_api_base_url must be http(s) URLs")
         return value.rstrip("/")
 
     @property
@@ -97,5 +101,5 @@ class NotifierSettings(BaseSettings):
         )
 
     def worklist_url(self, unit_id: str) -> str:
-        """The seam to the worklist page (built later): the unit's page, which requires login."""
-        return f"{self.worklist_base_url}/units/{quote(unit_id, safe='')}"
+        """The unit's worklist page (requires login)."""
+        return f"{self.worklist_base_url}/units/{quote(unit_id, safe='')}/worklist"

@@ -26,6 +26,7 @@ class NotifierProbe(Protocol):
     def delivery_failed(self, channel: str, reason: str) -> None: ...
     def attempt_duration(self, channel: str, seconds: float) -> None: ...
     def open_gaps(self, by_unit: dict[str, tuple[int, float]]) -> None: ...
+    def worklist_request(self, action: str, outcome: str) -> None: ...
 
 
 class NullProbe:
@@ -64,6 +65,9 @@ class PrometheusProbe:
         self.open_gap_count = Gauge("flk_notifier_open_care_gaps", "Open care gaps per unit", ["care_unit_id"], registry=r)
         self.oldest_gap_age = Gauge("flk_notifier_oldest_open_care_gap_age_seconds",
                                     "Age of the oldest open care gap per unit", ["care_unit_id"], registry=r)
+        self.worklist = Counter("flk_notifier_worklist_requests_total",
+                                "Worklist views and actions by outcome (no unit or patient labels)",
+                                ["action", "outcome"], registry=r)
         self._units: set[str] = set()
 
     def handled(self, consumer: str, event_type: str) -> None:
@@ -109,3 +113,6 @@ class PrometheusProbe:
             self.open_gap_count.labels(unit).set(count)
             self.oldest_gap_age.labels(unit).set(age)
         self._units |= set(by_unit)
+
+    def worklist_request(self, action: str, outcome: str) -> None:
+        self.worklist.labels(action, outcome).inc()

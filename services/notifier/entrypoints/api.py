@@ -2,8 +2,9 @@
 only), and the admin routes for a unit's alert routing. Every route but the probes needs a
 bearer token; reads and changes are audit-logged.
 
-The unit worklist (patient level, later) will be served under ``/units/{unit_id}/worklist``
-by the listing UI; alerts already link there (``NotifierSettings.worklist_url``).
+The unit worklist (patient level, HTML) is served by the same app under
+``/units/{unit_id}/worklist`` (:mod:`services.notifier.entrypoints.worklist`); alerts link there
+(``NotifierSettings.worklist_url``).
 """
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from flk.security.audit import AuditRecord
 from flk.security.fastapi import AccessGuard, access_guard
 from flk.security.tokens import Role
 from services.notifier.adapters import alert_store
+from services.notifier.adapters.listing_client import ListingClient
 from services.notifier.adapters.metrics import PrometheusProbe
 from services.notifier.domain.alerts import summarize
+from services.notifier.entrypoints.worklist import install_worklist
 from services.notifier.service_layer.routing import build_routing, set_routing
 from services.notifier.settings import NotifierSettings
 
@@ -47,8 +50,9 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
     async def start_workers(app: FastAPI):
         app.state.notifier_settings = settings
         app.state.runtime = None
+        worklist.listing = ListingClient(settings.listing_api_base_url, settings.listing_timeout_s)
         if not run_workers:
-            return None
+            return worklist.listing.aclose
         from flk.events.producer import new_producer
         from services.notifier.bootstrap import build_runtime
 
@@ -64,12 +68,14 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
             closer = getattr(runtime.teams, "aclose", None)
             if closer:
                 await closer()
+            await worklist.listing.aclose()
 
         return close
 
     app = FastAPI(title="flk notifier", lifespan=platform_lifespan(settings.platform, start_workers))
     install_platform(app)
     app.state.probe = probe
+    worklist = install_worklist(app, settings)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -59,7 +59,7 @@ async def test_listing_events_open_a_gap_after_the_grace_period_and_the_unit_get
     mail = smtp_sink.received[0]
     assert mail.rcpt_tos == ["vardcentral-a@example.se"]
     assert mail.message["Subject"].startswith("Ny vårdlucka: 1 patient med stort vårdbehov")
-    assert f"https://flk.example.se/worklist/units/{UNIT_A}" in mail.text
+    assert f"https://flk.example.se/worklist/units/{UNIT_A}/worklist" in mail.text
 
     card = teams_sink.accepted[0].body
     assert card["type"] == "message"
@@ -69,7 +69,7 @@ async def test_listing_events_open_a_gap_after_the_grace_period_and_the_unit_get
     assert (content["type"], content["version"]) == ("AdaptiveCard", "1.4")
     assert all(block["type"] in ("TextBlock", "FactSet") for block in content["body"])
     assert content["actions"] == [{"type": "Action.OpenUrl", "title": "Öppna arbetslistan",
-                                   "url": f"https://flk.example.se/worklist/units/{UNIT_A}"}]
+                                   "url": f"https://flk.example.se/worklist/units/{UNIT_A}/worklist"}]
 
     opened = await consume_all(kafka_bootstrap, topic_prefix + "caregaps.events.v1", 1)
     assert _headers(opened[0])["ce_type"] == "se.flk.care_gap.opened.v1"

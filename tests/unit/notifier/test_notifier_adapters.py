@@ -188,7 +188,7 @@ def test_settings_come_from_flk_notifier_environment_variables(monkeypatch):
     monkeypatch.setenv("FLK_NOTIFIER_WORKLIST_BASE_URL", "https://vard.example.se/arbetslista/")
     s = NotifierSettings()
     assert s.care_policy.grace_days == 7
-    assert s.worklist_url(UNIT_A) == f"https://vard.example.se/arbetslista/units/{UNIT_A}"
+    assert s.worklist_url(UNIT_A) == f"https://vard.example.se/arbetslista/units/{UNIT_A}/worklist"
     monkeypatch.setenv("FLK_NOTIFIER_WORKLIST_BASE_URL", "ftp://x")
     with pytest.raises(ValueError):
         NotifierSettings()

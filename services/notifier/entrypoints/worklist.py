@@ -1,0 +1,317 @@
+"""The unit worklist: server-rendered HTML in Swedish (works without JavaScript).
+
+Routes (on the notifier's app, port 8083):
+* ``GET /login``, ``POST /login`` — staff paste their platform bearer token; it is kept in an
+  HttpOnly, SameSite=Strict cookie (an ``Authorization: Bearer`` header works as well).
+* ``GET /`` — links to the worklists of the units the token names.
+* ``GET /units/{unit}/worklist`` — the unit's patients with open care gaps (personnummer for the
+  unit's own staff, the pseudonymous key for protected identities and region roles), cause,
+  RUB, SÄBO, days open, and the unit's doctors with free capacity (listing API).
+* ``POST /units/{unit}/worklist/assign`` — assign an FLK through the listing API with the user's
+  token; the gap then resolves through listing.events.v1 -> gap detection.
+* ``POST /logout``.
+
+Forms carry a double-submit CSRF token (cookie == form field) when the cookie authenticates.
+Every view and action is audit-logged (per patient shown); another unit's staff get 404.
+Patient identifiers never appear in a URL (forms post an opaque gap id), a log line or a label.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+import jinja2
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from flk.security.access import may_read_unit_patients
+from flk.security.audit import AuditRecord
+from flk.security.tokens import InvalidToken, Principal, verify_token
+from flk.security.vault import IdentityVault
+from services.notifier.adapters import worklist_store
+from services.notifier.adapters.listing_client import (
+    AssignAccepted, AssignRejected, ListingClient, ListingRefused, ListingUnavailable,
+)
+from services.notifier.domain.worklist import (
+    assign_command, csrf_matches, doctors_with_free_capacity, may_reidentify, safe_next_path, worklist_rows,
+)
+from services.notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "flk_worklist_session"
+CSRF_COOKIE = "flk_worklist_csrf"
+
+ACTION_VIEW = "notifier.worklist.read"
+ACTION_PATIENT_VIEW = "notifier.worklist.patient.view"
+ACTION_ASSIGN = "notifier.worklist.assign"
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+ASSIGN_OUTCOME_NOTICES = {
+    "klar": ("ok", "Fast läkarkontakt tilldelad. Vårdluckan är stängd."),
+    "mottagen": ("info", "Tilldelningen är godkänd av listningstjänsten. Vårdluckan stängs när händelsen "
+                         "har behandlats – ladda om sidan om en stund."),
+    "stangd": ("info", "Vårdluckan är redan stängd."),
+}
+
+
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("services.notifier.entrypoints", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+class WorklistPages:
+    """The worklist's collaborators; one per app (created in ``create_app``, no I/O)."""
+
+    def __init__(self, settings: NotifierSettings) -> None:
+        self.settings = settings
+        self.tz = ZoneInfo(settings.timezone)
+        self.vault = IdentityVault(settings.platform.identity_vault_key.get_secret_value())
+        self.env = _templates()
+        self.listing: ListingClient | None = None  # opened in the lifespan
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    def now(self, request: Request) -> datetime:
+        clock = getattr(getattr(request.app.state, "runtime", None), "clock", None)
+        return clock.now() if clock else datetime.now(timezone.utc)
+
+    def secure_cookies(self, request: Request) -> bool:
+        return self.settings.worklist_cookie_secure or request.url.scheme == "https"
+
+    def page(self, request: Request, template: str, status: int = 200, principal: Principal | None = None,
+             **context: Any) -> HTMLResponse:
+        """Render with the CSRF token (created when the browser has none) and security headers."""
+        csrf = request.cookies.get(CSRF_COOKIE)
+        new_csrf = None if csrf else secrets.token_urlsafe(32)
+        body = self.env.get_template(template).render(principal=principal, csrf_token=csrf or new_csrf, **context)
+        response = HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+        if new_csrf:
+            self.set_csrf_cookie(request, response, new_csrf)
+        return response
+
+    def set_csrf_cookie(self, request: Request, response: Response, value: str) -> None:
+        response.set_cookie(CSRF_COOKIE, value, httponly=True, samesite="strict", secure=self.secure_cookies(request),
+                            path="/")
+
+    @staticmethod
+    def redirect(url: str) -> RedirectResponse:
+        return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+
+    def to_login(self, request: Request, error: str | None = None) -> Response:
+        path = request.url.path if request.method == "GET" else "/"
+        query = {"next": path} | ({"fel": error} if error else {})
+        response = self.redirect(f"/login?{urlencode(query)}")
+        if error:
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @staticmethod
+    def credentials(request: Request) -> tuple[str | None, str]:
+        """(token, 'header' | 'cookie'); the header wins."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip(), "header"
+        cookie = request.cookies.get(SESSION_COOKIE)
+        return (cookie, "cookie") if cookie else (None, "")
+
+    def principal(self, token: str) -> Principal:
+        return verify_token(self.settings.platform, token)
+
+    @staticmethod
+    def request_id(request: Request) -> str:
+        return request.headers.get("x-request-id") or str(uuid.uuid4())
+
+    async def audit(self, request: Request, records: list[AuditRecord]) -> None:
+        await worklist_store.audit_many(request.app.state.db, records)
+
+    def probe(self, request: Request, action: str, outcome: str) -> None:
+        request.app.state.probe.worklist_request(action, outcome)
+
+    # ---- the worklist page -----------------------------------------------------------------------
+
+    async def deny(self, request: Request, principal: Principal, action: str, unit_id: str) -> HTMLResponse:
+        await self.audit(request, [AuditRecord(principal, action, "denied", unit_id=unit_id,
+                                               request_id=self.request_id(request))])
+        self.probe(request, action, "denied")
+        # 404, not 403: a unit must not learn about another unit's patients
+        return self.page(request, "not_found.html", 404, principal,
+                         message="Det finns ingen arbetslista för den här enheten bland dina enheter.")
+
+    async def worklist(self, request: Request, principal: Principal, token: str, unit_id: str,
+                       notices: list[tuple[str, str]], status: int = 200) -> HTMLResponse:
+        request_id = self.request_id(request)
+        reidentify = may_reidentify(principal, unit_id)
+        async with request.app.state.db.acquire() as conn:
+            gaps = await worklist_store.open_gaps_of_unit(conn, unit_id)
+            identities = await worklist_store.identities(conn, self.vault, (g.patient_key for g in gaps)) \
+                if reidentify else {}
+        now = self.now(request)
+        await self.audit(request, [
+            AuditRecord(principal, ACTION_VIEW, "allowed", unit_id=unit_id, purpose="vard", request_id=request_id),
+            *(AuditRecord(principal, ACTION_PATIENT_VIEW, "allowed", unit_id=unit_id, patient_key=g.patient_key,
+                          purpose="vard", request_id=request_id) for g in gaps),
+        ])
+        doctors, lists_error = [], None
+        try:
+            assert self.listing is not None
+            doctors = doctors_with_free_capacity(await self.listing.unit_lists(unit_id, token))
+        except ListingUnavailable:
+            lists_error = "Listningstjänsten svarar inte just nu: läkarlistor och tilldelning går inte att visa."
+        except ListingRefused as exc:
+            lists_error = f"Listningstjänsten visar inte enhetens listor för dig (svar {exc.status})."
+        self.probe(request, ACTION_VIEW, "allowed")
+        return self.page(
+            request, "worklist.html", status, principal, unit_id=unit_id,
+            rows=worklist_rows(gaps, identities, reidentify, now, self.tz), doctors=doctors, lists_error=lists_error,
+            notices=notices, form_nonce=secrets.token_urlsafe(16),
+            as_of=now.astimezone(self.tz).strftime("%Y-%m-%d %H:%M"),
+        )
+
+
+def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
+    """Add the worklist's routes; the caller's lifespan opens/closes ``pages.listing``."""
+    pages = WorklistPages(settings)
+    app.state.worklist = pages
+
+    @app.get("/login", include_in_schema=False)
+    async def login_form(request: Request, next: str = "/", fel: str | None = None) -> Response:
+        return pages.page(request, "login.html", next=safe_next_path(next, "/"), error=fel)
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request, token: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+                    next: Annotated[str, Form()] = "/") -> Response:
+        target = safe_next_path(next, "/")
+        if not csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
+            pages.probe(request, "notifier.worklist.login", "csrf_failed")
+            return pages.page(request, "login.html", 400, next=target,
+                              error="Inloggningsformuläret kunde inte verifieras. Försök igen.")
+        try:
+            principal = pages.principal(token.strip())
+        except InvalidToken as exc:
+            pages.probe(request, "notifier.worklist.login", "invalid_token")
+            return pages.page(request, "login.html", 401, next=target, error=f"Token kunde inte verifieras ({exc}).")
+        response = pages.redirect(target)
+        response.set_cookie(SESSION_COOKIE, token.strip(), httponly=True, samesite="strict",
+                            secure=pages.secure_cookies(request), path="/")
+        pages.set_csrf_cookie(request, response, secrets.token_urlsafe(32))  # a new session, a new CSRF token
+        pages.probe(request, "notifier.worklist.login", "ok")
+        log.info("worklist login by %s (%s)", principal.subject, principal.role.value)
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+        response = pages.redirect("/login")
+        if csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def home(request: Request) -> Response:
+        token, _ = pages.credentials(request)
+        if token is None:
+            return pages.to_login(request)
+        try:
+            principal = pages.principal(token)
+        except InvalidToken as exc:
+            return pages.to_login(request, f"Inloggningen gäller inte längre ({exc}).")
+        units = sorted(principal.units)
+        if len(units) == 1 and request.url.path == "/":
+            return pages.redirect(f"/units/{quote(units[0], safe='')}/worklist")
+        return pages.page(request, "units.html", principal=principal, units=units)
+
+    @app.get("/units/{unit_id}/worklist", include_in_schema=False)
+    async def worklist(request: Request, unit_id: str, tilldelning: str | None = None) -> Response:
+        token, source = pages.credentials(request)
+        if token is None:
+            return pages.to_login(request)
+        try:
+            principal = pages.principal(token)
+        except InvalidToken as exc:
+            if source == "header":
+                return pages.page(request, "login.html", 401, next=request.url.path,
+                                  error=f"Token kunde inte verifieras ({exc}).")
+            return pages.to_login(request, f"Inloggningen gäller inte längre ({exc}).")
+        if not may_read_unit_patients(principal, unit_id):
+            return await pages.deny(request, principal, ACTION_VIEW, unit_id)
+        notices = [ASSIGN_OUTCOME_NOTICES[tilldelning]] if tilldelning in ASSIGN_OUTCOME_NOTICES else []
+        return await pages.worklist(request, principal, token, unit_id, notices)
+
+    @app.post("/units/{unit_id}/worklist/assign", include_in_schema=False)
+    async def assign(request: Request, unit_id: str, gap_id: Annotated[str, Form()] = "",
+                     list_id: Annotated[str, Form()] = "", form_nonce: Annotated[str, Form()] = "",
+                     csrf_token: Annotated[str, Form()] = "") -> Response:
+        token, source = pages.credentials(request)
+        if token is None:
+            return pages.to_login(request)
+        try:
+            principal = pages.principal(token)
+        except InvalidToken as exc:
+            return pages.to_login(request, f"Inloggningen gäller inte längre ({exc}).")
+        if source == "cookie" and not csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
+            pages.probe(request, ACTION_ASSIGN, "csrf_failed")
+            return pages.page(request, "not_found.html", 403, principal,
+                              message="Formuläret kunde inte verifieras. Ladda om arbetslistan och försök igen.")
+        if not may_read_unit_patients(principal, unit_id):
+            return await pages.deny(request, principal, ACTION_ASSIGN, unit_id)
+        back = f"/units/{quote(unit_id, safe='')}/worklist"
+        try:
+            gap_uuid = uuid.UUID(gap_id)
+        except ValueError:
+            return await pages.worklist(request, principal, token, unit_id,
+                                        [("error", "Begäran saknade en giltig vårdlucka.")], 422)
+        if not list_id or not form_nonce:
+            return await pages.worklist(request, principal, token, unit_id,
+                                        [("error", "Välj en läkare att tilldela.")], 422)
+        async with request.app.state.db.acquire() as conn:
+            gap = await worklist_store.open_gap(conn, unit_id, gap_uuid)
+        if gap is None:
+            pages.probe(request, ACTION_ASSIGN, "gap_closed")
+            return pages.redirect(f"{back}?tilldelning=stangd")
+
+        async def failed(status: int, message: str, outcome: str) -> Response:
+            pages.probe(request, ACTION_ASSIGN, outcome)
+            return await pages.worklist(request, principal, token, unit_id, [("error", message)], status)
+
+        try:
+            assert pages.listing is not None
+            lists = await pages.listing.unit_lists(unit_id, token)
+            doctor = next((d for d in lists if d.list_id == list_id and d.kind == "doctor"), None)
+            if doctor is None:
+                return await failed(422, "Den valda listan är ingen läkarlista på enheten.", "unknown_list")
+            await pages.audit(request, [AuditRecord(principal, ACTION_ASSIGN, "allowed", unit_id=unit_id,
+                                                    patient_key=gap.patient_key, purpose="vard",
+                                                    request_id=pages.request_id(request))])
+            command = assign_command(gap, doctor, principal.subject, form_nonce, pages.now(request), pages.tz)
+            result = await pages.listing.assign(command, token)
+        except ListingUnavailable:
+            return await failed(503, "Listningstjänsten svarar inte just nu. Försök igen om en stund.", "unavailable")
+        except ListingRefused as exc:
+            return await failed(exc.status if exc.status in (401, 403, 404, 422) else 502,
+                                f"Listningstjänsten tog inte emot tilldelningen (svar {exc.status}): {exc.detail}",
+                                f"refused_{exc.status}")
+        if isinstance(result, AssignRejected):
+            return await failed(409, f"Tilldelningen avslogs: {result.message_sv}", "rejected")
+        assert isinstance(result, AssignAccepted)
+        resolved = await worklist_store.wait_until_resolved(request.app.state.db, gap.gap_id,
+                                                            settings.worklist_assign_wait_s)
+        pages.probe(request, ACTION_ASSIGN, "accepted")
+        return pages.redirect(f"{back}?tilldelning={'klar' if resolved else 'mottagen'}")
+
+    return pages
