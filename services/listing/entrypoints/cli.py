@@ -32,3 +32,12 @@ def run(host: str | None, port: int | None, migrate: bool) -> None:
         for m in migrate_sync(settings.platform.database_url.get_secret_value()):
             click.echo(f"applied {m.label}")
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+# `flk listing import` (migration from a region's listing system) and `flk listing kpi-snapshot`
+# (daily G1/G3 for the dashboards): wiring in their own modules.
+from services.listing.entrypoints.import_cli import import_extract  # noqa: E402
+from services.listing.entrypoints.kpi_cli import kpi_snapshot  # noqa: E402
+
+listing.add_command(import_extract)
+listing.add_command(kpi_snapshot)

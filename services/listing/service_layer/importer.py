@@ -1,0 +1,485 @@
+"""``flk listing import``: migrate a region's listing extract into the register.
+
+Two passes over the file, with bounded memory (rows are streamed; one compact entry per person):
+
+1. **Check** every row (``domain.import_check.classify_row``) and index persons
+   (``PersonIndex``: several listings — L1, several FLKs — F5, duplicates).
+2. **Import** (or, with ``dry_run``, simulate) in chunks: the persons of a chunk are locked and
+   loaded, and each row becomes commands — ``RequestListing`` (origin ``import``, channel
+   ``import``, initiated by the region) and ``AssignFastLakarkontakt`` to the doctor's list or,
+   for a locum the profile does not accept as FLK (F2), to the unit's fictive list (F3) — decided
+   by the domain's ``decide()`` under the region's policy profile. What is accepted is written by
+   the same repository code the service uses (``persist`` + ``add_outbox``), so
+   ``listing.events.v1`` gets the history once the relay runs. Persons new to the register are
+   created (folkbokförda in the unit's region until the population register says otherwise) with
+   their re-identification row in ``platform.person_identity`` (AES-GCM, the vault).
+
+Everything is **one transaction**; each row runs in a savepoint, so a row the database refuses
+does not abort the others. Rows the register already holds change nothing (re-running a file
+is a no-op); rejected rows are reported, not written (no ``listing.rejected`` events: a re-run
+would repeat them). A dry run reads in a read-only transaction and writes nothing.
+
+Units and doctors are not created here: they come from ``region.care-units.v1`` and the roster
+(``roster.practitioner-roles.v1``) through the listing service, and must be in the register first.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
+from pathlib import Path
+from types import MappingProxyType
+from typing import IO, Any
+
+from flk.events.envelope import derived_id
+from flk.security.pseudonym import PersonId, patient_key
+from flk.security.vault import IdentityVault
+from services.listing.adapters import reference as reference_writes
+from services.listing.adapters.repository import DecisionContext, ListingRepository, list_from_row, role_from_row
+from services.listing.domain import events as ev
+from services.listing.domain.evolve import evolve_all
+from services.listing.domain.import_check import (
+    FICTIVE_LABEL,
+    POSITIONAL,
+    ImportReference,
+    ImportReport,
+    ImportRow,
+    PersonIndex,
+    Target,
+    Violation,
+    classify_row,
+    count_changes,
+    doctors_by_unit,
+    flk_command,
+    header_columns,
+    listing_command,
+    over_capacity,
+    sniff_delimiter,
+)
+from services.listing.domain.model import (
+    DoctorList,
+    ListingState,
+    ListKind,
+    PatientRecord,
+    Person,
+    PopulationStatus,
+    fictive_list_display_name,
+    months_before,
+)
+from services.listing.domain.policy import PolicyProfile, profile_for
+from services.listing.domain.reasons import RejectionReason
+from services.listing.domain.rules import decide
+
+REJECTIONS = (ev.ListingRejected, ev.AssignmentRejected, ev.RecordRejected)
+IMPORT_LOCK_ID = 0x666C6B_494D  # pg_advisory_xact_lock: one import at a time
+EMPTY: MappingProxyType = MappingProxyType({})
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Rows done, on stderr: a rewritten line on a terminal, a line per step otherwise."""
+
+    def __init__(self, stream: IO[str] | None = None, every: int = 50_000, enabled: bool = True) -> None:
+        self.stream = stream or sys.stderr
+        self.every = every
+        self.enabled = enabled
+        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._shown = False
+
+    def tick(self, phase: str, rows: int, reader: ExtractReader | None = None) -> None:
+        if not self.enabled or rows % self.every:
+            return
+        total_bytes = reader.size if reader is not None else None
+        done_bytes = reader.position() if reader is not None else None
+        share = f" ({100 * done_bytes / total_bytes:.0f} %)" if total_bytes and done_bytes is not None else ""
+        text = f"{phase}: {rows:,} rows{share}".replace(",", " ")
+        if self.terminal:
+            self.stream.write(f"\r{text}")
+            self._shown = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+
+# --------------------------------------------------------------------------- reading the file
+
+
+@dataclass
+class ExtractReader:
+    """Streams (line number, fields) of the extract; header detected on the first row."""
+
+    path: Path
+    encoding: str = "utf-8-sig"
+
+    def __post_init__(self) -> None:
+        self.header = False
+        self.columns: dict[str, int] = dict(POSITIONAL)
+        self.size = self.path.stat().st_size
+
+    def position(self) -> int:
+        """Bytes read so far (for the progress indicator)."""
+        raw = getattr(self, "_raw", None)
+        return raw.buffer.tell() if raw is not None and not raw.closed else self.size
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(line, fields). Blank lines are skipped."""
+        with self.path.open("r", encoding=self.encoding, newline="") as raw:
+            self._raw = raw
+            first = raw.readline()
+            raw.seek(0)
+            reader = csv.reader(raw, delimiter=sniff_delimiter(first))
+            first_row = True
+            for fields in reader:
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                if first_row:
+                    first_row = False
+                    columns = header_columns(fields)
+                    if columns is not None:
+                        self.header, self.columns = True, columns
+                        continue
+                yield reader.line_num, fields
+
+
+# --------------------------------------------------------------------------- the register's reference data
+
+
+@dataclass
+class Register:
+    """Reference data of the register, loaded once: units, lists, roles, counters."""
+
+    units: dict[str, Any]
+    lists: dict[str, DoctorList]
+    roles: dict[str, Any]
+    list_sizes: dict[str, int]
+    listed: dict[str, int]
+    fictive_by_unit: dict[str, str]
+
+    @classmethod
+    async def load(cls, conn: Any, lock: bool) -> Register:
+        repo = ListingRepository(conn)
+        unit_ids = [r["hsa_id"] for r in await conn.fetch("SELECT hsa_id FROM listing.care_unit")]
+        units = await repo.load_units(unit_ids)
+        if lock:  # L7 counts and F8 role ends must not move under the import
+            await conn.execute("SELECT 1 FROM listing.care_unit u WHERE EXISTS (SELECT 1 FROM listing.listing_limit l "
+                               "WHERE l.care_unit_id = u.hsa_id) ORDER BY hsa_id FOR UPDATE")
+            await conn.execute("SELECT 1 FROM listing.practitioner_role ORDER BY role_id FOR SHARE")
+        roles = {r["role_id"]: role_from_row(r) for r in await conn.fetch("SELECT * FROM listing.practitioner_role")}
+        lists = {r["list_id"]: list_from_row(r) for r in await conn.fetch(
+            "SELECT * FROM listing.doctor_list ORDER BY list_id")}
+        sizes = {r["list_id"]: r["n"] for r in await conn.fetch(
+            "SELECT list_id, count(*) AS n FROM listing.flk_assignment WHERE end_on IS NULL GROUP BY list_id")}
+        listed = {r["care_unit_id"]: r["n"] for r in await conn.fetch(
+            "SELECT care_unit_id, count(*) AS n FROM listing.listing WHERE end_on IS NULL GROUP BY care_unit_id")}
+        fictive: dict[str, str] = {}
+        for lst in lists.values():
+            if lst.kind is ListKind.FICTIVE:
+                fictive.setdefault(lst.care_unit_id, lst.list_id)
+        return cls(units, lists, roles, sizes, listed, fictive)
+
+    def reference(self, on: date) -> ImportReference:
+        return ImportReference(frozenset(self.units), doctors_by_unit(list(self.lists.values()), self.roles, on))
+
+
+# --------------------------------------------------------------------------- the import
+
+
+@dataclass
+class ImportOptions:
+    path: Path
+    profile: str
+    as_of: date
+    dry_run: bool
+    reservnummer_pattern: str | None = None
+    encoding: str = "utf-8-sig"
+    chunk_rows: int = 1_000
+    max_report_lines: int = 10_000
+
+
+class ListingImport:
+    """One run of the import on one connection (see the module doc)."""
+
+    def __init__(self, conn: Any, options: ImportOptions, pseudonym_key: bytes, vault: IdentityVault,
+                 progress: Progress | None = None, clock: Callable[[], datetime] | None = None) -> None:
+        self.conn = conn
+        self.options = options
+        self.key = pseudonym_key
+        self.vault = vault
+        self.progress = progress or Progress(enabled=False)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.policy: PolicyProfile = profile_for(options.profile, options.as_of)
+        self.report = ImportReport(profile=self.policy.ref, as_of=options.as_of, dry_run=options.dry_run,
+                                   max_lines=options.max_report_lines)
+        self.repo = ListingRepository(conn)
+        self.index = PersonIndex(self.policy)
+        self.named_lists: set[str] = set()
+        self._live: dict[str, tuple[PatientRecord, bool]] = {}  # persons with rows still to come
+
+    # ------------------------------------------------------------------ entry
+    async def run(self) -> ImportReport:
+        reader = ExtractReader(self.options.path, self.options.encoding)
+        if self.options.dry_run:
+            async with self.conn.transaction(readonly=True, isolation="repeatable_read"):
+                await self._run(reader, write=False)
+        else:
+            async with self.conn.transaction():
+                await self.conn.execute("SELECT pg_advisory_xact_lock($1)", IMPORT_LOCK_ID)
+                await self._run(reader, write=True)
+        return self.report
+
+    async def _run(self, reader: ExtractReader, write: bool) -> None:
+        self.register = await Register.load(self.conn, lock=write)
+        self.reference = self.register.reference(self.options.as_of)
+        self._units = MappingProxyType(self.register.units)
+        self._roles = MappingProxyType(self.register.roles)
+        self._lists = MappingProxyType(self.register.lists)
+        self._check(reader)
+        await self._import(reader, write)
+        sizes = {k: v for k, v in self.register.list_sizes.items() if k in self.named_lists}
+        self.report.over_capacity = over_capacity(sizes, self.register.lists, self.register.roles, self.policy)
+
+    # ------------------------------------------------------------------ pass 1
+    def _check(self, reader: ExtractReader) -> None:
+        report = self.report
+        for line, fields in reader.rows():
+            report.rows += 1
+            self.progress.tick("checking", report.rows, reader)
+            checked = classify_row(line, fields, reader.columns, self.reference, self.policy, self.options.as_of,
+                                   self.options.reservnummer_pattern)
+            for violation in checked.violations:
+                report.add(violation, [line])
+            if checked.row is None:
+                continue
+            if checked.row.list_id is not None:
+                self.named_lists.add(checked.row.list_id)
+            for violation, lines, new_person in self.index.observe(checked.row):
+                report.add(violation, lines, new_person)
+        self.progress.done()
+        report.header = reader.header
+        report.persons = len(self.index)
+
+    # ------------------------------------------------------------------ pass 2
+    async def _import(self, reader: ExtractReader, write: bool) -> None:
+        chunk: list[ImportRow] = []
+        done_rows = 0
+        for line, fields in reader.rows():
+            done_rows += 1
+            self.progress.tick("importing" if write else "simulating", done_rows, reader)
+            row = classify_row(line, fields, reader.columns, self.reference, self.policy, self.options.as_of,
+                               self.options.reservnummer_pattern).row
+            if row is None or not self.index.verdict(row.person).import_listing:
+                continue
+            chunk.append(row)
+            if len(chunk) >= self.options.chunk_rows:
+                await self._chunk(chunk, write)
+                chunk = []
+        if chunk:
+            await self._chunk(chunk, write)
+        self.progress.done()
+
+    def _key(self, person: PersonId) -> str:
+        return patient_key(person, self.key)
+
+    async def _chunk(self, rows: list[ImportRow], write: bool) -> None:
+        keys = [self._key(r.person) for r in rows]
+        to_load = sorted({k for k in keys if k not in self._live})
+        if write:
+            await self.repo.lock_persons(to_load)
+        since = months_before(self.options.as_of, self.policy.l5_window_months + 1)
+        loaded = await self.repo.load_patients(to_load, since) if to_load else {}
+        new_keys = [k for k in to_load if k not in loaded]
+        sabo = set()
+        if new_keys:
+            sabo = {r["patient_key"] for r in await self.conn.fetch(
+                "SELECT DISTINCT patient_key FROM listing.sabo_residence "
+                "WHERE patient_key = ANY($1::text[]) AND period @> $2::date", new_keys, self.options.as_of)}
+        for k, record in loaded.items():
+            self._live[k] = (record, False)
+        for row, key in zip(rows, keys, strict=True):
+            if key not in self._live:
+                unit = self.register.units[row.care_unit_id]
+                person = Person(patient_key=key, population_status=PopulationStatus.FOLKBOKFORD,
+                                home_region=unit.region, birth_date=birth_date_of(row.person),
+                                sabo_resident=key in sabo)
+                self._live[key] = (PatientRecord(person=person), True)
+            await self._row(row, key, write)
+            if self.index.verdict(row.person).last_line <= row.line:
+                self._live.pop(key, None)
+
+    def _state(self, record: PatientRecord) -> ListingState:
+        return ListingState(patients=MappingProxyType({record.patient_key: record}), units=self._units,
+                            roles=self._roles, lists=self._lists,
+                            listed_count_by_unit=MappingProxyType(self.register.listed),
+                            list_size_by_list=MappingProxyType(self.register.list_sizes))
+
+    def _evolve(self, record: PatientRecord, events: list[ev.Event]) -> PatientRecord:
+        state = replace(self._state(record), listed_count_by_unit=EMPTY, list_size_by_list=EMPTY)
+        return evolve_all(state, events).patients[record.patient_key]
+
+    def _decide(self, record: PatientRecord, command: Any) -> tuple[list[ev.Event], RejectionReason | None]:
+        events = decide(self._state(record), command, self.policy)
+        rejection = next((e for e in events if isinstance(e, REJECTIONS)), None)
+        return events, rejection.reason if rejection is not None else None
+
+    async def _fictive_list(self, unit_id: str, write: bool) -> str:
+        """The unit's fictive list ``"<unit> Dr X"`` (F3), created on first need."""
+        found = self.register.fictive_by_unit.get(unit_id)
+        if found is not None:
+            return found
+        unit = self.register.units[unit_id]
+        list_id = f"F-{unit_id}-{FICTIVE_LABEL}"[:64]
+        if write:
+            await reference_writes.add_fictive_list(self.conn, unit_id, FICTIVE_LABEL, list_id)
+        self.register.lists[list_id] = DoctorList(list_id, unit_id, fictive_list_display_name(unit.name, FICTIVE_LABEL),
+                                                  ListKind.FICTIVE)
+        self.register.fictive_by_unit[unit_id] = list_id
+        return list_id
+
+    async def _row(self, row: ImportRow, key: str, write: bool) -> None:
+        report, on = self.report, self.options.as_of
+        record, is_new = self._live[key]
+        decided: list[tuple[str, list[ev.Event]]] = []  # (message id, accepted events)
+        flk_rejected = False
+
+        command = listing_command(key, row, record, on)
+        if isinstance(command, Violation):
+            report.add(command, [row.line])
+            return
+        if command is not None:
+            events, rejected = self._decide(record, command)
+            if rejected is not None:
+                report.add_rejection(rejected, row.line, listing=True)
+                return
+            decided.append((derived_id("listing.import", key, row.care_unit_id, on), events))
+            record = self._evolve(record, events)
+
+        target = row.target if self.index.verdict(row.person).import_flk else Target.NONE
+        if target is not Target.NONE:
+            fictive = target is Target.FICTIVE
+            list_id = await self._fictive_list(row.care_unit_id, write) if fictive else row.list_id
+            assert list_id is not None
+            assign = flk_command(key, list_id, ListKind.FICTIVE if fictive else ListKind.DOCTOR, record, on)
+            if assign is not None:
+                events, rejected = self._decide(record, assign)
+                if rejected is RejectionReason.EMPLOYMENT_NOT_ELIGIBLE and self.policy.f3_fictive_lists_enabled:
+                    # the roster says locum (F2): the patient belongs on the fictive list (F3)
+                    report.add(Violation.LOCUM_AS_FLK, [row.line])
+                    fictive = True
+                    list_id = await self._fictive_list(row.care_unit_id, write)
+                    assign = flk_command(key, list_id, ListKind.FICTIVE, record, on)
+                    events, rejected = self._decide(record, assign) if assign is not None else ([], None)
+                if rejected is not None:
+                    report.add_rejection(rejected, row.line, listing=False)
+                    flk_rejected = True
+                elif events:
+                    decided.append((derived_id("listing.import.flk", key, list_id, on), events))
+                    record = self._evolve(record, events)
+
+        if not decided:
+            if not flk_rejected:
+                report.already_registered += 1
+            return
+        if write:
+            try:
+                async with self.conn.transaction():  # a savepoint: this row only
+                    if is_new:
+                        await self._create_person(record.person, row.person)
+                    for message_id, events in decided:
+                        ctx = DecisionContext(message_id=message_id, command_type="listing.import",
+                                              decided_at=self.clock(), care_unit_id=row.care_unit_id)
+                        published = await self.repo.persist(events, ctx)
+                        await self.repo.add_outbox(published, ctx.decided_at)
+                        report.outbox_events += len(published)
+            except Exception:  # noqa: BLE001 - reported by line; the other rows go on
+                report.add_failure(row.line)
+                self._live.pop(key, None)
+                return
+        if is_new:
+            report.persons_created += 1
+        self._live[key] = (record, False)
+        for _, events in decided:
+            count_changes(events, self.register.listed, self.register.list_sizes)
+            for e in events:
+                if isinstance(e, ev.ListingStarted):
+                    report.listings_started += 1
+                elif isinstance(e, ev.FastLakarkontaktAssigned):
+                    if e.list_kind is ListKind.FICTIVE:
+                        report.fictive_assigned += 1
+                    else:
+                        report.named_assigned += 1
+
+    async def _create_person(self, person: Person, person_id: PersonId) -> None:
+        await self.conn.execute(
+            """INSERT INTO listing.person (patient_key, population_status, home_region, birth_date, sabo_resident)
+               VALUES ($1, 'folkbokford', $2, $3, $4) ON CONFLICT (patient_key) DO NOTHING""",
+            person.patient_key, person.home_region, person.birth_date, person.sabo_resident,
+        )
+        await self.conn.execute(
+            """INSERT INTO platform.person_identity (patient_key, person_id_ciphertext, id_kind)
+               VALUES ($1, $2, $3) ON CONFLICT (patient_key) DO NOTHING""",
+            person.patient_key, self.vault.seal(person.patient_key, person_id), person_id.kind,
+        )
+
+
+def birth_date_of(person: PersonId) -> date | None:
+    """From a personnummer (YYYYMMDD…) or samordningsnummer (day + 60); None for reservnummer."""
+    if person.kind == "reservnummer" or len(person.value) != 12:
+        return None
+    day = int(person.value[6:8])
+    if person.kind == "samordningsnummer":
+        day -= 60
+    try:
+        return date(int(person.value[:4]), int(person.value[4:6]), day)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- the human summary
+
+
+def render_summary(report: ImportReport, path: Path, shown_lines: int = 20) -> str:
+    """The summary for a listing administrator: counts, and per problem its rule, what happened to
+    the rows and their line numbers (never a person id)."""
+    out = io.StringIO()
+    mode = "DRY RUN — nothing was written" if report.dry_run else "imported in one transaction"
+    would = "would import" if report.dry_run else "imported"
+    out.write(f"Listing import of {path.name}: profile {report.profile}, as of {report.as_of.isoformat()} ({mode})\n")
+    out.write(f"  rows read: {report.rows} ({'with' if report.header else 'no'} header), persons: {report.persons}\n")
+    out.write(f"  {would}: {report.listings_started} listings, {report.named_assigned} named fast läkarkontakt, "
+              f"{report.fictive_assigned} fictive-list placements, {report.persons_created} new persons\n")
+    out.write(f"  already in the register (unchanged): {report.already_registered} rows\n")
+    if not report.dry_run:
+        out.write(f"  outbox events written: {report.outbox_events} (published to listing.events.v1 by the relay)\n")
+    if not report.findings and not report.over_capacity:
+        out.write("  no rule violations\n")
+        return out.getvalue()
+    out.write(f"Violations ({report.violations}):\n")
+    for f in sorted(report.findings.values(), key=lambda f: (f.rule_id or "~", f.code)):
+        rule = f.rule_id or "--"
+        persons = f", {f.persons} persons" if f.persons else ""
+        out.write(f"  [{rule}] {f.code}: {f.rows} rows{persons} — {f.outcome}\n")
+        out.write(f"       {f.message_en}\n")
+        lines = ", ".join(str(n) for n in f.lines[:shown_lines])
+        more = f" … (+{f.rows - min(shown_lines, len(f.lines))} more)" if f.rows > shown_lines else ""
+        out.write(f"       lines: {lines}{more}\n")
+    if report.over_capacity:
+        out.write(f"  [F6] over_capacity: {len(report.over_capacity)} lists above capacity (a warning, not a block)\n")
+        for o in report.over_capacity[:shown_lines]:
+            basis = {"individual": "individually agreed", "specialist_benchmark": f"1 100 × {o.fte} FTE",
+                     "st_benchmark": f"ST 550 × {o.fte} FTE"}.get(o.basis, o.basis)
+            out.write(f"       list {o.list_id} ({o.practitioner_id} at {o.care_unit_id}): "
+                      f"{o.list_size} patients vs capacity {o.capacity} ({basis})\n")
+        if len(report.over_capacity) > shown_lines:
+            out.write(f"       … (+{len(report.over_capacity) - shown_lines} more lists)\n")
+    return out.getvalue()
