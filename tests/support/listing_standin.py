@@ -1,5 +1,6 @@
-"""A small local HTTP server standing in for the listing service's REST API (contracts.md) in
-the notifier's worklist tests: ``GET /units/{unit}/lists`` and
+"""A small local HTTP server standing in for the listing service's REST API (contracts.md, same
+answer shapes as services/listing/entrypoints/api.py) in the notifier's worklist integration
+tests, where scripted answers (409, down) are needed; the browser test runs the real service: ``GET /units/{unit}/lists`` and
 ``POST /commands/fast_lakarkontakt.assign.v1``.
 
 It checks what the real service checks at its edge (a valid platform bearer token for the unit,
@@ -24,14 +25,14 @@ from flk.settings import PlatformSettings
 
 def a_doctor_list(practitioner_id: str, name: str, *, size: int = 900, capacity: int = 1100) -> dict:
     return {"list_id": f"list-{practitioner_id}", "kind": "doctor", "practitioner_id": practitioner_id,
-            "display_name": name, "size": size, "capacity": capacity, "free_capacity": max(0, capacity - size),
-            "rub_weighted_load": 1.0}
+            "display_name": name, "role_active": True, "size": size, "capacity": capacity,
+            "free_capacity": capacity - size, "rub_weighted_load": 1.0}
 
 
 def a_fictive_list(unit_id: str) -> dict:
     return {"list_id": f"fictive-{unit_id}", "kind": "fictive", "practitioner_id": None,
-            "display_name": "VC Centrum Dr X", "size": 300, "capacity": 0, "free_capacity": 0,
-            "rub_weighted_load": 1.0}
+            "display_name": "VC Centrum Dr X", "role_active": False, "size": 300, "capacity": None,
+            "free_capacity": None, "rub_weighted_load": None}
 
 
 @dataclass

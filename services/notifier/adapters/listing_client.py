@@ -86,8 +86,10 @@ class ListingClient:
             try:
                 lists.append(DoctorList(
                     list_id=str(item["list_id"]), kind=str(item["kind"]), practitioner_id=item.get("practitioner_id"),
-                    display_name=str(item.get("display_name") or item["list_id"]), size=int(item.get("size", 0)),
-                    capacity=int(item.get("capacity", 0)), free_capacity=int(item.get("free_capacity", 0)),
+                    display_name=str(item.get("display_name") or item["list_id"]), size=int(item.get("size") or 0),
+                    # a fictive list has no capacity (null)
+                    capacity=int(item.get("capacity") or 0), free_capacity=int(item.get("free_capacity") or 0),
+                    active=bool(item.get("role_active", True)),
                 ))
             except (KeyError, TypeError, ValueError):
                 raise ListingUnavailable("the listing service's list description was not understood") from None

@@ -77,6 +77,7 @@ class DoctorList:
     size: int
     capacity: int
     free_capacity: int
+    active: bool = True  # the doctor's role at the unit is active today
 
 
 def may_reidentify(principal: Principal, unit_id: str) -> bool:
@@ -134,7 +135,7 @@ def worklist_rows(
 
 def doctors_with_free_capacity(lists: Iterable[DoctorList]) -> list[DoctorList]:
     """Named doctors' lists with room, the most room first (fictive lists are not an FLK)."""
-    doctors = [d for d in lists if d.kind == "doctor" and d.practitioner_id and d.free_capacity > 0]
+    doctors = [d for d in lists if d.kind == "doctor" and d.practitioner_id and d.active and d.free_capacity > 0]
     return sorted(doctors, key=lambda d: (-d.free_capacity, d.display_name, d.list_id))
 
 

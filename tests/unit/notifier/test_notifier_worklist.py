@@ -95,6 +95,11 @@ def test_only_named_doctors_with_free_capacity_are_offered_most_room_first():
     assert [d.list_id for d in doctors_with_free_capacity(lists)] == ["c", "a"]
 
 
+def test_a_doctor_whose_role_at_the_unit_has_ended_is_not_offered():
+    left = DoctorList("l", "doctor", DOCTOR_1, "Dr Slutat", 100, 1100, 1000, active=False)
+    assert doctors_with_free_capacity([left]) == []
+
+
 def test_the_assign_command_satisfies_the_contract_and_names_the_doctor_and_the_local_date():
     gap = a_gap(3)
     late_evening = datetime(2026, 3, 20, 23, 30, tzinfo=timezone.utc)  # already the 21st in Stockholm
