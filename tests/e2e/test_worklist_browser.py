@@ -1,0 +1,246 @@
+"""The worklist in a real headless browser (Debian's chromium + chromedriver, driven by selenium):
+a clinician logs in with a token, sees a RUB 5 patient without an FLK by personnummer, assigns a
+doctor from the page, and sees the gap disappear.
+
+Everything in between is real: the listing service (its API, command handlers, Kafka consumers
+and outbox relay) and the notifier (gap detection from listing.events.v1, the worklist) on the
+shared broker and a fresh database, each served by uvicorn on a private port.
+"""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import uvicorn
+from stdnum import luhn
+
+from flk.events.envelope import make_record
+from flk.events.producer import publish
+from flk.security.pseudonym import PersonId
+from flk.security.tokens import Role, issue_token
+from flk.security.vault import IdentityVault
+from flk.settings import PlatformSettings
+from tests.support.builders import DOCTOR_1, UNIT_A, a_patient_key
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="Debian's chromium and chromium-driver are not installed (./run installs them)")
+
+JWT_KEY = "worklist-browser-secret-0123456789abcdef"
+STAFF = "SE2321000016-U001"
+TODAY = datetime.now(ZoneInfo("Europe/Stockholm")).date()
+PERSONNUMMER = "19500101" + "042" + luhn.calc_check_digit("500101042")
+SHOWN = f"{PERSONNUMMER[:8]}-{PERSONNUMMER[8:]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rfc3339(at: datetime | None = None) -> str:
+    return (at or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z")
+
+
+async def until(condition: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+class Served:
+    """A FastAPI app served by uvicorn on this event loop."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                    lifespan="on"))
+        self.task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> Served:
+        self.task = asyncio.create_task(self.server.serve())
+        await until(lambda: self.server.started or self.task.done(), "uvicorn to start")
+        if self.task.done():
+            self.task.result()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, 30)
+
+
+def chromium(user_data_dir: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={user_data_dir}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def assign_from_the_worklist(user_data_dir: Path, worklist_url: str, token: str, doctor_list_id: str) -> dict:
+    """The clinician's journey (blocking; runs in a thread while the services run on the loop)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    seen: dict[str, Any] = {}
+    driver = chromium(user_data_dir)
+    try:
+        driver.get(worklist_url)
+        seen["login_title"] = driver.title
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.ID, "login").click()
+        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table#gaps, #no-gaps"))
+        seen["worklist_url"] = driver.current_url
+        rows = [r for r in driver.find_elements(By.CSS_SELECTOR, "tr.gap") if SHOWN in r.text]
+        seen["row_before"] = rows[0].text if rows else None
+        seen["doctors"] = driver.find_element(By.ID, "doctors").text
+        Select(rows[0].find_element(By.NAME, "list_id")).select_by_value(doctor_list_id)
+        rows[0].find_element(By.CSS_SELECTOR, "button.assign").click()
+        WebDriverWait(driver, 30).until(lambda d: "tilldelning=" in d.current_url)
+        seen["notice"] = driver.find_element(By.CSS_SELECTOR, "p.notice").text
+        for _ in range(50):  # the gap closes when gap detection has read the listing event
+            if not [r for r in driver.find_elements(By.CSS_SELECTOR, "tr.gap") if SHOWN in r.text]:
+                break
+            time.sleep(0.2)
+            driver.refresh()
+        seen["page_after"] = driver.find_element(By.TAG_NAME, "main").text
+        seen["cookies"] = {c["name"]: c for c in driver.get_cookies()}
+    finally:
+        driver.quit()
+    return seen
+
+
+async def test_a_clinician_assigns_an_flk_from_the_worklist_in_a_browser_and_the_gap_disappears(
+        migrated_database, kafka_bootstrap, topic_prefix, producer, tmp_path):
+    from services.listing.entrypoints.api import create_app as listing_app
+    from services.listing.settings import ListingSettings
+    from services.notifier.entrypoints.api import create_app as notifier_app
+    from services.notifier.settings import NotifierSettings
+
+    platform = PlatformSettings(database_url=migrated_database, kafka_bootstrap=kafka_bootstrap,
+                                topic_prefix=topic_prefix, jwt_verify_key=JWT_KEY)
+    listing_port, notifier_port = free_port(), free_port()
+    notifier_settings = NotifierSettings(
+        platform=platform, grace_days=0, worklist_base_url=f"http://127.0.0.1:{notifier_port}",
+        listing_api_base_url=f"http://127.0.0.1:{listing_port}", smtp_port=free_port(), smtp_tls="none",
+        tick_interval_s=0.5, relay_interval_s=0.2, plan_interval_s=5, delivery_poll_s=0.5, metrics_refresh_s=5,
+        worklist_assign_wait_s=10)
+    clinician = issue_token(platform, STAFF, Role.CLINICIAN, [UNIT_A])
+    admin = {"Authorization": f"Bearer {issue_token(platform, 'listing-admin', Role.LISTING_ADMIN, [])}"}
+    patient = a_patient_key(42)
+    start = TODAY - timedelta(days=60)
+
+    async def fact(event_type: str, data: dict) -> None:
+        await publish(producer, make_record(event_type, data, source="urn:test"), topic_prefix)
+
+    async with Served(listing_app(ListingSettings(platform=platform, port=listing_port)), listing_port) as listing, \
+            Served(notifier_app(notifier_settings), notifier_port) as notifier, \
+            httpx.AsyncClient(base_url=listing.url, timeout=10) as api:
+        # the region's registers, as the listing service and the notifier read them from Kafka
+        await fact("care_unit.contracted.v1", {
+            "care_unit_id": UNIT_A, "name": "Vårdcentralen Centrum", "region_code": "19",
+            "contract_from": start.isoformat(), "fictive_lists": [{"list_id": "F-VCA1-X", "name": "VC Centrum Dr X"}],
+            "recorded_at": rfc3339()})
+        await fact("practitioner_role.started.v1", {
+            "role_id": "role-l001", "practitioner_id": DOCTOR_1, "care_unit_id": UNIT_A, "profession": "läkare",
+            "legitimerad": True, "employment_type": "tillsvidare", "specialty": "allmanmedicin", "fte": 1.0,
+            "valid_from": start.isoformat()})
+        await fact("person.registered.v1", {
+            "patient_key": patient, "id_kind": "personnummer", "birth_date": "1950-01-01", "region_code": "19",
+            "protected_identity": False, "status": "folkbokford", "updated_at": rfc3339()})
+        async with _vault_pool(migrated_database) as conn:  # the edge that receives person ids
+            await IdentityVault(platform.identity_vault_key.get_secret_value()).store(
+                conn, patient, PersonId("personnummer", PERSONNUMMER), protected_identity=False)
+
+        async def doctor_list() -> str | None:
+            answer = await api.get(f"/units/{UNIT_A}/lists", headers=admin)
+            if answer.status_code != 200:
+                return None
+            return next((x["list_id"] for x in answer.json()["lists"]
+                         if x["kind"] == "doctor" and x["role_active"] and x["practitioner_id"] == DOCTOR_1), None)
+
+        list_id = await until(doctor_list, "the doctor's list at the listing service")
+
+        async def listed() -> bool:  # retried until the person fact has been read
+            answer = await api.post("/commands/listing.request.v1", headers=admin, json={
+                "command_id": str(uuid.uuid4()), "patient_key": patient, "care_unit_id": UNIT_A,
+                "requested_at": rfc3339(), "channel": "1177", "origin": "active_choice", "initiated_by": "person",
+                "effective_date": TODAY.isoformat()})
+            return answer.status_code == 200
+
+        await until(listed, "the patient to be listed")
+        await fact("risk.assessed.v1", {
+            "assessment_id": "acg-e2e-42", "patient_key": patient, "rub": 5, "acg_version": "12.1",
+            "lookback_months": 18, "computed_at": rfc3339(datetime.now(timezone.utc) - timedelta(days=3))})
+        await until(lambda: _open_gaps(migrated_database, patient), "the care gap to open", timeout_s=40)
+
+        seen = await asyncio.to_thread(assign_from_the_worklist, tmp_path / "chromium-profile",
+                                       f"{notifier.url}/units/{UNIT_A}/worklist", clinician, list_id)
+
+        assert seen["login_title"].startswith("Logga in")
+        assert seen["worklist_url"] == f"{notifier.url}/units/{UNIT_A}/worklist"
+        assert seen["row_before"] is not None, "the patient is on the worklist by personnummer"
+        assert "Har aldrig fått fast läkarkontakt" in seen["row_before"] and "RUB 5" in seen["row_before"]
+        assert patient not in seen["row_before"]
+        assert DOCTOR_1 in seen["doctors"]
+        assert "Fast läkarkontakt tilldelad" in seen["notice"] or "godkänd" in seen["notice"]
+        assert SHOWN not in seen["page_after"], "the gap disappeared from the worklist"
+        session = seen["cookies"]["flk_worklist_session"]
+        assert session["httpOnly"] and session["sameSite"] == "Strict"
+        assert await _open_gaps(migrated_database, patient) == 0
+        resolution = await _fetchval(migrated_database,
+                                     "SELECT resolution FROM notifier.care_gap WHERE patient_key = $1", patient)
+        assert resolution == "fast_lakarkontakt_assigned"
+
+
+class _vault_pool:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    async def __aenter__(self):
+        import asyncpg
+
+        self.conn = await asyncpg.connect(self.dsn)
+        return self.conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.conn.close()
+
+
+async def _fetchval(dsn: str, sql: str, *args: Any) -> Any:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _open_gaps(dsn: str, patient: str) -> int:
+    return await _fetchval(dsn, "SELECT count(*) FROM notifier.care_gap WHERE patient_key = $1 AND resolved_at IS NULL",
+                           patient)
