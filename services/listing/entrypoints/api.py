@@ -22,7 +22,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -40,6 +40,9 @@ from services.listing.domain.views import patient_view
 from services.listing.service_layer.dispatch import handle_message
 from services.listing.service_layer.handlers import COMMAND_HANDLERS, InvalidMessage, Message, Outcome
 from services.listing.settings import ListingSettings
+
+PatientKey = Annotated[str, Path(pattern=r"^pk1_[a-z2-7]{26}$", description="pseudonymous patient key")]
+UnitId = Annotated[str, Path(pattern=r"^SE[0-9]{10}-[0-9A-Za-z]{1,31}$", max_length=44, description="HSA-id")]
 
 #: commands a patient may send about themselves (the 1177 e-service)
 PATIENT_COMMANDS = frozenset({"listing.request.v1", "listing.end.v1", "fast_lakarkontakt.decline.v1"})
@@ -188,7 +191,7 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
         return settings.today()
 
     @app.get("/units/{unit_id}/lists", tags=["units"])
-    async def unit_lists(unit_id: str, request: Request,
+    async def unit_lists(unit_id: UnitId, request: Request,
                          guard: Annotated[AccessGuard, Depends(access_guard)]) -> JSONResponse:
         """The unit's doctor and fictive lists: size, capacity (individual number, else 550 × FTE for
         an ST-läkare, else 1 100 × FTE, F6), free capacity and RUB-weighted load."""
@@ -235,7 +238,7 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
         return record, state
 
     @app.get("/patients/{patient_key}", tags=["patients"])
-    async def patient(patient_key: str, request: Request,
+    async def patient(patient_key: PatientKey, request: Request,
                       guard: Annotated[AccessGuard, Depends(access_guard)]) -> JSONResponse:
         """The patient's current listing, fast läkarkontakter (incl. fictive placements, marked) and
         fast vårdkontakter. Own unit's patients only; audit-logged."""
@@ -269,7 +272,7 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
         })
 
     @app.get("/patients/{patient_key}/history", tags=["patients"])
-    async def patient_history(patient_key: str, request: Request,
+    async def patient_history(patient_key: PatientKey, request: Request,
                               guard: Annotated[AccessGuard, Depends(access_guard)]) -> JSONResponse:
         """Every listing, switch, FLK assignment, decline and fast vårdkontakt, with end reasons."""
         record, _ = await _guarded_record(request, guard, patient_key, "listing.patient.history.read")

@@ -30,9 +30,13 @@ FIRST_YEAR, LAST_YEAR = 1900, 2199
 _DATE_SUFFIXES = ("_date", "_on", "_from", "_to", "_at")
 
 
-def check_dates(data: Mapping[str, object]) -> None:
-    """Refuse dates the rules cannot compute with (the reason names the field, never the value)."""
+def check_values(data: Mapping[str, object]) -> None:
+    """Refuse what the contract allows but the register cannot hold: a NUL character in a text
+    (PostgreSQL text cannot store it) and dates the rules cannot compute with. The reason names the
+    field, never the value."""
     for name, value in data.items():
+        if _has_nul(value):
+            raise InvalidMessage(f"{name} contains a NUL character")
         if not isinstance(value, str) or not name.endswith(_DATE_SUFFIXES):
             continue
         try:
@@ -41,6 +45,16 @@ def check_dates(data: Mapping[str, object]) -> None:
             continue  # not a date field after all; the contract checked the formats
         if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
             raise InvalidMessage(f"{name} must be between the years {FIRST_YEAR} and {LAST_YEAR}")
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _conflicts() -> tuple[type[BaseException], ...]:
@@ -58,7 +72,7 @@ async def handle_message(msg: Message, deps: Deps, probe: ListingProbe | None = 
     handler = handlers.get(msg.message_type)
     if handler is None:
         raise InvalidMessage(f"no handler for message type {msg.message_type}")
-    check_dates(msg.data)
+    check_values(msg.data)
     conflicts = _conflicts()
     started = time.perf_counter()
     for attempt in range(1, attempts + 1):
