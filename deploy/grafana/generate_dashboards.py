@@ -1,0 +1,389 @@
+"""The Grafana dashboards as code: `python deploy/grafana/generate_dashboards.py` writes the JSON
+files in deploy/grafana/dashboards/ (committed; a unit test checks they match this file).
+
+Datasources are referenced by their fixed uids (provisioning/datasources/datasources.yaml):
+``flk-prometheus`` and ``flk-postgres`` (the read-only role ``flk_reader``, which may read only the
+services' reporting views and aggregate tables — never a patient key).
+
+Every PromQL and SQL query here is executed by tests/e2e/test_dashboards.py against a real
+Prometheus scraping the services and against PostgreSQL as the read-only role, after a simulated
+region has been replayed through the services; each panel must return data. Grafana macros used:
+``$__timeFilter(col)`` and ``$__rate_interval`` only; variables: ``$region``, ``$baseline``, ``$unit``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PROMETHEUS = {"type": "prometheus", "uid": "flk-prometheus"}
+POSTGRES = {"type": "grafana-postgresql-datasource", "uid": "flk-postgres"}
+OUT = Path(__file__).resolve().parent / "dashboards"
+
+
+# ------------------------------------------------------------------ building blocks
+
+def prom(expr: str, legend: str = "", ref: str = "A") -> dict:
+    return {"refId": ref, "datasource": PROMETHEUS, "expr": expr, "legendFormat": legend or "__auto",
+            "range": True}
+
+
+def sql(query: str, fmt: str = "table", ref: str = "A") -> dict:
+    return {"refId": ref, "datasource": POSTGRES, "format": fmt, "rawQuery": True, "editorMode": "code",
+            "rawSql": " ".join(query.split())}
+
+
+class Layout:
+    """Places panels left to right, 24 columns wide."""
+
+    def __init__(self) -> None:
+        self.x = self.y = self.row_h = 0
+        self.next_id = 1
+
+    def place(self, w: int, h: int) -> dict:
+        if self.x + w > 24:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        pos = {"x": self.x, "y": self.y, "w": w, "h": h}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return pos
+
+    def panel(self, kind: str, title: str, targets: list[dict], w: int = 12, h: int = 8, unit: str | None = None,
+              description: str = "", thresholds: list[tuple[str, float | None]] | None = None,
+              options: dict | None = None, minimum: float | None = None, maximum: float | None = None) -> dict:
+        defaults: dict = {}
+        if unit:
+            defaults["unit"] = unit
+        if minimum is not None:
+            defaults["min"] = minimum
+        if maximum is not None:
+            defaults["max"] = maximum
+        if thresholds:
+            defaults["thresholds"] = {"mode": "absolute",
+                                      "steps": [{"color": c, "value": v} for c, v in thresholds]}
+        panel = {
+            "id": self.next_id, "type": kind, "title": title, "description": description,
+            "gridPos": self.place(w, h), "datasource": targets[0]["datasource"], "targets": targets,
+            "fieldConfig": {"defaults": defaults, "overrides": []}, "options": options or {},
+        }
+        self.next_id += 1
+        return panel
+
+
+def variable(name: str, label: str, query: str, description: str = "") -> dict:
+    return {"name": name, "label": label, "type": "query", "datasource": POSTGRES, "query": query,
+            "definition": query, "refresh": 1, "includeAll": False, "multi": False, "sort": 1,
+            "current": {}, "options": [], "description": description, "hide": 0}
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[dict], variables: list[dict],
+              time_from: str = "now-2y", refresh: str = "30s") -> dict:
+    return {
+        "uid": uid, "title": title, "description": description, "tags": ["flk"], "timezone": "browser",
+        "editable": False, "graphTooltip": 1, "schemaVersion": 41, "version": 1, "refresh": refresh,
+        "time": {"from": time_from, "to": "now"}, "templating": {"list": variables},
+        "annotations": {"list": []}, "links": [], "panels": panels,
+    }
+
+
+SHARE_GOAL = lambda target: [("red", None), ("green", target)]  # noqa: E731
+TABLE = {"showHeader": True, "cellHeight": "sm"}
+STAT = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background",
+        "textMode": "value_and_name", "graphMode": "none"}
+
+
+# ------------------------------------------------------------------ Region goals
+
+def region_goals() -> dict:
+    lay = Layout()
+    region = "entity_id = '$region'"
+    coc_vs_baseline = """
+        SELECT {label} AS "index", baseline_date AS "baseline date", baseline_coc_{c} AS "baseline COC",
+               now_date AS "now", now_coc_{c} AS "now COC", change_pct_{c} AS "change %", {target} AS "target",
+               {met} AS "goal met"
+        FROM continuity.coc_vs_baseline('$baseline'::date)
+        WHERE level = 'region' AND {region} AND cohort = '{cohort}'"""
+    g2 = (coc_vs_baseline.format(label="'doctor contacts'", c="doctor", target="'+20 %'", met="goal_met_doctor",
+                                 region=region, cohort="all")
+          + " UNION ALL "
+          + coc_vs_baseline.format(label="'total contacts'", c="total", target="'+20 %'", met="goal_met_total",
+                                   region=region, cohort="all"))
+    g4 = coc_vs_baseline.format(label="'doctor contacts, SÄBO residents'", c="doctor", target="'increase'",
+                                met="change_pct_doctor > 0", region=region, cohort="sabo")
+    over_time = """
+        SELECT snapshot_date::timestamptz AS "time", mean_coc_doctor AS "{who} — doctor contacts",
+               mean_coc_total AS "{who} — total contacts"
+        FROM continuity.aggregate_snapshot
+        WHERE level = 'region' AND {region} AND cohort = '{cohort}' AND $__timeFilter(snapshot_date::timestamptz)
+        ORDER BY 1"""
+    panels = [
+        lay.panel("stat", "G1 — named fast läkarkontakt, share of the population (target ≥ 55 %)",
+                  [sql("SELECT g1_share_of_population AS \"population with a named FLK\", "
+                       "g1_share_of_listed AS \"listed with a named FLK\" "
+                       "FROM listing.goal_kpi_region WHERE region_code = '$region'")],
+                  w=8, h=6, unit="percentunit", thresholds=SHARE_GOAL(0.55), options=STAT,
+                  description="Persons with an FLK on a doctor list (a fictive list, F3, is not one) of the "
+                              "folkbokförda population. Source: listing.goal_kpi_region."),
+        lay.panel("stat", "G3 — SÄBO residents with a named fast läkarkontakt (target ≥ 80 %)",
+                  [sql("SELECT g3_share AS \"SÄBO residents with a named FLK\" "
+                       "FROM listing.goal_kpi_region WHERE region_code = '$region'")],
+                  w=8, h=6, unit="percentunit", thresholds=SHARE_GOAL(0.80), options=STAT,
+                  description="Source: listing.goal_kpi_region."),
+        lay.panel("table", "G1 and G3 now vs baseline",
+                  [sql("""SELECT 'G1 named FLK, population' AS goal, b.g1_share_of_population AS baseline,
+                          n.g1_share_of_population AS now,
+                          n.g1_share_of_population - b.g1_share_of_population AS change, n.g1_target AS target
+                          FROM listing.goal_kpi_region n
+                          JOIN listing.goal_kpi_region_on('$baseline'::date) b USING (region_code)
+                          WHERE region_code = '$region'
+                          UNION ALL
+                          SELECT 'G3 SÄBO with named FLK', b.g3_share, n.g3_share, n.g3_share - b.g3_share,
+                          n.g3_target
+                          FROM listing.goal_kpi_region n
+                          JOIN listing.goal_kpi_region_on('$baseline'::date) b USING (region_code)
+                          WHERE region_code = '$region'""")],
+                  w=8, h=6, unit="percentunit", options=TABLE,
+                  description="Both computed by the listing service from its register's periods "
+                              "(listing.goal_kpi_region_on(date))."),
+        lay.panel("table", "G2 — continuity index (mean COC) now vs baseline (target +20 %)", [sql(g2)],
+                  w=12, h=6, options=TABLE,
+                  description="Mean Bice–Boxerman COC over listed patients with ≥ 3 visits at their listing unit "
+                              "in 18 months; doctor contacts and total contacts. Source: "
+                              "continuity.coc_vs_baseline($baseline)."),
+        lay.panel("table", "G4 — SÄBO residents' doctor continuity now vs baseline (target: a significant increase)",
+                  [sql(g4)], w=12, h=6, options=TABLE,
+                  description="As G2, for the SÄBO cohort. Source: continuity.coc_vs_baseline($baseline)."),
+        lay.panel("timeseries", "G2 over time — mean COC, all listed patients",
+                  [sql(over_time.format(who="all", region=region, cohort="all"), fmt="time_series")],
+                  w=12, h=8, minimum=0, maximum=1,
+                  description="The continuity worker's daily snapshots (continuity.aggregate_snapshot)."),
+        lay.panel("timeseries", "G4 over time — mean COC, SÄBO residents",
+                  [sql(over_time.format(who="SÄBO", region=region, cohort="sabo"), fmt="time_series")],
+                  w=12, h=8, minimum=0, maximum=1),
+        lay.panel("timeseries", "G1 and G3 over time",
+                  [sql("SELECT snapshot_on::timestamptz AS \"time\", g1_share_of_population AS \"G1 named FLK\", "
+                       "g1_target AS \"G1 target\", g3_share AS \"G3 SÄBO with named FLK\", g3_target AS \"G3 target\" "
+                       "FROM listing.goal_kpi_region_history WHERE region_code = '$region' "
+                       "AND $__timeFilter(snapshot_on::timestamptz) ORDER BY 1", fmt="time_series")],
+                  w=12, h=8, unit="percentunit", minimum=0, maximum=1,
+                  description="Stored days (flk listing kpi-snapshot, daily) plus today live "
+                              "(listing.goal_kpi_region_history)."),
+        lay.panel("piechart", "Listed persons: why some lack a named FLK",
+                  [sql("SELECT listed_with_named_flk AS \"named FLK\", listed_declined AS \"declined (F7)\", "
+                       "listed_on_fictive_list_only AS \"fictive list only (F3)\", listed_without_flk AS \"none\" "
+                       "FROM listing.goal_kpi_region WHERE region_code = '$region'")],
+                  w=12, h=8, options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                                      "pieType": "donut", "legend": {"showLegend": True, "displayMode": "table",
+                                                                     "placement": "right", "values": ["value", "percent"]}}),
+        lay.panel("bargauge", "G1 by care unit — share of the unit's listed patients with a named FLK",
+                  [sql("SELECT care_unit_id AS unit, g1_share_of_listed AS \"named FLK\" FROM listing.goal_kpi_unit "
+                       "WHERE region_code = '$region' ORDER BY care_unit_id")],
+                  w=12, h=9, unit="percentunit", thresholds=SHARE_GOAL(0.55), minimum=0, maximum=1,
+                  options={"orientation": "horizontal", "displayMode": "basic",
+                           "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True}}),
+        lay.panel("bargauge", "G3 by care unit — SÄBO residents with a named FLK",
+                  [sql("SELECT care_unit_id AS unit, g3_share AS \"SÄBO with a named FLK\" FROM listing.goal_kpi_unit "
+                       "WHERE region_code = '$region' AND sabo_residents > 0 ORDER BY care_unit_id")],
+                  w=12, h=9, unit="percentunit", thresholds=SHARE_GOAL(0.80), minimum=0, maximum=1,
+                  options={"orientation": "horizontal", "displayMode": "basic",
+                           "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True}}),
+        lay.panel("table", "Continuity by care unit — now vs baseline",
+                  [sql("SELECT entity_id AS unit, baseline_coc_doctor AS \"baseline COC doctor\", "
+                       "now_coc_doctor AS \"now COC doctor\", change_pct_doctor AS \"change % doctor\", "
+                       "baseline_coc_total AS \"baseline COC total\", now_coc_total AS \"now COC total\", "
+                       "change_pct_total AS \"change % total\" "
+                       "FROM continuity.coc_vs_baseline('$baseline'::date) "
+                       "WHERE level = 'unit' AND cohort = 'all' ORDER BY entity_id")],
+                  w=24, h=8, options=TABLE),
+    ]
+    variables = [
+        variable("region", "Region (län)", "SELECT DISTINCT entity_id FROM continuity.aggregate_snapshot "
+                 "WHERE level = 'region' ORDER BY 1"),
+        variable("baseline", "Baseline date", "SELECT DISTINCT snapshot_date::text FROM continuity.aggregate_snapshot "
+                 "ORDER BY 1", description="The earliest snapshot is the default baseline for G2/G4's +20 %."),
+    ]
+    return dashboard("flk-region-goals", "Region goals (G1–G4)",
+                     "The national goals for primary care against their targets: named FLK (G1), continuity "
+                     "(G2), SÄBO FLK (G3), SÄBO continuity (G4); now vs the baseline date.", panels, variables)
+
+
+# ------------------------------------------------------------------ Care unit
+
+def care_unit() -> dict:
+    lay = Layout()
+    unit = "care_unit_id = '$unit'"
+    panels = [
+        lay.panel("stat", "Listed patients with a named FLK (goal 55 %)",
+                  [sql(f"SELECT g1_share_of_listed AS \"named FLK\", declined AS \"declined (F7)\", "
+                       f"on_fictive_list_only AS \"fictive list only (F3)\", listed FROM listing.goal_kpi_unit "
+                       f"WHERE {unit}")],
+                  w=8, h=5, unit="percentunit", thresholds=SHARE_GOAL(0.55), options=STAT),
+        lay.panel("stat", "SÄBO residents with a named FLK (goal 80 %)",
+                  [sql(f"SELECT g3_share AS \"SÄBO with a named FLK\", sabo_residents AS \"SÄBO residents\" "
+                       f"FROM listing.goal_kpi_unit WHERE {unit}")],
+                  w=8, h=5, unit="percentunit", thresholds=SHARE_GOAL(0.80), options=STAT),
+        lay.panel("stat", "Open care gaps (RUB 4–5 or SÄBO without a named FLK)",
+                  [sql(f"SELECT open_gaps AS \"open gaps\", open_gaps_rub_4_5 AS \"RUB 4–5\", "
+                       f"open_gaps_sabo AS \"SÄBO\", extract(epoch FROM now() - oldest_opened_at) / 86400 "
+                       f"AS \"oldest (days)\" FROM notifier.open_care_gaps_by_unit WHERE {unit}")],
+                  w=8, h=5, options={**STAT, "colorMode": "value"}),
+        lay.panel("barchart", "Lists vs capacity per doctor (1 100 × FTE, ST 550 × FTE; fictive lists have none)",
+                  [sql("SELECT l.display_name AS list, l.patients AS \"patients with this FLK\", "
+                       "c.benchmark_capacity AS \"capacity\" FROM listing.goal_kpi_list l "
+                       "LEFT JOIN listing.list_load c USING (list_id) WHERE l.care_unit_id = '$unit' "
+                       "ORDER BY l.kind, l.display_name")],
+                  w=24, h=9, options={"orientation": "horizontal", "xField": "list", "showValue": "auto",
+                                      "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"}},
+                  description="Sources: listing.goal_kpi_list, listing.list_load (capacity). Patients on a fictive list (locums, F3) count as "
+                              "lacking an FLK."),
+        lay.panel("barchart", "Continuity distribution — listed patients by doctor COC",
+                  [sql(f"SELECT to_char((b.i - 1) / 10.0, 'FM0.0') || '–' || to_char(b.i / 10.0, 'FM0.0') AS coc, "
+                       f"b.n AS \"patients (doctor contacts)\", t.n AS \"patients (total contacts)\" "
+                       f"FROM continuity.latest_aggregates a, "
+                       f"unnest(a.coc_doctor_buckets) WITH ORDINALITY AS b(n, i), "
+                       f"unnest(a.coc_total_buckets) WITH ORDINALITY AS t(n, i) "
+                       f"WHERE a.level = 'unit' AND a.entity_id = '$unit' AND a.cohort = 'all' AND b.i = t.i "
+                       f"ORDER BY b.i")],
+                  w=12, h=8, options={"xField": "coc", "showValue": "auto"},
+                  description="Listed patients with ≥ 3 visits at the unit in 18 months, in COC buckets of 0.1."),
+        lay.panel("table", "Continuity per doctor (their FLK patients)",
+                  [sql(f"SELECT entity_id AS doctor, listed_patients AS \"FLK patients\", "
+                       f"eligible_doctor AS \"eligible\", mean_coc_doctor AS \"mean COC doctor\", "
+                       f"mean_coc_total AS \"mean COC total\" FROM continuity.latest_aggregates "
+                       f"WHERE level = 'doctor' AND {unit} AND cohort = 'all' ORDER BY mean_coc_doctor NULLS LAST")],
+                  w=12, h=8, options=TABLE),
+        lay.panel("timeseries", "Unit continuity over time (mean COC)",
+                  [sql("SELECT snapshot_date::timestamptz AS \"time\", mean_coc_doctor AS \"doctor contacts\", "
+                       "mean_coc_total AS \"total contacts\" FROM continuity.aggregate_snapshot "
+                       "WHERE level = 'unit' AND entity_id = '$unit' AND cohort = 'all' "
+                       "AND $__timeFilter(snapshot_date::timestamptz) ORDER BY 1", fmt="time_series")],
+                  w=12, h=8, minimum=0, maximum=1),
+        lay.panel("timeseries", "Unit named-FLK shares over time",
+                  [sql("SELECT snapshot_on::timestamptz AS \"time\", g1_share_of_listed AS \"listed with a named FLK\", "
+                       "g3_share AS \"SÄBO with a named FLK\" FROM listing.goal_kpi_unit_history "
+                       "WHERE care_unit_id = '$unit' AND $__timeFilter(snapshot_on::timestamptz) ORDER BY 1",
+                       fmt="time_series")],
+                  w=12, h=8, unit="percentunit", minimum=0, maximum=1),
+        lay.panel("barchart", "Open care gaps by age",
+                  [sql(f"SELECT CASE WHEN now() - opened_at < interval '14 days' THEN '< 2 weeks' "
+                       f"WHEN now() - opened_at < interval '30 days' THEN '2–4 weeks' "
+                       f"WHEN now() - opened_at < interval '90 days' THEN '1–3 months' ELSE '≥ 3 months' END AS age, "
+                       f"count(*) AS \"open gaps\", min(now() - opened_at) AS youngest "
+                       f"FROM notifier.care_gap_history WHERE {unit} AND resolved_at IS NULL "
+                       f"GROUP BY 1 ORDER BY min(now() - opened_at)")],
+                  w=12, h=8, options={"xField": "age", "showValue": "auto"}),
+        lay.panel("timeseries", "Open care gaps (live, from the notifier)",
+                  [prom('sum(flk_notifier_open_care_gaps{care_unit_id="$unit"})', "open gaps"),
+                   prom('max(flk_notifier_oldest_open_care_gap_age_seconds{care_unit_id="$unit"}) / 86400',
+                        "oldest (days)", ref="B")],
+                  w=12, h=8),
+        lay.panel("table", "Alerts sent to the unit (delivery log)",
+                  [sql(f"SELECT finished_at AS \"time\", kind, channel, attempt, outcome, "
+                       f"coalesce(http_status::text, smtp_code::text) AS \"status\" FROM notifier.delivery_log "
+                       f"WHERE {unit} ORDER BY finished_at DESC LIMIT 100")],
+                  w=12, h=8, options=TABLE,
+                  description="Alerts carry counts only and link to the unit's worklist (login required)."),
+    ]
+    variables = [variable("unit", "Care unit (HSA-id)", "SELECT care_unit_id FROM listing.goal_kpi_unit ORDER BY 1")]
+    return dashboard("flk-care-unit", "Care unit", "One care unit: lists vs capacity, continuity, care gaps, alerts.",
+                     panels, variables)
+
+
+# ------------------------------------------------------------------ Operations
+
+def operations() -> dict:
+    lay = Layout()
+    ri = "$__rate_interval"
+    panels = [
+        lay.panel("stat", "Services up (scraped by Prometheus)", [prom('up{job="flk"}', "{{instance}}")],
+                  w=24, h=4, thresholds=[("red", None), ("green", 1)],
+                  options={**STAT, "textMode": "value_and_name"}),
+        lay.panel("timeseries", "Throughput — continuity worker (events/s)",
+                  [prom(f"sum by (event_type) (rate(flk_continuity_events_processed_total[{ri}]))",
+                        "{{event_type}}")], w=8, unit="ops"),
+        lay.panel("timeseries", "Throughput — listing service (messages/s)",
+                  [prom(f"sum by (message_type, outcome) (rate(flk_listing_messages_total[{ri}]))",
+                        "{{message_type}} {{outcome}}")], w=8, unit="ops"),
+        lay.panel("timeseries", "Throughput — notifier (events/s)",
+                  [prom(f"sum by (event_type) (rate(flk_notifier_events_handled_total[{ri}]))",
+                        "{{event_type}}")], w=8, unit="ops"),
+        lay.panel("timeseries", "Consumer lag and outbox backlog",
+                  [prom("sum by (topic) (flk_continuity_consumer_lag_records)", "continuity lag {{topic}}"),
+                   prom("sum(flk_listing_outbox_pending)", "listing outbox pending", ref="B")],
+                  w=12, description="Records not yet consumed by the continuity worker, per input topic; listing "
+                                    "events not yet relayed from the outbox to Kafka."),
+        lay.panel("timeseries", "Dead-lettered events (cumulative, by topic and category)",
+                  [prom("sum by (topic, category) (flk_continuity_events_dead_lettered_total)",
+                        "continuity {{topic}} {{category}}"),
+                   prom("sum by (topic, category) (flk_notifier_events_dead_lettered_total)",
+                        "notifier {{topic}} {{category}}", ref="B"),
+                   prom("sum by (consumer, topic, category) (flk_events_dead_lettered_total)",
+                        "{{consumer}} {{topic}} {{category}}", ref="C")],
+                  w=12, description="Each dead letter is in <topic>.dlq with its reason (dlq_reason header)."),
+        lay.panel("timeseries", "Alert delivery (cumulative)",
+                  [prom("sum by (channel, kind) (flk_notifier_alerts_sent_total)", "sent {{channel}} {{kind}}"),
+                   prom("sum by (channel) (flk_notifier_alert_retries_total)", "retried {{channel}}", ref="B"),
+                   prom("sum by (channel, reason) (flk_notifier_alerts_failed_total)",
+                        "failed {{channel}} {{reason}}", ref="C")],
+                  w=12),
+        lay.panel("timeseries", "Alert delivery latency, planned → delivered (p95)",
+                  [prom(f"histogram_quantile(0.95, sum by (le, channel) "
+                        f"(rate(flk_notifier_alert_delivery_latency_seconds_bucket[{ri}])))", "{{channel}}"),
+                   prom(f"histogram_quantile(0.95, sum by (le, channel) "
+                        f"(rate(flk_notifier_delivery_attempt_seconds_bucket[{ri}])))", "attempt {{channel}}",
+                        ref="B")],
+                  w=12, unit="s"),
+        lay.panel("timeseries", "Errors — listing rejections, retries, conflicts (per second)",
+                  [prom(f"sum by (reason_code) (rate(flk_listing_rejections_total[{ri}]))", "rejected {{reason_code}}"),
+                   prom(f"sum by (consumer, category) (rate(flk_events_retried_total[{ri}]))",
+                        "retry {{consumer}} {{category}}", ref="B"),
+                   prom(f"sum by (category) (rate(flk_notifier_consumer_retries_total[{ri}]))",
+                        "notifier retry {{category}}", ref="C"),
+                   prom(f"sum by (message_type) (rate(flk_listing_conflict_retries_total[{ri}]))",
+                        "conflict {{message_type}}", ref="D")],
+                  w=12, unit="ops"),
+        lay.panel("timeseries", "Processing time (p95)",
+                  [prom(f"histogram_quantile(0.95, sum by (le) (rate(flk_listing_decision_seconds_bucket[{ri}])))",
+                        "listing decision"),
+                   prom(f"histogram_quantile(0.95, sum by (le) (rate(flk_continuity_recompute_seconds_bucket[{ri}])))",
+                        "continuity batch", ref="B"),
+                   prom(f"histogram_quantile(0.95, sum by (le, consumer) (rate(flk_event_handle_seconds_bucket[{ri}])))",
+                        "{{consumer}} event", ref="C")],
+                  w=12, unit="s"),
+        lay.panel("timeseries", "Continuity worker state",
+                  [prom("sum(flk_continuity_patients)", "patients in tables"),
+                   prom("sum(flk_continuity_state_bytes)", "state bytes", ref="B")], w=12),
+        lay.panel("timeseries", "Events published (outboxes and indices)",
+                  [prom(f"sum by (event_type) (rate(flk_listing_outbox_published_total[{ri}]))",
+                        "listing {{event_type}}"),
+                   prom(f"sum by (event_type) (rate(flk_notifier_outbox_published_total[{ri}]))",
+                        "notifier {{event_type}}", ref="B"),
+                   prom(f"sum(rate(flk_continuity_indices_changed_total[{ri}]))", "continuity indices changed",
+                        ref="C")],
+                  w=12, unit="ops"),
+        lay.panel("timeseries", "Alert deliveries by outcome (delivery log, per hour)",
+                  [sql("SELECT date_trunc('hour', finished_at) AS \"time\", outcome AS metric, count(*) AS value "
+                       "FROM notifier.delivery_log WHERE $__timeFilter(finished_at) GROUP BY 1, 2 ORDER BY 1",
+                       fmt="time_series")],
+                  w=24),
+    ]
+    return dashboard("flk-operations", "Operations",
+                     "Throughput, consumer lag, dead letters, alert delivery and errors of the flk services.",
+                     panels, [], time_from="now-1h", refresh="10s")
+
+
+DASHBOARDS = {"region-goals.json": region_goals, "care-unit.json": care_unit, "operations.json": operations}
+
+
+def render(builder) -> str:
+    return json.dumps(builder(), ensure_ascii=False, indent=2) + "\n"
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, builder in DASHBOARDS.items():
+        (OUT / name).write_text(render(builder), encoding="utf-8")
+        print(f"wrote {OUT / name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The Grafana provisioning, statically: dashboards as generated, fixed uids, provisioned datasources,
+and every metric a panel queries is one the services really export."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+GRAFANA = ROOT / "deploy" / "grafana"
+UIDS = {"region-goals.json": "flk-region-goals", "care-unit.json": "flk-care-unit", "operations.json": "flk-operations"}
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("generate_dashboards", GRAFANA / "generate_dashboards.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _dashboards() -> dict[str, dict]:
+    return {name: json.loads((GRAFANA / "dashboards" / name).read_text(encoding="utf-8")) for name in UIDS}
+
+
+def _targets(dashboard: dict):
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            yield panel, target
+
+
+def test_the_committed_dashboards_are_what_the_generator_writes():
+    generator = _generator()
+    for name, builder in generator.DASHBOARDS.items():
+        assert (GRAFANA / "dashboards" / name).read_text(encoding="utf-8") == generator.render(builder), (
+            f"{name} is stale: run python deploy/grafana/generate_dashboards.py")
+
+
+def test_each_dashboard_has_its_fixed_uid_and_unique_panel_ids_on_a_24_column_grid():
+    for name, dashboard in _dashboards().items():
+        assert dashboard["uid"] == UIDS[name]
+        ids = [p["id"] for p in dashboard["panels"]]
+        assert len(ids) == len(set(ids))
+        for panel in dashboard["panels"]:
+            pos = panel["gridPos"]
+            assert pos["x"] + pos["w"] <= 24 and pos["h"] > 0, panel["title"]
+            assert panel["targets"], panel["title"]
+
+
+def test_panels_use_only_the_provisioned_datasources_by_uid():
+    provisioned = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "datasources.yaml").read_text())
+    uids = {d["uid"]: d["type"] for d in provisioned["datasources"]}
+    for dashboard in _dashboards().values():
+        for panel, target in _targets(dashboard):
+            ds = target["datasource"]
+            assert uids.get(ds["uid"]) == ds["type"], panel["title"]
+        for variable in dashboard["templating"]["list"]:
+            assert variable["datasource"]["uid"] in uids
+
+
+def test_the_postgres_datasource_logs_in_as_the_read_only_role():
+    provisioned = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "datasources.yaml").read_text())
+    postgres = next(d for d in provisioned["datasources"] if d["uid"] == "flk-postgres")
+    assert postgres["user"] == "${FLK_READONLY_USER}"
+
+
+def test_sql_panels_only_select():
+    for dashboard in _dashboards().values():
+        for panel, target in _targets(dashboard):
+            if "rawSql" in target:
+                assert re.match(r"\s*(SELECT|WITH)\b", target["rawSql"], re.I), panel["title"]
+                assert not re.search(r"\b(insert|update|delete|drop|alter|grant|truncate)\b", target["rawSql"], re.I)
+                assert "patient_key" not in target["rawSql"], panel["title"]
+
+
+def _exported_metric_names() -> set[str]:
+    """Every sample name the three services' probes register (counters: _total, histograms: _bucket …)."""
+    from prometheus_client import REGISTRY, CollectorRegistry
+
+    import services.continuity.adapters.metrics  # noqa: F401 - registers in the default registry
+    from flk.observability.metrics import PrometheusConsumerProbe
+    from services.listing.adapters.metrics import PrometheusListingProbe
+    from services.notifier.adapters.metrics import PrometheusProbe
+
+    registries = [REGISTRY]
+    for probe in (PrometheusConsumerProbe, PrometheusListingProbe, PrometheusProbe):
+        registry = CollectorRegistry()
+        probe(registry)
+        registries.append(registry)
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",),
+                "summary": ("_sum", "_count", "")}
+    names = set()
+    for registry in registries:
+        for family in registry.collect():
+            for suffix in suffixes.get(family.type, ("",)):
+                names.add(family.name + suffix)
+    return names
+
+
+def test_every_metric_a_panel_queries_is_exported_by_a_service():
+    exported = _exported_metric_names()
+    queried = set()
+    for dashboard in _dashboards().values():
+        for panel, target in _targets(dashboard):
+            for name in re.findall(r"\b(flk_[a-z0-9_]+)\b", target.get("expr", "")):
+                queried.add(name)
+                assert name in exported, f"{panel['title']}: {name} is not exported by any service"
+    assert len(queried) >= 20
+
+
+@pytest.mark.parametrize("name", sorted(UIDS))
+def test_every_panel_has_a_title_and_every_target_a_query(name):
+    dashboard = _dashboards()[name]
+    for panel, target in _targets(dashboard):
+        assert panel["title"].strip()
+        assert target.get("expr") or target.get("rawSql")
