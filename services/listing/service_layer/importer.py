@@ -24,6 +24,7 @@ Units and doctors are not created here: they come from ``region.care-units.v1`` 
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import sys
@@ -292,30 +293,78 @@ class ListingImport:
         return patient_key(person, self.key)
 
     async def _chunk(self, rows: list[ImportRow], write: bool) -> None:
+        """Decide a chunk's rows in memory, then write them in one batch (a savepoint). If the batch
+        fails, the chunk is undone in memory and redone row by row, each row in its own savepoint,
+        so only the rows the database refuses are lost (and reported)."""
         keys = [self._key(r.person) for r in rows]
+        await self._load(rows, keys, write)
+        if not write:
+            for row, key in zip(rows, keys, strict=True):
+                if (plan := await self._plan(row, key, write)) is not None:
+                    self._accept(plan)
+                self._forget_after_last_row(row, key)
+            return
+        saved = (copy.deepcopy(self.report), {k: self._live.get(k) for k in keys},
+                 dict(self.register.listed), dict(self.register.list_sizes))
+        plans = []
+        for row, key in zip(rows, keys, strict=True):
+            if (plan := await self._plan(row, key, write)) is not None:
+                plans.append(plan)
+                self._accept(plan)
+            self._forget_after_last_row(row, key)
+        try:
+            async with self.conn.transaction():
+                self.report.outbox_events += await self._write_batch(plans)
+            return
+        except Exception:  # noqa: BLE001 - find the row(s) the database refuses, below
+            pass
+        self.report, live, self.register.listed, self.register.list_sizes = saved
+        for k, entry in live.items():
+            if entry is None:
+                self._live.pop(k, None)
+            else:
+                self._live[k] = entry
+        for row, key in zip(rows, keys, strict=True):
+            plan = await self._plan(row, key, write)
+            if plan is not None:
+                try:
+                    async with self.conn.transaction():  # a savepoint: this row only
+                        outbox = await self._write(plan, self.repo)
+                except Exception:  # noqa: BLE001 - reported by line; the other rows go on
+                    self.report.add_failure(row.line)  # the person's state stays the one before the row
+                else:
+                    self._accept(plan)
+                    self.report.outbox_events += outbox
+            self._forget_after_last_row(row, key)
+
+    async def _load(self, rows: list[ImportRow], keys: list[str], write: bool) -> None:
+        """The chunk's persons into memory: from the register (locked when writing), else new."""
         to_load = sorted({k for k in keys if k not in self._live})
+        if not to_load:
+            return
         if write:
             await self.repo.lock_persons(to_load)
         since = months_before(self.options.as_of, self.policy.l5_window_months + 1)
-        loaded = await self.repo.load_patients(to_load, since) if to_load else {}
-        new_keys = [k for k in to_load if k not in loaded]
-        sabo = set()
-        if new_keys:
-            sabo = {r["patient_key"] for r in await self.conn.fetch(
-                "SELECT DISTINCT patient_key FROM listing.sabo_residence "
-                "WHERE patient_key = ANY($1::text[]) AND period @> $2::date", new_keys, self.options.as_of)}
+        loaded = await self.repo.load_patients(to_load, since)
         for k, record in loaded.items():
             self._live[k] = (record, False)
+        new_keys = [k for k in to_load if k not in loaded]
+        if not new_keys:
+            return
+        sabo = {r["patient_key"] for r in await self.conn.fetch(
+            "SELECT DISTINCT patient_key FROM listing.sabo_residence "
+            "WHERE patient_key = ANY($1::text[]) AND period @> $2::date", new_keys, self.options.as_of)}
         for row, key in zip(rows, keys, strict=True):
-            if key not in self._live:
+            if key not in self._live:  # a person the register does not know yet
                 unit = self.register.units[row.care_unit_id]
                 person = Person(patient_key=key, population_status=PopulationStatus.FOLKBOKFORD,
                                 home_region=unit.region, birth_date=birth_date_of(row.person),
                                 sabo_resident=key in sabo)
                 self._live[key] = (PatientRecord(person=person), True)
-            await self._row(row, key, write)
-            if self.index.verdict(row.person).last_line <= row.line:
-                self._live.pop(key, None)
+
+    def _forget_after_last_row(self, row: ImportRow, key: str) -> None:
+        if self.index.verdict(row.person).last_line <= row.line:
+            self._live.pop(key, None)
 
     def _state(self, record: PatientRecord) -> ListingState:
         return ListingState(patients=MappingProxyType({record.patient_key: record}), units=self._units,
@@ -346,7 +395,9 @@ class ListingImport:
         self.register.fictive_by_unit[unit_id] = list_id
         return list_id
 
-    async def _row(self, row: ImportRow, key: str, write: bool) -> None:
+    async def _plan(self, row: ImportRow, key: str, write: bool) -> RowPlan | None:
+        """Decide a row (listing, then FLK) on the person's current state; report what is rejected.
+        None when there is nothing to write."""
         report, on = self.report, self.options.as_of
         record, is_new = self._live[key]
         decided: list[tuple[str, list[ev.Event]]] = []  # (message id, accepted events)
@@ -355,12 +406,12 @@ class ListingImport:
         command = listing_command(key, row, record, on)
         if isinstance(command, Violation):
             report.add(command, [row.line])
-            return
+            return None
         if command is not None:
             events, rejected = self._decide(record, command)
             if rejected is not None:
                 report.add_rejection(rejected, row.line, listing=True)
-                return
+                return None
             decided.append((derived_id("listing.import", key, row.care_unit_id, on), events))
             record = self._evolve(record, events)
 
@@ -375,7 +426,6 @@ class ListingImport:
                 if rejected is RejectionReason.EMPLOYMENT_NOT_ELIGIBLE and self.policy.f3_fictive_lists_enabled:
                     # the roster says locum (F2): the patient belongs on the fictive list (F3)
                     report.add(Violation.LOCUM_AS_FLK, [row.line])
-                    fictive = True
                     list_id = await self._fictive_list(row.care_unit_id, write)
                     assign = flk_command(key, list_id, ListKind.FICTIVE, record, on)
                     events, rejected = self._decide(record, assign) if assign is not None else ([], None)
@@ -389,26 +439,16 @@ class ListingImport:
         if not decided:
             if not flk_rejected:
                 report.already_registered += 1
-            return
-        if write:
-            try:
-                async with self.conn.transaction():  # a savepoint: this row only
-                    if is_new:
-                        await self._create_person(record.person, row.person)
-                    for message_id, events in decided:
-                        ctx = DecisionContext(message_id=message_id, command_type="listing.import",
-                                              decided_at=self.clock(), care_unit_id=row.care_unit_id)
-                        published = await self.repo.persist(events, ctx)
-                        await self.repo.add_outbox(published, ctx.decided_at)
-                        report.outbox_events += len(published)
-            except Exception:  # noqa: BLE001 - reported by line; the other rows go on
-                report.add_failure(row.line)
-                self._live.pop(key, None)
-                return
-        if is_new:
+            return None
+        return RowPlan(row, key, is_new, record, decided)
+
+    def _accept(self, plan: RowPlan) -> None:
+        """The row's decisions hold: the person's state, the counters (L7, F6) and the report move on."""
+        report = self.report
+        if plan.is_new:
             report.persons_created += 1
-        self._live[key] = (record, False)
-        for _, events in decided:
+        self._live[plan.key] = (plan.record, False)
+        for _, events in plan.decided:
             count_changes(events, self.register.listed, self.register.list_sizes)
             for e in events:
                 if isinstance(e, ev.ListingStarted):
@@ -419,17 +459,80 @@ class ListingImport:
                     else:
                         report.named_assigned += 1
 
-    async def _create_person(self, person: Person, person_id: PersonId) -> None:
-        await self.conn.execute(
-            """INSERT INTO listing.person (patient_key, population_status, home_region, birth_date, sabo_resident)
-               VALUES ($1, 'folkbokford', $2, $3, $4) ON CONFLICT (patient_key) DO NOTHING""",
-            person.patient_key, person.home_region, person.birth_date, person.sabo_resident,
-        )
-        await self.conn.execute(
-            """INSERT INTO platform.person_identity (patient_key, person_id_ciphertext, id_kind)
-               VALUES ($1, $2, $3) ON CONFLICT (patient_key) DO NOTHING""",
-            person.patient_key, self.vault.seal(person.patient_key, person_id), person_id.kind,
-        )
+    async def _write(self, plan: RowPlan, repo: ListingRepository) -> int:
+        """The row's rows, through the service's repository (``persist`` + ``add_outbox``); the
+        number of outbox events."""
+        if plan.is_new:
+            await self._create_person(repo.conn, plan.record.person, plan.row.person)
+        outbox = 0
+        for message_id, events in plan.decided:
+            ctx = DecisionContext(message_id=message_id, command_type="listing.import",
+                                  decided_at=self.clock(), care_unit_id=plan.row.care_unit_id)
+            published = await repo.persist(events, ctx)
+            await repo.add_outbox(published, ctx.decided_at)
+            outbox += len(published)
+        return outbox
+
+    async def _write_batch(self, plans: list[RowPlan]) -> int:
+        """All plans of a chunk: statements are recorded and sent as one ``executemany`` per
+        statement (persons first). A plan that ends something needs ``UPDATE … RETURNING`` answers:
+        the batch so far is flushed and that plan runs directly."""
+        recorder = StatementBatch(first=(PERSON_INSERT, IDENTITY_INSERT))
+        batched = ListingRepository(recorder)
+        outbox = 0
+        for plan in plans:
+            if any(isinstance(e, ENDING) for _, events in plan.decided for e in events):
+                await recorder.flush(self.conn)
+                outbox += await self._write(plan, self.repo)
+            else:
+                outbox += await self._write(plan, batched)
+        await recorder.flush(self.conn)
+        return outbox
+
+    async def _create_person(self, conn: Any, person: Person, person_id: PersonId) -> None:
+        await conn.execute(PERSON_INSERT, person.patient_key, person.home_region, person.birth_date,
+                           person.sabo_resident)
+        await conn.execute(IDENTITY_INSERT, person.patient_key, self.vault.seal(person.patient_key, person_id),
+                           person_id.kind)
+
+
+PERSON_INSERT = """INSERT INTO listing.person (patient_key, population_status, home_region, birth_date, sabo_resident)
+VALUES ($1, 'folkbokford', $2, $3, $4) ON CONFLICT (patient_key) DO NOTHING"""
+IDENTITY_INSERT = """INSERT INTO platform.person_identity (patient_key, person_id_ciphertext, id_kind)
+VALUES ($1, $2, $3) ON CONFLICT (patient_key) DO NOTHING"""
+ENDING = (ev.ListingEnded, ev.FastLakarkontaktEnded)
+
+
+@dataclass
+class RowPlan:
+    """What one row decided (accepted events), before it is written."""
+
+    row: ImportRow
+    key: str
+    is_new: bool
+    record: PatientRecord  # the person's state after the row
+    decided: list[tuple[str, list[ev.Event]]]
+
+
+class StatementBatch:
+    """A stand-in connection for the repository that records ``execute``/``executemany`` and sends
+    each statement once with all its argument rows (asyncpg pipelines ``executemany``). Statements
+    go in the order first seen, ``first`` before all (foreign keys: persons before their listings)."""
+
+    def __init__(self, first: tuple[str, ...] = ()) -> None:
+        self.statements: dict[str, list[tuple]] = {sql: [] for sql in first}
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        self.statements.setdefault(sql, []).append(args)
+
+    async def executemany(self, sql: str, args: list[tuple]) -> None:
+        self.statements.setdefault(sql, []).extend(args)
+
+    async def flush(self, conn: Any) -> None:
+        for sql, rows in self.statements.items():
+            if rows:
+                await conn.executemany(sql, rows)
+            rows.clear()
 
 
 def birth_date_of(person: PersonId) -> date | None:
