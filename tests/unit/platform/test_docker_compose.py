@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,3 +39,58 @@ def test_kafka_runs_in_kraft_mode_from_the_apache_image():
     assert kafka["image"].startswith("apache/kafka:")
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert kafka["environment"]["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == 0
+
+
+def test_the_file_is_valid_under_the_compose_specification():
+    """Parsed by the compose-spec bindings (the `compose_spec` Rust crate: every key, type, duration
+    and depends_on condition of the Compose Specification); YAML merge keys are resolved first."""
+    import json
+
+    from compose_spec import PyCompose
+
+    parsed = PyCompose.from_json(json.dumps(COMPOSE))
+    assert set(parsed.service_names()) == set(COMPOSE["services"])
+
+
+def test_a_typo_in_a_condition_or_a_key_fails_the_compose_specification():
+    import json
+
+    from compose_spec import PyCompose
+
+    text = (ROOT / "docker-compose.yml").read_text()
+    for broken in (text.replace("service_healthy", "service_healty", 1),
+                   text.replace("healthcheck:", "healthchek:", 1),
+                   text.replace("interval: 5s", "interval: 5 parsecs", 1)):
+        with pytest.raises(ValueError):
+            PyCompose.from_json(json.dumps(yaml.safe_load(broken)))
+
+
+def test_the_three_services_run_with_the_contract_ports_and_wait_for_setup():
+    services = COMPOSE["services"]
+    for name, command, port in (("listing", ["listing", "run"], 8081), ("notifier", ["notifier", "run"], 8083)):
+        assert services[name]["command"] == command
+        assert f"localhost:{port}" in " ".join(services[name]["healthcheck"]["test"])
+    assert "flk continuity worker" in services["continuity"]["entrypoint"][-1]
+    assert services["continuity"]["environment"]["FLK_CONTINUITY_API_PORT"] == 8082
+    for name in ("listing", "continuity", "notifier"):
+        assert services[name]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+
+
+def test_continuity_scales_out_without_host_port_clashes_and_keeps_state_per_replica():
+    continuity = COMPOSE["services"]["continuity"]
+    assert all(":" not in str(p) for p in continuity.get("ports", [])), "a fixed host port blocks --scale"
+    assert "container_name" not in continuity
+    assert "$$HOSTNAME" in continuity["entrypoint"][-1]  # one RocksDB folder per replica
+    assert any(v.startswith("continuity-data:") for v in continuity["volumes"])
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    flk = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "flk")
+    assert flk["dns_sd_configs"][0]["names"] == ["continuity"]
+
+
+def test_grafana_is_provisioned_and_the_simulator_is_an_optional_profile():
+    services = COMPOSE["services"]
+    mounts = " ".join(services["grafana"]["volumes"])
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning" in mounts
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards" in mounts
+    assert services["simulator"]["profiles"] == ["simulator"]
+    assert services["simulator"]["command"][0] == "simulate"
