@@ -39,13 +39,17 @@ def kafka_bootstrap(infra: InfraSettings) -> str:
 
 
 @pytest.fixture
-async def topic_prefix(kafka_bootstrap: str) -> str:
-    """A unique prefix; every registry topic (and its DLQ) exists under it."""
-    from flk.events.admin import ensure_topics
+async def topic_prefix(kafka_bootstrap: str) -> AsyncIterator[str]:
+    """A unique prefix; every registry topic (and its DLQ) exists under it. Deleted afterwards."""
+    from flk.events.admin import delete_topics_with_prefix, ensure_topics
 
     prefix = f"t{uuid.uuid4().hex[:10]}."
     await ensure_topics(kafka_bootstrap, prefix=prefix)
-    return prefix
+    yield prefix
+    try:
+        await delete_topics_with_prefix(kafka_bootstrap, prefix)
+    except Exception:  # noqa: BLE001 - best effort: a broker hiccup must not fail the test
+        pass
 
 
 @pytest.fixture

@@ -48,3 +48,24 @@ async def _wait_for_leaders(admin, names: list[str], timeout_s: float = 15.0) ->
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"topics without a leader after {timeout_s:.0f}s: {', '.join(names)}")
+
+
+async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a test's isolation prefix; never empty).
+
+    Tests create ~24 topics per prefix; left behind, they pile up until the broker runs out of
+    file descriptors and memory maps.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    if not prefix:
+        raise ValueError("refusing to delete topics without a prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+        return names
+    finally:
+        await admin.close()
