@@ -1,8 +1,7 @@
 """The goal summary: G1–G4 read from the services' own views, and its terminal rendering.
 
-Nothing is recomputed here. G1 and G3 come from the listing service's KPI views
-(`listing.kpi_g1_region`, `listing.kpi_g3_region`), read once when the replayed region stood
-at the baseline date and once at the end; G2 and G4 from the continuity worker's daily
+Nothing is recomputed here. G1 and G3 come from the listing service's goal KPIs
+(`listing.goal_kpi_region_on(date)`, for the baseline date and today); G2 and G4 from the continuity worker's daily
 snapshots through `continuity.coc_vs_baseline(baseline)`; alerts from the notifier's tables;
 dead letters from the `*.dlq` topics' offsets.
 """
@@ -146,17 +145,41 @@ async def _table_exists(conn, qualified: str) -> bool:
     return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified)
 
 
-async def read_listing_shares(conn, region_code: str) -> dict[str, float | None]:
-    """G1 (named FLK, share of the population) and G3 (SÄBO) now, from the listing KPI views."""
+async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str, float | None]:
+    """G1 (named FLK, share of the population) and G3 (SÄBO) on a date, from the listing service's
+    goal KPIs (`listing.goal_kpi_region_on`, computed from the register's periods); where that
+    function is not installed, today's figures from the older views `listing.kpi_g1/g3_region`."""
     out: dict[str, float | None] = {"G1": None, "G3": None}
+    if await conn.fetchval("SELECT to_regprocedure('listing.goal_kpi_region_on(date)') IS NOT NULL"):
+        row = await conn.fetchrow("SELECT g1_share_of_population, g3_share FROM listing.goal_kpi_region_on($1) "
+                                  "WHERE region_code = $2", on_date, region_code)
+        if row is not None:
+            out = {"G1": _float(row["g1_share_of_population"]), "G3": _float(row["g3_share"])}
+        return out
+    if on_date != date.today():
+        return out
     if await _table_exists(conn, "listing.kpi_g1_region"):
-        value = await conn.fetchval(
-            "SELECT share_of_population FROM listing.kpi_g1_region WHERE region_code = $1", region_code)
-        out["G1"] = None if value is None else float(value)
+        out["G1"] = _float(await conn.fetchval(
+            "SELECT share_of_population FROM listing.kpi_g1_region WHERE region_code = $1", region_code))
     if await _table_exists(conn, "listing.kpi_g3_region"):
-        value = await conn.fetchval("SELECT share FROM listing.kpi_g3_region WHERE region_code = $1", region_code)
-        out["G3"] = None if value is None else float(value)
+        out["G3"] = _float(await conn.fetchval(
+            "SELECT share FROM listing.kpi_g3_region WHERE region_code = $1", region_code))
     return out
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+async def record_listing_kpi_days(conn, days: list[date]) -> int:
+    """Store the listing service's goal KPIs for past days (what `flk listing kpi-snapshot` does
+    daily), so the dashboards' G1/G3 time series cover the replayed period."""
+    if not await conn.fetchval("SELECT to_regprocedure('listing.record_goal_kpis(date)') IS NOT NULL"):
+        return 0
+    stored = 0
+    for day in days:
+        stored += await conn.fetchval("SELECT listing.record_goal_kpis($1::date)", day)
+    return stored
 
 
 async def read_continuity(conn, region_code: str, baseline: date) -> dict[tuple[str, str], tuple]:
@@ -181,13 +204,13 @@ def goals_from(baseline_shares: dict[str, float | None], now_shares: dict[str, f
     g2d, g2t, g4 = coc("all", "doctor"), coc("all", "total"), coc("sabo", "doctor")
     return [
         Goal("G1", "named FLK, share of the population", "share", 0.55, now_shares.get("G1"),
-             baseline_shares.get("G1"), "listing.kpi_g1_region"),
+             baseline_shares.get("G1"), "listing.goal_kpi_region_on"),
         Goal("G2", "continuity (mean COC), doctor contacts", "index", 0.20, g2d[1], g2d[0],
              "continuity.coc_vs_baseline"),
         Goal("G2", "continuity (mean COC), total contacts", "index", 0.20, g2t[1], g2t[0],
              "continuity.coc_vs_baseline"),
         Goal("G3", "SÄBO residents with a named FLK", "share", 0.80, now_shares.get("G3"),
-             baseline_shares.get("G3"), "listing.kpi_g3_region"),
+             baseline_shares.get("G3"), "listing.goal_kpi_region_on"),
         Goal("G4", "continuity (mean COC), doctor, SÄBO", "index", 0.0, g4[1], g4[0],
              "continuity.coc_vs_baseline"),
     ]
@@ -209,26 +232,29 @@ async def read_alerts(conn) -> AlertFigures:
 async def count_dead_letters(bootstrap: str, prefix: str = "") -> DeadLetters:
     """Messages in every registry topic's dead-letter twin (end minus beginning offsets)."""
     from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import TopicPartition
 
     from flk.events.registry import registry
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
     try:
-        by_topic: dict[str, int] = {}
-        existing = await consumer.topics()
-        for spec in registry().topics:
-            name = prefix + spec.dlq
-            if name not in existing:
-                continue
-            partitions = consumer.partitions_for_topic(name) or set()
-            tps = [TopicPartition(name, p) for p in partitions]
-            if not tps:
-                continue
+        existing = set(await admin.list_topics())
+        names = [prefix + spec.dlq for spec in registry().topics if prefix + spec.dlq in existing]
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    tps = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+    by_topic: dict[str, int] = {name[len(prefix):]: 0 for name in names}
+    if tps:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
             begin = await consumer.beginning_offsets(tps)
             end = await consumer.end_offsets(tps)
-            by_topic[spec.dlq] = sum(end[tp] - begin[tp] for tp in tps)
-        return DeadLetters(sum(by_topic.values()), by_topic)
-    finally:
-        await consumer.stop()
+        finally:
+            await consumer.stop()
+        for tp in tps:
+            by_topic[tp.topic[len(prefix):]] += end[tp] - begin[tp]
+    return DeadLetters(sum(by_topic.values()), by_topic)

@@ -5,11 +5,14 @@ The replay runs in two phases so that every "baseline" number is one the service
 themselves when the region stood at the baseline date:
 
 1. the simulated events up to the baseline date are published; once every consumer group has
-   caught up, the listing KPI views (G1, G3) are read, and the continuity worker — started with
-   ``--as-of <baseline>`` — writes the baseline day's snapshot (G2, G4);
+   caught up, the continuity worker — started with ``--as-of <baseline>`` — writes the baseline
+   day's snapshot (G2, G4);
 2. the continuity worker is restarted as of today (its RocksDB tables survive: it only
    recomputes), the rest of the events are published, consumers catch up, the worker writes
-   today's snapshot, the notifier plans and delivers its alerts; then the figures are read.
+   today's snapshot, the notifier plans and delivers its alerts; the listing service's goal KPIs
+   (G1, G3) are stored for the first of each month, the baseline and today (its own
+   `listing.record_goal_kpis`, which the daily `flk listing kpi-snapshot` calls); then the figures
+   are read: G1/G3 for the baseline and today from `listing.goal_kpi_region_on(date)`.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from flk.mainjob.goals import (
     read_alerts,
     read_continuity,
     read_listing_shares,
+    record_listing_kpi_days,
 )
 from flk.mainjob.processes import ServiceFailed, ServiceProcess
 
@@ -119,7 +123,6 @@ class MainJob:
         self.services: dict[str, ServiceProcess] = {}
         self.units: list[UnitInfo] = []
         self.started_at = time.monotonic()
-        self.baseline_shares: dict[str, float | None] = {}
         self.with_listing = listing_available()
 
     # ------------------------------------------------------------------ the services
@@ -151,7 +154,8 @@ class MainJob:
                "FLK_NOTIFIER_HTTP_HOST": self.c.host, "FLK_NOTIFIER_HTTP_PORT": str(self.c.notifier_port),
                "FLK_NOTIFIER_SMTP_HOST": self.c.host, "FLK_NOTIFIER_SMTP_PORT": str(self.c.smtp_port),
                "FLK_NOTIFIER_SMTP_TLS": "none",
-               "FLK_NOTIFIER_WORKLIST_BASE_URL": self.url(self.c.notifier_port, "/worklist"),
+               "FLK_NOTIFIER_WORKLIST_BASE_URL": self.url(self.c.notifier_port),
+               "FLK_NOTIFIER_LISTING_API_BASE_URL": self.url(self.c.listing_port),
                # demo pace: look for due grace periods and plan alerts every few seconds
                "FLK_NOTIFIER_TICK_INTERVAL_S": "2", "FLK_NOTIFIER_PLAN_INTERVAL_S": "2",
                "FLK_NOTIFIER_METRICS_REFRESH_S": "2"}
@@ -209,7 +213,6 @@ class MainJob:
         sent = await self._publish(split.before())
         await self._settle(f"baseline {self.baseline}")
         await self._wait_for_snapshot(self.baseline)
-        self.baseline_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code))
 
         self.echo(f"restarting the continuity worker as of today; replaying {self.baseline} – {c.end_date} …")
         await self.services["continuity"].stop()
@@ -219,11 +222,15 @@ class MainJob:
         await self._settle("the end of the period")
         await self._wait_for_snapshot(date.today())
         await self._wait_for_alerts()
-        self.echo(f"{sent:,} simulated events processed")
+        days = _monthly(self.sim.start_date, date.today()) + [self.baseline]
+        stored = await self._read(lambda conn: record_listing_kpi_days(conn, sorted(set(days))))
+        self.echo(f"{sent:,} simulated events processed; listing goal KPIs stored for {len(set(days))} days "
+                  f"({stored} rows) for the dashboards' time series")
         return await self.summary()
 
     async def summary(self) -> Summary:
-        now_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code))
+        baseline_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, self.baseline))
+        now_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, date.today()))
         continuity = await self._read(lambda conn: read_continuity(conn, self.region_code, self.baseline))
         alerts = await self._read(read_alerts)
         if self.mail is not None or self.teams is not None:
@@ -233,7 +240,7 @@ class MainJob:
                                   self.teams.received if self.teams else None)
         dead = await count_dead_letters(self.c.bootstrap, self.c.topic_prefix)
         return Summary(f"Region {self.region_name}", self.c.preset, (self.sim.start_date, self.sim.end_date),
-                       self.baseline, goals_from(self.baseline_shares, now_shares, continuity), alerts, dead,
+                       self.baseline, goals_from(baseline_shares, now_shares, continuity), alerts, dead,
                        time.monotonic() - self.started_at)
 
     # ------------------------------------------------------------------ steps
@@ -279,25 +286,47 @@ class MainJob:
         bar.done()
         return task.result()
 
-    def _groups(self) -> list[str]:
-        names = ["continuity", "notifier"] + (["listing"] if self.with_listing else [])
-        return [self.c.topic_prefix + n for n in names]
+    def _service_names(self) -> list[str]:
+        return ["continuity", "notifier"] + (["listing"] if self.with_listing else [])
+
+    async def _groups(self) -> list[str]:
+        """The services' consumer groups under our prefix: `<name>` or `<name>.<part>` (listing has two)."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.c.bootstrap)
+        await admin.start()
+        try:
+            listed = [str(g[0]) for g in await admin.list_consumer_groups()]
+        finally:
+            await admin.close()
+        p = self.c.topic_prefix
+        return sorted(g for g in listed if g.startswith(p) and any(
+            g[len(p):] == n or g[len(p):].startswith(n + ".") for n in self._service_names()))
 
     async def _settle(self, what: str, settle_checks: int = 3) -> None:
-        """Until every consumer group has committed offsets, lag 0 and nothing waits in an outbox."""
+        """Until every service's consumer groups have committed offsets, lag 0 and nothing waits in an outbox."""
         from flk.events.lag import consumer_lag
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.c.timeout_s
         quiet = 0
         last = ""
+        p = self.c.topic_prefix
         while loop.time() < deadline:
             self.check_services()
-            lags = await consumer_lag(self.c.bootstrap, self._groups())
+            groups = await self._groups()
+            lags = await consumer_lag(self.c.bootstrap, groups) if groups else []
             outbox = await self._read(_outbox_pending)
-            caught_up = all(g.partitions > 0 and g.lag == 0 for g in lags) and outbox == 0
+            present = {n for n in self._service_names()
+                       if any(g.partitions > 0 and (g.group[len(p):] == n or g.group[len(p):].startswith(n + "."))
+                              for g in lags)}
+            caught_up = present == set(self._service_names()) and all(g.lag == 0 for g in lags) and outbox == 0
             quiet = quiet + 1 if caught_up else 0
-            last = ", ".join(f"{g.group[len(self.c.topic_prefix):]} {g.lag:,}" for g in lags) + f"; outbox {outbox}"
+            last = ", ".join(f"{g.group[len(p):]} {g.lag:,}" + ("" if g.partitions else " (no offsets yet)")
+                             for g in lags) + f"; outbox {outbox}"
+            missing = set(self._service_names()) - present
+            if missing:
+                last += f"; no committed offsets yet: {', '.join(sorted(missing))}"
             if quiet >= settle_checks:
                 self.echo(f"caught up at {what} (lag: {last})")
                 return
@@ -374,6 +403,16 @@ async def _pool(dsn: str):
     return await asyncpg.create_pool(dsn, min_size=1, max_size=2)
 
 
+def _monthly(start: date, end: date) -> list[date]:
+    """The first of every month from `start`'s month to `end`, and `end` itself."""
+    days, day = [], date(start.year, start.month, 1)
+    while day < end:
+        if day >= start:
+            days.append(day)
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return days + [end]
+
+
 def _midnight_ts(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
 
@@ -386,9 +425,10 @@ def where_to_look(job: MainJob, prometheus_url: str | None) -> str:
     lines.append(f"  continuity API docs   {job.url(c.continuity_port, '/docs')}   metrics {job.url(c.continuity_port, '/metrics')}")
     lines.append(f"  notifier API docs     {job.url(c.notifier_port, '/docs')}   metrics {job.url(c.notifier_port, '/metrics')}")
     if job.units:
-        lines.append(f"  worklist              {job.url(c.notifier_port, '/worklist/units/' + job.units[0].care_unit_id)}"
-                     f"  (one page per unit; log in with a token from `flk token issue --role clinician "
-                     f"--unit {job.units[0].care_unit_id} --subject <your HSA-id>`)")
+        unit = job.units[0].care_unit_id
+        lines.append(f"  worklist              {job.url(c.notifier_port, f'/units/{unit}/worklist')}  (one page per unit; "
+                     f"log in at {job.url(c.notifier_port, '/login')} with a token from "
+                     f"`flk token issue --role clinician --unit {unit} --subject <your HSA-id>`)")
     if prometheus_url:
         lines.append(f"  Prometheus            {prometheus_url}")
     if job.mail is not None:

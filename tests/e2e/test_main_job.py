@@ -1,0 +1,58 @@
+"""`flk run` end to end: a simulated region through the real services, then the goal summary."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _row(text: str, goal: str, what: str = "") -> str:
+    for line in text.splitlines():
+        if line.strip().startswith(goal) and what in line:
+            return line
+    raise AssertionError(f"no {goal} row in the summary:\n{text}")
+
+
+async def test_the_main_job_prints_the_goal_summary_with_g1_to_g4_from_the_services(region_run):
+    text = region_run.text
+    print(text)  # shown with -s / on failure: the run's own output
+    assert region_run.job is not None, f"the main job did not reach its summary:\n{text}"
+    g1 = _row(text, "G1")
+    assert "≥ 55 %" in g1 and re.search(r"\d+\.\d %\s+≥ 55 %\s+\d+\.\d %\s+[+-]\d+\.\d pp", g1), g1
+    g2 = _row(text, "G2", "doctor contacts")
+    assert re.search(r"0\.\d{3}\s+\+20 %\s+0\.\d{3}\s+[+-]\d+\.\d %", g2), g2
+    assert re.search(r"0\.\d{3}", _row(text, "G2", "total contacts"))
+    g3 = _row(text, "G3")
+    assert "≥ 80 %" in g3 and re.search(r"\d+\.\d %", g3), g3
+    assert "increase" in _row(text, "G4")
+    assert "Where to look:" in text and "/docs" in text and "/metrics" in text and "/worklist" in text
+
+
+async def test_the_goal_figures_are_the_listing_services_own_views(region_run):
+    """G1 'now' in the summary is what listing.kpi_g1_region answers (nothing recomputed by the job)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(region_run.readonly_dsn)
+    try:
+        share = await conn.fetchval("SELECT share_of_population FROM listing.kpi_g1_region WHERE region_code = '19'")
+    finally:
+        await conn.close()
+    assert f"{float(share) * 100:.1f} %" in _row(region_run.text, "G1")
+
+
+async def test_alerts_reach_the_demo_mail_catcher_and_teams_sink(region_run):
+    job = region_run.job
+    assert job.mail.received > 0 and job.teams.received > 0
+    assert f"mail catcher received {job.mail.received} email(s)" in region_run.text
+    for subject in job.mail.subjects:  # counts only: never a patient key in an email
+        assert "pk1_" not in subject
+
+
+async def test_malformed_input_is_counted_as_dead_letters_in_the_summary(region_run):
+    match = re.search(r"Dead-lettered events: (\d+) \((.*)\)", region_run.text)
+    assert match, region_run.text
+    assert int(match.group(1)) >= 3
+    for topic in ("ehr.visits.v1.dlq", "listing.commands.v1.dlq", "population.persons.v1.dlq"):
+        assert topic in match.group(2)
