@@ -356,25 +356,49 @@ def _person_key(person: PersonId) -> int | str:
 
 class PersonIndex:
     """One compact entry per person in the file: finds several listings (L1), several FLKs (F5)
-    and duplicate rows. Memory grows with the number of persons, never with rows."""
+    and duplicate rows. Memory grows with the number of persons, never with rows: a person seen
+    once (the common case) is one packed int (line, unit, list); a second row expands it."""
 
     def __init__(self, policy: PolicyProfile) -> None:
         self._max_flk = policy.f5_max_fast_lakarkontakter
-        self._entries: dict[int | str, _PersonEntry] = {}
+        self._entries: dict[int | str, int | _PersonEntry] = {}
+        self._units: dict[str, int] = {}
+        self._unit_names: list[str] = []
+        self._targets: dict[tuple[Target, str | None], int] = {}
+        self._target_list: list[tuple[Target, str | None]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def _pack(self, row: ImportRow) -> int:
+        unit = self._units.get(row.care_unit_id)
+        if unit is None:
+            unit = self._units[row.care_unit_id] = len(self._unit_names)
+            self._unit_names.append(row.care_unit_id)
+        target_key = (row.target, row.list_id)
+        target = self._targets.get(target_key)
+        if target is None:
+            target = self._targets[target_key] = len(self._target_list)
+            self._target_list.append(target_key)
+        return (row.line << 40) | (unit << 20) | target
+
+    def _expand(self, packed: int) -> _PersonEntry:
+        line, unit, target = packed >> 40, (packed >> 20) & 0xFFFFF, packed & 0xFFFFF
+        target_key = self._target_list[target]
+        named = (line,) if target_key[0] is Target.NAMED else ()
+        return _PersonEntry(line, line, self._unit_names[unit], (target_key,), named)
 
     def observe(self, row: ImportRow) -> list[tuple[Violation, tuple[int, ...], bool]]:
         """Record a row. Returns (violation, lines, new_person_in_conflict) — lines may include
         earlier rows of the person that only now turn out to conflict."""
         key = _person_key(row.person)
-        entry = self._entries.get(key)
-        target = (row.target, row.list_id)
-        if entry is None:
-            named = (row.line,) if row.target is Target.NAMED else ()
-            self._entries[key] = _PersonEntry(row.line, row.line, row.care_unit_id, (target,), named)
+        found = self._entries.get(key)
+        if found is None:
+            self._entries[key] = self._pack(row)
             return []
+        entry = self._expand(found) if isinstance(found, int) else found
+        self._entries[key] = entry
+        target = (row.target, row.list_id)
         entry.last_line = row.line
         if entry.several_units:
             return [(Violation.SEVERAL_LISTINGS, (row.line,), False)]
@@ -395,8 +419,10 @@ class PersonIndex:
         return [(Violation.SEVERAL_FLK, entry.named_lines, True)]
 
     def verdict(self, person: PersonId) -> PersonVerdict:
-        entry = self._entries[_person_key(person)]
-        return PersonVerdict(not entry.several_units, not entry.several_flk, entry.last_line)
+        found = self._entries[_person_key(person)]
+        if isinstance(found, int):
+            return PersonVerdict(True, True, found >> 40)
+        return PersonVerdict(not found.several_units, not found.several_flk, found.last_line)
 
 
 # --------------------------------------------------------------------------- commands
