@@ -163,3 +163,22 @@ async def test_the_read_only_role_reads_aggregates_never_persons(region):
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'listing' "
         "AND table_name LIKE 'goal_kpi%'")}
     assert "patient_key" not in columns
+
+
+async def test_flk_listing_kpi_snapshot_backfills_days_from_history(region):
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from services.listing.entrypoints.kpi_cli import kpi_snapshot
+
+    today, reader, dsn = region
+    first = today - timedelta(days=2)
+    result = await asyncio.to_thread(CliRunner().invoke, kpi_snapshot,
+                                     ["--from", first.isoformat(), "--to", today.isoformat()],
+                                     env={"FLK_DATABASE_URL": dsn})
+    assert result.exit_code == 0, result.output
+    assert result.output.count("KPI rows stored") == 3
+    days = [r["snapshot_on"] for r in await reader.fetch(
+        "SELECT snapshot_on FROM listing.goal_kpi_unit_daily WHERE care_unit_id = $1 ORDER BY 1", UNIT_A)]
+    assert days == [first, first + timedelta(days=1), today]
