@@ -275,16 +275,54 @@ class MainJob:
             await pool.close()
 
     async def _publish(self, items: Iterator) -> int:
-        from flk.simulator.sinks import Progress, publish
+        """Publish month by month; in each month the facts first, then the commands and visits.
+
+        The listing service reads facts (population register, roster, ACG, SÄBO, unit register)
+        and commands with separate consumers. Fast-forwarded, a listing request would otherwise
+        overtake the registration of its person and be rejected as `person_unknown` — something
+        that cannot happen when the same events arrive over a year. So each month's facts are
+        published and consumed before its commands (a fact later in the month than a command is
+        then applied before it: a small, documented distortion of the simulated order).
+        """
+        from flk.simulator.sinks import Progress
 
         bar = Progress(self.sim, enabled=self.c.progress)
-        task = asyncio.create_task(publish(self.sim, self.c.bootstrap, self.c.topic_prefix, items=items, progress=bar))
+        sent = 0
+        for facts, rest in _monthly_chunks(items):
+            sent += await self._publish_chunk(facts, bar)
+            if facts and self.with_listing:
+                await self._wait_for_group("listing.facts")
+            sent += await self._publish_chunk(rest, bar)
+        bar.done()
+        return sent
+
+    async def _publish_chunk(self, items: list, bar) -> int:
+        from flk.simulator.sinks import publish
+
+        if not items:
+            return 0
+        task = asyncio.create_task(publish(self.sim, self.c.bootstrap, self.c.topic_prefix, items=iter(items),
+                                           progress=bar))
         while not task.done():
             await asyncio.wait({task}, timeout=1.0)
             if not task.done():
                 self.check_services()
-        bar.done()
         return task.result()
+
+    async def _wait_for_group(self, name: str) -> None:
+        """Until the group `<prefix><name>` has consumed everything published so far."""
+        from flk.events.lag import consumer_lag
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.c.timeout_s
+        group = self.c.topic_prefix + name
+        while loop.time() < deadline:
+            lags = await consumer_lag(self.c.bootstrap, [group])
+            if lags and lags[0].partitions > 0 and lags[0].lag == 0:
+                return
+            self.check_services()
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"{group} still behind after {self.c.timeout_s:.0f}s")
 
     def _service_names(self) -> list[str]:
         return ["continuity", "notifier"] + (["listing"] if self.with_listing else [])
@@ -401,6 +439,33 @@ async def _pool(dsn: str):
     import asyncpg
 
     return await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+
+
+def _is_fact(event_type: str) -> bool:
+    """Register facts the listing service needs before commands about the same people: every
+    contract event except the listing commands and the EHR's visits."""
+    from flk.events.registry import registry
+
+    reg = registry()
+    not_facts = {*reg.topic_for("listing.request.v1").events, *reg.topic_for("visit.recorded.v1").events}
+    return event_type not in not_facts and not event_type.startswith("sim.")
+
+
+def _monthly_chunks(items: Iterator):
+    """(facts, everything else) per calendar month of simulated time, in stream order."""
+    facts: list = []
+    rest: list = []
+    month = None
+    for item in items:
+        at = datetime.fromtimestamp(item.at, tz=timezone.utc)
+        key = (at.year, at.month)
+        if month is not None and key != month and (facts or rest):
+            yield facts, rest
+            facts, rest = [], []
+        month = key
+        (facts if _is_fact(item.event_type) else rest).append(item)
+    if facts or rest:
+        yield facts, rest
 
 
 def _monthly(start: date, end: date) -> list[date]:
