@@ -32,24 +32,38 @@ from flk.infra.cli import up as infra_up
               help="Also start Prometheus (Debian package) scraping the services.")
 @click.option("--fresh", is_flag=True,
               help="Isolated run: a new topic prefix and a new database (the default is the real local setup).")
+@click.option("--external", is_flag=True,
+              help="Use the Kafka and PostgreSQL of FLK_KAFKA_BOOTSTRAP / FLK_DATABASE_URL (managed services; "
+                   "FLK_TOPIC_PREFIX applies) instead of starting local ones.")
 @click.option("--exit-after-summary", is_flag=True, help="Stop everything after printing the summary (tests, CI).")
 @click.option("--timeout", "timeout_s", type=float, default=900.0, show_default=True,
               help="Seconds to wait for the consumers to catch up.")
 @click.pass_context
 def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, baseline_date: datetime | None,
-        limit_people: int | None, with_prometheus: bool, fresh: bool, exit_after_summary: bool,
+        limit_people: int | None, with_prometheus: bool, fresh: bool, external: bool, exit_after_summary: bool,
         timeout_s: float) -> None:
     """Run the main job on this machine: infrastructure, services, a simulated region, the goal summary."""
     from flk.infra.settings import InfraSettings
     from flk.mainjob.job import JobConfig
 
-    if with_prometheus and not _has_prometheus():
-        click.echo("note: 'prometheus' is not installed; running without it", err=True)
+    from flk.settings import PlatformSettings
+
+    if with_prometheus and (external or not _has_prometheus()):
+        if not external:
+            click.echo("note: 'prometheus' is not installed; running without it", err=True)
         with_prometheus = False
-    ctx.invoke(infra_up, with_prometheus=with_prometheus, topics=True)
     infra = InfraSettings()
-    prefix, database_url = "", infra.dsn("app")
+    if external:  # managed Kafka and PostgreSQL: nothing local is started
+        platform = PlatformSettings()
+        bootstrap, prefix = platform.kafka_bootstrap, platform.topic_prefix
+        database_url = platform.database_url.get_secret_value()
+    else:
+        ctx.invoke(infra_up, with_prometheus=with_prometheus, topics=True)
+        bootstrap, prefix, database_url = infra.kafka_bootstrap, "", infra.dsn("app")
     state_dir = infra.state_dir / "main-job"
+    if fresh and external:
+        raise click.UsageError("--fresh creates a local database; with --external set FLK_TOPIC_PREFIX and "
+                               "FLK_DATABASE_URL yourself")
     if fresh:
         run_id = uuid.uuid4().hex[:8]
         prefix = f"run{run_id}."
@@ -57,7 +71,7 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
         state_dir = infra.state_dir / f"main-job-{run_id}"
         click.echo(f"isolated run: topic prefix {prefix!r}, database flk_run_{run_id}")
     config = JobConfig(
-        bootstrap=infra.kafka_bootstrap, database_url=database_url, state_dir=state_dir, preset=preset, seed=seed,
+        bootstrap=bootstrap, database_url=database_url, state_dir=state_dir, preset=preset, seed=seed,
         end_date=end_date.date() if end_date else date.today(),
         baseline_date=baseline_date.date() if baseline_date else None, limit_people=limit_people,
         topic_prefix=prefix, timeout_s=timeout_s, progress=sys.stderr.isatty(),
