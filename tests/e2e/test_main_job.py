@@ -31,15 +31,17 @@ async def test_the_main_job_prints_the_goal_summary_with_g1_to_g4_from_the_servi
 
 
 async def test_the_goal_figures_are_the_listing_services_own_views(region_run):
-    """G1 'now' in the summary is what listing.kpi_g1_region answers (nothing recomputed by the job)."""
+    """G1 and G3 'now' in the summary are what listing.goal_kpi_region answers (nothing recomputed by the job)."""
     import asyncpg
 
     conn = await asyncpg.connect(region_run.readonly_dsn)
     try:
-        share = await conn.fetchval("SELECT share_of_population FROM listing.kpi_g1_region WHERE region_code = '19'")
+        row = await conn.fetchrow("SELECT g1_share_of_population, g3_share FROM listing.goal_kpi_region "
+                                  "WHERE region_code = '19'")
     finally:
         await conn.close()
-    assert f"{float(share) * 100:.1f} %" in _row(region_run.text, "G1")
+    assert f"{float(row['g1_share_of_population']) * 100:.1f} %" in _row(region_run.text, "G1")
+    assert f"{float(row['g3_share']) * 100:.1f} %" in _row(region_run.text, "G3")
 
 
 async def test_alerts_reach_the_demo_mail_catcher_and_teams_sink(region_run):
