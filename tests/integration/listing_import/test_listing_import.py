@@ -234,3 +234,15 @@ async def test_the_cli_never_prints_an_invalid_personnummer(migrated_database, d
     for text in (result.stdout, result.stderr, report_path.read_text()):
         for form in (bad, bad.replace("-", ""), bad[2:]):
             assert form not in text
+
+
+async def test_a_header_without_the_unit_column_stops_with_exit_code_2(migrated_database, db, tmp_path):
+    path = tmp_path / "LISTINGS.csv"
+    path.write_text(f"person_id,practitioner_id\n{pnr(1)},{DOCTOR_A1}\n", encoding="utf-8")
+    env = {"FLK_DATABASE_URL": migrated_database}
+
+    result = await asyncio.to_thread(CliRunner().invoke, import_extract, [str(path), "--profile", "national"], env=env)
+
+    assert result.exit_code == 2
+    assert "the header lacks the column(s) care_unit_id" in result.stderr
+    assert pnr(1) not in result.output
