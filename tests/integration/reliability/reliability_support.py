@@ -28,6 +28,10 @@ from flk.settings import PlatformSettings
 
 JWT_SECRET = "reliability-integration-secret-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[3]
+# the continuity tests import their helpers by bare name (`from continuity_stream import ...`); we reuse them
+_CONTINUITY_TESTS = str(REPO / "tests" / "integration" / "continuity")
+if _CONTINUITY_TESTS not in sys.path:
+    sys.path.append(_CONTINUITY_TESTS)
 
 
 def free_port() -> int:
@@ -148,13 +152,12 @@ def notifier_service(bootstrap: str, prefix: str, dsn: str, workdir: Path, *, sm
                           base_url=f"http://127.0.0.1:{port}", metrics_url=f"http://127.0.0.1:{port}/metrics")
 
 
-def listing_available() -> bool:
-    """Whether the listing service's runtime (`flk listing run`) has landed."""
-    try:
-        from services.listing.entrypoints import cli  # noqa: F401
-    except ImportError:
-        return False
-    return hasattr(cli, "listing") and "run" in getattr(cli.listing, "commands", {})
+def listing_service(bootstrap: str, prefix: str, dsn: str, workdir: Path, **env: str) -> ServiceProcess:
+    port = free_port()
+    environ = platform_env(bootstrap, prefix, dsn) | {"FLK_LISTING_PORT": str(port), "FLK_LISTING_HOST": "127.0.0.1",
+                                                      "FLK_LISTING_RELAY_INTERVAL_S": "0.2"} | env
+    return ServiceProcess("listing", ["listing", "run"], environ, workdir / "listing.log",
+                          base_url=f"http://127.0.0.1:{port}", metrics_url=f"http://127.0.0.1:{port}/metrics")
 
 
 # ---- tokens ----------------------------------------------------------------------------------------
@@ -259,7 +262,10 @@ async def read_topics(bootstrap: str, topics: list[str]) -> list:
         ends = await consumer.end_offsets(tps)
         for tp in tps:
             consumer.seek(tp, 0)
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+        while True:
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            if not behind:
+                break
             for part in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
                 records.extend(part)
     finally:
@@ -293,6 +299,22 @@ async def committed_vs_end(bootstrap: str, group: str, topics: list[str]) -> tup
         return committed, sum(ends.values())
     finally:
         await consumer.stop()
+
+
+async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
+    """Delete a test's topics: tens of thousands of leftover partitions make a broker restart take minutes."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    except Exception:  # noqa: BLE001 - clean-up is best effort
+        pass
+    finally:
+        await admin.close()
 
 
 async def wait_until(condition, timeout_s: float = 30.0, interval_s: float = 0.2, what: str = "condition"):

@@ -13,18 +13,24 @@ from enum import Enum
 import httpx
 import pytest
 
+import uuid
+
 from flk.security.tokens import Role
+from services.listing.entrypoints.api import PATIENT_COMMANDS
 from tests.support.builders import UNIT_A, UNIT_B
 
-from conftest import PATIENT_A, PATIENT_B
+from reliability_deployment import PATIENT_A, PATIENT_B, PATIENT_C
+from hostile_events import example_pool
 from reliability_support import bearer, forged_tokens, token
 
 
 class Scope(Enum):
     PATIENT = "one patient's data"  # readable by their listing unit's staff, region admins, the patient
+    SELF = "the caller's own data (1177 patient view)"  # patient tokens only
     UNIT_AGGREGATE = "a unit's aggregates"  # staff of the unit, region admins, analysts
     UNIT_PATIENTS = "a unit's patient-level list (worklist)"  # staff of the unit, region admins
     UNIT_CONFIG = "a unit's alert configuration"  # the unit's verksamhetschef, region admins
+    COMMAND = "a command for a patient at a unit"  # the unit's staff, region admins (patients: some commands)
 
 
 @dataclass(frozen=True)
@@ -33,9 +39,10 @@ class Endpoint:
     method: str
     path: str
     scope: Scope
-    #: audit: 'every' = every authenticated call leaves a row; 'denied' = refusals do
+    #: audit: 'every' = every authenticated call leaves a row; 'denied' = refusals do; 'allowed' = reads do
     audit: str = "every"
     body: dict | None = None
+    patient_command: bool = False  # a command a patient may send for themselves (1177)
 
     def __str__(self) -> str:
         return f"{self.service} {self.method} {self.path}"
@@ -44,7 +51,31 @@ class Endpoint:
 ROUTING_BODY = {"unit_name": "Vårdcentral VCA1", "email_to": ["vc@example.se"], "mode": "daily_digest",
                 "quiet_hours": None, "escalation_after_days": 14}
 
+COMMAND_TYPES = ("listing.request.v1", "listing.end.v1", "fast_lakarkontakt.assign.v1", "fast_lakarkontakt.end.v1",
+                 "fast_lakarkontakt.decline.v1", "fast_vardkontakt.appoint.v1")
+
+
+def command_body(command_type: str) -> dict:
+    """A valid command (values from the JSON Schema via hypothesis-jsonschema) for PATIENT_C at UNIT_A."""
+    from flk.events.contracts import ContractViolation, contracts
+
+    for example in example_pool(command_type):
+        body = {**example, "patient_key": PATIENT_C, "care_unit_id": UNIT_A, "command_id": str(uuid.uuid4())}
+        try:
+            contracts().validate(command_type, body)
+            return body
+        except ContractViolation:
+            continue
+    raise AssertionError(f"no valid example of {command_type}")
+
+
 ENDPOINTS = [
+    Endpoint("listing", "GET", "/patients/{patient_key}", Scope.PATIENT),
+    Endpoint("listing", "GET", "/patients/{patient_key}/history", Scope.PATIENT),
+    Endpoint("listing", "GET", "/me/fast-lakarkontakt", Scope.SELF, audit="allowed"),
+    Endpoint("listing", "GET", "/units/{unit_id}/lists", Scope.UNIT_AGGREGATE),
+    *(Endpoint("listing", "POST", f"/commands/{t}", Scope.COMMAND, body=command_body(t), patient_command=t in
+               PATIENT_COMMANDS) for t in COMMAND_TYPES),
     Endpoint("continuity", "GET", "/patients/{patient_key}/continuity", Scope.PATIENT),
     Endpoint("continuity", "GET", "/units/{unit_id}/continuity", Scope.UNIT_AGGREGATE, audit="denied"),
     Endpoint("notifier", "GET", "/units/{unit_id}/care-gaps/summary", Scope.UNIT_AGGREGATE),
@@ -79,10 +110,16 @@ CALLERS = [
 ]
 
 OK = {200}
+DECIDED = {200, 409, 422}  # let through: accepted, rejected by a rule, or refused as unusable (after the access check)
 #: expected status per scope and caller (a set: unit-level refusals may be 403 or 404)
 EXPECTED: dict[Scope, dict[str, set[int]]] = {
     Scope.PATIENT: {"own_clinician": OK, "own_chief": OK, "other_clinician": {404}, "other_chief": {404},
                     "own_patient": OK, "other_patient": {404}, "analyst": {404}, "region_admin": OK},
+    Scope.SELF: {"own_clinician": REFUSED, "own_chief": REFUSED, "other_clinician": REFUSED, "other_chief": REFUSED,
+                 "own_patient": OK, "other_patient": OK, "analyst": REFUSED, "region_admin": REFUSED},
+    Scope.COMMAND: {"own_clinician": DECIDED, "own_chief": DECIDED, "other_clinician": REFUSED,
+                    "other_chief": REFUSED, "own_patient": REFUSED, "other_patient": REFUSED,
+                    "analyst": REFUSED, "region_admin": DECIDED},
     Scope.UNIT_AGGREGATE: {"own_clinician": OK, "own_chief": OK, "other_clinician": REFUSED,
                            "other_chief": REFUSED, "own_patient": REFUSED, "other_patient": REFUSED,
                            "analyst": OK, "region_admin": OK},
@@ -128,17 +165,19 @@ async def test_each_caller_gets_exactly_what_the_access_rules_allow_and_every_pa
                                    patient_key=caller.patient_key))
             response = await _call(client, base, endpoint, headers)
             got[caller.name] = response.status_code
-            allowed = response.status_code == 200
+            allowed = response.status_code in (DECIDED if endpoint.scope is Scope.COMMAND else OK)
             if not allowed:
                 assert PATIENT_A not in response.text, f"{caller.name}: a refusal must not echo the patient key"
                 assert response.json().get("detail"), f"{caller.name}: a refusal says why"
             rows = [r for r in await deployment.audit_rows_after(last) if r["actor"] == caller.subject]
-            must_audit = endpoint.audit == "every" or (endpoint.audit == "denied" and not allowed)
+            must_audit = endpoint.audit == "every" or (endpoint.audit == "denied" and not allowed) \
+                or (endpoint.audit == "allowed" and allowed)
             if must_audit:
                 outcomes = {r["outcome"] for r in rows}
                 if outcomes != {"allowed" if allowed else "denied"}:
                     audit_problems.append((caller.name, response.status_code, [dict(r) for r in rows]))
-                elif endpoint.scope is Scope.PATIENT and {r["patient_key"] for r in rows} != {PATIENT_A}:
+                elif endpoint.scope in (Scope.PATIENT, Scope.SELF, Scope.COMMAND) and {r["patient_key"] for r in rows} \
+                        != {{Scope.PATIENT: PATIENT_A, Scope.SELF: caller.patient_key, Scope.COMMAND: PATIENT_C}[endpoint.scope]}:
                     audit_problems.append((caller.name, "patient key not recorded", [dict(r) for r in rows]))
     wrong = {name: (status, sorted(expected[name])) for name, status in got.items() if status not in expected[name]}
     assert wrong == {}, f"{endpoint}: unexpected answers (got, expected)"
