@@ -18,6 +18,20 @@ class InfraError(RuntimeError):
     """A one-line, actionable error for the operator."""
 
 
+def raise_open_files_limit(wanted: int = 1 << 20) -> None:
+    """In the child: a broker keeps several files open per partition (segment, indexes), so many
+    topics exhaust a default limit (KafkaStorageError). Raise it as far as this user may."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for target_hard in (max(hard, wanted), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, target_hard), target_hard))
+            return
+        except (ValueError, OSError):
+            continue
+
+
 @dataclass(frozen=True)
 class ManagedProcess:
     name: str
@@ -49,6 +63,7 @@ class ManagedProcess:
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
                 start_new_session=True,  # survives the CLI and Ctrl-C in the calling shell
+                preexec_fn=raise_open_files_limit,
             )
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
