@@ -1,0 +1,269 @@
+"""Benchmark of the listing service, each figure against a baseline measured in the same run.
+
+Everything is real and local: the Kafka broker and PostgreSQL of `flk infra up`, a fresh database
+(migrated) and a fresh topic prefix, the service's own code.
+
+1. Commands through Kafka end to end. ``--persons`` persons at ``--units`` units; for each person a
+   ``listing.request`` then a ``fast_lakarkontakt.assign`` (2 commands per person) are published to
+   ``listing.commands.v1`` first; then the consumers and relay start and the clock runs until every
+   command is handled (inbox) and every outbox event is published: rules + one PostgreSQL
+   transaction (lock, inbox, state, outbox) per command + relay to ``listing.events.v1``.
+   Baseline: the same consumer loop (envelope + contract validation, same concurrency) reading the
+   same topic with its own group and doing one bare INSERT per command.
+2. REST latency at ``--rate`` requests/s from a second process (bench/listing/loadgen.py, httpx,
+   open loop): a mix of patient reads (``GET /patients/{key}``: access check, audit insert, record
+   load) and commands (``POST /commands/...``: the same handlers). Baseline: ``GET /healthz`` (no
+   database) at the same rate against the same server.
+
+    python -m bench.listing.bench --persons 10000 --units 10 --rate 200 --duration 20
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import asyncpg
+
+from flk.api import open_pool
+from flk.db.migrate import migrate
+from flk.events.admin import ensure_topics
+from flk.events.consumer import ConsumerSettings
+from flk.events.envelope import make_record
+from flk.events.producer import new_producer, publish_many
+from flk.infra.settings import InfraSettings
+from flk.observability.metrics import PrometheusConsumerProbe
+from flk.security.pseudonym import PersonId, patient_key
+from flk.security.tokens import Role, issue_token
+from flk.settings import PlatformSettings
+from services.listing.adapters.metrics import PrometheusListingProbe
+from services.listing.adapters.reference import apply_unit_register, upsert_role
+from services.listing.bootstrap import COMMAND_TOPICS, KeyedEventConsumer, ListingRuntime
+from services.listing.settings import ListingSettings
+
+KEY = b"bench-pseudonymisation-key"
+REGION = "19"
+START = date.today() - timedelta(days=90)
+
+
+def rfc3339() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def unit_id(i: int) -> str:
+    return f"SE2321000016-VC{i:04d}"
+
+
+def doctor_id(i: int) -> str:
+    return f"SE2321000016-L{i:04d}"
+
+
+async def fresh_database(infra: InfraSettings) -> tuple[str, str]:
+    name = f"flk_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{infra.postgres_app_user}"')
+    finally:
+        await admin.close()
+    return name, infra.dsn("app", database=name)
+
+
+async def drop_database(infra: InfraSettings, name: str) -> None:
+    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def seed(dsn: str, units: int, keys: list[str]) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            for i in range(units):
+                await apply_unit_register(conn, {
+                    "care_unit_id": unit_id(i), "name": f"Vårdcentralen {i}", "region_code": REGION,
+                    "contract_from": START.isoformat(), "contract_to": None, "listing_limit": None,
+                    "fictive_lists": [], "recorded_at": rfc3339()}, date.today())
+                await upsert_role(conn, {
+                    "role_id": f"role-{i}", "practitioner_id": doctor_id(i), "care_unit_id": unit_id(i),
+                    "profession": "läkare", "legitimerad": True, "employment_type": "tillsvidare",
+                    "specialty": "allmanmedicin", "fte": 1.5, "valid_from": START.isoformat()})
+            await conn.execute(
+                "INSERT INTO listing.person (patient_key, population_status, home_region, birth_date) "
+                "SELECT k, 'folkbokford', $2, date '1960-01-01' FROM unnest($1::text[]) AS k", keys, REGION)
+            await conn.execute("CREATE TABLE public.bench_baseline (command_id text PRIMARY KEY, data jsonb NOT NULL)")
+    finally:
+        await conn.close()
+
+
+def commands_for(keys: list[str], units: int) -> list:
+    records = []
+    for n, key in enumerate(keys):
+        unit = unit_id(n % units)
+        base = {"patient_key": key, "care_unit_id": unit, "requested_at": rfc3339(), "channel": "ehr"}
+        records.append(make_record("listing.request.v1", {
+            **base, "command_id": str(uuid.uuid4()), "origin": "active_choice", "initiated_by": "person",
+            "effective_date": (START + timedelta(days=1)).isoformat()}, source="urn:bench"))
+        records.append(make_record("fast_lakarkontakt.assign.v1", {
+            **base, "command_id": str(uuid.uuid4()), "practitioner_id": doctor_id(n % units),
+            "effective_date": (START + timedelta(days=3)).isoformat()}, source="urn:bench"))
+    return records
+
+
+async def wait_for(check, expected: int, timeout_s: float) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        if await check() >= expected:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"not done after {timeout_s:.0f}s ({await check()} of {expected})")
+
+
+async def bench_commands(settings: ListingSettings, dsn: str, producer, n_commands: int,
+                         concurrency: int) -> dict:
+    pool = await open_pool(settings.platform, max_size=settings.pool_size)
+    try:
+        # -- baseline: the same consumer loop, one bare INSERT per command
+        async def bare_insert(envelope) -> None:
+            await pool.execute("INSERT INTO public.bench_baseline (command_id, data) VALUES ($1, $2::jsonb) "
+                               "ON CONFLICT DO NOTHING", envelope.data["command_id"], json.dumps(envelope.data))
+
+        s = settings.platform
+        baseline = KeyedEventConsumer(
+            ConsumerSettings(bootstrap=s.kafka_bootstrap, group_id=f"{s.topic_prefix}bench-baseline",
+                             topics=COMMAND_TOPICS, name="bench-baseline", topic_prefix=s.topic_prefix),
+            handle=bare_insert, dlq_producer=producer)
+        baseline.concurrency = concurrency
+        await baseline.start()
+        task = asyncio.create_task(baseline.run())
+        base_s = await wait_for(lambda: pool.fetchval("SELECT count(*) FROM public.bench_baseline"), n_commands, 600)
+        await baseline.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+        # -- the service: rules + transaction (lock, inbox, state, outbox) + relay to Kafka
+        from prometheus_client import CollectorRegistry
+
+        registry = CollectorRegistry()
+        runtime = ListingRuntime(settings, pool, producer, PrometheusListingProbe(registry),
+                                 PrometheusConsumerProbe(registry))
+        await runtime.start()
+
+        async def done() -> int:
+            handled = await pool.fetchval("SELECT count(*) FROM listing.inbox")
+            pending = await pool.fetchval("SELECT count(*) FROM listing.outbox WHERE published_at IS NULL")
+            return handled if pending == 0 else 0
+
+        full_s = await wait_for(done, n_commands, 900)
+        await runtime.stop()
+        outcomes = await pool.fetch("SELECT outcome->>'status' AS status, count(*) AS n FROM listing.inbox GROUP BY 1")
+        published = await pool.fetchval("SELECT count(*) FROM listing.outbox")
+    finally:
+        await pool.close()
+    return {
+        "commands": n_commands, "concurrency": concurrency,
+        "baseline_bare_insert_per_s": round(n_commands / base_s), "service_per_s": round(n_commands / full_s),
+        "ratio_service_to_baseline": round(base_s / full_s, 3),
+        "outcomes": {r["status"]: r["n"] for r in outcomes}, "events_published": published,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def loadgen(url: str, rate: float, duration: float, plan: list, token: str) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(plan, f)
+    try:
+        out = subprocess.run([sys.executable, "-m", "bench.listing.loadgen", "--url", url, "--rate", str(rate),
+                              "--duration", str(duration), "--plan", f.name, "--token", token],
+                             check=True, capture_output=True, text=True, timeout=duration + 120,
+                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        return json.loads(out.stdout)
+    finally:
+        os.unlink(f.name)
+
+
+async def bench_rest(settings: ListingSettings, keys: list[str], fresh_keys: list[str], units: int, rate: float,
+                     duration: float) -> dict:
+    import uvicorn
+
+    from services.listing.entrypoints.api import create_app
+
+    port = free_port()
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           access_log=False))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    token = issue_token(settings.platform, "SE2321000016-ADM1", Role.LISTING_ADMIN, [])
+    try:
+        baseline = await asyncio.to_thread(loadgen, url, rate, duration, [["healthz", "GET", "/healthz", None]], token)
+        plan = []
+        for n, key in enumerate(keys[: int(rate * duration * 2)]):
+            plan.append(["patient_read", "GET", f"/patients/{key}", None])
+            if n % 4 == 3 and fresh_keys:  # one command for every three reads
+                fresh = fresh_keys.pop()
+                plan.append(["command", "POST", "/commands/listing.request.v1", {
+                    "command_id": str(uuid.uuid4()), "patient_key": fresh, "care_unit_id": unit_id(n % units),
+                    "requested_at": rfc3339(), "channel": "1177", "origin": "active_choice", "initiated_by": "person"}])
+        service = await asyncio.to_thread(loadgen, url, rate, duration, plan, token)
+    finally:
+        server.should_exit = True
+        await serving
+    return {"rate_per_s": rate, "duration_s": duration, "baseline_healthz": baseline["all"], "service": service}
+
+
+async def main(args: argparse.Namespace) -> None:
+    infra = InfraSettings()
+    name, dsn = await fresh_database(infra)
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    try:
+        await migrate(dsn)
+        await ensure_topics(infra.kafka_bootstrap, prefix=prefix)
+        keys = [patient_key(PersonId("personnummer", f"1960{n:08d}"), KEY) for n in range(args.persons)]
+        fresh = [patient_key(PersonId("personnummer", f"1970{n:08d}"), KEY) for n in range(int(args.rate * args.duration))]
+        await seed(dsn, args.units, keys + fresh)
+        settings = ListingSettings(
+            platform=PlatformSettings(database_url=dsn, topic_prefix=prefix, kafka_bootstrap=infra.kafka_bootstrap),
+            consumer_concurrency=args.concurrency, pool_size=args.pool)
+        producer = new_producer(infra.kafka_bootstrap, client_id="bench")
+        await producer.start()
+        try:
+            records = commands_for(keys, args.units)
+            for i in range(0, len(records), 5000):
+                await publish_many(producer, records[i:i + 5000], prefix)
+            result = {"commands": await bench_commands(settings, dsn, producer, len(records), args.concurrency)}
+            print(json.dumps(result), file=sys.stderr, flush=True)
+        finally:
+            await producer.stop()
+        result["rest"] = await bench_rest(settings, keys, fresh, args.units, args.rate, args.duration)
+        result["targets"] = {"commands_per_s": 1000, "api_p99_ms_at_200_per_s": 50}
+        print(json.dumps(result, indent=2))
+    finally:
+        await drop_database(infra, name)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--persons", type=int, default=10000, help="persons (2 commands each)")
+    parser.add_argument("--units", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=16, help="keys handled at once per consumer")
+    parser.add_argument("--pool", type=int, default=20, help="database connections of the workers")
+    parser.add_argument("--rate", type=float, default=200, help="REST requests per second")
+    parser.add_argument("--duration", type=float, default=20, help="REST seconds per measurement")
+    asyncio.run(main(parser.parse_args()))
