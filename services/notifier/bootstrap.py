@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flk.events.consumer import ConsumerSettings, EventConsumer
+from flk.events.consumer import ConsumerSettings, EventConsumer, KeyedEventConsumer
 from flk.events.registry import registry
 from services.notifier.adapters import alert_store
 from services.notifier.adapters.clock import Clock, SystemClock
@@ -112,12 +112,13 @@ class NotifierRuntime:
     async def start(self, *, consume: bool = True) -> None:
         s = self.settings
         if consume:
-            self.consumer = EventConsumer(
+            self.consumer = KeyedEventConsumer(
                 ConsumerSettings(
                     bootstrap=s.platform.kafka_bootstrap, group_id=s.platform.topic_prefix + s.consumer_group,
                     topics=consumed_topics(), name="notifier", topic_prefix=s.platform.topic_prefix,
                 ),
                 handle=self.detection.handle, dlq_producer=self.producer, probe=self.probe,
+                concurrency=s.consumer_concurrency,  # patients at once; one patient's facts in order
             )
             await self.consumer.start()
             self._spawn("consumer", self.consumer.run)

@@ -27,6 +27,7 @@ class NotifierSettings(BaseSettings):
     # ---- who we are ---------------------------------------------------------------------
     source: str = "urn:flk:notifier"  # CloudEvents source of what we publish
     consumer_group: str = "notifier"
+    consumer_concurrency: int = Field(16, ge=1, le=256)  # patients handled at once (each in order)
 
     # ---- gap detection (the region's policy profile) --------------------------------------
     grace_days: int = Field(14, ge=0)

@@ -60,6 +60,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+LOGIN_ERRORS = {"utgangen": "Inloggningen gäller inte längre (token utgången eller ogiltig). Logga in igen."}
+
 ASSIGN_OUTCOME_NOTICES = {
     "klar": ("ok", "Fast läkarkontakt tilldelad. Vårdluckan är stängd."),
     "mottagen": ("info", "Tilldelningen är godkänd av listningstjänsten. Vårdluckan stängs när händelsen "
@@ -114,11 +116,13 @@ class WorklistPages:
     def redirect(url: str) -> RedirectResponse:
         return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
 
-    def to_login(self, request: Request, error: str | None = None) -> Response:
+    def to_login(self, request: Request, expired: bool = False) -> Response:
+        """To the login form (``?fel=utgangen`` when the session's token no longer verifies: a
+        fixed message, never text taken from the URL)."""
         path = request.url.path if request.method == "GET" else "/"
-        query = {"next": path} | ({"fel": error} if error else {})
+        query = {"next": path} | ({"fel": "utgangen"} if expired else {})
         response = self.redirect(f"/login?{urlencode(query)}")
-        if error:
+        if expired:
             response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
@@ -192,7 +196,8 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
 
     @app.get("/login", include_in_schema=False)
     async def login_form(request: Request, next: str = "/", fel: str | None = None) -> Response:
-        return pages.page(request, "login.html", next=safe_next_path(next, "/"), error=fel)
+        error = LOGIN_ERRORS.get(fel or "")
+        return pages.page(request, "login.html", next=safe_next_path(next, "/"), error=error)
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request, token: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
@@ -229,8 +234,8 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
             return pages.to_login(request)
         try:
             principal = pages.principal(token)
-        except InvalidToken as exc:
-            return pages.to_login(request, f"Inloggningen gäller inte längre ({exc}).")
+        except InvalidToken:
+            return pages.to_login(request, expired=True)
         units = sorted(principal.units)
         if len(units) == 1 and request.url.path == "/":
             return pages.redirect(f"/units/{quote(units[0], safe='')}/worklist")
@@ -247,7 +252,7 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
             if source == "header":
                 return pages.page(request, "login.html", 401, next=request.url.path,
                                   error=f"Token kunde inte verifieras ({exc}).")
-            return pages.to_login(request, f"Inloggningen gäller inte längre ({exc}).")
+            return pages.to_login(request, expired=True)
         if not may_read_unit_patients(principal, unit_id):
             return await pages.deny(request, principal, ACTION_VIEW, unit_id)
         notices = [ASSIGN_OUTCOME_NOTICES[tilldelning]] if tilldelning in ASSIGN_OUTCOME_NOTICES else []
@@ -262,8 +267,8 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
             return pages.to_login(request)
         try:
             principal = pages.principal(token)
-        except InvalidToken as exc:
-            return pages.to_login(request, f"Inloggningen gäller inte längre ({exc}).")
+        except InvalidToken:
+            return pages.to_login(request, expired=True)
         if source == "cookie" and not csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
             pages.probe(request, ACTION_ASSIGN, "csrf_failed")
             return pages.page(request, "not_found.html", 403, principal,

@@ -233,6 +233,20 @@ async def test_login_refuses_an_invalid_token_and_a_form_without_its_csrf_token(
     assert cross_site.status_code == 400 and SESSION_COOKIE not in browser.cookies
 
 
+async def test_an_expired_session_goes_back_to_the_login_form_with_a_fixed_message(notifier, browser):
+    expired = issue_token(notifier.settings.platform, STAFF, Role.CLINICIAN, [UNIT_A], ttl=timedelta(minutes=-5))
+    browser.cookies.set(SESSION_COOKIE, expired)
+
+    answer = await browser.get(f"/units/{UNIT_A}/worklist")
+
+    assert answer.status_code == 303 and answer.headers["location"].endswith("&fel=utgangen")
+    assert f'{SESSION_COOKIE}=""' in answer.headers["set-cookie"], "the stale cookie is removed"
+    form = await browser.get(answer.headers["location"])
+    assert "Inloggningen gäller inte längre" in form.text
+    crafted = await browser.get("/login?fel=Ring+0771-123456+och+uppge+ditt+personnummer")
+    assert "Ring 0771" not in crafted.text, "no text from the URL is shown"
+
+
 async def test_login_never_redirects_to_another_site(notifier, browser):
     form = await browser.get("/login")
     answer = await browser.post("/login", data={"token": token(notifier), "csrf_token": csrf_of(form.text),
