@@ -67,7 +67,7 @@ def _inline_refs(node, shared):
 
 
 @cache
-def example_pool(event_type: str, size: int = 12) -> tuple[dict, ...]:
+def example_pool(event_type: str, size: int = 6) -> tuple[dict, ...]:
     """Schema-valid examples drawn by hypothesis-jsonschema (derandomized: the same every run)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis_jsonschema import from_schema
