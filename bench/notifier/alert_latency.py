@@ -145,6 +145,7 @@ async def main(rate: float, duration: float, units: int, batch_window: float) ->
 
     print(f"phase 2: {n} gap-opening events at {rate:g}/s for {duration:g} s ...", flush=True)
     published: dict[str, float] = {}
+    event_ids: dict[str, str] = {}
     computed_at = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat().replace("+00:00", "Z")
     start = time.monotonic()
     futures = []
@@ -156,6 +157,7 @@ async def main(rate: float, duration: float, units: int, batch_window: float) ->
             "assessment_id": f"acg-{i}", "patient_key": key, "rub": 5, "acg_version": "12.1",
             "lookback_months": 18, "computed_at": computed_at}, source="urn:bench")
         published[key] = time.time()
+        event_ids[key] = rec.event_id
         futures.append(await producer.send(prefix + rec.topic, value=rec.value, key=rec.key, headers=rec.headers))
     await asyncio.gather(*futures)
     send_elapsed = time.monotonic() - start
@@ -198,6 +200,24 @@ async def main(rate: float, duration: float, units: int, batch_window: float) ->
         print(f"{name:8} {len(values):>6} {percentile(values, 50):7.3f} {percentile(values, 95):7.3f} "
               f"{percentile(values, 99):7.3f} {max(values, default=float('nan')):7.3f} "
               f"{statistics.fmean(values) if values else float('nan'):7.3f}")
+    # where the time goes, per gap: publish -> consumed and committed (inbox) -> alert planned -> email accepted
+    inbox = {r["event_id"]: float(r["t"]) for r in await pool.fetch(
+        "SELECT event_id, extract(epoch FROM received_at) AS t FROM notifier.inbox WHERE event_id = ANY($1::text[])",
+        list(event_ids.values()))}
+    planned = {r["patient_key"]: float(r["t"]) for r in await pool.fetch(
+        "SELECT g.patient_key, extract(epoch FROM a.planned_at) AS t FROM notifier.alert a "
+        "CROSS JOIN LATERAL unnest(a.gap_ids) AS ag(gap_id) JOIN notifier.care_gap g ON g.gap_id = ag.gap_id")}
+    email_at = {}
+    for at, mid in smtp.accepted:
+        for key in gaps_of.get(mid.strip("<>").split(".")[0], []):
+            email_at[key] = at
+    consume = [inbox[event_ids[k]] - published[k] for k in keys if event_ids[k] in inbox]
+    plan = [planned[k] - inbox[event_ids[k]] for k in keys if k in planned and event_ids[k] in inbox]
+    send = [email_at[k] - planned[k] for k in keys if k in email_at and k in planned]
+    print(f"{'stage':28} {'p50 s':>7} {'p99 s':>7}")
+    for name, values in (("publish -> consumed (txn)", consume), ("consumed -> alert planned", plan),
+                         ("planned -> email accepted", send)):
+        print(f"{name:28} {percentile(values, 50):7.3f} {percentile(values, 99):7.3f}")
     target = max(percentile(email_lat, 99), percentile(teams_lat, 99))
     print(f"p99 target <= 5 s: {'met' if target <= 5 else 'NOT met'} (worst channel p99 {target:.3f} s)")
 
