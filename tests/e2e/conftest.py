@@ -91,7 +91,7 @@ async def region_run(infra, tmp_path_factory) -> RegionRun:
     await _publish_malformed(infra.kafka_bootstrap, prefix)
     config = JobConfig(
         bootstrap=infra.kafka_bootstrap, database_url=infra.dsn("app", database=name), state_dir=Path(state),
-        preset="small", seed=7, end_date=date.today(), topic_prefix=prefix,
+        preset="small", seed=7, end_date=date.today(), limit_people=2000, topic_prefix=prefix,
         listing_port=ports["listing"], continuity_port=ports["continuity"], notifier_port=ports["notifier"],
         smtp_port=ports["smtp"], teams_port=ports["teams"], timeout_s=120,
     )
