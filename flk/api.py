@@ -5,6 +5,7 @@ A service's `create_app(settings)` calls :func:`install_platform` and adds its r
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -59,8 +60,38 @@ def platform_lifespan(
     return lifespan
 
 
+#: what must never reach a log line: patient keys and anything shaped like a personnummer /
+#: samordningsnummer (10 or 12 digits, with or without '-' / '+')
+_PATIENT_IDENTIFIER = re.compile(r"pk1_[a-z2-7]{26}|(?<![0-9A-Za-z])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9])")
+
+
+def redact_patient_identifiers(text: str) -> str:
+    return _PATIENT_IDENTIFIER.sub("<redacted>", text)
+
+
+class RedactPatientIdentifiers(logging.Filter):
+    """Access logs name the request path, and a path may name a patient (``/patients/pk1_…``):
+    such log records are written with the identifier redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_patient_identifiers(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_patient_identifiers(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_access_logs() -> None:
+    """Install the redaction on uvicorn's access logger (idempotent)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactPatientIdentifiers) for f in access.filters):
+        access.addFilter(RedactPatientIdentifiers())
+
+
 def install_platform(app: FastAPI) -> None:
-    """Error bodies that say what was wrong, and 503 (not a trace) when the database is down."""
+    """Error bodies that say what was wrong, and 503 (not a trace) when the database is down;
+    access logs without patient identifiers."""
+    redact_access_logs()
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
