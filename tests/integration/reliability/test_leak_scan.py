@@ -24,12 +24,15 @@ from datetime import date, datetime, timedelta, timezone
 import asyncpg
 import httpx
 
+from flk.events.envelope import make_record
+from flk.events.producer import new_producer
 from flk.security.pseudonym import InvalidPersonId, parse_person_id
 from flk.security.tokens import Role
 from flk.simulator.generate import Simulation
 from services.notifier.adapters.secrets import env_var_for
 from services.notifier.service_layer.routing import build_routing, set_routing
 from tests.integration.notifier.notifier_harness import SmtpSink, TeamsSink
+from tests.support.builders import a_visit
 
 from reliability_deployment import ready, running_deployment
 from reliability_support import REPO, bearer, dead_letters, free_port, token, wait_until
@@ -108,6 +111,17 @@ async def test_a_simulated_region_leaks_no_person_id_or_patient_key_into_logs_me
                  END.isoformat(), "--limit-people", str(PEOPLE), "--to", "kafka", "--topic-prefix", d.prefix,
                  "--bootstrap", d.bootstrap, "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=120)
             assert simulate.returncode == 0, simulate.stderr
+            # an EHR adapter's broken messages too (a field the contract does not know): dead letters to scan
+            producer = new_producer(d.bootstrap, client_id="broken-ehr")
+            await producer.start()
+            try:
+                for n, key in enumerate(keys[:5]):
+                    good = make_record("visit.recorded.v1", a_visit(patient_key=key, visit_id=f"broken-{n}"),
+                                       source="urn:test")
+                    await producer.send_and_wait(d.prefix + good.topic, key=good.key, headers=good.headers,
+                                                 value=json.dumps({**json.loads(good.value), "note": "x"}).encode())
+            finally:
+                await producer.stop()
 
             async def alerted() -> bool:
                 return len(smtp.received) >= 1 and len(teams.accepted) >= 1
@@ -124,7 +138,10 @@ async def test_a_simulated_region_leaks_no_person_id_or_patient_key_into_logs_me
                     await client.get(f"{d.url('listing')}/units/{unit}/lists", headers=admin)
                     await client.get(f"{d.url('notifier')}/units/{unit}/care-gaps/summary", headers=admin)
                 metrics = {name: (await client.get(s.metrics_url)).text for name, s in d.services.items()}
-            letters = await dead_letters(d.bootstrap, d.prefix)
+            async def all_dead_letters():
+                found = await dead_letters(d.bootstrap, d.prefix)
+                return found if len([x for x in found if x.consumer == "continuity-worker"]) >= 5 else None
+            letters = await wait_until(all_dead_letters, timeout_s=30, what="the broken visits in the DLQ")
             for s in d.services.values():
                 assert s.alive, f"{s.name} died:\n{s.log()[-2000:]}"
         logs = {name: s.log() for name, s in d.services.items()}
