@@ -44,6 +44,7 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
         timeout_s: float) -> None:
     """Run the main job on this machine: infrastructure, services, a simulated region, the goal summary."""
     from flk.infra.settings import InfraSettings
+    from flk.mainjob.goals import local_today
     from flk.mainjob.job import JobConfig
 
     from flk.settings import PlatformSettings
@@ -72,7 +73,7 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
         click.echo(f"isolated run: topic prefix {prefix!r}, database flk_run_{run_id}")
     config = JobConfig(
         bootstrap=bootstrap, database_url=database_url, state_dir=state_dir, preset=preset, seed=seed,
-        end_date=end_date.date() if end_date else date.today(),
+        end_date=end_date.date() if end_date else local_today(),
         baseline_date=baseline_date.date() if baseline_date else None, limit_people=limit_people,
         topic_prefix=prefix, timeout_s=timeout_s, progress=sys.stderr.isatty(),
     )

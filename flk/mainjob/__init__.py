@@ -1,0 +1,1 @@
+"""The main job (`flk run`): the services as children, a simulated region, the goal summary."""

@@ -156,7 +156,7 @@ async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str
         if row is not None:
             out = {"G1": _float(row["g1_share_of_population"]), "G3": _float(row["g3_share"])}
         return out
-    if on_date != date.today():
+    if on_date != local_today():
         return out
     if await _table_exists(conn, "listing.kpi_g1_region"):
         out["G1"] = _float(await conn.fetchval(
@@ -165,6 +165,14 @@ async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str
         out["G3"] = _float(await conn.fetchval(
             "SELECT share FROM listing.kpi_g3_region WHERE region_code = $1", region_code))
     return out
+
+
+def local_today() -> date:
+    """Today where the services count days (their default time zone, Europe/Stockholm)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Europe/Stockholm")).date()
 
 
 def _float(value) -> float | None:

@@ -30,6 +30,7 @@ from flk.mainjob.goals import (
     Summary,
     count_dead_letters,
     goals_from,
+    local_today,
     read_alerts,
     read_continuity,
     read_listing_shares,
@@ -220,9 +221,9 @@ class MainJob:
         await self.services["continuity"].wait_ready()
         sent += await self._publish(split.after())
         await self._settle("the end of the period")
-        await self._wait_for_snapshot(date.today())
+        await self._wait_for_snapshot(local_today())
         await self._wait_for_alerts()
-        days = _monthly(self.sim.start_date, date.today()) + [self.baseline]
+        days = _monthly(self.sim.start_date, local_today()) + [self.baseline]
         stored = await self._read(lambda conn: record_listing_kpi_days(conn, sorted(set(days))))
         self.echo(f"{sent:,} simulated events processed; listing goal KPIs stored for {len(set(days))} days "
                   f"({stored} rows) for the dashboards' time series")
@@ -230,7 +231,7 @@ class MainJob:
 
     async def summary(self) -> Summary:
         baseline_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, self.baseline))
-        now_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, date.today()))
+        now_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, local_today()))
         continuity = await self._read(lambda conn: read_continuity(conn, self.region_code, self.baseline))
         alerts = await self._read(read_alerts)
         if self.mail is not None or self.teams is not None:

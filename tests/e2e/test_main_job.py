@@ -58,3 +58,46 @@ async def test_malformed_input_is_counted_as_dead_letters_in_the_summary(region_
     assert int(match.group(1)) >= 3
     for topic in ("ehr.visits.v1.dlq", "listing.commands.v1.dlq", "population.persons.v1.dlq"):
         assert topic in match.group(2)
+
+
+async def test_ctrl_c_stops_every_service_the_main_job_started(infra, fresh_database, tmp_path):
+    import asyncio
+    import os
+    import signal
+    import socket
+    import uuid
+    from datetime import date
+
+    from flk.events.admin import delete_topics_with_prefix
+    from flk.main_job import run_main_job
+    from flk.mainjob.job import JobConfig
+    from tests.e2e.conftest import free_port
+
+    ports = [free_port() for _ in range(5)]
+    prefix = f"e2eint{uuid.uuid4().hex[:6]}."
+    config = JobConfig(bootstrap=infra.kafka_bootstrap, database_url=fresh_database, state_dir=tmp_path,
+                       preset="small", end_date=date.today(), limit_people=300, topic_prefix=prefix,
+                       listing_port=ports[0], continuity_port=ports[1], notifier_port=ports[2],
+                       smtp_port=ports[3], teams_port=ports[4])
+    output: list[str] = []
+    job = asyncio.create_task(run_main_job(config, None, exit_after_summary=False, echo=output.append))
+
+    def listening(port: int) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        for _ in range(600):
+            if any("replaying" in line for line in output) or job.done():
+                break
+            await asyncio.sleep(0.1)
+        assert not job.done(), output
+        assert all(listening(p) for p in ports[:3])  # listing, continuity, notifier serve
+        os.kill(os.getpid(), signal.SIGINT)
+        assert await asyncio.wait_for(job, 60) == 130
+        assert "interrupted: stopping what was started" in output
+        assert not any(listening(p) for p in ports), "a service or demo sink still listens after Ctrl-C"
+    finally:
+        if not job.done():
+            job.cancel()
+        await delete_topics_with_prefix(infra.kafka_bootstrap, prefix)
