@@ -8,6 +8,8 @@ COPY flk ./flk
 COPY services ./services
 COPY schemas ./schemas
 RUN pip install --no-cache-dir .
+# the continuity workers' RocksDB tables (a named volume mounted here takes this owner)
+RUN mkdir -p /var/lib/flk/continuity && chown -R flk:flk /var/lib/flk
 USER flk
 ENTRYPOINT ["flk"]
 CMD ["--help"]

@@ -94,3 +94,11 @@ def test_grafana_is_provisioned_and_the_simulator_is_an_optional_profile():
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards" in mounts
     assert services["simulator"]["profiles"] == ["simulator"]
     assert services["simulator"]["command"][0] == "simulate"
+
+
+def test_the_image_lets_the_service_user_write_the_continuity_volume():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    mount = next(v for v in COMPOSE["services"]["continuity"]["volumes"] if v.startswith("continuity-data:"))
+    folder = mount.split(":")[1]
+    assert f"mkdir -p {folder}" in dockerfile and "chown -R flk:flk /var/lib/flk" in dockerfile
+    assert dockerfile.index("chown") < dockerfile.index("USER flk")
