@@ -97,7 +97,11 @@ async def test_a_worker_killed_three_times_mid_replay_of_a_simulated_region_ends
                            cwd=REPO, capture_output=True, check=True)
     expected = {row["patient_id"]: row for row in map(orjson.loads, batch.stdout.splitlines())}
 
-    assert set(streamed) == set(expected)
+    # the CLI reads VISITS.csv, which leaves out visits that were later cancelled: a patient whose every
+    # visit was cancelled (and who is not listed) has indices in the stream (all zero) and none in the CLI
+    only_streamed = set(streamed) - set(expected)
+    assert all(streamed[k]["total"]["visits"] == 0 for k in only_streamed)
+    assert set(expected) <= set(streamed)
     mismatches = [k for k, row in expected.items()
                   if (streamed[k]["as_of"], streamed[k]["doctor"], streamed[k]["total"])
                   != (row["as_of"], row["doctor"], row["total"])]
