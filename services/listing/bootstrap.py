@@ -200,7 +200,14 @@ class ListingRuntime:
         self._tasks.append(asyncio.create_task(supervised(), name=f"listing-{name}"))
 
     async def _relay_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        gauge_at = 0.0
         while True:
             await self.relay.publish_all()
-            self.probe.outbox_pending(await self.relay.pending())
+            if loop.time() >= gauge_at:  # the pending count is a query: at most once a second
+                self.probe.outbox_pending(await self.relay.pending())
+                gauge_at = loop.time() + 1.0
             await self.relay_wake.wait(self.settings.relay_interval_s)
+            # gather the decisions of the next few milliseconds into one batch (one transaction and
+            # one round of acknowledgements instead of one per decision)
+            await asyncio.sleep(self.settings.relay_batch_window_s)

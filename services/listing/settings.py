@@ -39,6 +39,7 @@ class ListingSettings(BaseSettings):
     pool_size: int = Field(20, ge=2, le=200)
     relay_batch: int = Field(1000, ge=1)
     relay_interval_s: float = Field(0.5, gt=0)
+    relay_batch_window_s: float = Field(0.02, ge=0)  # after a wake-up, wait this long to batch decisions
     conflict_retries: int = Field(5, ge=1, le=50)  # serialisation / constraint conflicts retried per message
 
     # ---- read side --------------------------------------------------------------------------
