@@ -99,7 +99,10 @@ async def running_deployment(infra, workdir, *, services: tuple[str, ...] = ("li
         async with migrated_db(infra) as dsn:
             d = Deployment(platform_settings(bootstrap, prefix, dsn), dsn, prefix, bootstrap)
             for name in services:
-                d.services[name] = factories[name](bootstrap, prefix, dsn, workdir, **env.get(name, {}))
+                extra = dict(env.get(name, {}))
+                if name == "notifier" and "listing" in d.services:  # the worklist reads the unit's lists there
+                    extra.setdefault("FLK_NOTIFIER_LISTING_API_BASE_URL", d.services["listing"].base_url)
+                d.services[name] = factories[name](bootstrap, prefix, dsn, workdir, **extra)
             try:
                 for s in d.services.values():
                     s.start()

@@ -43,6 +43,7 @@ class Endpoint:
     audit: str = "every"
     body: dict | None = None
     patient_command: bool = False  # a command a patient may send for themselves (1177)
+    html: bool = False  # a page for people: refusals are HTML, and no token at all sends to the login form
 
     def __str__(self) -> str:
         return f"{self.service} {self.method} {self.path}"
@@ -79,6 +80,7 @@ ENDPOINTS = [
     Endpoint("continuity", "GET", "/patients/{patient_key}/continuity", Scope.PATIENT),
     Endpoint("continuity", "GET", "/units/{unit_id}/continuity", Scope.UNIT_AGGREGATE, audit="denied"),
     Endpoint("notifier", "GET", "/units/{unit_id}/care-gaps/summary", Scope.UNIT_AGGREGATE),
+    Endpoint("notifier", "GET", "/units/{unit_id}/worklist", Scope.UNIT_PATIENTS, html=True),
     Endpoint("notifier", "GET", "/units/{unit_id}/routing", Scope.UNIT_CONFIG),
     Endpoint("notifier", "PUT", "/units/{unit_id}/routing", Scope.UNIT_CONFIG, body=ROUTING_BODY),
 ]
@@ -168,7 +170,8 @@ async def test_each_caller_gets_exactly_what_the_access_rules_allow_and_every_pa
             allowed = response.status_code in (DECIDED if endpoint.scope is Scope.COMMAND else OK)
             if not allowed:
                 assert PATIENT_A not in response.text, f"{caller.name}: a refusal must not echo the patient key"
-                assert response.json().get("detail"), f"{caller.name}: a refusal says why"
+                assert (response.text if endpoint.html else response.json().get("detail")), \
+                    f"{caller.name}: a refusal says why"
             rows = [r for r in await deployment.audit_rows_after(last) if r["actor"] == caller.subject]
             must_audit = endpoint.audit == "every" or (endpoint.audit == "denied" and not allowed) \
                 or (endpoint.audit == "allowed" and allowed)
@@ -189,9 +192,12 @@ async def test_missing_expired_unsigned_wrongly_signed_and_foreign_tokens_get_40
     base = deployment.url(endpoint.service)
     answers = {}
     async with httpx.AsyncClient(timeout=10) as client:
-        answers["no_token"] = (await _call(client, base, endpoint, {})).status_code
-        answers["basic_auth"] = (await _call(client, base, endpoint, {"Authorization": "Basic YWRtaW46YWRtaW4="})
-                                 ).status_code
+        anonymous = await _call(client, base, endpoint, {})
+        answers["no_token"] = anonymous.status_code
+        if endpoint.html and anonymous.is_redirect and anonymous.headers["location"].startswith("/login"):
+            answers["no_token"] = 401  # a page sends a visitor without a token to the login form
+        basic = await _call(client, base, endpoint, {"Authorization": "Basic YWRtaW46YWRtaW4="})
+        answers["basic_auth"] = 401 if endpoint.html and basic.is_redirect else basic.status_code
         for name, forged in forged_tokens(deployment.settings).items():
             response = await _call(client, base, endpoint, bearer(forged))
             answers[name] = response.status_code
