@@ -8,12 +8,17 @@ same row at the same time.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from flk.events.contracts import ContractViolation
 from flk.events.envelope import derived_id, make_record
 from flk.events.producer import publish_many
 from services.listing.adapters.metrics import ListingProbe, NullListingProbe
+
+
+log = logging.getLogger(__name__)
 
 
 def outbox_event_id(row_id: int) -> str:
@@ -40,14 +45,21 @@ class OutboxRelay:
                 )
                 if not rows:
                     return 0
-                records = [
-                    make_record(r["event_type"], json.loads(r["data"]), source=self.source,
-                                event_id=outbox_event_id(r["id"]), time=r["event_time"])
-                    for r in rows
-                ]
+                records, sent = [], []
+                for r in rows:
+                    try:
+                        records.append(make_record(r["event_type"], json.loads(r["data"]), source=self.source,
+                                                   event_id=outbox_event_id(r["id"]), time=r["event_time"]))
+                        sent.append(r)
+                    except ContractViolation as exc:  # a bug upstream: keep the row, never block the others
+                        log.error("outbox row %d (%s) breaks its contract and stays unpublished: %s",
+                                  r["id"], r["event_type"], exc)
+                if not sent:
+                    return 0
                 await publish_many(self.producer, records, self.topic_prefix)
                 await conn.execute("UPDATE listing.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                                   [r["id"] for r in rows])
+                                   [r["id"] for r in sent])
+        rows = sent
         counts: dict[str, int] = {}
         for r in rows:
             counts[r["event_type"]] = counts.get(r["event_type"], 0) + 1

@@ -136,3 +136,20 @@ async def test_an_invalid_command_goes_to_the_dead_letter_topic_with_its_reason(
     assert len(found) == 1
     reason = dict(found[0].headers)[REASON].decode()
     assert "listing.request.v1" in reason
+
+
+async def test_an_outbox_row_that_breaks_its_contract_stays_unpublished_and_never_blocks_the_others(listing):
+    await listing.given_region()
+    await listing.fetch("INSERT INTO listing.outbox (event_type, data) VALUES ('listing.started.v1', '{\"bad\": 1}')")
+    key = await listing.given_person()
+
+    await listing.post("listing.request.v1", list_request(key))
+
+    events = await listing.published("listing.started.v1", lambda es: any(e.data["patient_key"] == key for e in es))
+    assert [e.data["patient_key"] for e in events] == [key]
+
+    async def unpublished():
+        rows = await listing.fetch("SELECT data FROM listing.outbox WHERE published_at IS NULL")
+        return [r["data"] for r in rows] if len(rows) == 1 else None
+
+    assert await listing.eventually(unpublished) == ['{"bad": 1}']
