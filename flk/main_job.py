@@ -114,8 +114,12 @@ async def run_main_job(config, prometheus_url: str | None, exit_after_summary: b
         echo(where_to_look(job, prometheus_url))
         echo("")
         echo(render_summary(summary))
-        if on_summary is not None:
-            await on_summary(job)
+        if on_summary is not None:  # while it runs, Ctrl-C/SIGTERM still stop everything
+            hook = asyncio.create_task(on_summary(job))
+            await asyncio.wait({hook, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+            if not hook.done():
+                hook.cancel()
+                await asyncio.gather(hook, return_exceptions=True)
         if not exit_after_summary:
             echo("\nThe services keep running; Ctrl-C stops everything flk run started.")
             while not stop.is_set():

@@ -58,7 +58,7 @@ async def _publish_malformed(bootstrap: str, prefix: str) -> None:
         await producer.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down after the e2e tests, not at the end of the whole suite
 async def region_run(infra, tmp_path_factory) -> RegionRun:
     """Runs `run_main_job` on the small preset; the tests run inside its `on_summary` hook via events."""
     import asyncpg
