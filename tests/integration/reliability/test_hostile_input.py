@@ -106,7 +106,9 @@ async def test_every_bad_event_is_dead_lettered_with_a_reason_every_good_one_pro
             figures[name] = {"inputs": len(mine), "bad_dead_lettered": len(expected_bad),
                              "good": len(mine) - len(expected_bad),
                              "good_refused_with_reason": len(refused) - len(HANDLER_FAILURES[name]),
-                             "good_dead_lettered_as_handler_failure": len(HANDLER_FAILURES[name])}
+                             "good_dead_lettered_as_handler_failure": len(HANDLER_FAILURES[name]),
+                             "top_refusals": collections.Counter(re.sub(r"[0-9]", "#", r[:60])
+                                                                 for _, r in refused).most_common(3)}
         for name in ("continuity-worker", "notifier"):
             assert HANDLER_FAILURES[name] == [], f"{name} broke on valid events: {HANDLER_FAILURES[name][:5]}"
 
