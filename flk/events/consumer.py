@@ -9,6 +9,13 @@ Failures:
 - the handler raises :class:`TransientFailure` (database or broker unavailable) → retried with
   capped exponential backoff until it succeeds; the partition waits, nothing is skipped;
 - any other exception (a bug) → retried ``max_attempts`` times, then DLQ with the error type.
+
+Batch mode (optional ``batch_handler``): each record is still validated on its own (invalid ones
+to the DLQ with the reason), then the valid envelopes of a poll, in arrival order and in chunks of
+at most ``batch_size``, are handed to the batch handler together (e.g. one transaction per chunk).
+TransientFailure → the whole chunk is retried with backoff; any other exception → that chunk is
+handled again one message at a time through ``handle`` (so one poison message is retried and
+dead-lettered alone, and the others still get handled).
 """
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ from flk.events.envelope import Envelope, EnvelopeError, read_record
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None]]
+#: handles the valid envelopes of a chunk together (arrival order); idempotent like Handler
+BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
 
 
 class PermanentFailure(Exception):
@@ -70,6 +79,8 @@ class EventConsumer:
     probe: ConsumerProbe = field(default_factory=NullProbe)
     _consumer: object = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    batch_handler: BatchHandler | None = None  # optional: see "Batch mode" above
+    batch_size: int = 500
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
@@ -101,26 +112,72 @@ class EventConsumer:
             batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.max_records)
             if not batches:
                 continue
-            for records in batches.values():
-                for record in records:
-                    await self.process(FailedMessage(
-                        topic=record.topic, partition=record.partition, offset=record.offset,
-                        key=record.key, value=record.value, headers=tuple(record.headers or ()),
-                    ))
+            messages = [FailedMessage(
+                topic=r.topic, partition=r.partition, offset=r.offset, key=r.key, value=r.value,
+                headers=tuple(r.headers or ()),
+            ) for records in batches.values() for r in records]
+            if self.batch_handler is not None:
+                await self.process_batch(messages)
+            else:
+                for message in messages:
+                    await self.process(message)
             await consumer.commit()
+
+    async def process_batch(self, messages: list[FailedMessage]) -> None:
+        """Batch mode: every message handled (together, or alone after a failure) or dead-lettered."""
+        assert self.batch_handler is not None
+        valid = [(m, e) for m in messages if (e := await self._read(m)) is not None]
+        for start in range(0, len(valid), max(1, self.batch_size)):
+            await self._handle_chunk(valid[start:start + max(1, self.batch_size)])
+
+    async def _handle_chunk(self, chunk: list[tuple[FailedMessage, Envelope]]) -> None:
+        if not chunk:
+            return
+        name = self.settings.name
+        delay = self.settings.backoff_initial_s
+        while True:
+            try:
+                await self.batch_handler([e for _, e in chunk])
+            except TransientFailure as exc:
+                self.probe.retried(name, "transient")
+                log.warning("%s: dependency unavailable (%s); retrying the batch in %.1fs", name, exc, delay)
+                if self._stopping.is_set():
+                    raise asyncio.CancelledError("stopping with an unhandled batch; it will be redelivered")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.backoff_max_s)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one message is bad: find it by handling one by one
+                log.warning("%s: batch of %d failed (%s); handling its messages one by one", name, len(chunk),
+                            type(exc).__name__)
+                for message, envelope in chunk:
+                    await self._handle_valid(message, envelope)
+                return
+            for _, envelope in chunk:
+                self.probe.handled(name, envelope.event_type)
+            return
 
     async def process(self, message: FailedMessage) -> None:
         """Handle one message to the end: handled, or dead-lettered. Never skipped."""
+        envelope = await self._read(message)
+        if envelope is not None:
+            await self._handle_valid(message, envelope)
+
+    async def _read(self, message: FailedMessage) -> Envelope | None:
+        """The message's envelope, or None after dead-lettering an invalid one with the reason."""
         name = self.settings.name
         logical_topic = message.topic.removeprefix(self.settings.topic_prefix)
         try:
-            envelope = read_record(logical_topic, message.key, message.value, message.headers)
+            return read_record(logical_topic, message.key, message.value, message.headers)
         except (EnvelopeError, ContractViolation) as exc:
             category = "envelope" if isinstance(exc, EnvelopeError) else "contract"
             await send_to_dlq(self.dlq_producer, message, str(exc), name)
             self.probe.dead_lettered(name, logical_topic, category)
             log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc)
-            return
+            return None
+
+    async def _handle_valid(self, message: FailedMessage, envelope: Envelope) -> None:
+        name = self.settings.name
+        logical_topic = message.topic.removeprefix(self.settings.topic_prefix)
         attempt = 0
         delay = self.settings.backoff_initial_s
         while True:
@@ -162,6 +219,8 @@ class KeyedEventConsumer(EventConsumer):
     concurrency: int = 16
 
     async def run(self) -> None:
+        if self.batch_handler is not None:
+            return await super().run()  # a batch handler orders per key itself (e.g. by patient)
         consumer = self._consumer
         assert consumer is not None, "start() first"
         gate = asyncio.Semaphore(self.concurrency)
