@@ -119,6 +119,8 @@ class NotifierRuntime:
                 ),
                 handle=self.detection.handle, dlq_producer=self.producer, probe=self.probe,
                 concurrency=s.consumer_concurrency,  # patients at once; one patient's facts in order
+                # one transaction per chunk of a poll; a failing chunk falls back to `handle` per message
+                batch_handler=self.detection.handle_batch, batch_size=s.consumer_batch_size,
             )
             await self.consumer.start()
             self._spawn("consumer", self.consumer.run)

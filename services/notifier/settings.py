@@ -28,6 +28,7 @@ class NotifierSettings(BaseSettings):
     source: str = "urn:flk:notifier"  # CloudEvents source of what we publish
     consumer_group: str = "notifier"
     consumer_concurrency: int = Field(16, ge=1, le=256)  # patients handled at once (each in order)
+    consumer_batch_size: int = Field(500, ge=1, le=10_000)  # consumed events per detection transaction
 
     # ---- gap detection (the region's policy profile) --------------------------------------
     grace_days: int = Field(14, ge=0)

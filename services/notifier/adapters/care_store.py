@@ -81,3 +81,75 @@ async def due_patients(conn, now: datetime, limit: int) -> list[str]:
         now, limit,
     )
     return [r["patient_key"] for r in rows]
+
+
+# ---- batched: one statement per kind of row for a whole chunk of consumed events ----------------
+
+
+async def claim_inbox_many(conn, claims: list[tuple[str, str]], now: datetime) -> set[str]:
+    """Record consumed (event_id, event_type) pairs in one statement; the ids not seen before."""
+    if not claims:
+        return set()
+    rows = await conn.fetch(
+        "INSERT INTO notifier.inbox (event_id, event_type, received_at) "
+        "SELECT i, t, $3 FROM unnest($1::text[], $2::text[]) AS c(i, t) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        [c[0] for c in claims], [c[1] for c in claims], now,
+    )
+    return {r["event_id"] for r in rows}
+
+
+async def load_states(conn, patient_keys: list[str]) -> dict[str, tuple[PatientCareState, datetime | None]]:
+    """The stored states of these patients, row-locked in patient-key order (no deadlock between
+    two batches, or with the ticker's one-row transactions)."""
+    if not patient_keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT patient_key, state, next_wakeup FROM notifier.patient_care_state "
+        "WHERE patient_key = ANY($1::text[]) ORDER BY patient_key FOR UPDATE",
+        sorted(set(patient_keys)),
+    )
+    return {r["patient_key"]: (decode_state(json.loads(r["state"])), r["next_wakeup"]) for r in rows}
+
+
+async def save_states(conn, states: list[tuple[PatientCareState, datetime | None]], now: datetime) -> None:
+    if not states:
+        return
+    await conn.executemany(
+        "INSERT INTO notifier.patient_care_state (patient_key, state, next_wakeup, updated_at) "
+        "VALUES ($1, $2::jsonb, $3, $4) "
+        "ON CONFLICT (patient_key) DO UPDATE SET state = EXCLUDED.state, next_wakeup = EXCLUDED.next_wakeup, "
+        "updated_at = EXCLUDED.updated_at, version = notifier.patient_care_state.version + 1",
+        [(s.patient_key, json.dumps(encode_state(s), separators=(",", ":")), wake, now) for s, wake in states],
+    )
+
+
+async def record_gap_events_many(conn, events: list[GapEvent]) -> None:
+    """The same rows as :func:`record_gap_events` over ``events`` in order, in two statements:
+    first the resolutions of gaps opened before this chunk, then the gaps opened in it (with their
+    resolution when it came in the same chunk). Resolving first keeps the one-open-gap index."""
+    opened: dict = {}  # gap_id -> [event, resolved_at, resolution]
+    resolved_earlier: dict = {}
+    for event in events:
+        if isinstance(event, CareGapOpened):
+            opened.setdefault(event.gap_id, [event, None, None])
+        elif isinstance(event, CareGapResolved):
+            if event.gap_id in opened:
+                row = opened[event.gap_id]
+                if row[1] is None:
+                    row[1], row[2] = event.resolved_at, event.resolution.value
+            else:
+                resolved_earlier.setdefault(event.gap_id, (event.resolved_at, event.resolution.value))
+    if resolved_earlier:
+        await conn.executemany(
+            "UPDATE notifier.care_gap SET resolved_at = $2, resolution = $3 "
+            "WHERE gap_id = $1 AND resolved_at IS NULL",
+            [(gap_id, at, resolution) for gap_id, (at, resolution) in resolved_earlier.items()],
+        )
+    if opened:
+        await conn.executemany(
+            "INSERT INTO notifier.care_gap (gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at, "
+            "resolved_at, resolution) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (gap_id) DO NOTHING",
+            [(e.gap_id, e.patient_key, e.unit_id, e.cause.value, e.rub, e.sabo, e.opened_at, at, resolution)
+             for e, at, resolution in opened.values()],
+        )

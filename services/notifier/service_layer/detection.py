@@ -1,8 +1,10 @@
-"""Care-gap detection: consumed event -> facts -> pure domain -> one PostgreSQL transaction.
+"""Care-gap detection: consumed events -> facts -> pure domain -> one PostgreSQL transaction.
 
-Per message, in ONE transaction: the inbox row (a redelivered event id changes nothing), the
-patient's new state and next wake-up, the care_gap rows, and the outbox rows of
-``care_gap.opened`` / ``care_gap.resolved``. The ticker applies ``Tick(now)`` to the patients
+Per consumed batch (``handle_batch``, the consumer's batch handler) or per message (``handle``,
+the fallback that isolates a poison message), in ONE transaction: the inbox rows (a redelivered
+event id changes nothing), the patients' new states and next wake-ups, the care_gap rows, and the
+outbox rows of ``care_gap.opened`` / ``care_gap.resolved``. A batch takes a fixed number of
+statements whatever its size (claim, load, save, gaps, outbox). The ticker applies ``Tick(now)`` to the patients
 whose ``next_wakeup`` has passed (grace periods ending), through an index, never a full scan.
 """
 from __future__ import annotations
@@ -56,6 +58,62 @@ class CareGapDetection:
             self.probe.duplicate(envelope.event_type)
             return
         self._after_commit(events)
+
+    async def handle_batch(self, envelopes: list[Envelope]) -> None:
+        """The consumer's batch handler: the envelopes (arrival order) in one transaction.
+        Database unavailable -> TransientFailure (the whole batch retried); any other error
+        propagates and the consumer handles the batch one message at a time through ``handle``."""
+        work: list[tuple[Envelope, list]] = []
+        seen: set[str] = set()
+        repeated: list[Envelope] = []
+        for envelope in envelopes:
+            facts = self.mapper.facts(envelope)
+            if not facts:
+                continue
+            if envelope.id in seen:
+                repeated.append(envelope)  # the same id twice in one batch: the first one counts
+                continue
+            seen.add(envelope.id)
+            work.append((envelope, facts))
+        if not work and not repeated:
+            return
+        try:
+            events, duplicates = await self._apply_batch(work)
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise TransientFailure(type(exc).__name__) from exc
+            raise
+        for envelope in duplicates + repeated:
+            self.probe.duplicate(envelope.event_type)
+        self._after_commit(events)
+
+    async def _apply_batch(self, work: list[tuple[Envelope, list]]) -> tuple[list[GapEvent], list[Envelope]]:
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                now = self.clock.now()
+                fresh = await care_store.claim_inbox_many(conn, [(e.id, e.event_type) for e, _ in work], now)
+                duplicates = [e for e, _ in work if e.id not in fresh]
+                work = [(e, facts) for e, facts in work if e.id in fresh]
+                by_patient: dict[str, list] = {}
+                for envelope, facts in work:
+                    by_patient.setdefault(envelope.key, []).extend(facts)  # arrival order per patient
+                loaded = await care_store.load_states(conn, list(by_patient))
+                events: list[GapEvent] = []
+                changed: list[tuple] = []
+                for key in sorted(by_patient):
+                    stored = loaded.get(key)
+                    before = stored[0] if stored else None
+                    state = before or initial_state(key)
+                    for fact in by_patient[key]:
+                        state, produced = apply(state, fact, now, self.policy)
+                        events.extend(produced)
+                    wake = next_wakeup(state, now, self.policy)
+                    if state != before or stored is None or wake != stored[1]:
+                        changed.append((state, wake))
+                await care_store.save_states(conn, changed, now)
+                await care_store.record_gap_events_many(conn, events)
+                await care_store.add_outbox(conn, [gap_event(e) for e in events])
+                return events, duplicates
 
     async def _apply(self, envelope: Envelope, facts: list) -> list[GapEvent] | None:
         async with self.pool.acquire() as conn:
