@@ -57,6 +57,28 @@ def _has_nul(value: object) -> bool:
     return False
 
 
+def _refusals() -> tuple[type[BaseException], ...]:
+    """PostgreSQL refusing the data itself (a CHECK, NOT NULL, a value out of range, a trigger that
+    keeps periods closed): valid against the contract, never storable — not a bug to retry."""
+    import asyncpg
+
+    return (asyncpg.CheckViolationError, asyncpg.NotNullViolationError, asyncpg.DataError, asyncpg.RaiseError)
+
+
+def _why(exc: BaseException) -> str:
+    """Where the register refused it, without values (no patient data in DLQ reasons)."""
+    constraint = getattr(exc, "constraint_name", None)
+    table = getattr(exc, "table_name", None)
+    sqlstate = getattr(exc, "sqlstate", None) or "?"
+    if constraint:
+        return f"constraint {constraint}" + (f" on {table}" if table else "")
+    if sqlstate.startswith("22"):
+        return f"a value out of range or malformed, SQLSTATE {sqlstate}"
+    if sqlstate == "P0001":
+        return "a recorded period can only be closed, not moved or reopened"
+    return f"SQLSTATE {sqlstate}"
+
+
 def _conflicts() -> tuple[type[BaseException], ...]:
     import asyncpg
 
@@ -75,6 +97,7 @@ async def handle_message(msg: Message, deps: Deps, probe: ListingProbe | None = 
     check_values(msg.data)
     conflicts = _conflicts()
     started = time.perf_counter()
+    refused = _refusals()
     for attempt in range(1, attempts + 1):
         try:
             outcome = await handler(msg, deps)
@@ -83,6 +106,8 @@ async def handle_message(msg: Message, deps: Deps, probe: ListingProbe | None = 
             if attempt == attempts:
                 raise
             probe.conflict_retried(msg.message_type)
+        except refused as exc:  # deterministic: the same message would fail the same way every time
+            raise InvalidMessage(f"the register cannot hold this message ({_why(exc)})") from None
     reason = outcome.rejection["reason_code"] if outcome.rejection else None
     status = "replayed" if outcome.replayed else outcome.status
     probe.decided(msg.message_type, status, reason, time.perf_counter() - started)

@@ -337,7 +337,7 @@ async def handle_unit_contracted(msg: Message, deps: Deps) -> Outcome:
         try:
             await reference.apply_unit_register(conn, msg.data, recorded_on)
         except (ValueError, asyncpg.ExclusionViolationError, asyncpg.RaiseError) as exc:
-            reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
+            reason = str(exc) if isinstance(exc, ValueError) else "a period overlaps or contradicts a recorded one"
             raise InvalidMessage(f"care unit register: {reason}") from None
 
     return await _simple_fact(msg, deps, write)

@@ -153,3 +153,31 @@ async def test_an_outbox_row_that_breaks_its_contract_stays_unpublished_and_neve
         return [r["data"] for r in rows] if len(rows) == 1 else None
 
     assert await listing.eventually(unpublished) == ['{"bad": 1}']
+
+
+async def test_a_valid_fact_the_register_cannot_hold_is_dead_lettered_at_once_with_a_reason(listing):
+    from listing_harness import UNIT_A_NAME, role_started, unit_register
+
+    await listing.publish("practitioner_role.started.v1", role_started("role-tiny", DOCTOR_1, UNIT_A, fte=5e-324))
+    await listing.publish("care_unit.contracted.v1", unit_register(
+        UNIT_A, UNIT_A_NAME, contract_from=TODAY.isoformat(), contract_to=(TODAY.replace(day=1)).isoformat()
+        if TODAY.day > 1 else "2000-01-01"))
+    from aiokafka import AIOKafkaConsumer
+
+    topics = [listing.prefix + registry().topic_for(t).dlq for t in ("practitioner_role.started.v1",
+                                                                      "care_unit.contracted.v1")]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=listing.bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    found = []
+    try:
+        for _ in range(150):
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                found += records
+            if len(found) >= 2:
+                break
+    finally:
+        await consumer.stop()
+    reasons = sorted(dict(r.headers)[REASON].decode() for r in found)
+    assert len(reasons) == 2
+    assert all("register cannot hold" in r and "handler failed" not in r for r in reasons), reasons

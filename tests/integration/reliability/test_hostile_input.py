@@ -144,12 +144,6 @@ async def test_every_bad_event_is_dead_lettered_with_a_reason_every_good_one_pro
           f"kinds: {dict(kinds)}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding: the listing service's fact handler treats some schema-valid facts as bugs (retried 5 times, "
-    "stalling the partition, then dead-lettered 'handler failed 5 times: CheckViolationError/DataError'): "
-    "practitioner roles with a tiny positive fte (5e-324, rounds to 0 against CHECK fte > 0) and unit contracts "
-    "whose period ends before it starts. They should be refused at once with a reason (PermanentFailure). "
-    "Remove this marker when fixed."))
 def test_the_listing_service_refuses_odd_but_schema_valid_facts_with_a_reason_instead_of_failing_on_them():
     if not HANDLER_FAILURES:
         pytest.skip("needs the hostile input test above in the same run")
