@@ -178,11 +178,13 @@ async def publish(
     progress: Progress | None = None,
     items: Iterator[Emitted] | None = None,
     sleep: Callable[[float], Any] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Publish the contract events (``make_record`` + ``publish_many`` in batches); return the count.
 
     ``rate`` paces to at most that many events per second (real-time mode); without it the
-    stream is fast-forwarded. The CloudEvents ``time`` is the simulation clock.
+    stream is fast-forwarded. The CloudEvents ``time`` is the simulation clock. ``sleep`` and
+    ``clock`` are seams for tests.
     """
     import asyncio
 
@@ -195,7 +197,7 @@ async def publish(
     producer = new_producer(bootstrap, client_id="flk-simulator")
     await producer.start()
     sent = 0
-    started = time.monotonic()
+    started = clock()
     source = sim.source
     batch = []
     try:
@@ -212,7 +214,7 @@ async def publish(
                 sent += len(batch)
                 batch = []
                 if rate:
-                    ahead = sent / rate - (time.monotonic() - started)
+                    ahead = sent / rate - (clock() - started)
                     if ahead > 0:
                         await sleep(ahead)
         if batch:

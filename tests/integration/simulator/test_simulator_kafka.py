@@ -39,13 +39,16 @@ async def test_rate_paces_the_publishing(kafka_bootstrap: str, topic_prefix: str
     sim = Simulation("small", seed=12, end_date=date(2026, 6, 30), limit_people=40,
                      pseudonym_key=b"simulator-integration-key")
     waits: list[float] = []
+    now = [0.0]  # a clock that only moves when the publisher sleeps: publishing itself takes no time
 
     async def fake_sleep(seconds: float) -> None:  # record the pacing instead of waiting
         waits.append(seconds)
+        now[0] += seconds
 
-    sent = await publish(sim, kafka_bootstrap, topic_prefix, rate=100, sleep=fake_sleep)
+    sent = await publish(sim, kafka_bootstrap, topic_prefix, rate=100, sleep=fake_sleep, clock=lambda: now[0])
     assert sent > 100
-    assert waits and sum(waits) > 0.5 * (sent / 100) - 1
+    # at 100 events/s, publishing `sent` events must have waited (almost) sent/100 seconds
+    assert sum(waits) == pytest.approx(sent / 100, abs=0.1 + 10 / 100)
 
 
 def test_the_cli_publishes_to_kafka(kafka_bootstrap: str) -> None:
