@@ -699,7 +699,7 @@ class _Area:
         minor = p.age_on(effective) < 18
         if channel == "1177":
             data["requested_by"] = "guardian" if minor else "patient"
-        if minor and initiated_by == "person" and channel != "import":
+        if minor and initiated_by == "person":  # P3: the guardians chose (also for imported listings)
             keys = self._guardians(rng, effective)
             data["guardian_count"] = len(keys)
             data["consenting_guardian_keys"] = keys
