@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import subprocess
 import time
@@ -18,6 +19,13 @@ POM_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
   <version>1</version>
   <packaging>pom</packaging>
   <dependencies>
+    <!-- first, so it wins over the slf4j 1.7 API another dependency brings: with 1.7 the log4j2
+         binding below is not found and the broker logs nothing at all -->
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-api</artifactId>
+      <version>{slf4j}</version>
+    </dependency>
     <dependency>
       <groupId>org.apache.kafka</groupId>
       <artifactId>kafka_{scala}</artifactId>
@@ -70,19 +78,22 @@ class Kafka:
     def libs(self) -> Path:
         return self.runtime_dir / "libs"
 
+    def pom(self) -> str:
+        return POM_TEMPLATE.format(scala=self.s.kafka_scala_version, kafka=self.s.kafka_version,
+                                   log4j=self.s.log4j_version, slf4j=self.s.slf4j_version)
+
     def ensure_jars(self) -> bool:
-        """Download the broker's jars once. Returns True when it downloaded."""
+        """Download the broker's jars once (again when the dependency list changed). True when it downloaded."""
         marker = self.runtime_dir / ".complete"
-        if marker.exists():
+        fingerprint = hashlib.sha256(self.pom().encode()).hexdigest()[:16]
+        if marker.exists() and fingerprint in marker.read_text():
             return False
+        if self.libs.exists():
+            shutil.rmtree(self.libs)
         require_tool("java", "a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)")
         require_tool("mvn", "Apache Maven to fetch the Kafka jars (Debian: apt-get install maven)")
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
-        (self.runtime_dir / "pom.xml").write_text(
-            POM_TEMPLATE.format(
-                scala=self.s.kafka_scala_version, kafka=self.s.kafka_version, log4j=self.s.log4j_version
-            )
-        )
+        (self.runtime_dir / "pom.xml").write_text(self.pom())
         result = subprocess.run(
             ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={self.libs}",
              "-DincludeScope=runtime"],
@@ -91,7 +102,7 @@ class Kafka:
         if result.returncode != 0:
             tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
             raise InfraError("could not fetch the Kafka jars with Maven: " + " | ".join(tail))
-        marker.write_text(self.s.kafka_version + "\n")
+        marker.write_text(f"{self.s.kafka_version} {fingerprint}\n")
         return True
 
     # --- configuration ------------------------------------------------------------------

@@ -35,6 +35,7 @@ class InfraSettings(BaseSettings):
     kafka_version: str = "4.3.1"
     kafka_scala_version: str = "2.13"
     log4j_version: str = "2.24.3"
+    slf4j_version: str = "2.0.16"  # the API log4j-slf4j2-impl binds to
     kafka_host: str = "127.0.0.1"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
