@@ -36,7 +36,7 @@ import asyncpg
 from flk.api import open_pool
 from flk.db.migrate import migrate
 from flk.events.admin import ensure_topics
-from flk.events.consumer import ConsumerSettings
+from flk.events.consumer import ConsumerSettings, KeyedEventConsumer
 from flk.events.envelope import make_record
 from flk.events.producer import new_producer, publish_many
 from flk.infra.settings import InfraSettings
@@ -46,7 +46,7 @@ from flk.security.tokens import Role, issue_token
 from flk.settings import PlatformSettings
 from services.listing.adapters.metrics import PrometheusListingProbe
 from services.listing.adapters.reference import apply_unit_register, upsert_role
-from services.listing.bootstrap import COMMAND_TOPICS, KeyedEventConsumer, ListingRuntime
+from services.listing.bootstrap import COMMAND_TOPICS, ListingRuntime
 from services.listing.settings import ListingSettings
 
 KEY = b"bench-pseudonymisation-key"

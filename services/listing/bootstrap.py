@@ -8,9 +8,9 @@ the loops (each supervised: an error is logged and the loop goes on after a paus
 * relay    — the outbox → ``listing.events.v1`` / ``listing.capacity.v1``, woken after every
              decision and every ``relay_interval_s``
 
-Both consumers are :class:`KeyedEventConsumer`: the shared EventConsumer (DLQ with a reason,
-retries, commit after the batch) with the messages of one batch handled concurrently across
-keys and in order within a key (a patient's commands never overtake each other).
+Both consumers are the platform's :class:`KeyedEventConsumer` (DLQ with a reason, retries, commit
+after the batch; a batch's keys handled concurrently, each key's messages in order, so a patient's
+commands never overtake each other).
 """
 from __future__ import annotations
 
@@ -20,8 +20,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from flk.events.consumer import ConsumerSettings, EventConsumer, PermanentFailure, TransientFailure
-from flk.events.dlq import FailedMessage
+from flk.events.consumer import (
+    ConsumerSettings,
+    EventConsumer,
+    KeyedEventConsumer,
+    PermanentFailure,
+    TransientFailure,
+)
 from flk.events.envelope import Envelope
 from flk.events.registry import registry
 from services.listing.adapters.metrics import ListingProbe
@@ -47,36 +52,6 @@ def topics_for(event_types: Mapping[str, object]) -> tuple[str, ...]:
 
 COMMAND_TOPICS = topics_for(COMMAND_HANDLERS)
 FACT_TOPICS = topics_for(FACT_HANDLERS)
-
-
-class KeyedEventConsumer(EventConsumer):
-    """EventConsumer whose batches are handled concurrently across keys, in order within a key."""
-
-    concurrency: int = 16
-
-    async def run(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None, "start() first"
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def chain(messages: list[FailedMessage]) -> None:
-            async with gate:
-                for message in messages:
-                    await self.process(message)
-
-        while not self._stopping.is_set():
-            batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.max_records)
-            if not batches:
-                continue
-            chains: dict[tuple[str, int, bytes | None], list[FailedMessage]] = {}
-            for records in batches.values():
-                for r in records:
-                    chains.setdefault((r.topic, r.partition, r.key), []).append(FailedMessage(
-                        topic=r.topic, partition=r.partition, offset=r.offset, key=r.key, value=r.value,
-                        headers=tuple(r.headers or ()),
-                    ))
-            await asyncio.gather(*(chain(c) for c in chains.values()))
-            await consumer.commit()
 
 
 def _unavailable() -> tuple[type[BaseException], ...]:
