@@ -29,7 +29,7 @@ from reliability_support import committed_vs_end, dead_letters, read_topics, wai
 
 N = int(os.environ.get("FLK_RELIABILITY_HOSTILE_EVENTS", "2000"))
 #: what each consumer dead-lettered among the VALID events as a handler failure (filled by the test above
-#: the xfail below; a finding, not a refusal with a reason)
+#: for the listing test below; a finding, not a refusal with a reason)
 HANDLER_FAILURES: dict[str, list] = {}
 #: a dead-letter reason that means the handler broke (retried, then given up), not a refusal
 BUG = re.compile(r"handler failed|Error\b|Exception\b")
