@@ -1,7 +1,8 @@
 """PostgreSQL persistence of gap detection: inbox, per-patient state, care gaps, outbox.
 
-Every function takes a connection inside the caller's transaction: one consumed message is
-one transaction over all four (no dual writes, engineering.md §1.4).
+Every function takes a connection inside the caller's transaction: one consumed chunk (or, on
+the fallback path, one message) is one transaction over all four (no dual writes,
+engineering.md §1.4). The ``*_many`` functions serve a whole chunk in one statement each.
 """
 from __future__ import annotations
 
