@@ -55,7 +55,7 @@ def private_kafka():
     """A broker of our own: stopping it disturbs nobody. Its state lives in a temporary directory."""
     state = Path(tempfile.mkdtemp(prefix="flk-rel-kafka-"))
     settings = InfraSettings(state_dir=state, kafka_port=free_port(), kafka_controller_port=free_port(),
-                             kafka_heap="384m", kafka_start_timeout_s=240)
+                             kafka_heap="384m", kafka_start_timeout_s=60)
     kafka = Kafka(settings)
     kafka.up()
     try:
@@ -140,12 +140,12 @@ async def test_a_broker_stopped_and_restarted_mid_stream_loses_no_event_end_to_e
         await asyncio.sleep(5)
         await asyncio.to_thread(kafka.up)
         outage_s = time.monotonic() - down_at
-        resent = await asyncio.wait_for(publishing, timeout=300)
+        resent = await asyncio.wait_for(publishing, timeout=90)
 
         async def caught_up() -> bool:
             committed, end = await progress(bootstrap, "")
             return committed == end and end >= len(records)
-        await wait_until(caught_up, timeout_s=180, interval_s=1.0, what="the worker to consume everything")
+        await wait_until(caught_up, timeout_s=60, interval_s=1.0, what="the worker to consume everything")
         assert w.alive, "the worker rode the outage out"
     finally:
         w.stop()
