@@ -11,6 +11,7 @@ from datetime import date, datetime, time
 from typing import Callable
 from zoneinfo import ZoneInfo
 
+from flk.events.consumer import PermanentFailure
 from flk.events.envelope import Envelope
 from services.notifier.domain.care_gaps import (
     Fact,
@@ -54,6 +55,10 @@ _FLK_END = {
 }
 
 
+class UnusableValue(ValueError):
+    """A schema-valid value the care-gap rules cannot use; the message names no value."""
+
+
 class FactMapper:
     def __init__(self, timezone: str = "Europe/Stockholm") -> None:
         self.tz = ZoneInfo(timezone)
@@ -70,9 +75,21 @@ class FactMapper:
         }
 
     def facts(self, envelope: Envelope) -> list[Fact]:
-        """The facts an event carries; [] for event types that do not concern care gaps."""
+        """The facts an event carries; [] for event types that do not concern care gaps.
+
+        A schema-valid event whose values the rules cannot use (a SÄBO period that ends before it
+        starts, ...) is a :class:`PermanentFailure`: dead-lettered at once with a reason that
+        names no value, not retried as if it were a bug."""
         mapper = self._map.get(envelope.event_type)
-        return mapper(envelope) if mapper else []
+        if mapper is None:
+            return []
+        try:
+            return mapper(envelope)
+        except UnusableValue as exc:
+            raise PermanentFailure(f"{envelope.event_type}: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise PermanentFailure(f"{envelope.event_type}: a value the care-gap rules cannot use "
+                                   f"({type(exc).__name__})") from None
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -120,6 +137,8 @@ class FactMapper:
     def _residence(self, e: Envelope) -> list[Fact]:
         d = e.data
         to = d.get("sabo_to")
+        if to and to < d["sabo_from"]:  # ISO dates compare as text
+            raise UnusableValue("sabo_to is before sabo_from")
         return [ResidenceFact(d["patient_key"], self._midnight(d["sabo_from"]),
                               self._midnight(to) if to else None, residence_id=d["residence_id"])]
 

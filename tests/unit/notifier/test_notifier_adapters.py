@@ -211,3 +211,15 @@ def test_the_alert_path_never_reads_a_patient_key(module):
     source = (Path(services.notifier.__file__).parent / module).read_text(encoding="utf-8")
     assert "patient_key" not in source
     assert "notifier.care_gap " not in source and "FROM notifier.care_gap\n" not in source
+
+
+def test_a_sabo_period_that_ends_before_it_starts_is_refused_at_once_with_a_reason_naming_no_value():
+    from flk.events.consumer import PermanentFailure
+
+    data = {"residence_id": str(uuid.uuid4()), "patient_key": KEY, "sabo_from": "2026-03-10",
+            "sabo_to": "2026-03-01", "municipality_code": "1980", "recorded_at": "2026-03-10T08:00:00Z"}
+    with pytest.raises(PermanentFailure) as refused:
+        FactMapper().facts(_envelope("residence.recorded.v1", data))
+    reason = str(refused.value)
+    assert reason == "residence.recorded.v1: sabo_to is before sabo_from"
+    assert KEY not in reason and "2026" not in reason
