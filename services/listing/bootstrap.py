@@ -28,9 +28,10 @@ from flk.events.consumer import (
     TransientFailure,
 )
 from flk.events.envelope import Envelope
+from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
 from services.listing.adapters.metrics import ListingProbe
-from services.listing.adapters.relay import OutboxRelay
+from services.listing.adapters.relay import listing_relay
 from services.listing.service_layer.dispatch import handle_message
 from services.listing.service_layer.handlers import (
     COMMAND_HANDLERS,
@@ -120,8 +121,8 @@ class ListingRuntime:
     def __post_init__(self) -> None:
         s = self.settings
         self.deps = build_deps(s, self.pool, self.relay_wake)
-        self.relay = OutboxRelay(self.pool, self.producer, s.source, s.platform.topic_prefix, s.relay_batch,
-                                 self.probe)
+        self.relay = listing_relay(self.pool, self.producer, s.source, s.platform.topic_prefix, s.relay_batch,
+                                  self.probe)
 
     def _consumer(self, suffix: str, topics: tuple[str, ...], handlers: Mapping[str, Handler],
                   message_id: Callable[[Envelope], str]) -> EventConsumer:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flk.events.consumer import ConsumerSettings, EventConsumer, KeyedEventConsumer
+from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
 from services.notifier.adapters import alert_store
 from services.notifier.adapters.clock import Clock, SystemClock
@@ -28,7 +29,7 @@ from services.notifier.adapters.senders import EmailSender, HttpxTeamsSender, Sm
 from services.notifier.service_layer.alerting import AlertPlanner
 from services.notifier.service_layer.delivery import DeliveryWorker
 from services.notifier.service_layer.detection import CareGapDetection
-from services.notifier.service_layer.relay import OutboxRelay
+from services.notifier.service_layer.relay import notifier_relay
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ class NotifierRuntime:
         self._tick_wake = Wakeup()
         self.detection = CareGapDetection(self.pool, self.clock, s.care_policy, FactMapper(s.timezone), self.probe,
                                           on_change=self._gaps_changed)
-        self.relay = OutboxRelay(self.pool, self.producer, self.clock, s.source, s.platform.topic_prefix,
-                                 probe=self.probe)
+        self.relay = notifier_relay(self.pool, self.producer, self.clock, s.source, s.platform.topic_prefix,
+                                   probe=self.probe)
         self.planner = AlertPlanner(self.pool, self.clock, self.probe, on_planned=self._delivery_wake)
         self.delivery = DeliveryWorker(self.pool, self.clock, self.email, self.teams, self.secrets, s.worklist_url,
                                        s.retry_policy, self.probe, timedelta(seconds=s.delivery_lease_s),
