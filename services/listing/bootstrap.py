@@ -30,6 +30,7 @@ from flk.events.consumer import (
 from flk.events.envelope import Envelope
 from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
+from flk.tasks import supervised_task
 from services.listing.adapters.metrics import ListingProbe
 from services.listing.adapters.relay import listing_relay
 from services.listing.service_layer.dispatch import handle_message
@@ -162,18 +163,7 @@ class ListingRuntime:
             log.warning("listing relay: outbox not drained at stop; it is published at the next start")
 
     def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        async def supervised() -> None:
-            while True:
-                try:
-                    await body()
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - logged; the loop goes on
-                    log.exception("listing %s loop failed; restarting in 1 s", name)
-                    await asyncio.sleep(1.0)
-
-        self._tasks.append(asyncio.create_task(supervised(), name=f"listing-{name}"))
+        self._tasks.append(supervised_task(f"listing-{name}", body, log))
 
     async def _relay_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from flk.events.consumer import ConsumerSettings, EventConsumer, KeyedEventConsumer
 from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
+from flk.tasks import supervised_task
 from services.notifier.adapters import alert_store
 from services.notifier.adapters.clock import Clock, SystemClock
 from services.notifier.adapters.inbound import CONSUMED_EVENT_TYPES, FactMapper
@@ -140,18 +141,7 @@ class NotifierRuntime:
         self._tasks.clear()
 
     def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        async def supervised() -> None:
-            while True:
-                try:
-                    await body()
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - logged; the loop goes on
-                    log.exception("notifier %s loop failed; restarting in 1 s", name)
-                    await asyncio.sleep(1.0)
-
-        self._tasks.append(asyncio.create_task(supervised(), name=f"notifier-{name}"))
+        self._tasks.append(supervised_task(f"notifier-{name}", body, log))
 
     # ---- loops -----------------------------------------------------------------------------------
 
