@@ -31,6 +31,7 @@ from flk.security.tokens import Role, issue_token
 from flk.security.vault import IdentityVault
 from flk.settings import PlatformSettings
 from tests.support.builders import DOCTOR_1, UNIT_A, a_patient_key
+from tests.support.waiting import wait_until
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -55,16 +56,7 @@ def rfc3339(at: datetime | None = None) -> str:
 
 
 async def until(condition: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.2)
+    return await wait_until(condition, timeout_s, 0.2, what)
 
 
 class Served:

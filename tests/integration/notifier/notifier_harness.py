@@ -3,14 +3,13 @@ in for the Teams Workflows webhook (aiohttp), the real broker and PostgreSQL, an
 runtime wired with short intervals and a movable clock."""
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -30,6 +29,7 @@ from services.notifier.adapters.secrets import EnvSecretStore, env_var_for
 from services.notifier.bootstrap import NotifierRuntime, build_runtime
 from services.notifier.service_layer.routing import build_routing, set_routing
 from services.notifier.settings import NotifierSettings
+from tests.support.waiting import wait_until  # noqa: F401 - the harness's users import it from here
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 #: a weekday, mid-morning local time: outside quiet hours
@@ -243,21 +243,6 @@ async def notifier(migrated_database, kafka_bootstrap, topic_prefix, producer, t
     finally:
         await harness.stop()
         await pool.close()
-
-
-async def wait_until(condition: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.1,
-                     what: str = "condition") -> Any:
-    """Poll a (sync or async) condition until it is truthy; its value."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(interval_s)
 
 
 # ---- event builders --------------------------------------------------------------------------------

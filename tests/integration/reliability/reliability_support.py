@@ -25,6 +25,7 @@ import jwt
 from flk.events.registry import registry
 from flk.security.tokens import Role, issue_token
 from flk.settings import PlatformSettings
+from tests.support.waiting import wait_until as _wait_until
 
 JWT_SECRET = "reliability-integration-secret-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[3]
@@ -318,14 +319,5 @@ async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
 
 
 async def wait_until(condition, timeout_s: float = 30.0, interval_s: float = 0.2, what: str = "condition"):
-    """Poll a (sync or async) condition until it is truthy; its value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(interval_s)
+    """The shared poll (tests/support/waiting.py) with this folder's longer defaults."""
+    return await _wait_until(condition, timeout_s, interval_s, what)

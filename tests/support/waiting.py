@@ -1,0 +1,21 @@
+"""Polling for tests that wait on real services."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+
+async def wait_until(condition: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.1,
+                     what: str = "condition") -> Any:
+    """Poll a (sync or async) condition until it is truthy; its value."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(interval_s)
