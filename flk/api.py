@@ -41,16 +41,25 @@ async def open_pool(settings: PlatformSettings, **kwargs):
     )
 
 
+async def keep_session(conn) -> None:
+    """A pool ``reset`` for pools whose users never change session state (no SET, LISTEN, cursors
+    or session advisory locks; transactions only through ``conn.transaction()``): asyncpg still
+    rolls back an open transaction on release, but skips its default reset query (``RESET ALL;
+    UNLISTEN *; …``), one database round trip per release. For request-serving pools."""
+
+
 def platform_lifespan(
     settings: PlatformSettings,
     extra: Callable[[FastAPI], Awaitable[Callable[[], Awaitable[None]]]] | None = None,
+    pool_options: dict | None = None,
 ):
-    """Lifespan that opens the pool and audit log; `extra(app)` may start more and returns its closer."""
+    """Lifespan that opens the pool and audit log; `extra(app)` may start more and returns its closer.
+    `pool_options` go to `open_pool` (e.g. ``max_size``, ``reset=keep_session``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.platform_settings = settings
-        app.state.db = await open_pool(settings)
+        app.state.db = await open_pool(settings, **(pool_options or {}))
         app.state.audit_log = PostgresAuditLog(app.state.db)
         close_extra = await extra(app) if extra else None
         try:
