@@ -15,7 +15,9 @@ to the DLQ with the reason), then the valid envelopes of a poll, in arrival orde
 at most ``batch_size``, are handed to the batch handler together (e.g. one transaction per chunk).
 TransientFailure → the whole chunk is retried with backoff; any other exception → that chunk is
 handled again one message at a time through ``handle`` (so one poison message is retried and
-dead-lettered alone, and the others still get handled).
+dead-lettered alone, and the others still get handled). A batch handler may also return the
+envelopes it left unhandled (e.g. a failing one and those that must follow it): they are handled
+one at a time through ``handle``, in arrival order, before the next chunk.
 """
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ from flk.events.envelope import Envelope, EnvelopeError, read_record
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None]]
-#: handles the valid envelopes of a chunk together (arrival order); idempotent like Handler
-BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
+#: handles the valid envelopes of a chunk together (arrival order); idempotent like Handler.
+#: Returns None, or the envelopes it left to ``handle`` (one at a time, arrival order)
+BatchHandler = Callable[[list[Envelope]], Awaitable["list[Envelope] | None"]]
 
 
 class PermanentFailure(Exception):
@@ -137,7 +140,7 @@ class EventConsumer:
         delay = self.settings.backoff_initial_s
         while True:
             try:
-                await self.batch_handler([e for _, e in chunk])
+                left = await self.batch_handler([e for _, e in chunk])
             except TransientFailure as exc:
                 self.probe.retried(name, "transient")
                 log.warning("%s: dependency unavailable (%s); retrying the batch in %.1fs", name, exc, delay)
@@ -152,8 +155,12 @@ class EventConsumer:
                 for message, envelope in chunk:
                     await self._handle_valid(message, envelope)
                 return
-            for _, envelope in chunk:
-                self.probe.handled(name, envelope.event_type)
+            left_ids = {id(e) for e in left or ()}
+            for message, envelope in chunk:
+                if id(envelope) in left_ids:
+                    await self._handle_valid(message, envelope)
+                else:
+                    self.probe.handled(name, envelope.event_type)
             return
 
     async def process(self, message: FailedMessage) -> None:
