@@ -9,8 +9,10 @@ the loops (each supervised: an error is logged and the loop goes on after a paus
              decision and every ``relay_interval_s``
 
 Both consumers are the platform's :class:`KeyedEventConsumer` (DLQ with a reason, retries, commit
-after the batch; a batch's keys handled concurrently, each key's messages in order, so a patient's
-commands never overtake each other).
+after the batch). Commands go in chunks of up to ``command_chunk_size``, one transaction per chunk
+(service_layer/chunks.py: a person's commands in order, a failing command taken back and handled
+alone afterwards); facts are handled one per transaction, a batch's keys concurrently, each key's
+messages in order, so a patient's facts never overtake each other.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from flk.events.registry import registry
 from flk.tasks import supervised_task
 from services.listing.adapters.metrics import ListingProbe
 from services.listing.adapters.relay import listing_relay
+from services.listing.service_layer.chunks import handle_chunk
 from services.listing.service_layer.dispatch import handle_message
 from services.listing.service_layer.handlers import (
     COMMAND_HANDLERS,
@@ -61,6 +64,32 @@ def _unavailable() -> tuple[type[BaseException], ...]:
 
     return (OSError, ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
             asyncpg.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError)
+
+
+def chunk_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingProbe,
+                  message_id: Callable[[Envelope], str]) -> Callable[[list[Envelope]], Awaitable[list[Envelope]]]:
+    """Adapt a consumed chunk to :func:`handle_chunk` (one transaction per chunk); what it leaves
+    over goes back to the consumer, which handles it one at a time through ``envelope_handler``."""
+    unavailable = _unavailable()
+
+    async def handle(envelopes: list[Envelope]) -> list[Envelope]:
+        now = datetime.now(timezone.utc)
+        msgs, index = [], []
+        unnamed = []
+        for envelope in envelopes:
+            try:
+                msgs.append(Message(message_id(envelope), envelope.event_type, envelope.data, now))
+                index.append(envelope)
+            except Exception:  # noqa: BLE001 - no id: the one-at-a-time path says why
+                unnamed.append(envelope)
+        try:
+            result = await handle_chunk(msgs, deps, probe, handlers)
+        except unavailable as exc:
+            raise TransientFailure(type(exc).__name__) from None
+        left = {id(index[i]) for i in result.leftover} | {id(e) for e in unnamed}
+        return [e for e in envelopes if id(e) in left]
+
+    return handle
 
 
 def envelope_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingProbe, attempts: int,
@@ -126,22 +155,27 @@ class ListingRuntime:
                                   self.probe)
 
     def _consumer(self, suffix: str, topics: tuple[str, ...], handlers: Mapping[str, Handler],
-                  message_id: Callable[[Envelope], str]) -> EventConsumer:
+                  message_id: Callable[[Envelope], str], chunked: bool = False) -> EventConsumer:
         s = self.settings
         consumer = KeyedEventConsumer(
             ConsumerSettings(bootstrap=s.platform.kafka_bootstrap,
                              group_id=f"{s.platform.topic_prefix}{s.consumer_group}.{suffix}",
-                             topics=topics, name=f"listing-{suffix}", topic_prefix=s.platform.topic_prefix),
+                             topics=topics, name=f"listing-{suffix}", topic_prefix=s.platform.topic_prefix,
+                             max_records=max(500, s.command_chunk_size) if chunked else 500),
             handle=envelope_handler(self.deps, handlers, self.probe, s.conflict_retries, message_id),
             dlq_producer=self.producer, probe=self.consumer_probe,
         )
         consumer.concurrency = s.consumer_concurrency
+        if chunked and s.command_chunk_size > 1:
+            consumer.batch_handler = chunk_handler(self.deps, handlers, self.probe, message_id)
+            consumer.batch_size = s.command_chunk_size
         return consumer
 
     async def start(self, *, consume: bool = True, relay: bool = True) -> None:
         if consume:
             self.consumers = [
-                self._consumer("commands", COMMAND_TOPICS, COMMAND_HANDLERS, lambda e: str(e.data["command_id"])),
+                self._consumer("commands", COMMAND_TOPICS, COMMAND_HANDLERS, lambda e: str(e.data["command_id"]),
+                               chunked=True),
                 self._consumer("facts", FACT_TOPICS, FACT_HANDLERS, lambda e: e.id),
             ]
             for consumer in self.consumers:

@@ -179,8 +179,8 @@ def record_from_row(row: Any) -> PatientRecord:
 LOAD_PATIENTS = """
 SELECT p.patient_key, p.population_status, p.home_region, p.birth_date, p.protected_identity, p.sabo_resident,
   (SELECT jsonb_agg(to_jsonb(l) ORDER BY l.registered_on, l.created_at) FROM (
-       SELECT care_unit_id, registered_on, start_on, end_on, origin, channel, initiated_by, exemption_reason,
-              end_reason, created_at
+       SELECT listing_id, care_unit_id, registered_on, start_on, end_on, origin, channel, initiated_by,
+              exemption_reason, end_reason, created_at
        FROM listing.listing x
        WHERE x.patient_key = p.patient_key
          AND (x.end_on IS NULL OR x.listing_id = (
@@ -190,7 +190,8 @@ SELECT p.patient_key, p.population_status, p.home_region, p.birth_date, p.protec
        SELECT id, changed_on, from_care_unit_id, to_care_unit_id, initiated_by, origin, exemption_reason
        FROM listing.listing_change x WHERE x.patient_key = p.patient_key AND x.changed_on >= $2) c) AS changes,
   (SELECT jsonb_agg(to_jsonb(a) ORDER BY a.start_on, a.created_at) FROM (
-       SELECT list_id, care_unit_id, list_kind, practitioner_id, coordinating, start_on, end_on, end_reason, created_at
+       SELECT assignment_id, list_id, care_unit_id, list_kind, practitioner_id, coordinating, start_on, end_on,
+              end_reason, created_at
        FROM listing.flk_assignment x WHERE x.patient_key = p.patient_key AND x.end_on IS NULL) a) AS assignments,
   (SELECT jsonb_agg(to_jsonb(d) ORDER BY d.start_on, d.id) FROM (
        SELECT id, care_unit_id, start_on, end_on FROM listing.flk_decline x
@@ -229,6 +230,12 @@ def unit_from_row(row: Any) -> CareUnit:
         listing_limits=limits,
         verksamhetschef_hsa_id=row["verksamhetschef_hsa_id"],
     )
+
+
+CLOSE_LISTING = """UPDATE listing.listing SET end_on = GREATEST($3, start_on), end_reason = $4
+WHERE patient_key = $1 AND care_unit_id = $2 AND end_on IS NULL"""
+CLOSE_ASSIGNMENT = """UPDATE listing.flk_assignment SET end_on = GREATEST($3, start_on), end_reason = $4
+WHERE patient_key = $1 AND list_id = $2 AND end_on IS NULL"""
 
 
 @dataclass(frozen=True)
@@ -369,6 +376,22 @@ class ListingRepository:
         return role_from_row(row), lists, keys
 
     # ------------------------------------------------------------------ writing decided events
+    async def execute(self, sql: str, *args: Any) -> None:
+        """A write whose answer is not needed (:class:`ChunkRepository` plans it instead)."""
+        await self.conn.execute(sql, *args)
+
+    async def close_listing(self, patient_key: str, care_unit_id: str, ended_on: date, reason: str) -> str | None:
+        """End the open listing at the unit; its id, or None when none was open."""
+        listing_id = await self.conn.fetchval(CLOSE_LISTING + " RETURNING listing_id",
+                                              patient_key, care_unit_id, ended_on, reason)
+        return str(listing_id) if listing_id is not None else None
+
+    async def close_assignment(self, patient_key: str, list_id: str, ended_on: date, reason: str) -> str | None:
+        """End the open assignment on the list; its id, or None when none was open."""
+        assignment_id = await self.conn.fetchval(CLOSE_ASSIGNMENT + " RETURNING assignment_id",
+                                                 patient_key, list_id, ended_on, reason)
+        return str(assignment_id) if assignment_id is not None else None
+
     async def persist(self, events: Sequence[ev.Event], ctx: DecisionContext) -> list[OutboxEvent]:
         out: list[OutboxEvent] = []
         for index, event in enumerate(events):
@@ -386,7 +409,7 @@ class ListingRepository:
 
 async def _listing_started(repo: ListingRepository, e: ev.ListingStarted, ctx: DecisionContext, i: int):
     listing_id = derived_id("listing.listing", ctx.message_id, i, e.patient_key, e.care_unit_id)
-    await repo.conn.execute(
+    await repo.execute(
         """INSERT INTO listing.listing (listing_id, patient_key, care_unit_id, registered_on, start_on, origin, channel,
                                         initiated_by, exemption_reason, command_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
@@ -394,7 +417,7 @@ async def _listing_started(repo: ListingRepository, e: ev.ListingStarted, ctx: D
         e.channel.value, e.initiated_by.value, e.exemption_reason.value if e.exemption_reason else None, ctx.message_id,
     )
     if e.previous_care_unit_id is not None:
-        await repo.conn.execute(
+        await repo.execute(
             """INSERT INTO listing.listing_change (patient_key, changed_on, from_care_unit_id, to_care_unit_id,
                    initiated_by, origin, exemption_reason, counts_toward_switch_limit, listing_id)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
@@ -417,13 +440,9 @@ async def _listing_started(repo: ListingRepository, e: ev.ListingStarted, ctx: D
 
 
 async def _listing_ended(repo: ListingRepository, e: ev.ListingEnded, ctx: DecisionContext, i: int):
-    listing_id = await repo.conn.fetchval(
-        """UPDATE listing.listing SET end_on = GREATEST($3, start_on), end_reason = $4
-           WHERE patient_key = $1 AND care_unit_id = $2 AND end_on IS NULL RETURNING listing_id""",
-        e.patient_key, e.care_unit_id, e.ended_on, e.reason.value,
-    )
+    listing_id = await repo.close_listing(e.patient_key, e.care_unit_id, e.ended_on, e.reason.value)
     # F7: a decline at the unit ends with the listing (as evolve does)
-    await repo.conn.execute(
+    await repo.execute(
         "UPDATE listing.flk_decline SET end_on = GREATEST($3, start_on) "
         "WHERE patient_key = $1 AND care_unit_id = $2 AND end_on IS NULL",
         e.patient_key, e.care_unit_id, e.ended_on,
@@ -442,14 +461,14 @@ async def _listing_ended(repo: ListingRepository, e: ev.ListingEnded, ctx: Decis
 
 async def _flk_assigned(repo: ListingRepository, e: ev.FastLakarkontaktAssigned, ctx: DecisionContext, i: int):
     assignment_id = derived_id("listing.flk_assignment", ctx.message_id, i, e.patient_key, e.list_id)
-    await repo.conn.execute(
+    await repo.execute(
         """INSERT INTO listing.flk_assignment (assignment_id, patient_key, list_id, care_unit_id, list_kind,
                                                practitioner_id, coordinating, start_on, command_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
         assignment_id, e.patient_key, e.list_id, e.care_unit_id, e.list_kind.value, e.practitioner_id,
         e.coordinating, e.assigned_on, ctx.message_id,
     )
-    await repo.conn.execute(
+    await repo.execute(
         "UPDATE listing.flk_decline SET end_on = GREATEST($3, start_on) "
         "WHERE patient_key = $1 AND care_unit_id = $2 AND end_on IS NULL",
         e.patient_key, e.care_unit_id, e.assigned_on,
@@ -468,11 +487,7 @@ async def _flk_assigned(repo: ListingRepository, e: ev.FastLakarkontaktAssigned,
 
 
 async def _flk_ended(repo: ListingRepository, e: ev.FastLakarkontaktEnded, ctx: DecisionContext, i: int):
-    assignment_id = await repo.conn.fetchval(
-        """UPDATE listing.flk_assignment SET end_on = GREATEST($3, start_on), end_reason = $4
-           WHERE patient_key = $1 AND list_id = $2 AND end_on IS NULL RETURNING assignment_id""",
-        e.patient_key, e.list_id, e.ended_on, e.reason.value,
-    )
+    assignment_id = await repo.close_assignment(e.patient_key, e.list_id, e.ended_on, e.reason.value)
     if assignment_id is None:
         return None
     return OutboxEvent("fast_lakarkontakt.ended.v1", {
@@ -492,7 +507,7 @@ async def _flk_ended(repo: ListingRepository, e: ev.FastLakarkontaktEnded, ctx: 
 async def _coordinating_changed(repo: ListingRepository, e: ev.CoordinatingFastLakarkontaktChanged,
                                 ctx: DecisionContext, i: int):
     # in-place flag change: the history trigger keeps the old row
-    await repo.conn.execute(
+    await repo.execute(
         "UPDATE listing.flk_assignment SET coordinating = (list_id = $2) "
         "WHERE patient_key = $1 AND end_on IS NULL AND coordinating IS DISTINCT FROM (list_id = $2)",
         e.patient_key, e.list_id,
@@ -501,7 +516,7 @@ async def _coordinating_changed(repo: ListingRepository, e: ev.CoordinatingFastL
 
 
 async def _flk_declined(repo: ListingRepository, e: ev.FastLakarkontaktDeclined, ctx: DecisionContext, i: int):
-    await repo.conn.execute(
+    await repo.execute(
         "INSERT INTO listing.flk_decline (patient_key, care_unit_id, start_on, command_id) VALUES ($1, $2, $3, $4)",
         e.patient_key, e.care_unit_id, e.declined_on, ctx.message_id,
     )
@@ -526,7 +541,7 @@ async def _capacity_warning(repo: ListingRepository, e: ev.CapacityWarning, ctx:
 
 
 async def _role_ended(repo: ListingRepository, e: ev.PractitionerRoleEnded, ctx: DecisionContext, i: int):
-    await repo.conn.execute(
+    await repo.execute(
         "UPDATE listing.practitioner_role SET end_on = GREATEST($2, start_on), updated_at = now() "
         "WHERE role_id = $1 AND (end_on IS NULL OR end_on > $2)",
         e.role_id, e.ended_on,
@@ -535,7 +550,7 @@ async def _role_ended(repo: ListingRepository, e: ev.PractitionerRoleEnded, ctx:
 
 
 async def _vk_requested(repo: ListingRepository, e: ev.FastVardkontaktRequested, ctx: DecisionContext, i: int):
-    await repo.conn.execute(
+    await repo.execute(
         "INSERT INTO listing.fast_vardkontakt_request (patient_key, care_unit_id, requested_on) VALUES ($1, $2, $3)",
         e.patient_key, e.care_unit_id, e.effective_date,
     )
@@ -544,14 +559,14 @@ async def _vk_requested(repo: ListingRepository, e: ev.FastVardkontaktRequested,
 
 async def _vk_appointed(repo: ListingRepository, e: ev.FastVardkontaktAppointed, ctx: DecisionContext, i: int):
     appointment_id = derived_id("listing.fast_vardkontakt", ctx.message_id, i, e.patient_key, e.practitioner_id)
-    await repo.conn.execute(
+    await repo.execute(
         """INSERT INTO listing.fast_vardkontakt (appointment_id, patient_key, care_unit_id, practitioner_id, profession,
                                                  appointed_by_hsa_id, start_on, command_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
         appointment_id, e.patient_key, e.care_unit_id, e.practitioner_id, e.profession, e.appointed_by_hsa_id,
         e.appointed_on, ctx.message_id,
     )
-    await repo.conn.execute(
+    await repo.execute(
         "UPDATE listing.fast_vardkontakt_request SET fulfilled_on = $3 "
         "WHERE patient_key = $1 AND care_unit_id = $2 AND fulfilled_on IS NULL",
         e.patient_key, e.care_unit_id, e.appointed_on,
@@ -568,7 +583,7 @@ async def _vk_appointed(repo: ListingRepository, e: ev.FastVardkontaktAppointed,
 
 
 async def _vk_ended(repo: ListingRepository, e: ev.FastVardkontaktEnded, ctx: DecisionContext, i: int):
-    await repo.conn.execute(
+    await repo.execute(
         "UPDATE listing.fast_vardkontakt SET end_on = GREATEST($4, start_on), end_reason = $5 "
         "WHERE patient_key = $1 AND care_unit_id = $2 AND practitioner_id = $3 AND end_on IS NULL",
         e.patient_key, e.care_unit_id, e.practitioner_id, e.ended_on, e.reason.value,
@@ -578,7 +593,7 @@ async def _vk_ended(repo: ListingRepository, e: ev.FastVardkontaktEnded, ctx: De
 
 def _person_status(status: PopulationStatus):
     async def write(repo: ListingRepository, e: Any, ctx: DecisionContext, i: int):
-        await repo.conn.execute(
+        await repo.execute(
             "UPDATE listing.person SET population_status = $2, status_date = $3, updated_at = now() "
             "WHERE patient_key = $1",
             e.patient_key, status.value, e.effective_date,
@@ -589,7 +604,7 @@ def _person_status(status: PopulationStatus):
 
 
 async def _protected(repo: ListingRepository, e: ev.ProtectedIdentityRecorded, ctx: DecisionContext, i: int):
-    await repo.conn.execute(
+    await repo.execute(
         "UPDATE listing.person SET protected_identity = $2, updated_at = now() WHERE patient_key = $1",
         e.patient_key, e.protected,
     )
@@ -597,7 +612,7 @@ async def _protected(repo: ListingRepository, e: ev.ProtectedIdentityRecorded, c
 
 
 async def _sabo(repo: ListingRepository, e: ev.SaboResidenceRecorded, ctx: DecisionContext, i: int):
-    await repo.conn.execute(
+    await repo.execute(
         "UPDATE listing.person SET sabo_resident = $2, updated_at = now() WHERE patient_key = $1",
         e.patient_key, e.resident,
     )

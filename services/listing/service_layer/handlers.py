@@ -82,9 +82,11 @@ class Deps:
     timezone: str
     clock: Callable[[], datetime]
     on_decided: Callable[[Message, Outcome, list[ev.Event]], None] = lambda m, o, e: None
+    #: a chunk's share of its transaction (service_layer/chunks.py); None: one transaction per message
+    uow_factory: Callable[[], Any] | None = None
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.pool)
+    def uow(self) -> Any:
+        return self.uow_factory() if self.uow_factory is not None else UnitOfWork(self.pool)
 
     def local_date(self, at: datetime) -> date:
         return at.astimezone(ZoneInfo(self.timezone)).date()

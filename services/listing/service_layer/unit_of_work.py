@@ -38,3 +38,19 @@ class UnitOfWork:
         finally:
             await self.pool.release(self.conn)
             self.conn = None
+
+
+class ChunkCommandScope:
+    """One command's share of a chunk's transaction (service_layer/chunks.py): the handler sees the
+    chunk's repository; nothing is committed here (the chunk commits once), and a failing command
+    is taken back by the chunk (``ChunkRepository.discard_command``)."""
+
+    def __init__(self, repo: ListingRepository) -> None:
+        self.repo = repo
+        self.conn = repo.conn
+
+    async def __aenter__(self) -> ChunkCommandScope:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        return None
