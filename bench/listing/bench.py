@@ -10,8 +10,8 @@ Everything is real and local: the Kafka broker and PostgreSQL of `flk infra up`,
    transaction (lock, inbox, state, outbox) per command + relay to ``listing.events.v1``.
    Baseline: the same consumer loop (envelope + contract validation, same concurrency) reading the
    same topic with its own group and doing one bare INSERT per command.
-2. REST latency at ``--rate`` requests/s from a second process (bench/listing/loadgen.py, httpx,
-   open loop): a mix of patient reads (``GET /patients/{key}``: access check, audit insert, record
+2. REST latency at ``--rate`` requests/s against ``flk listing run`` in its own process, from a
+   second process (bench/listing/loadgen.py, aiohttp, open loop): a mix of patient reads (``GET /patients/{key}``: access check, audit insert, record
    load) and commands (``POST /commands/...``: the same handlers). Baseline: ``GET /healthz`` (no
    database) at the same rate against the same server.
 
@@ -196,35 +196,56 @@ def loadgen(url: str, rate: float, duration: float, plan: list, token: str) -> d
         os.unlink(f.name)
 
 
+async def serve_listing(settings: ListingSettings, port: int, log) -> subprocess.Popen:
+    """`flk listing run` as an operator starts it (its own process: uvloop, httptools, access log,
+    consumers and relay), against the bench's database and topics; returns once /readyz answers."""
+    import aiohttp
+
+    s = settings.platform
+    env = {**os.environ, "FLK_DATABASE_URL": s.database_url.get_secret_value(), "FLK_TOPIC_PREFIX": s.topic_prefix,
+           "FLK_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "FLK_LISTING_PORT": str(port),
+           "FLK_LISTING_POOL_SIZE": str(settings.pool_size),
+           "FLK_LISTING_CONSUMER_CONCURRENCY": str(settings.consumer_concurrency)}
+    process = subprocess.Popen([sys.executable, "-m", "flk.cli", "listing", "run", "--no-migrate"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as client:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                async with client.get(f"http://127.0.0.1:{port}/readyz") as r:
+                    if r.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    process.kill()
+    raise RuntimeError("flk listing run did not become ready")
+
+
 async def bench_rest(settings: ListingSettings, keys: list[str], fresh_keys: list[str], units: int, rate: float,
                      duration: float) -> dict:
-    import uvicorn
-
-    from services.listing.entrypoints.api import create_app
-
     port = free_port()
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           access_log=False))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     token = issue_token(settings.platform, "SE2321000016-ADM1", Role.LISTING_ADMIN, [])
-    try:
-        baseline = await asyncio.to_thread(loadgen, url, rate, duration, [["healthz", "GET", "/healthz", None]], token)
-        plan = []
-        for n, key in enumerate(keys[: int(rate * duration * 2)]):
-            plan.append(["patient_read", "GET", f"/patients/{key}", None])
-            if n % 4 == 3 and fresh_keys:  # one command for every three reads
-                fresh = fresh_keys.pop()
-                plan.append(["command", "POST", "/commands/listing.request.v1", {
-                    "command_id": str(uuid.uuid4()), "patient_key": fresh, "care_unit_id": unit_id(n % units),
-                    "requested_at": rfc3339(), "channel": "1177", "origin": "active_choice", "initiated_by": "person"}])
-        service = await asyncio.to_thread(loadgen, url, rate, duration, plan, token)
-    finally:
-        server.should_exit = True
-        await serving
+    with tempfile.TemporaryFile() as log:
+        server = await serve_listing(settings, port, log)
+        print(json.dumps({"api_pid": server.pid}), file=sys.stderr, flush=True)  # e.g. for py-spy
+        try:
+            baseline = await asyncio.to_thread(loadgen, url, rate, duration, [["healthz", "GET", "/healthz", None]],
+                                               token)
+            plan = []
+            for n, key in enumerate(keys[: int(rate * duration * 2)]):
+                plan.append(["patient_read", "GET", f"/patients/{key}", None])
+                if n % 4 == 3 and fresh_keys:  # one command for every three reads
+                    fresh = fresh_keys.pop()
+                    plan.append(["command", "POST", "/commands/listing.request.v1", {
+                        "command_id": str(uuid.uuid4()), "patient_key": fresh, "care_unit_id": unit_id(n % units),
+                        "requested_at": rfc3339(), "channel": "1177", "origin": "active_choice",
+                        "initiated_by": "person"}])
+            service = await asyncio.to_thread(loadgen, url, rate, duration, plan, token)
+        finally:
+            server.terminate()
+            await asyncio.to_thread(server.wait, 30)
     return {"rate_per_s": rate, "duration_s": duration, "baseline_healthz": baseline["all"], "service": service}
 
 

@@ -7,7 +7,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from services.listing.adapters.repository import ListingRepository, list_from_row
+import orjson
+
+from services.listing.adapters.repository import (
+    LOAD_PATIENTS,
+    list_from_row,
+    record_from_row,
+    unit_from_row,
+)
 from services.listing.domain.model import (
     EmploymentType,
     ListingState,
@@ -18,19 +25,42 @@ from services.listing.domain.model import (
 )
 
 
+#: A patient's decision slice (the repository's LOAD_PATIENTS) with the units of their listings and
+#: the lists of their assignments, in one round trip (an API read is this query plus the audit insert).
+CURRENT_RECORD = f"""
+WITH p AS ({LOAD_PATIENTS})
+SELECT p.*,
+  (SELECT jsonb_agg(jsonb_build_object(
+              'hsa_id', u.hsa_id, 'name', u.name, 'region_code', u.region_code,
+              'verksamhetschef_hsa_id', u.verksamhetschef_hsa_id,
+              'contracts', (SELECT jsonb_agg(jsonb_build_array(c.start_on, c.end_on) ORDER BY c.start_on)
+                            FROM listing.unit_contract c WHERE c.care_unit_id = u.hsa_id),
+              'limits', (SELECT jsonb_agg(jsonb_build_array(l.max_listed, l.start_on, l.end_on, l.exempt_groups)
+                                          ORDER BY l.start_on)
+                         FROM listing.listing_limit l WHERE l.care_unit_id = u.hsa_id)))
+     FROM listing.care_unit u
+     WHERE u.hsa_id IN (SELECT x->>'care_unit_id' FROM jsonb_array_elements(p.listings) x)) AS read_units,
+  (SELECT jsonb_agg(jsonb_build_object('list_id', d.list_id, 'care_unit_id', d.care_unit_id,
+                                       'display_name', d.display_name, 'kind', d.kind, 'role_id', d.role_id))
+     FROM listing.doctor_list d
+     WHERE d.list_id IN (SELECT x->>'list_id' FROM jsonb_array_elements(p.assignments) x)) AS read_lists
+FROM p
+"""
+
+
+def _json_rows(value: Any) -> list[dict]:
+    return [] if value is None else orjson.loads(value)
+
+
 async def current_record(conn: Any, patient_key: str, today: date) -> tuple[PatientRecord | None, ListingState]:
-    """The person's open records and the units and lists they name (for the views)."""
-    repo = ListingRepository(conn)
-    records = await repo.load_patients([patient_key], months_before(today, 13))
-    record = records.get(patient_key)
-    if record is None:
+    """The person's open records and the units and lists they name (for the views), one query."""
+    row = await conn.fetchrow(CURRENT_RECORD, [patient_key], months_before(today, 13))
+    if row is None:
         return None, ListingState()
-    units = await repo.load_units({lst.care_unit_id for lst in record.listings})
-    list_ids = sorted({a.list_id for a in record.assignments})
-    lists = [list_from_row(r) for r in await conn.fetch(
-        "SELECT list_id, care_unit_id, display_name, kind, role_id FROM listing.doctor_list "
-        "WHERE list_id = ANY($1::text[])", list_ids)] if list_ids else []
-    return record, ListingState.build(patients=[record], units=units.values(), lists=lists)
+    record = record_from_row(row)
+    units = [unit_from_row(u) for u in _json_rows(row["read_units"])]
+    lists = [list_from_row(d) for d in _json_rows(row["read_lists"])]
+    return record, ListingState.build(patients=[record], units=units, lists=lists)
 
 
 def responsible_unit(record: PatientRecord | None, today: date) -> str | None:

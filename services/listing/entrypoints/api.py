@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, st
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from flk.api import install_platform, open_pool, platform_lifespan
+from flk.api import install_platform, keep_session, open_pool, platform_lifespan
 from flk.events.contracts import ContractViolation, contracts
 from flk.security.access import REGION_WIDE, UNIT_STAFF
 from flk.security.audit import AuditRecord
@@ -130,7 +130,9 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
 
         return close
 
-    app = FastAPI(title="flk listing", version="1", lifespan=platform_lifespan(settings.platform, start),
+    # the API's pool: reads, audit inserts and the command handlers' transactions; no session state
+    api_pool = {"max_size": settings.api_pool_size, "reset": keep_session}
+    app = FastAPI(title="flk listing", version="1", lifespan=platform_lifespan(settings.platform, start, api_pool),
                   description="The listing register and fast läkarkontakt rules (rule ids L1–P3).")
     install_platform(app)
     app.state.probe = probe

@@ -87,6 +87,22 @@ async def test_unit_staff_read_their_patient_and_the_read_is_audit_logged(listin
     assert [(a["outcome"], a["unit_id"]) for a in audit] == [("allowed", UNIT_A)]
 
 
+async def test_a_patient_read_names_each_fast_lakarkontakts_list_as_the_units_lists_do(listing):
+    await listing.given_region()
+    key = await listing.given_person()
+    await listing.post("listing.request.v1", list_request(key))
+    await listing.post("fast_lakarkontakt.assign.v1", assign_flk(key, practitioner_id=DOCTOR_1))
+    staff = listing.token(units=(UNIT_A,))
+
+    body = (await listing.client.get(f"/patients/{key}", headers=staff)).json()
+    lists = (await listing.client.get(f"/units/{UNIT_A}/lists", headers=staff)).json()["lists"]
+
+    doctor_list = next(lst for lst in lists if lst["practitioner_id"] == DOCTOR_1)
+    assert [(f["list_id"], f["display_name"], f["kind"]) for f in body["fast_lakarkontakter"]] == \
+        [(doctor_list["list_id"], doctor_list["display_name"], "doctor")]
+    assert doctor_list["display_name"]
+
+
 async def test_another_units_patient_answers_404_and_the_attempt_is_audit_logged(listing):
     await listing.given_region()
     key = await listing.given_person()
