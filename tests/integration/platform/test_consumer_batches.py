@@ -93,3 +93,23 @@ async def test_a_failing_batch_is_handled_one_message_at_a_time_so_only_the_pois
     assert handled == ["v0", "v2"]
     assert len(letters) == 1 and letters[0].value == records[1].value
     assert dict(letters[0].headers)[dlq.REASON] == b"handler failed 3 times: ZeroDivisionError"
+
+
+async def test_envelopes_a_batch_handler_leaves_over_are_handled_one_at_a_time_in_arrival_order(
+        kafka_bootstrap, topic_prefix, producer):
+    records = _records(4)
+    await publish_many(producer, records, topic_prefix)
+    together: list[str] = []
+    alone: list[str] = []
+
+    async def per_message(envelope):
+        alone.append(envelope.data["visit_id"])
+
+    async def batch(envelopes):
+        together.extend(e.data["visit_id"] for e in envelopes if e.data["visit_id"] in ("v0", "v2"))
+        return [e for e in envelopes if e.data["visit_id"] in ("v3", "v1")]
+
+    await run_batched(per_message, batch, kafka_bootstrap, topic_prefix, producer, until=lambda: len(alone) >= 2)
+
+    assert sorted(together) == ["v0", "v2"]
+    assert alone == ["v1", "v3"]
