@@ -1,0 +1,190 @@
+"""Commands from Kafka in chunks (one transaction per chunk, service_layer/chunks.py) keep every
+guarantee of one transaction per command: a person's commands in order, a command id counted
+once, rejections with their outcome, a failing command taken back without touching the others."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from listing_harness import (
+    DOCTOR_1,
+    START,
+    UNIT_A,
+    UNIT_A_NAME,
+    assign_flk,
+    command,
+    list_request,
+    unit_register,
+)
+
+from flk.events.dlq import REASON
+from flk.events.registry import registry
+from services.listing.service_layer.chunks import handle_chunk
+from services.listing.service_layer.handlers import COMMAND_HANDLERS, Message
+
+UNKNOWN_UNIT = "SE2321000016-VCZ9"
+
+
+def message(command_type: str, data: dict) -> Message:
+    return Message(data["command_id"], command_type, data, datetime.now(timezone.utc))
+
+
+def end_listing(key: str, on) -> dict:
+    return {**command(patient_key=key, care_unit_id=UNIT_A, effective_date=on.isoformat()), "reason": "ended_by_patient"}
+
+
+def failing_after_deciding(patient_key: str):
+    """The real listing handler, then an unexpected error for one patient (a bug after the writes
+    were planned: none of them may reach the database)."""
+    real = COMMAND_HANDLERS["listing.request.v1"]
+
+    async def handler(msg, deps):
+        outcome = await real(msg, deps)
+        if msg.data["patient_key"] == patient_key:
+            raise RuntimeError("a bug")
+        return outcome
+
+    return {**COMMAND_HANDLERS, "listing.request.v1": handler}
+
+
+async def open_listings(listing, keys: list[str]) -> dict[str, str]:
+    rows = await listing.fetch("SELECT patient_key, care_unit_id FROM listing.listing "
+                               "WHERE patient_key = ANY($1::text[]) AND end_on IS NULL", keys)
+    return {r["patient_key"]: r["care_unit_id"] for r in rows}
+
+
+async def outbox_types(listing, key: str) -> list[str]:
+    rows = await listing.fetch("SELECT event_type FROM listing.outbox WHERE data->>'patient_key' = $1 ORDER BY id", key)
+    return [r["event_type"] for r in rows]
+
+
+async def test_a_chunk_commits_accepted_and_rejected_commands_and_takes_back_a_failing_one(listing):
+    await listing.given_region()
+    accepted, rejected, failing = [await listing.given_person() for _ in range(3)]
+    chunk = [message("listing.request.v1", list_request(accepted)),
+             message("listing.request.v1", list_request(rejected, unit=UNKNOWN_UNIT)),
+             message("listing.request.v1", list_request(failing))]
+
+    result = await handle_chunk(chunk, listing.app.state.runtime.deps, handlers=failing_after_deciding(failing))
+
+    assert result.leftover == [2]
+    assert result.outcomes[0].status == "accepted"
+    assert result.outcomes[1].status == "rejected"
+    assert result.outcomes[1].rejection["rule_id"] == "L3"
+    assert await open_listings(listing, [accepted, rejected, failing]) == {accepted: UNIT_A}
+    assert await outbox_types(listing, accepted) == ["listing.started.v1"]
+    assert await outbox_types(listing, rejected) == ["listing.rejected.v1"]
+    assert await outbox_types(listing, failing) == []
+    inbox = await listing.fetch("SELECT message_id, outcome FROM listing.inbox WHERE message_id = ANY($1::text[])",
+                                [m.message_id for m in chunk])
+    statuses = {r["message_id"]: json.loads(r["outcome"])["status"] for r in inbox}
+    assert statuses == {chunk[0].message_id: "accepted", chunk[1].message_id: "rejected"}
+
+
+async def test_a_persons_commands_in_one_chunk_apply_in_order(listing):
+    await listing.given_region()
+    key = await listing.given_person()
+    chunk = [message("listing.request.v1", list_request(key)),
+             message("fast_lakarkontakt.assign.v1", assign_flk(key, practitioner_id=DOCTOR_1)),
+             message("listing.end.v1", end_listing(key, on=START + timedelta(days=5)))]
+
+    result = await handle_chunk(chunk, listing.app.state.runtime.deps)
+
+    assert result.leftover == []
+    assert [result.outcomes[i].status for i in range(3)] == ["accepted", "accepted", "accepted"]
+    events = await outbox_types(listing, key)
+    assert events[:2] == ["listing.started.v1", "fast_lakarkontakt.assigned.v1"]
+    assert sorted(events[2:]) == ["fast_lakarkontakt.ended.v1", "listing.ended.v1"]
+    assert await open_listings(listing, [key]) == {}
+    ended = await listing.fetch("SELECT end_reason FROM listing.listing WHERE patient_key = $1", key)
+    assert [r["end_reason"] for r in ended] == ["ended_by_patient"]
+
+
+async def test_the_same_command_twice_in_one_chunk_changes_state_once_and_answers_the_first_outcome(listing):
+    await listing.given_region()
+    key = await listing.given_person()
+    request = list_request(key)
+    chunk = [message("listing.request.v1", request), message("listing.request.v1", dict(request))]
+
+    result = await handle_chunk(chunk, listing.app.state.runtime.deps)
+
+    assert result.outcomes[0].status == "accepted" and not result.outcomes[0].replayed
+    assert result.outcomes[1].replayed and result.outcomes[1].events == result.outcomes[0].events
+    rows = await listing.fetch("SELECT count(*) AS n FROM listing.listing WHERE patient_key = $1", key)
+    assert rows[0]["n"] == 1
+    assert await outbox_types(listing, key) == ["listing.started.v1"]
+
+
+async def test_a_command_already_handled_by_rest_is_answered_from_the_inbox_in_a_chunk(listing):
+    await listing.given_region()
+    key = await listing.given_person()
+    request = list_request(key)
+    assert (await listing.post("listing.request.v1", request)).status_code == 200
+
+    result = await handle_chunk([message("listing.request.v1", request)], listing.app.state.runtime.deps)
+
+    assert result.outcomes[0].replayed and result.outcomes[0].status == "accepted"
+    assert await outbox_types(listing, key) == ["listing.started.v1"]
+
+
+async def test_after_a_failing_command_the_later_commands_of_its_person_are_left_over_in_order(listing):
+    await listing.given_region()
+    failing, other = await listing.given_person(), await listing.given_person()
+    chunk = [message("listing.request.v1", list_request(failing)),
+             message("listing.request.v1", list_request(other)),
+             message("fast_lakarkontakt.assign.v1", assign_flk(failing, practitioner_id=DOCTOR_1))]
+
+    result = await handle_chunk(chunk, listing.app.state.runtime.deps, handlers=failing_after_deciding(failing))
+
+    assert result.leftover == [0, 2]
+    assert await open_listings(listing, [failing, other]) == {other: UNIT_A}
+    assert await outbox_types(listing, failing) == []
+
+
+async def test_L7_two_persons_in_one_chunk_at_a_unit_with_one_place_left_only_one_is_listed(listing):
+    await listing.given_region()
+    await listing.fact("care_unit.contracted.v1", unit_register(
+        UNIT_A, UNIT_A_NAME, listing_limit={"max_listed": 1, "valid_from": START.isoformat(), "valid_to": None}))
+    first, second = await listing.given_person(), await listing.given_person()
+    chunk = [message("listing.request.v1", list_request(first)), message("listing.request.v1", list_request(second))]
+
+    result = await handle_chunk(chunk, listing.app.state.runtime.deps)
+
+    assert [result.outcomes[0].status, result.outcomes[1].status] == ["accepted", "rejected"]
+    assert result.outcomes[1].rejection["rule_id"] == "L7"
+    assert await open_listings(listing, [first, second]) == {first: UNIT_A}
+
+
+async def test_a_poison_command_among_others_on_kafka_is_dead_lettered_alone_and_the_others_apply(listing):
+    await listing.given_region()
+    keys = [await listing.given_person() for _ in range(3)]
+    poison = await listing.given_person()
+    for key in keys[:2]:
+        await listing.publish("listing.request.v1", list_request(key))
+    # valid against the contract, never storable (NUL): handled alone after its chunk, then dead-lettered
+    await listing.publish("listing.request.v1", list_request(poison, requested_by="SE2321000016-U\x00"))
+    await listing.publish("listing.request.v1", list_request(keys[2]))
+
+    async def all_listed():
+        found = await open_listings(listing, keys)
+        return found if len(found) == 3 else None
+
+    assert await listing.eventually(all_listed) == {key: UNIT_A for key in keys}
+    from aiokafka import AIOKafkaConsumer
+
+    topic = registry().topic_for("listing.request.v1").name
+    consumer = AIOKafkaConsumer(listing.prefix + topic + ".dlq", bootstrap_servers=listing.bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        found = []
+        for _ in range(100):
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                found += records
+            if found:
+                break
+    finally:
+        await consumer.stop()
+    assert len(found) == 1
+    assert "NUL" in dict(found[0].headers)[REASON].decode()
+    assert await open_listings(listing, [poison]) == {}
