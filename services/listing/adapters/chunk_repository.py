@@ -27,9 +27,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import orjson
+
 from services.listing.adapters.repository import (
     CLOSE_ASSIGNMENT,
+    CLOSE_DECLINES,
     CLOSE_LISTING,
+    INSERT_ASSIGNMENT,
+    INSERT_LISTING,
     DecisionContext,
     ListingRepository,
     OutboxEvent,
@@ -41,8 +46,39 @@ from services.listing.adapters.repository import (
 from services.listing.domain import events as ev
 from services.listing.domain.model import CareUnit, DoctorList, PatientRecord, PractitionerRole
 
-INBOX_INSERT = "INSERT INTO listing.inbox (message_id, message_type, outcome) VALUES ($1, $2, $3::jsonb)"
-OUTBOX_INSERT = "INSERT INTO listing.outbox (event_type, data, event_time) VALUES ($1, $2::jsonb, $3)"
+INBOX_INSERT = """INSERT INTO listing.inbox (message_id, message_type, outcome)
+SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])"""
+OUTBOX_INSERT = """INSERT INTO listing.outbox (event_type, data, event_time)
+SELECT event_type, data, event_time FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[]) WITH ORDINALITY
+    AS u(event_type, data, event_time, n) ORDER BY n"""
+
+#: the frequent writes as one set-based statement over column arrays (one execution for a whole
+#: layer instead of one per row, as ``executemany`` does); other writes go by ``executemany``
+BULK: dict[str, str] = {
+    INSERT_LISTING: """INSERT INTO listing.listing (listing_id, patient_key, care_unit_id, registered_on, start_on,
+        origin, channel, initiated_by, exemption_reason, command_id)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::date[], $6::text[], $7::text[],
+                             $8::text[], $9::text[], $10::text[])""",
+    INSERT_ASSIGNMENT: """INSERT INTO listing.flk_assignment (assignment_id, patient_key, list_id, care_unit_id,
+        list_kind, practitioner_id, coordinating, start_on, command_id)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                             $8::date[], $9::text[])""",
+    CLOSE_DECLINES: """UPDATE listing.flk_decline d SET end_on = GREATEST(v.on_date, d.start_on)
+        FROM unnest($1::text[], $2::text[], $3::date[]) AS v(patient_key, care_unit_id, on_date)
+        WHERE d.patient_key = v.patient_key AND d.care_unit_id = v.care_unit_id AND d.end_on IS NULL""",
+    CLOSE_LISTING: """UPDATE listing.listing l SET end_on = GREATEST(v.ended_on, l.start_on), end_reason = v.reason
+        FROM unnest($1::text[], $2::text[], $3::date[], $4::text[]) AS v(patient_key, care_unit_id, ended_on, reason)
+        WHERE l.patient_key = v.patient_key AND l.care_unit_id = v.care_unit_id AND l.end_on IS NULL""",
+    CLOSE_ASSIGNMENT: """UPDATE listing.flk_assignment a SET end_on = GREATEST(v.ended_on, a.start_on),
+            end_reason = v.reason
+        FROM unnest($1::text[], $2::text[], $3::date[], $4::text[]) AS v(patient_key, list_id, ended_on, reason)
+        WHERE a.patient_key = v.patient_key AND a.list_id = v.list_id AND a.end_on IS NULL""",
+}
+
+
+def columns(rows: Sequence[tuple]) -> list[list]:
+    """Argument rows as column arrays (for ``unnest``)."""
+    return [list(column) for column in zip(*rows)]
 
 DOCTOR_LISTS_OF = """
 SELECT q.i, (SELECT d.list_id FROM listing.doctor_list d JOIN listing.practitioner_role r ON r.role_id = d.role_id
@@ -63,6 +99,11 @@ SELECT d.list_id, d.care_unit_id, d.display_name, d.kind, d.role_id,
 FROM listing.doctor_list d LEFT JOIN listing.practitioner_role r ON r.role_id = d.role_id
 WHERE d.list_id = ANY($1::text[])
 """
+
+
+def _json(value: Any) -> str:
+    """What ``json.dumps(value, ensure_ascii=False)`` gives PostgreSQL's jsonb, at a fraction of the cost."""
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True)
@@ -177,11 +218,14 @@ class ChunkRepository(ListingRepository):
             layers.setdefault(layer, {}).setdefault(sql, []).append(args)
         for layer in sorted(layers):
             for sql, rows in layers[layer].items():
-                await self.conn.executemany(sql, rows)
+                if sql in BULK and len(rows) > 1:
+                    await self.conn.execute(BULK[sql], *columns(rows))
+                else:
+                    await self.conn.executemany(sql, rows)
         if self._outbox:
-            await self.conn.executemany(OUTBOX_INSERT, self._outbox)
+            await self.conn.execute(OUTBOX_INSERT, *columns(self._outbox))
         if self._inbox_rows:
-            await self.conn.executemany(INBOX_INSERT, self._inbox_rows)
+            await self.conn.execute(INBOX_INSERT, *columns(self._inbox_rows))
         self._writes, self._outbox, self._inbox_rows, self._undo = [], [], [], []
         self._mark = (0, 0, 0, 0)
 
@@ -223,11 +267,11 @@ class ChunkRepository(ListingRepository):
         return await super().inbox_outcome(message_id)
 
     async def record_inbox(self, message_id: str, message_type: str, outcome: dict | None) -> None:
-        self._inbox_rows.append((message_id, message_type, json.dumps(outcome) if outcome is not None else None))
+        self._inbox_rows.append((message_id, message_type, _json(outcome) if outcome is not None else None))
         self._set(self._inbox, message_id, outcome)
 
     async def add_outbox(self, events: Sequence[OutboxEvent], at: datetime) -> None:
-        self._outbox.extend((e.event_type, json.dumps(e.data, ensure_ascii=False), at) for e in events)
+        self._outbox.extend((e.event_type, _json(e.data), at) for e in events)
 
     # ------------------------------------------------------------------ reads
     async def lock_persons(self, keys: Iterable[str]) -> list[str]:

@@ -236,6 +236,12 @@ CLOSE_LISTING = """UPDATE listing.listing SET end_on = GREATEST($3, start_on), e
 WHERE patient_key = $1 AND care_unit_id = $2 AND end_on IS NULL"""
 CLOSE_ASSIGNMENT = """UPDATE listing.flk_assignment SET end_on = GREATEST($3, start_on), end_reason = $4
 WHERE patient_key = $1 AND list_id = $2 AND end_on IS NULL"""
+CLOSE_DECLINES = """UPDATE listing.flk_decline SET end_on = GREATEST($3, start_on)
+WHERE patient_key = $1 AND care_unit_id = $2 AND end_on IS NULL"""
+INSERT_LISTING = """INSERT INTO listing.listing (listing_id, patient_key, care_unit_id, registered_on, start_on, origin,
+    channel, initiated_by, exemption_reason, command_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
+INSERT_ASSIGNMENT = """INSERT INTO listing.flk_assignment (assignment_id, patient_key, list_id, care_unit_id, list_kind,
+    practitioner_id, coordinating, start_on, command_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"""
 
 
 @dataclass(frozen=True)
@@ -410,9 +416,7 @@ class ListingRepository:
 async def _listing_started(repo: ListingRepository, e: ev.ListingStarted, ctx: DecisionContext, i: int):
     listing_id = derived_id("listing.listing", ctx.message_id, i, e.patient_key, e.care_unit_id)
     await repo.execute(
-        """INSERT INTO listing.listing (listing_id, patient_key, care_unit_id, registered_on, start_on, origin, channel,
-                                        initiated_by, exemption_reason, command_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        INSERT_LISTING,
         listing_id, e.patient_key, e.care_unit_id, e.started_on, e.responsibility_from, e.origin.value,
         e.channel.value, e.initiated_by.value, e.exemption_reason.value if e.exemption_reason else None, ctx.message_id,
     )
@@ -443,8 +447,7 @@ async def _listing_ended(repo: ListingRepository, e: ev.ListingEnded, ctx: Decis
     listing_id = await repo.close_listing(e.patient_key, e.care_unit_id, e.ended_on, e.reason.value)
     # F7: a decline at the unit ends with the listing (as evolve does)
     await repo.execute(
-        "UPDATE listing.flk_decline SET end_on = GREATEST($3, start_on) "
-        "WHERE patient_key = $1 AND care_unit_id = $2 AND end_on IS NULL",
+        CLOSE_DECLINES,
         e.patient_key, e.care_unit_id, e.ended_on,
     )
     if listing_id is None:
@@ -462,15 +465,12 @@ async def _listing_ended(repo: ListingRepository, e: ev.ListingEnded, ctx: Decis
 async def _flk_assigned(repo: ListingRepository, e: ev.FastLakarkontaktAssigned, ctx: DecisionContext, i: int):
     assignment_id = derived_id("listing.flk_assignment", ctx.message_id, i, e.patient_key, e.list_id)
     await repo.execute(
-        """INSERT INTO listing.flk_assignment (assignment_id, patient_key, list_id, care_unit_id, list_kind,
-                                               practitioner_id, coordinating, start_on, command_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        INSERT_ASSIGNMENT,
         assignment_id, e.patient_key, e.list_id, e.care_unit_id, e.list_kind.value, e.practitioner_id,
         e.coordinating, e.assigned_on, ctx.message_id,
     )
     await repo.execute(
-        "UPDATE listing.flk_decline SET end_on = GREATEST($3, start_on) "
-        "WHERE patient_key = $1 AND care_unit_id = $2 AND end_on IS NULL",
+        CLOSE_DECLINES,
         e.patient_key, e.care_unit_id, e.assigned_on,
     )
     return OutboxEvent("fast_lakarkontakt.assigned.v1", {

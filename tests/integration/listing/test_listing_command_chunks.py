@@ -83,21 +83,26 @@ async def test_a_chunk_commits_accepted_and_rejected_commands_and_takes_back_a_f
 
 async def test_a_persons_commands_in_one_chunk_apply_in_order(listing):
     await listing.given_region()
-    key = await listing.given_person()
-    chunk = [message("listing.request.v1", list_request(key)),
-             message("fast_lakarkontakt.assign.v1", assign_flk(key, practitioner_id=DOCTOR_1)),
-             message("listing.end.v1", end_listing(key, on=START + timedelta(days=5)))]
+    keys = [await listing.given_person() for _ in range(3)]
+    chunk = [message("listing.request.v1", list_request(key)) for key in keys]
+    chunk += [message("fast_lakarkontakt.assign.v1", assign_flk(key, practitioner_id=DOCTOR_1)) for key in keys]
+    chunk += [message("listing.end.v1", end_listing(key, on=START + timedelta(days=5))) for key in keys[:2]]
 
     result = await handle_chunk(chunk, listing.app.state.runtime.deps)
 
     assert result.leftover == []
-    assert [result.outcomes[i].status for i in range(3)] == ["accepted", "accepted", "accepted"]
-    events = await outbox_types(listing, key)
-    assert events[:2] == ["listing.started.v1", "fast_lakarkontakt.assigned.v1"]
-    assert sorted(events[2:]) == ["fast_lakarkontakt.ended.v1", "listing.ended.v1"]
-    assert await open_listings(listing, [key]) == {}
-    ended = await listing.fetch("SELECT end_reason FROM listing.listing WHERE patient_key = $1", key)
-    assert [r["end_reason"] for r in ended] == ["ended_by_patient"]
+    assert [result.outcomes[i].status for i in range(len(chunk))] == ["accepted"] * len(chunk)
+    for key in keys[:2]:
+        events = await outbox_types(listing, key)
+        assert events[:2] == ["listing.started.v1", "fast_lakarkontakt.assigned.v1"]
+        assert sorted(events[2:]) == ["fast_lakarkontakt.ended.v1", "listing.ended.v1"]
+    assert await outbox_types(listing, keys[2]) == ["listing.started.v1", "fast_lakarkontakt.assigned.v1"]
+    assert await open_listings(listing, keys) == {keys[2]: UNIT_A}
+    ended = await listing.fetch("SELECT l.end_reason AS listing_end, a.end_reason AS flk_end FROM listing.listing l "
+                                "JOIN listing.flk_assignment a USING (patient_key) WHERE l.patient_key = ANY($1::text[])",
+                                keys)
+    assert sorted((r["listing_end"] or "-", r["flk_end"] or "-") for r in ended) == [
+        ("-", "-")] + [("ended_by_patient", "listing_ended")] * 2
 
 
 async def test_the_same_command_twice_in_one_chunk_changes_state_once_and_answers_the_first_outcome(listing):
