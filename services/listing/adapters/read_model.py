@@ -28,7 +28,7 @@ from services.listing.domain.model import (
 #: A patient's decision slice (the repository's LOAD_PATIENTS) with the units of their listings and
 #: the lists of their assignments, in one round trip (an API read is this query plus the audit insert).
 CURRENT_RECORD = f"""
-WITH p AS ({LOAD_PATIENTS})
+WITH p AS MATERIALIZED ({LOAD_PATIENTS})
 SELECT p.*,
   (SELECT jsonb_agg(jsonb_build_object(
               'hsa_id', u.hsa_id, 'name', u.name, 'region_code', u.region_code,
