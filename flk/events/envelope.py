@@ -2,22 +2,44 @@
 
 The event data is the Kafka value (JSON, validated against its schema); the CloudEvents
 attributes travel as ``ce_*`` headers; the Kafka key is the registry's key field of the
-data (the pseudonymous patient key on patient topics). Conversion is the `cloudevents`
-SDK's Kafka binding; this module adds the registry, the contracts and clear errors.
+data (the pseudonymous patient key on patient topics). This module adds the registry, the
+contracts and clear errors to the `cloudevents` SDK's Kafka binding.
+
+**Fast path.** The SDK builds and validates a ``CloudEvent`` object per message and uses the
+stdlib ``json``; that was a third of a stream worker's time. So the usual message is read and
+written directly: the ``ce_*`` headers as bytes, the data with ``orjson``. The fast path only
+takes what it can decide exactly as the SDK would (the headers this module writes, UTC or
+±HH:MM times, ``application/json``, data that orjson reads or writes without loss); anything
+else goes through the SDK, so results and error reasons are the SDK's in every case. A
+property test (tests/unit/platform/test_envelope_fast_path.py) keeps the two in agreement.
+The one visible difference: values are orjson's compact UTF-8 JSON, not the stdlib's
+``", "``-separated ASCII-escaped JSON (the same JSON value; any JSON reader, the SDK
+included, reads both).
 """
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from hashlib import sha1
 from typing import Any, Iterable
 
+import orjson
+from dateutil import tz as _tz
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from flk.events.contracts import SCHEMA_BASE, ContractViolation, cloudevents_type, contracts, event_type_of
+from flk.events.contracts import (
+    CLOUDEVENTS_TYPE_PREFIX,
+    SCHEMA_BASE,
+    ContractViolation,
+    cloudevents_type,
+    contracts,
+    event_type_of,
+)
 from flk.events.registry import registry
 
 #: namespace of ids derived from natural keys (uuid5), so a replay yields the same ids
@@ -50,7 +72,19 @@ class OutgoingRecord:
 
 def derived_id(*parts: object) -> str:
     """A stable id from natural-key parts (uuid5)."""
-    return str(uuid.uuid5(FLK_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+    return _uuid5_text("\x1f".join(str(p) for p in parts))
+
+
+_NAMESPACE_BYTES = FLK_NAMESPACE.bytes
+
+
+def _uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(FLK_NAMESPACE, name))`` without building UUID objects (tested equal)."""
+    digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def make_record(
@@ -73,12 +107,44 @@ def make_record(
         raise ContractViolation(f"{event_type}: the key field {spec.key!r} is missing")
     if event_id is None:
         event_id = derived_id(event_type, json.dumps(data, sort_keys=True, ensure_ascii=False))
+    return _wrap(event_type, spec.name, key, data, source, event_id, time or datetime.now(timezone.utc))
+
+
+def wrap_trusted_record(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    key: str,
+    source: str,
+    event_id: str,
+    time: datetime | None = None,
+) -> OutgoingRecord:
+    """`make_record` without the per-event schema check, for a hot path's *own* output.
+
+    Only for producers whose every output is checked against its schema by their tests
+    (the continuity worker's ``indices_changed``); `key` must be the registry's key field
+    of `data` and `event_id` is the caller's (stable) id.
+    """
+    spec = registry().topic_for(event_type)
+    return _wrap(event_type, spec.name, key, data, source, event_id, time or datetime.now(timezone.utc))
+
+
+def _wrap(event_type: str, topic: str, key: str, data: dict[str, Any], source: str, event_id: str,
+          time: datetime) -> OutgoingRecord:
+    fast = _wrap_fast(event_type, key, data, source, event_id, time)
+    headers, value = fast if fast is not None else _wrap_sdk(event_type, key, data, source, event_id, time)
+    return OutgoingRecord(topic=topic, key=key.encode(), value=value, headers=headers, event_id=event_id)
+
+
+def _wrap_sdk(event_type: str, key: str, data: Any, source: Any, event_id: Any,
+              time: Any) -> tuple[list[tuple[str, bytes]], bytes]:
+    """The reference: the CloudEvents SDK's Kafka binary mode."""
     event = CloudEvent(
         {
             "id": event_id,
             "source": source,
             "type": cloudevents_type(event_type),
-            "time": time or datetime.now(timezone.utc),
+            "time": time,
             "datacontenttype": "application/json",
             "dataschema": f"{SCHEMA_BASE}{event_type}.json",
             "partitionkey": key,
@@ -86,13 +152,35 @@ def make_record(
         data,
     )
     message = ce_kafka.to_binary(event, _FORMAT)
-    return OutgoingRecord(
-        topic=spec.name,
-        key=key.encode(),
-        value=message.value,
-        headers=list(message.headers.items()),
-        event_id=event_id,
-    )
+    return list(message.headers.items()), message.value
+
+
+def _wrap_fast(event_type: str, key: str, data: Any, source: Any, event_id: Any,
+               time: Any) -> tuple[list[tuple[str, bytes]], bytes] | None:
+    """The SDK's headers, written directly, and the data with orjson; None = not sure, use the SDK."""
+    if not (type(source) is str and source and type(event_id) is str and event_id and type(key) is str
+            and isinstance(time, datetime) and time.tzinfo is not None and time.utcoffset() is not None):
+        return None
+    try:
+        value = orjson.dumps(data)
+        if orjson.loads(value) != data:  # NaN, tuples, datetimes, ...: not what the SDK would write
+            return None
+    except (TypeError, ValueError):  # non-str keys, ints beyond 64 bits, other types
+        return None
+    stamp = time.isoformat()
+    if stamp.endswith("+00:00"):
+        stamp = stamp[:-6] + "Z"
+    headers = [
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", (CLOUDEVENTS_TYPE_PREFIX + event_type).encode()),
+        ("ce_time", stamp.encode()),
+        ("content-type", b"application/json"),
+        ("ce_dataschema", f"{SCHEMA_BASE}{event_type}.json".encode()),
+        ("ce_partitionkey", key.encode()),
+        ("ce_specversion", b"1.0"),
+    ]
+    return headers, value
 
 
 def read_record(
@@ -102,6 +190,12 @@ def read_record(
     headers: Iterable[tuple[str, bytes]],
 ) -> Envelope:
     """Decode and validate one consumed message; raise EnvelopeError/ContractViolation with a reason."""
+    return _read(topic, key, value, headers, fast=True)
+
+
+def _read(topic: str, key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]],
+          *, fast: bool) -> Envelope:
+    """`read_record`; ``fast=False`` decodes with the SDK only (the reference the tests compare to)."""
     header_map = {name.lower(): raw for name, raw in headers}
     for required in ("ce_specversion", "ce_id", "ce_source", "ce_type"):
         if required not in header_map:
@@ -116,9 +210,36 @@ def read_record(
         event_type = event_type_of(header_map["ce_type"].decode("utf-8"))
     except UnicodeDecodeError:
         raise EnvelopeError("ce_type header is not UTF-8") from None
+    except AttributeError:  # a Kafka header without a value (null)
+        raise EnvelopeError("ce_type header has no value") from None
     spec = registry().topic(topic)
     if event_type not in spec.events:
         raise EnvelopeError(f"event type {event_type} does not belong on topic {topic}")
+    decoded = _decode_fast(header_map, key, value) if fast else None
+    if decoded is None:
+        decoded = _decode_sdk(header_map, key, value)
+    event_id, source, time, data = decoded
+    if not isinstance(data, dict):
+        raise ContractViolation(f"{event_type}: data must be a JSON object")
+    contracts().validate(event_type, data)
+    key_text = key.decode("utf-8", errors="replace")
+    if data.get(spec.key) != key_text:
+        raise EnvelopeError(f"message key does not match data.{spec.key}")
+    return Envelope(
+        id=event_id,
+        event_type=event_type,
+        source=source,
+        time=time,
+        key=key_text,
+        data=data,
+    )
+
+
+Decoded = tuple[str, str, "datetime | None", Any]  # id, source, time, data
+
+
+def _decode_sdk(header_map: dict[str, bytes], key: bytes, value: bytes) -> Decoded:
+    """The reference: the CloudEvents SDK's Kafka binary mode, errors as reasons."""
     try:
         event = ce_kafka.from_binary(ce_kafka.KafkaMessage(header_map, key, value), _FORMAT)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -131,21 +252,60 @@ def read_record(
             json.loads(value)
         except ValueError as exc:
             raise EnvelopeError(f"value is not valid JSON: {_position(exc)}") from None
-    if not isinstance(data, dict):
-        raise ContractViolation(f"{event_type}: data must be a JSON object")
-    contracts().validate(event_type, data)
-    key_text = key.decode("utf-8", errors="replace")
-    if data.get(spec.key) != key_text:
-        raise EnvelopeError(f"message key does not match data.{spec.key}")
-    time = event.get_time()
-    return Envelope(
-        id=event.get_id(),
-        event_type=event_type,
-        source=event.get_source(),
-        time=time,
-        key=key_text,
-        data=data,
-    )
+    return event.get_id(), event.get_source(), event.get_time(), data
+
+
+#: the headers the fast path decides on its own (any other header: the SDK decides)
+_FAST_HEADERS = frozenset({"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_dataschema",
+                           "ce_partitionkey", "content-type"})
+_FAST_TIME = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
+#: brackets beyond which the stdlib parser may hit the recursion limit where orjson does not
+_FAST_MAX_BRACKETS = 256
+
+
+def _decode_fast(header_map: dict[str, bytes], key: bytes, value: bytes) -> Decoded | None:
+    """What the SDK would decode, for the usual message; None = not sure, ask the SDK.
+
+    Called after `_read`'s own checks (required headers present, specversion 1.0, key and
+    value present, a known type on its topic).
+    """
+    if type(key) is not bytes or type(value) is not bytes:
+        return None
+    for name in header_map:
+        if name not in _FAST_HEADERS:
+            return None
+    content_type = header_map.get("content-type")
+    if content_type is not None and content_type != b"application/json":
+        return None
+    if not header_map.get("ce_dataschema", b"-") or not header_map["ce_id"] or not header_map["ce_source"]:
+        return None
+    try:
+        for raw in header_map.values():
+            raw.decode("utf-8")
+        key.decode("utf-8")
+        event_id = header_map["ce_id"].decode("utf-8")
+        source = header_map["ce_source"].decode("utf-8")
+    except (UnicodeDecodeError, AttributeError):  # not UTF-8, not bytes
+        return None
+    raw_time = header_map.get("ce_time")  # (without one, the SDK stamps the time of reading)
+    if raw_time is None or _FAST_TIME.fullmatch(raw_time) is None:
+        return None
+    try:
+        time = datetime.fromisoformat(raw_time.decode("ascii"))
+    except ValueError:
+        return None
+    offset = time.utcoffset()
+    # the SDK's parser (dateutil) gives its own tz objects: the same instants and offsets
+    time = time.replace(tzinfo=_tz.UTC if not offset else _tz.tzoffset(None, int(offset.total_seconds())))
+    if value.count(b"[") + value.count(b"{") > _FAST_MAX_BRACKETS:
+        return None
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict:
+        return None
+    return event_id, source, time, data
 
 
 def _position(exc: Exception) -> str:
