@@ -22,9 +22,10 @@ one at a time through ``handle``, in arrival order, before the next chunk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol
+from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 from flk.events.contracts import ContractViolation
 from flk.events.dlq import FailedMessage, send_to_dlq
@@ -74,6 +75,25 @@ class ConsumerSettings:
     heartbeat_interval_ms: int = 2_000
 
 
+@contextlib.asynccontextmanager
+async def _rewound_on_failure(consumer, batches) -> AsyncIterator[None]:
+    """A batch that fails (a dead letter or the commit could not reach the broker) is read again:
+    the consumer seeks back to its first offsets before the error ends ``run`` (the caller's
+    supervisor starts it again), so no message of it is skipped; handlers are idempotent."""
+    try:
+        yield
+    except Exception:
+        from aiokafka.errors import IllegalStateError
+
+        for tp, records in batches.items():
+            if records:
+                try:
+                    consumer.seek(tp, records[0].offset)
+                except (IllegalStateError, AssertionError):  # no longer ours: its new owner reads it
+                    pass
+        raise
+
+
 @dataclass
 class EventConsumer:
     settings: ConsumerSettings
@@ -119,12 +139,13 @@ class EventConsumer:
                 topic=r.topic, partition=r.partition, offset=r.offset, key=r.key, value=r.value,
                 headers=tuple(r.headers or ()),
             ) for records in batches.values() for r in records]
-            if self.batch_handler is not None:
-                await self.process_batch(messages)
-            else:
-                for message in messages:
-                    await self.process(message)
-            await consumer.commit()
+            async with _rewound_on_failure(consumer, batches):
+                if self.batch_handler is not None:
+                    await self.process_batch(messages)
+                else:
+                    for message in messages:
+                        await self.process(message)
+                await consumer.commit()
 
     async def process_batch(self, messages: list[FailedMessage]) -> None:
         """Batch mode: every message handled (together, or alone after a failure) or dead-lettered."""
@@ -248,5 +269,6 @@ class KeyedEventConsumer(EventConsumer):
                         topic=r.topic, partition=r.partition, offset=r.offset, key=r.key, value=r.value,
                         headers=tuple(r.headers or ()),
                     ))
-            await asyncio.gather(*(chain(c) for c in chains.values()))
-            await consumer.commit()
+            async with _rewound_on_failure(consumer, batches):
+                await asyncio.gather(*(chain(c) for c in chains.values()))
+                await consumer.commit()

@@ -1,10 +1,16 @@
 """Publishing flk events: a thin wrapper over an idempotent aiokafka producer."""
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any, Callable
+
 from flk.events.envelope import OutgoingRecord
 
+log = logging.getLogger(__name__)
 
-def new_producer(bootstrap: str, client_id: str):
+
+def _aiokafka_producer(bootstrap: str, client_id: str):
     """An aiokafka producer with acks=all and idempotence (no duplicates from retries)."""
     from aiokafka import AIOKafkaProducer
 
@@ -15,6 +21,117 @@ def new_producer(bootstrap: str, client_id: str):
         enable_idempotence=True,
         linger_ms=5,
     )
+
+
+def new_producer(bootstrap: str, client_id: str) -> "RecoveringProducer":
+    """An idempotent producer (acks=all) that replaces itself after a failed send."""
+    return RecoveringProducer(lambda: _aiokafka_producer(bootstrap, client_id), client_id)
+
+
+class RecoveringProducer:
+    """An idempotent aiokafka producer that is replaced by a new one after a send failed.
+
+    An idempotent aiokafka producer retries retriable errors for ever, so a send that still fails is
+    fatal for it: after a broker restart the broker may answer OutOfOrderSequenceNumber (or the
+    producer is fenced, or its sender task died), and aiokafka does not bump the producer epoch as the
+    Java client does (aio-libs/aiokafka#1017), so every later send to that partition fails as well.
+    The failed send's error still reaches the caller, who retries (nothing was acknowledged: the
+    outbox keeps its rows unpublished, a consumer rewinds its batch, the continuity worker replays
+    it); the next send goes through a new producer (a new producer id), started after a capped
+    backoff. A re-sent record may then be on the topic twice under the same event id (at least once;
+    consumers' inboxes drop it). Same calls as AIOKafkaProducer: start, stop, send, send_and_wait.
+    """
+
+    def __init__(self, factory: Callable[[], Any], name: str = "producer", *, backoff_initial_s: float = 0.2,
+                 backoff_max_s: float = 5.0, stop_timeout_s: float = 10.0) -> None:
+        self._factory = factory
+        self.name = name
+        self._producer: Any = None
+        self._broken = False
+        self._failures = 0  # replacements in a row without a delivery in between (backoff)
+        self._lock = asyncio.Lock()
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.stop_timeout_s = stop_timeout_s
+        self.replacements = 0  # read by tests and metrics
+        self._started = False  # between start() and stop()
+
+    async def start(self) -> None:
+        producer = self._factory()
+        await producer.start()
+        self._producer, self._broken, self._started = producer, False, True
+
+    async def stop(self) -> None:
+        self._started = False
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def send(self, topic: str, value: Any = None, key: Any = None, partition: int | None = None,
+                   timestamp_ms: int | None = None, headers: Any = None) -> "asyncio.Future":
+        producer = await self._usable()
+        future = await producer.send(topic, value=value, key=key, partition=partition, timestamp_ms=timestamp_ms,
+                                     headers=headers)
+        future.add_done_callback(lambda f: self._delivered(producer, f))
+        return future
+
+    async def send_and_wait(self, topic: str, value: Any = None, key: Any = None, partition: int | None = None,
+                            timestamp_ms: int | None = None, headers: Any = None) -> Any:
+        future = await self.send(topic, value, key, partition, timestamp_ms, headers)
+        return await future
+
+    # ------------------------------------------------------------------ recovery
+
+    def _delivered(self, producer: Any, future: "asyncio.Future") -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            self._failures = 0
+        elif producer is self._producer and not self._broken:
+            self._broken = True
+            log.warning("%s: a send failed (%s); the next send goes through a new producer",
+                        self.name, type(exc).__name__)
+
+    def _dead(self, producer: Any) -> bool:
+        sender = getattr(producer, "_sender", None)  # aiokafka has no public health check
+        task = getattr(sender, "sender_task", None)
+        return task is not None and task.done()
+
+    async def _usable(self) -> Any:
+        producer = self._producer
+        if producer is not None and not self._broken and not self._dead(producer):
+            return producer
+        if not self._started:
+            raise RuntimeError(f"{self.name}: producer not started (or stopped)")
+        async with self._lock:
+            if self._producer is not None and self._producer is not producer:
+                return self._producer  # another send replaced it meanwhile
+            await self._replace()
+            return self._producer
+
+    async def _replace(self) -> None:
+        old, self._producer = self._producer, None
+        if old is not None:
+            try:  # its unacknowledged sends fail now; their callers retry them
+                await asyncio.wait_for(old.stop(), self.stop_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - a broken producer may not stop cleanly
+                log.info("%s: the failed producer did not stop cleanly (%s)", self.name, type(exc).__name__)
+        delay = min(self.backoff_initial_s * 2 ** self._failures, self.backoff_max_s)
+        self._failures += 1
+        await asyncio.sleep(delay)
+        producer = self._factory()
+        try:
+            await producer.start()
+        except BaseException:
+            try:
+                await asyncio.wait_for(producer.stop(), self.stop_timeout_s)
+            except Exception:  # noqa: BLE001
+                pass
+            raise  # the broker is still away: this send fails, the next one tries again
+        self._producer, self._broken = producer, False
+        self.replacements += 1
+        log.warning("%s: replaced by a new producer (replacement %d)", self.name, self.replacements)
 
 
 async def publish(producer, record: OutgoingRecord, topic_prefix: str = "") -> None:
