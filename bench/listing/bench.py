@@ -7,9 +7,10 @@ Everything is real and local: the Kafka broker and PostgreSQL of `flk infra up`,
    ``listing.request`` then a ``fast_lakarkontakt.assign`` (2 commands per person) are published to
    ``listing.commands.v1`` first; then the consumers and relay start and the clock runs until every
    command is handled (inbox) and every outbox event is published: rules + one PostgreSQL
-   transaction (lock, inbox, state, outbox) per command + relay to ``listing.events.v1``.
-   Baseline: the same consumer loop (envelope + contract validation, same concurrency) reading the
-   same topic with its own group and doing one bare INSERT per command.
+   transaction (lock, inbox, state, outbox) per consumed chunk of commands + relay to
+   ``listing.events.v1``. Baselines: the same consumer loop (envelope + contract validation, same
+   concurrency) reading the same topic with its own group and doing one bare INSERT per command;
+   and the consumer's batch mode doing one bare multi-row INSERT per chunk (the chunked ceiling).
 2. REST latency at ``--rate`` requests/s against ``flk listing run`` in its own process, from a
    second process (bench/listing/loadgen.py, aiohttp, open loop): a mix of patient reads (``GET /patients/{key}``: access check, audit insert, record
    load) and commands (``POST /commands/...``: the same handlers). Baseline: ``GET /healthz`` (no
@@ -150,6 +151,29 @@ async def bench_commands(settings: ListingSettings, dsn: str, producer, n_comman
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
+        # -- baseline 2: the consumer's batch mode as the service uses it, one bare multi-row INSERT
+        #    (one transaction) per consumed chunk — the ceiling of chunked handling on this machine
+        async def bare_chunk_insert(envelopes) -> None:
+            await pool.execute("INSERT INTO public.bench_baseline_chunked (command_id, data) "
+                               "SELECT * FROM unnest($1::text[], $2::jsonb[]) ON CONFLICT DO NOTHING",
+                               [e.data["command_id"] for e in envelopes], [json.dumps(e.data) for e in envelopes])
+
+        await pool.execute("CREATE TABLE IF NOT EXISTS public.bench_baseline_chunked "
+                           "(command_id text PRIMARY KEY, data jsonb NOT NULL)")
+        chunked = KeyedEventConsumer(
+            ConsumerSettings(bootstrap=s.kafka_bootstrap, group_id=f"{s.topic_prefix}bench-baseline-chunked",
+                             topics=COMMAND_TOPICS, name="bench-baseline-chunked", topic_prefix=s.topic_prefix,
+                             max_records=max(500, settings.command_chunk_size)),
+            handle=bare_insert, dlq_producer=producer, batch_handler=bare_chunk_insert,
+            batch_size=settings.command_chunk_size)
+        await chunked.start()
+        task = asyncio.create_task(chunked.run())
+        chunked_s = await wait_for(lambda: pool.fetchval("SELECT count(*) FROM public.bench_baseline_chunked"),
+                                   n_commands, 600)
+        await chunked.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
         # -- the service: rules + transaction (lock, inbox, state, outbox) + relay to Kafka
         from prometheus_client import CollectorRegistry
 
@@ -173,6 +197,8 @@ async def bench_commands(settings: ListingSettings, dsn: str, producer, n_comman
         "commands": n_commands, "concurrency": concurrency,
         "baseline_bare_insert_per_s": round(n_commands / base_s), "service_per_s": round(n_commands / full_s),
         "ratio_service_to_baseline": round(base_s / full_s, 3),
+        "baseline_chunked_bare_insert_per_s": round(n_commands / chunked_s),
+        "ratio_service_to_chunked_baseline": round(chunked_s / full_s, 3), "chunk_size": settings.command_chunk_size,
         "outcomes": {r["status"]: r["n"] for r in outcomes}, "events_published": published,
     }
 
