@@ -28,7 +28,7 @@ import orjson
 
 from flk.events.contracts import ContractViolation
 from flk.events.dlq import FailedMessage
-from flk.events.envelope import EnvelopeError, OutgoingRecord, make_record, read_record
+from flk.events.envelope import EnvelopeError, OutgoingRecord, derived_id, read_record, wrap_trusted_record
 from services.continuity.domain.patient import PatientIndices, advance, compute_indices
 from services.continuity.domain.settings import ContinuitySettings
 from services.continuity.domain.window import window_bounds
@@ -155,7 +155,7 @@ class Processor:
         unit = record.state.listing_unit_id
         fp = fingerprint(unit, indices)
         if fp != record.fingerprint:
-            out.outgoing.append(self.indices_record(key.decode(), unit, indices))
+            out.outgoing.append(self.indices_record(key.decode(), unit, indices, fp))
             record = replace(record, fingerprint=fp)
         self.summaries[partition][key] = Summary(
             unit, record.doctor_key(), record.sabo_on(self.as_of),
@@ -173,15 +173,21 @@ class Processor:
             writes[key] = value
             self.sizes[partition][key] = len(value)
 
-    def indices_record(self, patient_key: str, unit: str | None, indices: PatientIndices) -> OutgoingRecord:
+    def indices_record(self, patient_key: str, unit: str | None, indices: PatientIndices,
+                       fp: int | None = None) -> OutgoingRecord:
+        """The ``indices_changed`` event. Its id is a uuid5 of the patient, the date and the indices'
+        fingerprint (= of its content: a replay gives the same id). Not schema-checked per event:
+        tests check every event the processor produces (test_continuity_processor_output.py)."""
+        as_of = indices.as_of.isoformat()
         data = {
             "patient_key": patient_key,
-            "as_of": indices.as_of.isoformat(),
+            "as_of": as_of,
             "care_unit_id": unit,
             "doctor": indices.doctor._asdict(),
             "total": indices.total._asdict(),
         }
-        return make_record(INDICES_EVENT, data, source=SOURCE)
+        event_id = derived_id(INDICES_EVENT, patient_key, as_of, fp if fp is not None else fingerprint(unit, indices))
+        return wrap_trusted_record(INDICES_EVENT, data, key=patient_key, source=SOURCE, event_id=event_id)
 
     # ------------------------------------------------------------------ time passes
 
