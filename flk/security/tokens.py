@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
+from functools import lru_cache
 
 import jwt
 
@@ -55,11 +56,19 @@ def issue_token(settings: PlatformSettings, subject: str, role: Role, units: lis
     return jwt.encode(claims, key.get_secret_value(), algorithm=settings.jwt_algorithm)
 
 
+@lru_cache(maxsize=8)
+def _verification_key(algorithm: str, key: str) -> jwt.PyJWK:
+    """The verify key parsed once (a PEM public key costs more to load than to verify with), bound
+    to its algorithm. The key is cached, never a token or a decision."""
+    alg = jwt.get_algorithm_by_name(algorithm)
+    return jwt.PyJWK(alg.to_jwk(alg.prepare_key(key), as_dict=True), algorithm)
+
+
 def verify_token(settings: PlatformSettings, token: str) -> Principal:
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_verify_key.get_secret_value(),
+            _verification_key(settings.jwt_algorithm, settings.jwt_verify_key.get_secret_value()),
             algorithms=[settings.jwt_algorithm],  # never "none", never a caller-chosen algorithm
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,

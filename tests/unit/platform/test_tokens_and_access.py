@@ -90,3 +90,56 @@ def test_analysts_read_unit_aggregates_but_never_a_units_patients():
     assert not may_read_unit_patients(analyst, UNIT_A)
     assert not may_read_unit(clinician_a, UNIT_B)
     assert may_read_unit_patients(clinician_a, UNIT_A)
+
+
+def _rsa_pair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+def test_rs256_tokens_verify_with_the_public_key_and_another_keys_tokens_are_refused():
+    private, public = _rsa_pair()
+    other_private, _ = _rsa_pair()
+    verifier = PlatformSettings(jwt_algorithm="RS256", jwt_verify_key=public)
+    issuer = PlatformSettings(jwt_algorithm="RS256", jwt_verify_key=public, jwt_signing_key=private)
+    impostor = PlatformSettings(jwt_algorithm="RS256", jwt_verify_key=public, jwt_signing_key=other_private)
+
+    token = issue_token(issuer, "SE2321000016-U001", Role.CLINICIAN, [UNIT_A])
+    assert verify_token(verifier, token) == Principal("SE2321000016-U001", Role.CLINICIAN, frozenset({UNIT_A}))
+    assert verify_token(verifier, token) == verify_token(verifier, token)  # the parsed key is reused
+    with pytest.raises(InvalidToken, match="signature"):
+        verify_token(verifier, issue_token(impostor, "u", Role.CLINICIAN, [UNIT_A]))
+
+
+def test_an_hs256_token_signed_with_the_public_key_is_refused_by_an_rs256_verifier():
+    _, public = _rsa_pair()
+    verifier = PlatformSettings(jwt_algorithm="RS256", jwt_verify_key=public)
+    now = int(datetime.now(timezone.utc).timestamp())
+    claims = {"iss": verifier.jwt_issuer, "aud": verifier.jwt_audience, "sub": "u", "iat": now, "exp": now + 60,
+              "role": "listing_admin", "units": []}
+    import hmac  # the classic algorithm confusion: the public key used as an HMAC secret
+    import json
+    from base64 import urlsafe_b64encode
+
+    def b64(raw: bytes) -> bytes:
+        return urlsafe_b64encode(raw).rstrip(b"=")
+
+    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + b64(json.dumps(claims).encode())
+    forged = signing_input + b"." + b64(hmac.new(public.encode(), signing_input, "sha256").digest())
+    with pytest.raises(InvalidToken):
+        verify_token(verifier, forged.decode())
+
+
+def test_a_rotated_verify_key_takes_effect_at_once(settings):
+    token = issue_token(settings, "u", Role.CLINICIAN, [UNIT_A])
+    assert verify_token(settings, token).subject == "u"
+    rotated = PlatformSettings(jwt_verify_key="a-rotated-secret-of-sufficient-length-98765")
+    with pytest.raises(InvalidToken, match="signature"):
+        verify_token(rotated, token)
