@@ -15,7 +15,9 @@ def listing() -> None:
 @click.option("--host", default=None, help="HTTP host (default FLK_LISTING_HOST)")
 @click.option("--port", default=None, type=int, help="HTTP port (default FLK_LISTING_PORT, 8081)")
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="apply pending migrations first")
-def run(host: str | None, port: int | None, migrate: bool) -> None:
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="uvicorn's access log (patient keys redacted); costs ~0.15 ms of CPU per request")
+def run(host: str | None, port: int | None, migrate: bool, access_log: bool) -> None:
     """Run the service: REST API, Kafka consumers (commands and facts) and the outbox relay."""
     import logging
 
@@ -31,7 +33,10 @@ def run(host: str | None, port: int | None, migrate: bool) -> None:
 
         for m in migrate_sync(settings.platform.database_url.get_secret_value()):
             click.echo(f"applied {m.label}")
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    # uvloop and httptools (uvicorn[standard]): half the CPU per request of asyncio + h11 (measured on a
+    # bare ASGI app at 200 req/s: 0.31 vs 0.62 ms; README "Listing service → Benchmark")
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info",
+                loop="uvloop", http="httptools", access_log=access_log)
 
 
 # `flk listing import` (migration from a region's listing system) and `flk listing kpi-snapshot`
