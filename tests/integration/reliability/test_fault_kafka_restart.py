@@ -1,15 +1,18 @@
 """The Kafka broker stopped and restarted mid-stream loses nothing end to end.
 
 A PRIVATE broker (own ports, own state directory, the cached jars; the shared broker on 19092 is
-never touched) carries an EHR-like publisher's visits to the continuity worker. Halfway through,
-the broker is stopped and started again. The publisher re-sends what was not acknowledged (as an
-EHR adapter does); the worker rides the outage out. At the end every visit is on the topic and the
-worker's indices equal the baseline CLI's on the same visits: 0 lost, 0 counted twice.
+never touched) carries an EHR-like publisher's visits to the continuity worker. A third of the way
+through, the broker is stopped (SIGTERM: a controlled shutdown) and started again; the test goes on
+once it answers a metadata request. Publisher and worker use the platform's producer: sends wait
+while the broker is away, and a producer whose send failed for good is replaced (aiokafka does not
+recover an idempotent producer from OutOfOrderSequenceNumber); the publisher re-sends what was not
+acknowledged (as an EHR adapter does), the worker replays a batch it could not publish. At the end
+every visit is on the topic and the worker's indices equal the baseline CLI's on the same visits:
+0 lost, 0 counted twice.
 """
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import shutil
 import subprocess
@@ -24,7 +27,7 @@ import pytest
 
 from flk.events.admin import ensure_topics
 from flk.events.envelope import make_record
-from aiokafka import AIOKafkaProducer
+from flk.events.producer import new_producer, publish_many
 from flk.infra.kafka import Kafka
 from flk.infra.settings import InfraSettings
 from tests.integration.continuity.continuity_stream import flk_assigned, listing, write_csvs
@@ -32,7 +35,8 @@ import reliability_support  # noqa: F401,E402 - puts the continuity tests on sys
 from tests.integration.continuity.test_continuity_crash_recovery import last_indices, progress
 from tests.support.builders import UNIT_A, UNIT_B, a_patient_key
 
-from reliability_support import REPO, continuity_service, free_port, read_topics, wait_until
+from reliability_support import (REPO, continuity_service, free_port_for_a_restarted_server, read_topics,
+                                 wait_until)
 
 AS_OF = "2026-06-30"
 DOCTORS = [f"SE2321000016-L{i:03d}" for i in range(1, 6)]
@@ -52,10 +56,12 @@ def scenario(patients: int, visits: int, seed: int = 11):
 
 
 @pytest.fixture
-def private_kafka():
-    """A broker of our own: stopping it disturbs nobody. Its state lives in a temporary directory."""
+def private_kafka(tmp_path):
+    """A broker of our own: stopping it disturbs nobody. Its state lives in a temporary directory;
+    its log is kept in the test's tmp_path (pytest keeps the last runs' directories)."""
     state = Path(tempfile.mkdtemp(prefix="flk-rel-kafka-"))
-    settings = InfraSettings(state_dir=state, kafka_port=free_port(), kafka_controller_port=free_port(),
+    settings = InfraSettings(state_dir=state, kafka_port=free_port_for_a_restarted_server(),
+                             kafka_controller_port=free_port_for_a_restarted_server(),
                              kafka_heap="384m", kafka_start_timeout_s=60)
     kafka = Kafka(settings)
     kafka.up()
@@ -63,61 +69,35 @@ def private_kafka():
         yield kafka, settings
     finally:
         kafka.down()
+        shutil.copy(kafka.process.log_file, tmp_path / "private-kafka.log")
         shutil.rmtree(state, ignore_errors=True)
 
 
-def ehr_producer(bootstrap: str) -> AIOKafkaProducer:
-    # as flk.events.producer.new_producer (acks=all, idempotent), failing fast while the broker is away
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="ehr-adapter", acks="all",
-                            enable_idempotence=True, linger_ms=5, request_timeout_ms=10_000)
-
-
 async def publish_resending(bootstrap: str, records, prefix: str, sent: list[int], chunk: int = 100) -> int:
-    """Publish in chunks, as an EHR adapter does: a chunk not acknowledged (broker away) is sent again,
-    on a new producer (an idempotent producer's sequence can be fatally out of order after a broker
-    restart: OutOfOrderSequenceNumber). Returns how many chunks were re-sent."""
+    """Publish in chunks, as an EHR adapter does, through the platform's producer: while the broker is
+    away the sends wait (an idempotent producer retries until the broker answers); a chunk whose send
+    failed for good (the producer then replaces itself) is sent again. Returns how many were re-sent."""
     resent = 0
-    producer = ehr_producer(bootstrap)
+    producer = new_producer(bootstrap, client_id="ehr-adapter")
     await producer.start()
     try:
         for i in range(0, len(records), chunk):
             part = records[i:i + chunk]
             while True:
                 try:
-                    futures = [await producer.send(prefix + r.topic, value=r.value, key=r.key, headers=r.headers)
-                               for r in part]
-                    await asyncio.wait_for(asyncio.gather(*futures), timeout=20)
+                    await publish_many(producer, part, prefix)
                     break
-                except Exception:  # noqa: BLE001 - the broker is away: a new producer, then the chunk again
+                except Exception:  # noqa: BLE001 - not acknowledged: the chunk again (duplicates keep their ids)
                     resent += 1
-                    await _quietly_stop(producer)
                     await asyncio.sleep(0.5)
-                    producer = ehr_producer(bootstrap)
-                    try:
-                        await producer.start()
-                    except Exception:  # noqa: BLE001 - still away: the next round tries again
-                        pass
             sent[0] += len(part)
             await asyncio.sleep(0.02)
     finally:
-        await _quietly_stop(producer)
+        await asyncio.wait_for(producer.stop(), timeout=15)
     return resent
 
 
-async def _quietly_stop(producer) -> None:
-    try:
-        await asyncio.wait_for(producer.stop(), timeout=15)
-    except Exception:  # noqa: BLE001
-        pass
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("FLK_RELIABILITY_KAFKA_RESTART") != "1",
-                    reason="opt-in (FLK_RELIABILITY_KAFKA_RESTART=1) until it is stable: it costs ~2 minutes when it fails")
-@pytest.mark.xfail(strict=False, reason=(
-    "not yet reliable on the loaded shared machine: passed in 2 of 4 runs; once the publisher's idempotent "
-    "producer failed fatally after the restart (OutOfOrderSequenceNumber; it now re-creates its producer), "
-    "once the restarted private broker did not answer within the run. Make it strict when it is stable."))
 async def test_a_broker_stopped_and_restarted_mid_stream_loses_no_event_end_to_end(
         private_kafka, infra_settings, tmp_path):
     kafka, infra = private_kafka
@@ -137,12 +117,14 @@ async def test_a_broker_stopped_and_restarted_mid_stream_loses_no_event_end_to_e
         sent = [0]
         publishing = asyncio.create_task(publish_resending(bootstrap, records, "", sent))
         await wait_until(lambda: sent[0] >= len(records) // 3, timeout_s=120, what="a third published")
-        await asyncio.to_thread(kafka.down)
         down_at, outage_at = time.monotonic(), sent[0]
+        await asyncio.to_thread(kafka.down)  # SIGTERM: a controlled shutdown
+        stop_s = time.monotonic() - down_at
         assert kafka.status() == "kafka: stopped"
         await asyncio.sleep(5)
-        await asyncio.to_thread(kafka.up)
-        outage_s = time.monotonic() - down_at
+        up_at = time.monotonic()
+        await asyncio.to_thread(kafka.up)  # returns once the broker answers a metadata request
+        start_s, outage_s = time.monotonic() - up_at, time.monotonic() - down_at
         resent = await asyncio.wait_for(publishing, timeout=90)
 
         async def caught_up() -> bool:
@@ -162,8 +144,10 @@ async def test_a_broker_stopped_and_restarted_mid_stream_loses_no_event_end_to_e
     lost_on_topic = {v["visit_id"] for v in rows} - on_topic
     mismatches = [k for k, row in expected.items() if k not in streamed
                   or (streamed[k]["doctor"], streamed[k]["total"]) != (row["doctor"], row["total"])]
-    print(f"\nkafka restart: broker stopped after {outage_at} of {len(records)} events, "
-          f"back after {outage_s:.0f} s; "
+    replaced = w.log().count("replaced by a new producer")
+    print(f"\nkafka restart: broker stopped after {outage_at} of {len(records)} events "
+          f"(stop {stop_s:.1f} s, start {start_s:.1f} s), back after {outage_s:.0f} s; "
+          f"worker producer replaced {replaced}x; "
           f"{resent} chunks re-sent; {len(lost_on_topic)} visits missing on the topic; "
           f"{len(mismatches)} of {len(expected)} patients differ from the baseline CLI")
     assert lost_on_topic == set()
