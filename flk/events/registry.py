@@ -46,18 +46,24 @@ class TopicRegistry:
                 seen[event_type] = spec.name
             if spec.is_patient_topic and spec.partitions != self.patient_partitions:
                 raise ValueError(f"patient topic {spec.name} must have {self.patient_partitions} partitions")
+        # lookups by name and by event type are on every event's path: index them once
+        by_name: dict[str, TopicSpec] = {}
+        for spec in self.topics:
+            by_name.setdefault(spec.name, spec)
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_by_event", {t: spec for spec in reversed(self.topics) for t in spec.events})
 
     def topic(self, name: str) -> TopicSpec:
-        for spec in self.topics:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"no topic {name!r} in the registry")
+        try:
+            return self._by_name[name]
+        except (KeyError, TypeError):
+            raise KeyError(f"no topic {name!r} in the registry") from None
 
     def topic_for(self, event_type: str) -> TopicSpec:
-        for spec in self.topics:
-            if event_type in spec.events:
-                return spec
-        raise KeyError(f"no topic carries event type {event_type!r}")
+        try:
+            return self._by_event[event_type]
+        except (KeyError, TypeError):
+            raise KeyError(f"no topic carries event type {event_type!r}") from None
 
     def written_by(self, writer: str) -> tuple[TopicSpec, ...]:
         return tuple(spec for spec in self.topics if spec.writer == writer)
