@@ -28,6 +28,7 @@ _HEADER = struct.Struct("<BHHHHB")
 _NO_UNIT = 0xFFFF
 _INDEX_LIMIT = 1 << 12
 _STAMP_LIMIT = 1 << 38
+_new_tuple = tuple.__new__
 
 
 def encode_state(state: PatientState) -> bytes:
@@ -99,13 +100,16 @@ def decode_state(data: bytes) -> PatientState:
         if offset != len(data):
             raise ValueError(f"{len(data) - offset} trailing bytes")
         visits = tuple(
-            StoredVisit(
-                packed >> 26,
-                seq,
-                digest,
-                strings[packed >> 12 & 0xFFF],
-                strings[packed & 0xFFF],
-                packed >> 24 & 3,
+            _new_tuple(  # = StoredVisit(...) without its Python-level __new__ (on the hot path)
+                StoredVisit,
+                (
+                    packed >> 26,
+                    seq,
+                    digest,
+                    strings[packed >> 12 & 0xFFF],
+                    strings[packed & 0xFFF],
+                    packed >> 24 & 3,
+                ),
             )
             for digest, seq, packed in zip(flat[0::3], flat[1::3], flat[2::3])
         )
