@@ -113,8 +113,10 @@ async def main(args) -> dict:
             print(run.stdout[-2000:], run.stderr[-3000:])
             raise SystemExit(f"the faust {mode} agent did not finish")
         result.update(orjson.loads(result_file.read_bytes()))
+    result["load_average_after_a"] = os.getloadavg()
     print(f"(a) faust agent doing nothing (faust's ceiling): {result['noop_eps']:.0f} events/s; "
-          f"naive faust agent: {result['naive_eps']:.0f} events/s", flush=True)
+          f"naive faust agent: {result['naive_eps']:.0f} events/s; load average "
+          f"{result['load_average_after_a'][0]:.1f}", flush=True)
 
     # (b) this worker
     from flk.security.tokens import Role, issue_token
@@ -133,25 +135,31 @@ async def main(args) -> dict:
     await worker.start()
     while worker.processed_events == 0:
         await asyncio.sleep(0.001)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     first = worker.processed_events
     if profiler:
         profiler.enable()
     while worker.processed_events < total:
         await asyncio.sleep(0.005)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0  # (this process is the worker here)
     if profiler:
         profiler.disable()
         profiler.dump_stats(str(ROOT / "bench/continuity/worker.prof"))
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     patients, state_bytes = worker.processor.table_size()
     result.update(worker_events=total - first, worker_seconds=elapsed, worker_eps=(total - first) / elapsed,
-                  bytes_per_patient=state_bytes / patients)
+                  worker_cpu_seconds=cpu, worker_eps_cpu=(total - first) / cpu, bytes_per_patient=state_bytes / patients)
     result["ratio"] = result["worker_eps"] / result["naive_eps"]
     result["ratio_to_faust_ceiling"] = result["worker_eps"] / result["noop_eps"]
+    result["ratio_cpu"] = result["worker_eps_cpu"] / result["naive_eps_cpu"]
+    result["load_average_after_b"] = os.getloadavg()
     print(f"(b) this worker: {result['worker_eps']:.0f} events/s ({result['ratio']:.1f}x naive, "
           f"{result['ratio_to_faust_ceiling']:.1f}x faust's ceiling), "
-          f"{result['bytes_per_patient']:.0f} bytes of state per patient", flush=True)
+          f"{result['bytes_per_patient']:.0f} bytes of state per patient; load average "
+          f"{result['load_average_after_b'][0]:.1f}", flush=True)
+    print(f"    per CPU-second of the consuming process (less dependent on the machine's load): worker "
+          f"{result['worker_eps_cpu']:.0f}, naive {result['naive_eps_cpu']:.0f} ({result['ratio_cpu']:.1f}x), "
+          f"faust's ceiling {result['noop_eps_cpu']:.0f} events", flush=True)
 
     await worker.stop()  # closes the RocksDB tables: the deployed process below reopens them
 
