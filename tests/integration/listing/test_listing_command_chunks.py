@@ -3,14 +3,20 @@ guarantee of one transaction per command: a person's commands in order, a comman
 once, rejections with their outcome, a failing command taken back without touching the others."""
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import pytest
 
 from listing_harness import (
     DOCTOR_1,
     START,
     UNIT_A,
     UNIT_A_NAME,
+    UNIT_B,
     assign_flk,
     command,
     list_request,
@@ -19,6 +25,7 @@ from listing_harness import (
 
 from flk.events.dlq import REASON
 from flk.events.registry import registry
+from services.listing.adapters.repository import INSERT_LISTING
 from services.listing.service_layer.chunks import handle_chunk
 from services.listing.service_layer.handlers import COMMAND_HANDLERS, Message
 
@@ -193,3 +200,46 @@ async def test_a_poison_command_among_others_on_kafka_is_dead_lettered_alone_and
     assert len(found) == 1
     assert "NUL" in dict(found[0].headers)[REASON].decode()
     assert await open_listings(listing, [poison]) == {}
+
+
+async def test_L1_a_chunk_and_a_rest_call_listing_the_same_person_at_once_exactly_one_wins(listing):
+    await listing.given_region()
+    key = await listing.given_person()
+    by_kafka, by_rest = list_request(key), list_request(key)  # two EHRs, two command ids
+
+    result, answer = await asyncio.gather(
+        handle_chunk([message("listing.request.v1", by_kafka)], listing.app.state.runtime.deps),
+        listing.post("listing.request.v1", by_rest))
+
+    statuses = sorted([result.outcomes[0].status, "accepted" if answer.status_code == 200 else "rejected"])
+    assert statuses == ["accepted", "rejected"]
+    loser = result.outcomes[0].rejection if result.outcomes[0].status == "rejected" else answer.json()["rejection"]
+    assert loser["rule_id"] == "L1"
+    rows = await listing.fetch("SELECT count(*) AS n FROM listing.listing WHERE patient_key = $1", key)
+    assert rows[0]["n"] == 1
+
+
+async def test_a_chunk_the_database_refuses_is_rolled_back_whole_and_raises(listing):
+    await listing.given_region()
+    other, refused = await listing.given_person(), await listing.given_person()
+    real = COMMAND_HANDLERS["listing.request.v1"]
+
+    async def second_open_listing(msg, deps):
+        """A bug that writes a second open listing: only the database's L1 constraint stops it."""
+        outcome = await real(msg, deps)
+        if msg.data["patient_key"] == refused:
+            async with deps.uow() as uow:
+                await uow.repo.execute(INSERT_LISTING, str(uuid.uuid4()), refused, UNIT_B, START, START,
+                                       "active_choice", "ehr", "person", None, msg.message_id)
+        return outcome
+
+    chunk = [message("listing.request.v1", list_request(other)), message("listing.request.v1", list_request(refused))]
+    with pytest.raises((asyncpg.UniqueViolationError, asyncpg.ExclusionViolationError)):  # L1 constraints
+        await handle_chunk(chunk, listing.app.state.runtime.deps,
+                           handlers={**COMMAND_HANDLERS, "listing.request.v1": second_open_listing})
+
+    assert await open_listings(listing, [other, refused]) == {}
+    assert await outbox_types(listing, other) == []
+    inbox = await listing.fetch("SELECT count(*) AS n FROM listing.inbox WHERE message_id = ANY($1::text[])",
+                                [m.message_id for m in chunk])
+    assert inbox[0]["n"] == 0
