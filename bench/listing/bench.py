@@ -180,7 +180,7 @@ async def bench_commands(settings: ListingSettings, dsn: str, producer, n_comman
         registry = CollectorRegistry()
         runtime = ListingRuntime(settings, pool, producer, PrometheusListingProbe(registry),
                                  PrometheusConsumerProbe(registry))
-        await runtime.start()
+        await runtime.start(kpi_snapshots=False)
 
         async def done() -> int:
             handled = await pool.fetchval("SELECT count(*) FROM listing.inbox")

@@ -7,6 +7,8 @@ the loops (each supervised: an error is logged and the loop goes on after a paus
              → FACT_HANDLERS (inbox key: the CloudEvents id)
 * relay    — the outbox → ``listing.events.v1`` / ``listing.capacity.v1``, woken after every
              decision and every ``relay_interval_s``
+* goal KPIs — every ``kpi_snapshot_interval_s`` the finished days' G1/G3 are stored for Grafana
+             (adapters/kpi_snapshots.py; today stays live)
 
 Both consumers are the platform's :class:`KeyedEventConsumer` (DLQ with a reason, retries, commit
 after the batch). Commands go in chunks of up to ``command_chunk_size``, one transaction per chunk
@@ -33,6 +35,7 @@ from flk.events.envelope import Envelope
 from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
 from flk.tasks import supervised_task
+from services.listing.adapters.kpi_snapshots import store_finished_days
 from services.listing.adapters.metrics import ListingProbe
 from services.listing.adapters.relay import listing_relay
 from services.listing.service_layer.chunks import handle_chunk
@@ -171,7 +174,7 @@ class ListingRuntime:
             consumer.batch_size = s.command_chunk_size
         return consumer
 
-    async def start(self, *, consume: bool = True, relay: bool = True) -> None:
+    async def start(self, *, consume: bool = True, relay: bool = True, kpi_snapshots: bool = True) -> None:
         if consume:
             self.consumers = [
                 self._consumer("commands", COMMAND_TOPICS, COMMAND_HANDLERS, lambda e: str(e.data["command_id"]),
@@ -183,6 +186,8 @@ class ListingRuntime:
                 self._spawn(consumer.settings.name, consumer.run)
         if relay:
             self._spawn("relay", self._relay_loop)
+        if kpi_snapshots and self.settings.kpi_snapshot_interval_s > 0:
+            self._spawn("kpi-snapshots", self._kpi_snapshot_loop)
 
     async def stop(self) -> None:
         for consumer in self.consumers:
@@ -211,3 +216,17 @@ class ListingRuntime:
             # gather the decisions of the next few milliseconds into one batch (one transaction and
             # one round of acknowledgements instead of one per decision)
             await asyncio.sleep(self.settings.relay_batch_window_s)
+
+    async def _kpi_snapshot_loop(self) -> None:
+        s = self.settings
+        while True:
+            try:
+                days = await store_finished_days(self.pool, s.today(), s.kpi_catch_up_days)
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is away: tried again, quietly
+                log.warning("listing goal KPI snapshot not stored (%s); trying again in %g s",
+                            type(exc).__name__, min(s.kpi_snapshot_interval_s, 60.0))
+                await asyncio.sleep(min(s.kpi_snapshot_interval_s, 60.0))
+                continue
+            if days:
+                log.info("listing goal KPIs stored for %d finished day(s), %s to %s", len(days), days[0], days[-1])
+            await asyncio.sleep(s.kpi_snapshot_interval_s)

@@ -43,6 +43,10 @@ class ListingSettings(BaseSettings):
     relay_batch_window_s: float = Field(0.02, ge=0)  # after a wake-up, wait this long to batch decisions
     conflict_retries: int = Field(5, ge=1, le=50)  # serialisation / constraint conflicts retried per message
 
+    # ---- goal KPI snapshots (G1, G3) ----------------------------------------------------------
+    kpi_snapshot_interval_s: float = Field(3600, ge=0)  # how often finished days are checked; 0: off
+    kpi_catch_up_days: int = Field(31, ge=1, le=366)  # missed finished days stored after a downtime
+
     # ---- read side --------------------------------------------------------------------------
     rub_weights: dict[int, float] = Field(default_factory=lambda: dict(DEFAULT_RUB_WEIGHTS))
     rub_unknown_weight: float = 1.0

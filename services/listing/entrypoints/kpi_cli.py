@@ -1,6 +1,7 @@
 """``flk listing kpi-snapshot``: store the goal KPIs (G1, G3) of a day for the dashboards' time
-series (``listing.record_goal_kpis``, migration 0002). Run it daily (cron, a systemd timer);
-``--from/--to`` backfills past days from the register's history (periods are never deleted)."""
+series (``listing.record_goal_kpis``, migration 0002). The running service (`flk listing run`)
+stores every finished day itself (adapters/kpi_snapshots.py); this command is for backfills:
+``--from/--to`` computes past days from the register's history (periods are never deleted)."""
 from __future__ import annotations
 
 from datetime import timedelta

@@ -182,3 +182,28 @@ async def test_flk_listing_kpi_snapshot_backfills_days_from_history(region):
     days = [r["snapshot_on"] for r in await reader.fetch(
         "SELECT snapshot_on FROM listing.goal_kpi_unit_daily WHERE care_unit_id = $1 ORDER BY 1", UNIT_A)]
     assert days == [first, first + timedelta(days=1), today]
+
+
+async def test_the_running_service_stores_each_finished_day_once_and_catches_up_after_downtime(region):
+    from services.listing.adapters.kpi_snapshots import store_finished_days
+
+    today, reader, dsn = region
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        assert await store_finished_days(pool, today, 31) == [today - timedelta(days=1)]
+        assert await store_finished_days(pool, today, 31) == []  # stored once; today stays live
+        # the service was down for three days
+        assert await store_finished_days(pool, today + timedelta(days=3), 31) == [
+            today, today + timedelta(days=1), today + timedelta(days=2)]
+        # another replica holds this round: it stores, this one skips
+        async with pool.acquire() as other, other.transaction():
+            await other.fetchval("SELECT pg_advisory_xact_lock($1)", 0x6B70_6931)
+            assert await store_finished_days(pool, today + timedelta(days=5), 31) == []
+    finally:
+        await pool.close()
+    stored = [r["snapshot_on"] for r in await reader.fetch(
+        "SELECT snapshot_on FROM listing.goal_kpi_region_daily WHERE region_code = $1 ORDER BY 1", REGION)]
+    assert stored == [today + timedelta(days=n) for n in (-1, 0, 1, 2)]
+    stored_yesterday = await reader.fetchrow(
+        "SELECT listed, with_named_flk FROM listing.goal_kpi_region_daily WHERE snapshot_on = $1", today - timedelta(days=1))
+    assert tuple(stored_yesterday) == (7, 4)  # the day's own figures: after the death (P1), after the decline (F7)
