@@ -14,12 +14,15 @@ def _aiokafka_producer(bootstrap: str, client_id: str):
     """An aiokafka producer with acks=all and idempotence (no duplicates from retries)."""
     from aiokafka import AIOKafkaProducer
 
+    from flk.events.partitioner import default_partitioner
+
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        partitioner=default_partitioner,  # aiokafka's partitions, ~2x cheaper hash
     )
 
 
