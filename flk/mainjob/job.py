@@ -289,7 +289,7 @@ class MainJob:
 
         bar = Progress(self.sim, enabled=self.c.progress)
         sent = 0
-        for facts, rest in _monthly_chunks(items):
+        for facts, rest in monthly_chunks(items):
             sent += await self._publish_chunk(facts, bar)
             if facts and self.with_listing:
                 await self._wait_for_group("listing.facts")
@@ -452,7 +452,7 @@ def _is_fact(event_type: str) -> bool:
     return event_type not in not_facts and not event_type.startswith("sim.")
 
 
-def _monthly_chunks(items: Iterator):
+def monthly_chunks(items: Iterator):
     """(facts, everything else) per calendar month of simulated time, in stream order."""
     facts: list = []
     rest: list = []

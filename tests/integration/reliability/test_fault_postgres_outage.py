@@ -82,8 +82,9 @@ async def test_postgres_down_for_30_s_gives_503s_then_every_command_sent_meanwhi
                                       json=list_request(first, UNIT_A, on=on))
                 return r.status_code == 200
             await wait_until(first_listed, timeout_s=60, interval_s=0.5, what="the register to be in place")
-            persons_in = await _count(dsn, "SELECT count(*) FROM listing.person")
-            assert persons_in == 1 + COMMANDS_DURING_OUTAGE
+            # the population facts are handled per person concurrently: wait for every one of them
+            await wait_until(lambda: _count(dsn, f"SELECT count(*) = {1 + COMMANDS_DURING_OUTAGE} FROM listing.person"),
+                             timeout_s=30, interval_s=0.5, what="every person of the register")
 
             await asyncio.to_thread(pg.down)
             down_at = time.monotonic()

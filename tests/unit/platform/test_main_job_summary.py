@@ -94,7 +94,7 @@ def test_the_replay_splits_at_the_baseline_without_losing_or_repeating_an_item()
 def test_each_month_is_replayed_facts_first_then_commands_and_visits_in_stream_order():
     from datetime import datetime, timezone
 
-    from flk.mainjob.job import _monthly_chunks
+    from flk.mainjob.job import monthly_chunks
 
     def at(month: int, day: int) -> int:
         return int(datetime(2026, month, day, tzinfo=timezone.utc).timestamp())
@@ -106,5 +106,5 @@ def test_each_month_is_replayed_facts_first_then_commands_and_visits_in_stream_o
              Emitted("sim.unit", {"n": 5}, at(1, 31)),
              Emitted("fast_lakarkontakt.assign.v1", {"n": 6}, at(2, 2)),
              Emitted("risk.assessed.v1", {"n": 7}, at(2, 3))]
-    chunks = [([f.data["n"] for f in facts], [r.data["n"] for r in rest]) for facts, rest in _monthly_chunks(iter(items))]
+    chunks = [([f.data["n"] for f in facts], [r.data["n"] for r in rest]) for facts, rest in monthly_chunks(iter(items))]
     assert chunks == [([1, 4], [2, 3, 5]), ([7], [6])]
