@@ -131,7 +131,8 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
         try:
             routing = build_routing(unit_id, **body.model_dump())
         except ValueError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+            raise HTTPException(422,  # the status constant was renamed (Starlette); the number is the contract
+                                detail=str(exc)) from None
         from datetime import datetime, timezone
 
         await set_routing(request.app.state.db, routing, guard.principal.subject, datetime.now(timezone.utc))
