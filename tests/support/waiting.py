@@ -19,3 +19,17 @@ async def wait_until(condition: Callable[[], Any], timeout_s: float = 20.0, inte
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(interval_s)
+
+
+async def run_consumer_until(consumer, until: Callable[[], Any], timeout_s: float = 30.0) -> None:
+    """Start a platform consumer, run its loop until ``until()`` is truthy (or the timeout), stop it."""
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not until() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

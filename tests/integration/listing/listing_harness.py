@@ -162,21 +162,30 @@ class Listing:
     async def published(self, event_type_topic: str, until: Callable[[list[Envelope]], bool],
                         timeout_s: float = 20.0) -> list[Envelope]:
         """Every event on the registry topic carrying ``event_type_topic`` (read from the start)."""
-        from aiokafka import AIOKafkaConsumer
-
         from flk.events.registry import registry
 
         topic = registry().topic_for(event_type_topic).name
+        return await self._read(topic, lambda r: read_record(topic, r.key, r.value, r.headers), until, timeout_s)
+
+    async def dead_letters(self, event_type_topic: str, until: Callable[[list], bool] = bool,
+                           timeout_s: float = 20.0) -> list:
+        """The raw records on the dead-letter topic of the topic carrying ``event_type_topic``."""
+        from flk.events.registry import registry
+
+        return await self._read(registry().topic_for(event_type_topic).dlq, lambda r: r, until, timeout_s)
+
+    async def _read(self, topic: str, decode: Callable, until: Callable[[list], bool], timeout_s: float) -> list:
+        from aiokafka import AIOKafkaConsumer
+
         consumer = AIOKafkaConsumer(self.prefix + topic, bootstrap_servers=self.bootstrap,
                                     auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
         await consumer.start()
-        found: list[Envelope] = []
+        found: list = []
         try:
             deadline = asyncio.get_running_loop().time() + timeout_s
             while asyncio.get_running_loop().time() < deadline:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    found += [read_record(topic, r.key, r.value, r.headers) for r in records]
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    found += [decode(r) for r in records]
                 if until(found):
                     break
         finally:

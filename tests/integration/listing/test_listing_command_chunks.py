@@ -24,7 +24,6 @@ from listing_harness import (
 )
 
 from flk.events.dlq import REASON
-from flk.events.registry import registry
 from services.listing.adapters.repository import INSERT_LISTING
 from services.listing.service_layer.chunks import handle_chunk
 from services.listing.service_layer.handlers import COMMAND_HANDLERS, Message
@@ -182,21 +181,7 @@ async def test_a_poison_command_among_others_on_kafka_is_dead_lettered_alone_and
         return found if len(found) == 3 else None
 
     assert await listing.eventually(all_listed) == {key: UNIT_A for key in keys}
-    from aiokafka import AIOKafkaConsumer
-
-    topic = registry().topic_for("listing.request.v1").name
-    consumer = AIOKafkaConsumer(listing.prefix + topic + ".dlq", bootstrap_servers=listing.bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        found = []
-        for _ in range(100):
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                found += records
-            if found:
-                break
-    finally:
-        await consumer.stop()
+    found = await listing.dead_letters("listing.request.v1")
     assert len(found) == 1
     assert "NUL" in dict(found[0].headers)[REASON].decode()
     assert await open_listings(listing, [poison]) == {}

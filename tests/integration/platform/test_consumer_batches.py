@@ -3,8 +3,6 @@ one, the valid ones of a poll reach the batch handler together, a transient fail
 whole batch, and any other failure falls back to handling the batch's messages one at a time."""
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from flk.events import dlq
@@ -14,6 +12,7 @@ from flk.events.producer import publish_many
 from flk.events.registry import registry
 from tests.conftest import consume_all
 from tests.support.builders import a_patient_key, a_visit
+from tests.support.waiting import run_consumer_until
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +25,7 @@ async def run_batched(handle, batch_handler, bootstrap, prefix, producer, until,
                          topic_prefix=prefix, max_attempts=3, backoff_initial_s=0.05),
         handle=handle, dlq_producer=producer, batch_handler=batch_handler,
     )
-    await consumer.start()
-    task = asyncio.create_task(consumer.run())
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not until() and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-    finally:
-        await consumer.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await run_consumer_until(consumer, until, timeout_s)
 
 
 def _records(n: int):

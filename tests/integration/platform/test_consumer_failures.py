@@ -2,8 +2,6 @@
 never skipped, and a restarted consumer resumes where the group committed."""
 from __future__ import annotations
 
-import asyncio
-
 from flk.events import dlq
 from flk.events.consumer import ConsumerSettings, EventConsumer, PermanentFailure, TransientFailure
 from flk.events.envelope import make_record
@@ -11,6 +9,7 @@ from flk.events.producer import publish_many
 from flk.events.registry import registry
 from tests.conftest import consume_all
 from tests.support.builders import a_patient_key, a_visit
+from tests.support.waiting import run_consumer_until
 
 VISITS = registry().topic_for("visit.recorded.v1").name
 
@@ -21,16 +20,7 @@ async def run_with(handler, bootstrap, prefix, producer, until, group_suffix="g"
                          topic_prefix=prefix, max_attempts=max_attempts, backoff_initial_s=0.05),
         handle=handler, dlq_producer=producer,
     )
-    await consumer.start()
-    task = asyncio.create_task(consumer.run())
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not until() and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-    finally:
-        await consumer.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await run_consumer_until(consumer, until, timeout_s)
 
 
 def visits(n: int) -> list[dict]:
