@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from flk.events.admin import ensure_topics  # noqa: E402
 from flk.events.envelope import make_record  # noqa: E402
 from flk.events.producer import new_producer, publish_many  # noqa: E402
+from flk.infra.prune import Throwaway  # noqa: E402
 from flk.infra.settings import InfraSettings  # noqa: E402
 from flk.security.pseudonym import PersonId, patient_key  # noqa: E402
 
@@ -62,24 +63,16 @@ def visit(rng, n: int, pk: str, when: datetime | None = None) -> dict:
             "contact_type": "besok", "occurred_at": when.isoformat().replace("+00:00", "Z")}
 
 
-async def fresh_database(infra: InfraSettings) -> str:
-    import asyncpg
-
-    from flk.db.migrate import migrate
-
-    name = f"flk_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}" OWNER "{infra.postgres_app_user}"')
-    await admin.close()
-    dsn = infra.dsn("app", database=name)
-    await migrate(dsn)
-    return dsn
-
-
 async def main(args) -> dict:
-    infra = InfraSettings()
+    """The bench under topics and a database of its own, deleted afterwards."""
+    async with Throwaway(InfraSettings(), "bench") as mine:
+        return await run(args, mine)
+
+
+async def run(args, mine: Throwaway) -> dict:
+    infra = mine.settings
     bootstrap = infra.kafka_bootstrap
-    prefix = f"b{uuid.uuid4().hex[:8]}."
+    prefix = mine.prefix
     await ensure_topics(bootstrap, prefix=prefix)
     rng = random.Random(1)
     keys = [key(i) for i in range(args.patients)]
@@ -124,7 +117,10 @@ async def main(args) -> dict:
     from services.continuity.entrypoints.worker import ContinuityWorker
     from services.continuity.settings import ContinuityServiceSettings
 
-    dsn = await fresh_database(infra)
+    from flk.db.migrate import migrate
+
+    dsn = await mine.database()
+    await migrate(dsn)
     settings = ContinuityServiceSettings(
         platform=PlatformSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix, database_url=dsn),
         as_of=datetime(2026, 3, 15).date(), store="rocksdb", data_dir=Path(tempfile.mkdtemp()) / "continuity",

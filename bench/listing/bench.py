@@ -40,6 +40,7 @@ from flk.events.admin import ensure_topics
 from flk.events.consumer import ConsumerSettings, KeyedEventConsumer
 from flk.events.envelope import make_record
 from flk.events.producer import new_producer, publish_many
+from flk.infra.prune import Throwaway
 from flk.infra.settings import InfraSettings
 from flk.observability.metrics import PrometheusConsumerProbe
 from flk.security.pseudonym import PersonId, patient_key
@@ -65,24 +66,6 @@ def unit_id(i: int) -> str:
 
 def doctor_id(i: int) -> str:
     return f"SE2321000016-L{i:04d}"
-
-
-async def fresh_database(infra: InfraSettings) -> tuple[str, str]:
-    name = f"flk_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{infra.postgres_app_user}"')
-    finally:
-        await admin.close()
-    return name, infra.dsn("app", database=name)
-
-
-async def drop_database(infra: InfraSettings, name: str) -> None:
-    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def seed(dsn: str, units: int, keys: list[str]) -> None:
@@ -277,9 +260,8 @@ async def bench_rest(settings: ListingSettings, keys: list[str], fresh_keys: lis
 
 async def main(args: argparse.Namespace) -> None:
     infra = InfraSettings()
-    name, dsn = await fresh_database(infra)
-    prefix = f"bench{uuid.uuid4().hex[:8]}."
-    try:
+    async with Throwaway(infra, "bench") as mine:  # topics and database deleted afterwards
+        dsn, prefix = await mine.database(), mine.prefix
         await migrate(dsn)
         await ensure_topics(infra.kafka_bootstrap, prefix=prefix)
         keys = [patient_key(PersonId("personnummer", f"1960{n:08d}"), KEY) for n in range(args.persons)]
@@ -301,8 +283,6 @@ async def main(args: argparse.Namespace) -> None:
         result["rest"] = await bench_rest(settings, keys, fresh, args.units, args.rate, args.duration)
         result["targets"] = {"commands_per_s": 1000, "api_p99_ms_at_200_per_s": 50}
         print(json.dumps(result, indent=2))
-    finally:
-        await drop_database(infra, name)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ import random
 import resource
 import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
 
 from flk.db.migrate import migrate
+from flk.infra.prune import Throwaway
 from flk.infra.settings import InfraSettings
 from flk.security.vault import IdentityVault
 from flk.settings import DEV_VAULT_KEY
@@ -91,14 +91,9 @@ async def timed(dsn: str, path: Path, as_of: date, dry_run: bool):
 
 
 async def main(args: argparse.Namespace) -> None:
-    infra = InfraSettings()
-    name = f"flk_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}" OWNER "{infra.postgres_app_user}"')
-    await admin.close()
-    dsn = infra.dsn("app", database=name)
     as_of = date.today() - timedelta(days=1)
-    try:
+    async with Throwaway(InfraSettings(), "bench") as mine:  # its database is dropped afterwards
+        dsn = await mine.database()
         await migrate(dsn)
         await register(dsn, args.units, args.doctors, as_of - timedelta(days=365))
         with tempfile.TemporaryDirectory() as tmp:
@@ -117,10 +112,6 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"{phase:<10} {seconds:8.2f} {rows / seconds:10.0f} {seconds / baseline:16.1f} "
                       f"{peak_rss_mb():12.0f}   listings {report.listings_started}, named "
                       f"{report.named_assigned}, fictive {report.fictive_assigned}, violations {report.violations}")
-    finally:
-        admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from flk.db.migrate import migrate
 from flk.events.admin import ensure_topics
 from flk.events.envelope import make_record
 from flk.events.producer import new_producer
+from flk.infra.prune import Throwaway
 from flk.infra.settings import InfraSettings
 from flk.security.pseudonym import PersonId, patient_key
 from flk.settings import PlatformSettings
@@ -77,17 +78,19 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def main(rate: float, duration: float, units: int, batch_window: float) -> None:
+    """The bench under topics and a database of its own, deleted afterwards (also after an error)."""
+    async with Throwaway(InfraSettings(), "bench") as mine:
+        await run(mine, rate, duration, units, batch_window)
+
+
+async def run(mine: Throwaway, rate: float, duration: float, units: int, batch_window: float) -> None:
     from aiohttp import web
     from aiosmtpd.controller import Controller
 
-    infra = InfraSettings()
-    db_name = f"flk_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
-    await admin.execute(f'CREATE DATABASE "{db_name}" OWNER "{infra.postgres_app_user}"')
-    await admin.close()
-    dsn = infra.dsn("app", database=db_name)
+    infra = mine.settings
+    dsn = await mine.database()
     await migrate(dsn)
-    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    prefix = mine.prefix
     await ensure_topics(infra.kafka_bootstrap, prefix=prefix)
 
     smtp = SmtpSink()
@@ -227,17 +230,6 @@ async def main(rate: float, duration: float, units: int, batch_window: float) ->
     await pool.close()
     await runner.cleanup()
     controller.stop()
-    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-    await admin.close()
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    kafka_admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
-    await kafka_admin.start()
-    try:
-        await kafka_admin.delete_topics([t for t in await kafka_admin.list_topics() if t.startswith(prefix)])
-    finally:
-        await kafka_admin.close()
 
 
 if __name__ == "__main__":

@@ -55,6 +55,34 @@ def down(with_prometheus: bool) -> None:
 
 
 @infra.command()
+@click.option("--dry-run", is_flag=True, help="only list what would be deleted")
+@click.option("--keep-run", "keep_runs", multiple=True, metavar="RUN_ID",
+              help="keep the topics and database of this `flk run --fresh` (repeatable)")
+def prune(dry_run: bool, keep_runs: tuple[str, ...]) -> None:
+    """Delete the topics and databases that tests, benchmarks and `flk run --fresh` left behind.
+
+    The region's own topics (the registry's names without a prefix), Kafka's internal topics and
+    the main database stay. A broker holding thousands of left-over partitions starts slowly.
+    Not while tests, benchmarks or a `flk run --fresh` are running: their topics would go too.
+    """
+    import asyncio
+
+    from flk.events.registry import registry
+    from flk.infra.prune import prune as prune_local
+
+    settings = InfraSettings()
+    result = asyncio.run(prune_local(settings, registry(), dry_run=dry_run, keep_runs=keep_runs))
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {len(result.topics)} topic(s) and {len(result.databases)} database(s)")
+    if dry_run:
+        for name in result.databases:
+            click.echo(f"  database {name}")
+        prefixes = sorted({t.split(".", 1)[0] + "." for t in result.topics})
+        for prefix in prefixes:
+            click.echo(f"  topics {prefix}*")
+
+
+@infra.command()
 def status() -> None:
     """Show what runs, where."""
     settings = InfraSettings()

@@ -168,8 +168,9 @@ class Kafka:
 
     # --- lifecycle ----------------------------------------------------------------------
     def up(self) -> str:
-        if self.process.pid() is not None:
-            wait_for_kafka(self.s.kafka_bootstrap, self.s.kafka_start_timeout_s)
+        if self.process.pid() is not None:  # perhaps still starting (another `up` started it)
+            wait_for_kafka(self.s.kafka_bootstrap, self.s.kafka_start_timeout_s, self.process,
+                           max_s=self.s.kafka_start_max_s)
             return f"kafka already running on {self.s.kafka_bootstrap}"
         if port_open(self.s.kafka_host, self.s.kafka_port):
             raise InfraError(
@@ -182,7 +183,8 @@ class Kafka:
         self.process.start(self.java_argv("kafka.Kafka", str(self.properties_file)), cwd=self.dir)
         started = time.monotonic()
         try:
-            wait_for_kafka(self.s.kafka_bootstrap, self.s.kafka_start_timeout_s, self.process)
+            wait_for_kafka(self.s.kafka_bootstrap, self.s.kafka_start_timeout_s, self.process,
+                           max_s=self.s.kafka_start_max_s)
         except InfraError:
             self.process.stop()
             raise
@@ -205,13 +207,27 @@ def require_tool(tool: str, what: str) -> None:
         raise InfraError(f"'{tool}' not found on PATH: flk needs {what}")
 
 
-def wait_for_kafka(bootstrap: str, timeout_s: float, process: ManagedProcess | None = None) -> None:
-    """Return once the broker answers a metadata request; raise InfraError on timeout or crash."""
-    deadline = time.monotonic() + timeout_s
+def wait_for_kafka(bootstrap: str, timeout_s: float, process: ManagedProcess | None = None,
+                   max_s: float | None = None) -> None:
+    """Return once the broker answers a metadata request; raise InfraError on timeout or crash.
+
+    With the broker's own ``process``, ``timeout_s`` counts from its last sign of life: a broker
+    that keeps writing its log is loading partitions (thousands take minutes) and is waited for,
+    up to ``max_s`` in all. A silent one fails after ``timeout_s``, with the end of its log.
+    """
+    started = time.monotonic()
+    deadline = started + timeout_s
+    hard_deadline = started + (max_s if max_s is not None else timeout_s)
+    log_size = _log_size(process)
     last_error = "no answer"
     while time.monotonic() < deadline:
-        if process is not None and process.pid() is None:
-            raise InfraError(f"kafka exited during start-up; log: {process.log_file}\n{process.log_tail()}")
+        if process is not None:
+            if process.pid() is None:
+                raise InfraError(f"kafka exited during start-up; log: {process.log_file}\n{process.log_tail()}")
+            size = _log_size(process)
+            if size != log_size:  # still loading: wait on, within the hard limit
+                log_size = size
+                deadline = max(deadline, min(time.monotonic() + timeout_s, hard_deadline))
         host, _, port = bootstrap.rpartition(":")
         if not port_open(host, int(port)):
             time.sleep(0.3)
@@ -222,7 +238,22 @@ def wait_for_kafka(bootstrap: str, timeout_s: float, process: ManagedProcess | N
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
             last_error = f"{type(exc).__name__}: {exc}"
         time.sleep(0.5)
-    raise InfraError(f"kafka on {bootstrap} did not answer metadata requests within {timeout_s:.0f}s ({last_error})")
+    waited = time.monotonic() - started
+    message = f"kafka on {bootstrap} did not answer metadata requests within {waited:.0f}s ({last_error})"
+    if process is not None:
+        message += (f"; log: {process.log_file}\n{process.log_tail()}\n"
+                    "(a broker holding many partitions starts slowly: `flk infra prune` deletes the topics "
+                    "that tests, benchmarks and --fresh runs left behind)")
+    raise InfraError(message)
+
+
+def _log_size(process: ManagedProcess | None) -> int:
+    if process is None:
+        return 0
+    try:
+        return process.log_file.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 async def _metadata_once(bootstrap: str) -> None:

@@ -41,7 +41,8 @@ class InfraSettings(BaseSettings):
     kafka_controller_port: int = 19093
     kafka_heap: str = "768m"
     kafka_cluster_id: str = "Zmxrc2VydmljZXNrYQ"  # 22 chars, base64url of 16 bytes
-    kafka_start_timeout_s: float = 90.0
+    kafka_start_timeout_s: float = 90.0  # without a sign of life (log output) from the broker
+    kafka_start_max_s: float = 900.0  # in all, while it keeps loading partitions
 
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 15432

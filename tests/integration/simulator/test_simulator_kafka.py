@@ -58,14 +58,18 @@ def test_the_cli_publishes_to_kafka(kafka_bootstrap: str) -> None:
     from click.testing import CliRunner
 
     from flk.cli import main
-    from flk.events.admin import ensure_topics
+    from flk.events.admin import delete_topics_with_prefix, ensure_topics
 
     prefix = f"t{uuid.uuid4().hex[:10]}."
     asyncio.run(ensure_topics(kafka_bootstrap, prefix=prefix))
-    result = CliRunner().invoke(main, ["simulate", "--preset", "small", "--limit-people", "30", "--end-date",
-                                       "2026-06-30", "--to", "kafka", "--bootstrap", kafka_bootstrap,
-                                       "--topic-prefix", prefix, "--no-progress"])
-    assert result.exit_code == 0, result.output
-    assert "→ kafka" in result.output
-    records = asyncio.run(consume_all(kafka_bootstrap, prefix + "population.persons.v1", expected=30, timeout_s=20))
-    assert len(records) >= 30
+    try:
+        result = CliRunner().invoke(main, ["simulate", "--preset", "small", "--limit-people", "30", "--end-date",
+                                           "2026-06-30", "--to", "kafka", "--bootstrap", kafka_bootstrap,
+                                           "--topic-prefix", prefix, "--no-progress"])
+        assert result.exit_code == 0, result.output
+        assert "→ kafka" in result.output
+        records = asyncio.run(consume_all(kafka_bootstrap, prefix + "population.persons.v1", expected=30,
+                                          timeout_s=20))
+        assert len(records) >= 30
+    finally:
+        asyncio.run(delete_topics_with_prefix(kafka_bootstrap, prefix))
