@@ -308,9 +308,13 @@ def operations() -> dict:
                         "{{event_type}}")], w=8, unit="ops"),
         lay.panel("timeseries", "Consumer lag and outbox backlog",
                   [prom("sum by (topic) (flk_continuity_consumer_lag_records)", "continuity lag {{topic}}"),
-                   prom("sum(flk_listing_outbox_pending)", "listing outbox pending", ref="B")],
+                   prom("sum(flk_listing_outbox_pending)", "listing outbox pending", ref="B"),
+                   prom("sum(flk_listing_parked_commands_waiting)", "listing commands waiting for their person",
+                        ref="C")],
                   w=12, description="Records not yet consumed by the continuity worker, per input topic; listing "
-                                    "events not yet relayed from the outbox to Kafka."),
+                                    "events not yet relayed from the outbox to Kafka; listing commands from Kafka "
+                                    "parked until the population register knows their person (rejected "
+                                    "person_unknown after FLK_LISTING_PERSON_WAIT_S)."),
         lay.panel("timeseries", "Dead-lettered events (cumulative, by topic and category)",
                   [prom("sum by (topic, category) (flk_continuity_events_dead_lettered_total)",
                         "continuity {{topic}} {{category}}"),

@@ -64,6 +64,9 @@ class JobConfig:
     timeout_s: float = 900.0
     progress: bool = False
     snapshot_interval_s: float = 2.0
+    # a replayed year takes a minute: a listing command whose person never comes is answered
+    # (rejected person_unknown) after seconds, not after the service's default day
+    person_wait_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ class MainJob:
         return f"http://{self.c.host}:{port}{path}"
 
     def _listing(self) -> ServiceProcess:
-        env = {**self._platform_env(), "FLK_LISTING_HOST": self.c.host, "FLK_LISTING_PORT": str(self.c.listing_port)}
+        env = {**self._platform_env(), "FLK_LISTING_HOST": self.c.host, "FLK_LISTING_PORT": str(self.c.listing_port),
+               "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s)}
         return ServiceProcess("listing", ["listing", "run"], env, self.url(self.c.listing_port, "/readyz"), self.logs)
 
     def _continuity(self, as_of: date | None) -> ServiceProcess:
@@ -343,7 +347,8 @@ class MainJob:
             g[len(p):] == n or g[len(p):].startswith(n + ".") for n in self._service_names()))
 
     async def _settle(self, what: str, settle_checks: int = 3) -> None:
-        """Until every service's consumer groups have committed offsets, lag 0 and nothing waits in an outbox."""
+        """Until every service's consumer groups have committed offsets, lag 0 and nothing waits in an
+        outbox or for its person (parked listing commands)."""
         from flk.events.lag import consumer_lag
 
         loop = asyncio.get_running_loop()
@@ -355,14 +360,14 @@ class MainJob:
             self.check_services()
             groups = await self._groups()
             lags = await consumer_lag(self.c.bootstrap, groups) if groups else []
-            outbox = await self._read(_outbox_pending)
+            outbox = await self._read(_pending)
             present = {n for n in self._service_names()
                        if any(g.partitions > 0 and (g.group[len(p):] == n or g.group[len(p):].startswith(n + "."))
                               for g in lags)}
             caught_up = present == set(self._service_names()) and all(g.lag == 0 for g in lags) and outbox == 0
             quiet = quiet + 1 if caught_up else 0
             last = ", ".join(f"{g.group[len(p):]} {g.lag:,}" + ("" if g.partitions else " (no offsets yet)")
-                             for g in lags) + f"; outbox {outbox}"
+                             for g in lags) + f"; outbox and parked {outbox}"
             missing = set(self._service_names()) - present
             if missing:
                 last += f"; no committed offsets yet: {', '.join(sorted(missing))}"
@@ -428,11 +433,14 @@ SELECT (SELECT count(*) FROM notifier.care_gap g JOIN notifier.unit_routing r US
 """
 
 
-async def _outbox_pending(conn) -> int:
+async def _pending(conn) -> int:
+    """Events not yet published and listing commands still waiting for their person."""
     total = 0
     for table in ("listing.outbox", "notifier.outbox"):
         if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
             total += await conn.fetchval(f"SELECT count(*) FROM {table} WHERE published_at IS NULL")  # noqa: S608
+    if await conn.fetchval("SELECT to_regclass('listing.parked_command') IS NOT NULL"):
+        total += await conn.fetchval("SELECT count(*) FROM listing.parked_command")
     return total
 
 

@@ -9,6 +9,9 @@ the loops (each supervised: an error is logged and the loop goes on after a paus
              decision and every ``relay_interval_s``
 * goal KPIs — every ``kpi_snapshot_interval_s`` the finished days' G1/G3 are stored for Grafana
              (adapters/kpi_snapshots.py; today stays live)
+* parked commands — Kafka commands whose person the register does not know yet wait in
+             ``listing.parked_command`` and go to the handlers once the person is known, or after
+             ``person_wait_s`` (then rejected person_unknown) — adapters/parking.py
 
 Both consumers are the platform's :class:`KeyedEventConsumer` (DLQ with a reason, retries, commit
 after the batch). Commands go in chunks of up to ``command_chunk_size``, one transaction per chunk
@@ -22,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from flk.events.consumer import (
     ConsumerSettings,
@@ -37,9 +40,10 @@ from flk.events.registry import registry
 from flk.tasks import supervised_task
 from services.listing.adapters.kpi_snapshots import store_finished_days
 from services.listing.adapters.metrics import ListingProbe
+from services.listing.adapters.parking import ParkedCommand, ParkedCommands
 from services.listing.adapters.relay import listing_relay
 from services.listing.service_layer.chunks import handle_chunk
-from services.listing.service_layer.dispatch import handle_message
+from services.listing.service_layer.dispatch import check_values, handle_message
 from services.listing.service_layer.handlers import (
     COMMAND_HANDLERS,
     FACT_HANDLERS,
@@ -70,9 +74,11 @@ def _unavailable() -> tuple[type[BaseException], ...]:
 
 
 def chunk_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingProbe,
-                  message_id: Callable[[Envelope], str]) -> Callable[[list[Envelope]], Awaitable[list[Envelope]]]:
+                  message_id: Callable[[Envelope], str], parking: ParkedCommands | None = None,
+                  ) -> Callable[[list[Envelope]], Awaitable[list[Envelope]]]:
     """Adapt a consumed chunk to :func:`handle_chunk` (one transaction per chunk); what it leaves
-    over goes back to the consumer, which handles it one at a time through ``envelope_handler``."""
+    over goes back to the consumer, which handles it one at a time through ``envelope_handler``.
+    With ``parking``, commands waiting for their person are parked first (adapters/parking.py)."""
     unavailable = _unavailable()
 
     async def handle(envelopes: list[Envelope]) -> list[Envelope]:
@@ -86,6 +92,11 @@ def chunk_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingPro
             except Exception:  # noqa: BLE001 - no id: the one-at-a-time path says why
                 unnamed.append(envelope)
         try:
+            if parking is not None and msgs:
+                waiting = await _park(parking, msgs, index, probe)
+                if waiting:
+                    kept = [i for i, m in enumerate(msgs) if m.message_id not in waiting]
+                    msgs, index = [msgs[i] for i in kept], [index[i] for i in kept]
             result = await handle_chunk(msgs, deps, probe, handlers)
         except unavailable as exc:
             raise TransientFailure(type(exc).__name__) from None
@@ -96,14 +107,19 @@ def chunk_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingPro
 
 
 def envelope_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingProbe, attempts: int,
-                     message_id: Callable[[Envelope], str]) -> Callable[[Envelope], Awaitable[None]]:
+                     message_id: Callable[[Envelope], str], parking: ParkedCommands | None = None,
+                     ) -> Callable[[Envelope], Awaitable[None]]:
     """Adapt a consumed envelope to the handlers: never handleable → PermanentFailure (DLQ with the
-    reason), database unavailable → TransientFailure (the partition waits and retries)."""
+    reason), database unavailable → TransientFailure (the partition waits and retries). With
+    ``parking``, a command waiting for its person is parked instead (adapters/parking.py)."""
     unavailable = _unavailable()
 
     async def handle(envelope: Envelope) -> None:
         msg = Message(message_id(envelope), envelope.event_type, envelope.data, datetime.now(timezone.utc))
         try:
+            if parking is not None and msg.message_type in handlers \
+                    and await _park(parking, [msg], [envelope], probe):
+                return
             await handle_message(msg, deps, probe, attempts, handlers)
         except InvalidMessage as exc:
             raise PermanentFailure(str(exc)) from None
@@ -111,6 +127,25 @@ def envelope_handler(deps: Deps, handlers: Mapping[str, Handler], probe: Listing
             raise TransientFailure(type(exc).__name__) from None
 
     return handle
+
+
+async def _park(parking: ParkedCommands, msgs: list[Message], envelopes: list[Envelope],
+                probe: ListingProbe) -> dict[str, bool]:
+    """Park what waits for its person; the command ids parked (now or by an earlier delivery).
+    Only commands whose values the register can hold are parked (the rest goes on to its dead
+    letter now, not after the wait)."""
+    storable = []
+    for msg, envelope in zip(msgs, envelopes):
+        try:
+            check_values(msg.data)
+        except InvalidMessage:
+            continue
+        storable.append((msg, envelope))
+    waiting = await parking.park_waiting(storable)
+    for msg, _ in storable:
+        if waiting.get(msg.message_id):
+            probe.parked(msg.message_type)
+    return waiting
 
 
 class Wakeup:
@@ -148,29 +183,32 @@ class ListingRuntime:
     relay_wake: Wakeup = field(default_factory=Wakeup)
     deps: Deps = field(init=False)
     relay: OutboxRelay = field(init=False)
+    parking: ParkedCommands | None = field(init=False)
     consumers: list[EventConsumer] = field(init=False, default_factory=list)
     _tasks: list[asyncio.Task] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.deps = build_deps(s, self.pool, self.relay_wake)
+        self.parking = ParkedCommands(self.pool) if s.person_wait_s > 0 else None
         self.relay = listing_relay(self.pool, self.producer, s.source, s.platform.topic_prefix, s.relay_batch,
                                   self.probe)
 
     def _consumer(self, suffix: str, topics: tuple[str, ...], handlers: Mapping[str, Handler],
-                  message_id: Callable[[Envelope], str], chunked: bool = False) -> EventConsumer:
+                  message_id: Callable[[Envelope], str], chunked: bool = False,
+                  parking: ParkedCommands | None = None) -> EventConsumer:
         s = self.settings
         consumer = KeyedEventConsumer(
             ConsumerSettings(bootstrap=s.platform.kafka_bootstrap,
                              group_id=f"{s.platform.topic_prefix}{s.consumer_group}.{suffix}",
                              topics=topics, name=f"listing-{suffix}", topic_prefix=s.platform.topic_prefix,
                              max_records=max(500, s.command_chunk_size) if chunked else 500),
-            handle=envelope_handler(self.deps, handlers, self.probe, s.conflict_retries, message_id),
+            handle=envelope_handler(self.deps, handlers, self.probe, s.conflict_retries, message_id, parking),
             dlq_producer=self.producer, probe=self.consumer_probe,
         )
         consumer.concurrency = s.consumer_concurrency
         if chunked and s.command_chunk_size > 1:
-            consumer.batch_handler = chunk_handler(self.deps, handlers, self.probe, message_id)
+            consumer.batch_handler = chunk_handler(self.deps, handlers, self.probe, message_id, parking)
             consumer.batch_size = s.command_chunk_size
         return consumer
 
@@ -178,12 +216,14 @@ class ListingRuntime:
         if consume:
             self.consumers = [
                 self._consumer("commands", COMMAND_TOPICS, COMMAND_HANDLERS, lambda e: str(e.data["command_id"]),
-                               chunked=True),
+                               chunked=True, parking=self.parking),
                 self._consumer("facts", FACT_TOPICS, FACT_HANDLERS, lambda e: e.id),
             ]
             for consumer in self.consumers:
                 await consumer.start()
                 self._spawn(consumer.settings.name, consumer.run)
+            if self.parking is not None:
+                self._spawn("parked-commands", self._release_loop)
         if relay:
             self._spawn("relay", self._relay_loop)
         if kpi_snapshots and self.settings.kpi_snapshot_interval_s > 0:
@@ -216,6 +256,47 @@ class ListingRuntime:
             # gather the decisions of the next few milliseconds into one batch (one transaction and
             # one round of acknowledgements instead of one per decision)
             await asyncio.sleep(self.settings.relay_batch_window_s)
+
+    async def _release_loop(self) -> None:
+        while True:
+            if not await self.release_parked():
+                await asyncio.sleep(self.settings.parked_release_interval_s)
+
+    async def release_parked(self, limit: int = 500) -> int:
+        """One pass over the parked commands: the oldest of every person who is known now or has
+        waited ``person_wait_s`` goes to the handlers (the latter are rejected person_unknown).
+        Returns how many were handled; the database being away propagates (the loop pauses)."""
+        assert self.parking is not None
+        s = self.settings
+        waited_since = datetime.now(timezone.utc) - timedelta(seconds=s.person_wait_s)
+        ready = await self.parking.releasable(waited_since, limit)
+        for parked in ready:
+            outcome = await self._release(parked)
+            await self.parking.remove(parked.message.message_id)  # after the handler committed
+            self.probe.released(outcome)
+        self.probe.parked_waiting(await self.parking.count())
+        return len(ready)
+
+    async def _release(self, parked: ParkedCommand) -> str:
+        s = self.settings
+        try:
+            outcome = await handle_message(parked.message, self.deps, self.probe, s.conflict_retries,
+                                           COMMAND_HANDLERS)
+        except (InvalidMessage, KeyError) as exc:
+            await self._dead_letter(parked, f"released after waiting for its person: {exc}")
+            return "dead_lettered"
+        waited_out = bool(outcome.rejection) and outcome.rejection.get("reason_code") == "person_unknown"
+        return "waited_out" if waited_out else "person_known"
+
+    async def _dead_letter(self, parked: ParkedCommand, reason: str) -> None:
+        from flk.events.dlq import FailedMessage, send_to_dlq
+        from flk.events.envelope import wrap_trusted_record
+
+        e = parked.envelope  # its data passed the contract check when it was consumed
+        record = wrap_trusted_record(e.event_type, e.data, key=e.key, source=e.source, event_id=e.id, time=e.time)
+        failed = FailedMessage(topic=self.settings.platform.topic_prefix + record.topic, partition=-1, offset=-1,
+                               key=record.key, value=record.value, headers=tuple(record.headers))
+        await send_to_dlq(self.producer, failed, reason, "listing-parked-commands")
 
     async def _kpi_snapshot_loop(self) -> None:
         s = self.settings

@@ -41,6 +41,10 @@ class ListingSettings(BaseSettings):
     relay_batch: int = Field(1000, ge=1)
     relay_interval_s: float = Field(0.5, gt=0)
     relay_batch_window_s: float = Field(0.02, ge=0)  # after a wake-up, wait this long to batch decisions
+    # a Kafka command whose person the register does not know yet waits this long for the person's
+    # registration (adapters/parking.py), then is rejected person_unknown; 0: rejected at once
+    person_wait_s: float = Field(86400, ge=0)
+    parked_release_interval_s: float = Field(1.0, gt=0)  # how often parked commands are looked at
     conflict_retries: int = Field(5, ge=1, le=50)  # serialisation / constraint conflicts retried per message
 
     # ---- goal KPI snapshots (G1, G3) ----------------------------------------------------------

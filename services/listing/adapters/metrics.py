@@ -15,6 +15,9 @@ class ListingProbe(Protocol):
     def published(self, event_type: str, n: int) -> None: ...
     def outbox_pending(self, n: int) -> None: ...
     def imported(self, outcome: str, n: int) -> None: ...
+    def parked(self, message_type: str) -> None: ...
+    def released(self, outcome: str) -> None: ...
+    def parked_waiting(self, n: int) -> None: ...
 
 
 class NullListingProbe:
@@ -23,6 +26,9 @@ class NullListingProbe:
     def published(self, event_type: str, n: int) -> None: ...
     def outbox_pending(self, n: int) -> None: ...
     def imported(self, outcome: str, n: int) -> None: ...
+    def parked(self, message_type: str) -> None: ...
+    def released(self, outcome: str) -> None: ...
+    def parked_waiting(self, n: int) -> None: ...
 
 
 class PrometheusListingProbe:
@@ -44,6 +50,15 @@ class PrometheusListingProbe:
         self.pending = Gauge("flk_listing_outbox_pending", "Outbox rows not yet published", **kw)
         self.imported_total = Counter(
             "flk_listing_import_rows_total", "Rows of listing imports, by outcome", ["outcome"], **kw)
+        self.parked_total = Counter(
+            "flk_listing_commands_parked_total", "Kafka commands parked to wait for their person",
+            ["message_type"], **kw)
+        self.released_total = Counter(
+            "flk_listing_parked_released_total",
+            "Parked commands handed to the handlers: person_known, waited_out (rejected person_unknown), "
+            "dead_lettered", ["outcome"], **kw)
+        self.waiting = Gauge("flk_listing_parked_commands_waiting", "Kafka commands waiting for their person (parked)",
+                             **kw)
 
     def decided(self, message_type: str, outcome: str, reason_code: str | None, seconds: float) -> None:
         self.messages_total.labels(message_type, outcome).inc()
@@ -62,3 +77,12 @@ class PrometheusListingProbe:
 
     def imported(self, outcome: str, n: int) -> None:
         self.imported_total.labels(outcome).inc(n)
+
+    def parked(self, message_type: str) -> None:
+        self.parked_total.labels(message_type).inc()
+
+    def released(self, outcome: str) -> None:
+        self.released_total.labels(outcome).inc()
+
+    def parked_waiting(self, n: int) -> None:
+        self.waiting.set(n)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -193,14 +194,22 @@ class Listing:
         return found
 
 
-@pytest.fixture
-async def listing(migrated_database: str, topic_prefix: str, kafka_bootstrap: str, producer) -> AsyncIterator[Listing]:
+@asynccontextmanager
+async def running_listing(database: str, topic_prefix: str, kafka_bootstrap: str, producer,
+                          **settings_overrides: Any) -> AsyncIterator[Listing]:
+    """The service (API, consumers, relay, loops) on the given database and topics."""
     settings = ListingSettings(
-        platform=PlatformSettings(database_url=migrated_database, topic_prefix=topic_prefix,
+        platform=PlatformSettings(database_url=database, topic_prefix=topic_prefix,
                                   kafka_bootstrap=kafka_bootstrap, jwt_verify_key=JWT_KEY, environment="test"),
-        relay_interval_s=0.2, pool_size=8,
+        relay_interval_s=0.2, pool_size=8, **settings_overrides,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://listing") as client:
-            yield Listing(settings, migrated_database, client, app, producer, kafka_bootstrap, topic_prefix)
+            yield Listing(settings, database, client, app, producer, kafka_bootstrap, topic_prefix)
+
+
+@pytest.fixture
+async def listing(migrated_database: str, topic_prefix: str, kafka_bootstrap: str, producer) -> AsyncIterator[Listing]:
+    async with running_listing(migrated_database, topic_prefix, kafka_bootstrap, producer) as service:
+        yield service
