@@ -130,3 +130,21 @@ async def test_a_released_command_handled_before_a_crash_is_answered_from_the_in
     started = await listing.fetch("SELECT 1 FROM listing.outbox WHERE event_type = 'listing.started.v1'")
     assert len(started) == 1
     assert len(await listing.fetch("SELECT 1 FROM listing.listing WHERE patient_key = $1", key)) == 1
+
+
+async def test_L4_commands_handled_one_at_a_time_wait_for_their_person_too(
+        migrated_database, topic_prefix, kafka_bootstrap, producer):
+    async with running_listing(migrated_database, topic_prefix, kafka_bootstrap, producer,
+                               command_chunk_size=1, parked_release_interval_s=0.2) as listing:
+        await listing.given_region()
+        key = listing.new_patient_key()
+        await listing.publish("listing.request.v1", list_request(key))
+        assert await listing.eventually(lambda: parked(listing, key)) == ["listing.request.v1"]
+
+        await listing.fact("person.registered.v1", person(key))
+
+        async def listed() -> list:
+            return await listing.fetch("SELECT 1 FROM listing.listing WHERE patient_key = $1", key)
+
+        assert await listing.eventually(listed)
+        assert await parked(listing, key) == []
