@@ -2,35 +2,83 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from flk.events.registry import TopicRegistry, TopicSpec, registry
 
+log = logging.getLogger(__name__)
 
-def topic_configs(spec: TopicSpec) -> dict[str, str]:
-    return {"retention.ms": str(spec.retention_ms), "cleanup.policy": "delete"}
+
+def topic_configs(spec: TopicSpec, dead_letters: bool = False) -> dict[str, str]:
+    """The configs the registry sets on a topic (``dead_letters``: on its ``.dlq`` twin)."""
+    retention = spec.dlq_retention_ms if dead_letters else spec.retention_ms
+    return {"retention.ms": str(retention), "cleanup.policy": "delete"}
+
+
+def registry_configs(reg: TopicRegistry, prefix: str = "") -> dict[str, tuple[TopicSpec, dict[str, str]]]:
+    """Every topic of the registry (and its dead-letter twin) with the configs it must have."""
+    return {prefix + name: (spec, topic_configs(spec, dead_letters=name == spec.dlq))
+            for spec in reg.topics for name in (spec.name, spec.dlq)}
+
+
+def configs_to_change(wanted: dict[str, str], current: dict[str, str]) -> dict[str, str] | None:
+    """Pure: the configs to set on an existing topic (all of the registry's, since AlterConfigs
+    replaces a topic's overrides), or None when the topic already has them."""
+    return None if all(current.get(k) == v for k, v in wanted.items()) else dict(wanted)
 
 
 async def ensure_topics(bootstrap: str, reg: TopicRegistry | None = None, prefix: str = "") -> list[str]:
-    """Create missing topics; return the names created. Existing topics are left as they are."""
+    """Create missing topics; return the names created. Existing topics keep their partitions;
+    their retention is brought to the registry's (see ``reconcile_topic_configs``)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     reg = reg or registry()
+    configs = registry_configs(reg, prefix)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted: list[NewTopic] = []
-        for spec in reg.topics:
-            for name in (spec.name, spec.dlq):
-                full = prefix + name
-                if full not in existing:
-                    wanted.append(NewTopic(full, spec.partitions, 1, topic_configs=topic_configs(spec)))
+        wanted = [NewTopic(name, spec.partitions, 1, topic_configs=cfg)
+                  for name, (spec, cfg) in configs.items() if name not in existing]
         if wanted:
             await admin.create_topics(wanted)
             await _wait_for_leaders(admin, [t.name for t in wanted])
+        present = [name for name in configs if name in existing]
+        if present:
+            try:
+                changed = await reconcile_topic_configs(admin, {name: configs[name][1] for name in present})
+            except Exception as exc:  # noqa: BLE001 - e.g. no AlterConfigs right on a managed cluster
+                log.warning("topic configs not brought to the registry's (%s: %s); the topics work as they are",
+                            type(exc).__name__, exc)
+            else:
+                if changed:
+                    log.info("topic configs set to the registry's on %d topic(s): %s", len(changed),
+                             ", ".join(changed))
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+async def reconcile_topic_configs(admin, wanted: dict[str, dict[str, str]]) -> list[str]:
+    """Set the registry's configs on existing topics that differ (e.g. a dead-letter topic created
+    before it had a retention of its own); the names changed."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    keys = sorted({k for cfg in wanted.values() for k in cfg})
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name, configs=dict.fromkeys(keys)) for name in wanted])
+    current: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"] == 0:
+                current[resource["resource_name"]] = {
+                    e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+    changes = {name: change for name, cfg in wanted.items() if name in current
+               and (change := configs_to_change(cfg, current[name])) is not None}
+    if changes:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=cfg)
+                                   for name, cfg in changes.items()])
+    return sorted(changes)
 
 
 def ensure_topics_sync(bootstrap: str) -> list[str]:

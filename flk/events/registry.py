@@ -22,6 +22,7 @@ class TopicSpec:
     events: tuple[str, ...]  # event types, "<name>.v<version>"
     partitions: int
     retention_ms: int
+    dlq_retention_ms: int = -1  # of the dead-letter topic
 
     @property
     def dlq(self) -> str:
@@ -75,6 +76,7 @@ class TopicRegistry:
 
 def parse_registry(document: dict) -> TopicRegistry:
     patient_partitions = int(document["patient_partitions"])
+    dlq_retention_ms = int(document.get("dlq_retention_ms", -1))
     specs = []
     for entry in document["topics"]:
         key = entry["key"]
@@ -85,6 +87,7 @@ def parse_registry(document: dict) -> TopicRegistry:
             events=tuple(entry["events"]),
             partitions=int(entry.get("partitions", patient_partitions)),
             retention_ms=int(entry.get("retention_ms", -1)),
+            dlq_retention_ms=int(entry.get("dlq_retention_ms", dlq_retention_ms)),
         ))
     return TopicRegistry(tuple(specs), patient_partitions)
 

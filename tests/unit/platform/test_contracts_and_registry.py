@@ -115,3 +115,30 @@ def _inline_refs(node, shared):
     if isinstance(node, list):
         return [_inline_refs(v, shared) for v in node]
     return node
+
+
+def test_dead_letter_topics_keep_letters_30_days_not_for_ever():
+    from flk.events.admin import registry_configs
+
+    configs = registry_configs(registry())
+    for spec in registry().topics:
+        assert configs[spec.dlq][1]["retention.ms"] == str(30 * 24 * 3600 * 1000)
+        assert configs[spec.name][1]["retention.ms"] == str(spec.retention_ms)
+    assert configs["ehr.visits.v1"][1]["retention.ms"] == "-1"  # the worker's recovery source
+
+
+def test_a_topic_may_set_its_own_dead_letter_retention():
+    doc = {"patient_partitions": 6, "dlq_retention_ms": 1000, "topics": [
+        {"name": "a.v1", "key": "patient_key", "writer": "x", "events": ["a.happened.v1"]},
+        {"name": "b.v1", "key": "patient_key", "writer": "x", "events": ["b.happened.v1"], "dlq_retention_ms": 5}]}
+    reg = parse_registry(doc)
+    assert [t.dlq_retention_ms for t in reg.topics] == [1000, 5]
+
+
+def test_an_existing_topic_is_changed_only_when_its_configs_differ_and_then_gets_all_of_them():
+    from flk.events.admin import configs_to_change
+
+    wanted = {"retention.ms": "2592000000", "cleanup.policy": "delete"}
+    assert configs_to_change(wanted, {"retention.ms": "2592000000", "cleanup.policy": "delete",
+                                      "segment.bytes": "1"}) is None
+    assert configs_to_change(wanted, {"retention.ms": "-1", "cleanup.policy": "delete"}) == wanted
