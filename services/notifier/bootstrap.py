@@ -21,7 +21,8 @@ from flk.events.consumer import ConsumerSettings, EventConsumer, KeyedEventConsu
 from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
 from flk.tasks import supervised_task
-from services.notifier.adapters import alert_store
+from services.notifier.adapters import alert_store, retention
+from services.notifier.adapters.retention import Purged
 from services.notifier.adapters.clock import Clock, SystemClock
 from services.notifier.adapters.inbound import CONSUMED_EVENT_TYPES, FactMapper
 from services.notifier.adapters.metrics import NotifierProbe, PrometheusProbe
@@ -131,6 +132,8 @@ class NotifierRuntime:
         self._spawn("planner", self._planner_loop)
         self._spawn("delivery", self._delivery_loop)
         self._spawn("metrics", self._metrics_loop)
+        if self.settings.retention_days > 0:
+            self._spawn("retention", self._retention_loop)
 
     async def stop(self) -> None:
         if self.consumer is not None:
@@ -183,6 +186,27 @@ class NotifierRuntime:
             now = self.clock.now()
             self.probe.open_gaps({u: (n, max(0.0, (now - oldest).total_seconds())) for u, (n, oldest) in stats.items()})
             await asyncio.sleep(self.settings.metrics_refresh_s)
+
+
+    async def purge_expired(self) -> Purged:
+        """One purge: per-patient data older than ``retention_days`` (adapters/retention.py)."""
+        cut_off = self.clock.now() - timedelta(days=self.settings.retention_days)
+        async with self.pool.acquire() as conn:
+            purged = await retention.purge(conn, cut_off)
+        for what, n in (("gap_patient_key", purged.gaps_forgotten), ("care_state", purged.states_deleted),
+                        ("outbox", purged.outbox_deleted)):
+            if n:
+                self.probe.purged(what, n)
+        if purged.gaps_forgotten or purged.states_deleted or purged.outbox_deleted:
+            log.info("notifier retention (%d days): %d resolved gaps forgot their patient, %d care states and "
+                     "%d published outbox rows deleted", self.settings.retention_days, purged.gaps_forgotten,
+                     purged.states_deleted, purged.outbox_deleted)
+        return purged
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await self.purge_expired()
+            await asyncio.sleep(self.settings.retention_interval_s)
 
 
 def _until(moment: datetime | None, now: datetime, cap: float) -> float:

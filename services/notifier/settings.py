@@ -67,6 +67,10 @@ class NotifierSettings(BaseSettings):
     delivery_concurrency: int = Field(16, ge=1)
     metrics_refresh_s: float = 15.0
 
+    # ---- retention (adapters/retention.py) ----------------------------------------------------
+    retention_days: int = Field(365, ge=0)  # per-patient data past this goes; 0: kept for ever
+    retention_interval_s: float = Field(3600.0, gt=0)  # how often the purge runs
+
     # ---- retries ----------------------------------------------------------------------------
     retry_max_attempts: int = Field(10, ge=1)
     retry_base_s: float = 2.0

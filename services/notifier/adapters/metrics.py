@@ -27,6 +27,7 @@ class NotifierProbe(Protocol):
     def attempt_duration(self, channel: str, seconds: float) -> None: ...
     def open_gaps(self, by_unit: dict[str, tuple[int, float]]) -> None: ...
     def worklist_request(self, action: str, outcome: str) -> None: ...
+    def purged(self, what: str, count: int) -> None: ...
 
 
 class NullProbe:
@@ -68,6 +69,10 @@ class PrometheusProbe:
         self.worklist = Counter("flk_notifier_worklist_requests_total",
                                 "Worklist views and actions by outcome (no unit or patient labels)",
                                 ["action", "outcome"], registry=r)
+        self.purged_rows = Counter("flk_notifier_retention_purged_total",
+                                   "Rows purged past the retention: gap_patient_key (forgotten on resolved gaps), "
+                                   "care_state (of persons deceased/emigrated), outbox (published)",
+                                   ["what"], registry=r)
         self._units: set[str] = set()
 
     def handled(self, consumer: str, event_type: str) -> None:
@@ -116,3 +121,6 @@ class PrometheusProbe:
 
     def worklist_request(self, action: str, outcome: str) -> None:
         self.worklist.labels(action, outcome).inc()
+
+    def purged(self, what: str, count: int) -> None:
+        self.purged_rows.labels(what).inc(count)
