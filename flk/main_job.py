@@ -54,9 +54,11 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
             click.echo("note: 'prometheus' is not installed; running without it", err=True)
         with_prometheus = False
     infra = InfraSettings()
+    connection = None
     if external:  # managed Kafka and PostgreSQL: nothing local is started
         platform = PlatformSettings()
         bootstrap, prefix = platform.kafka_bootstrap, platform.topic_prefix
+        connection = platform.kafka_connection()  # TLS/SASL (FLK_KAFKA_*; the services read the same)
         database_url = platform.database_url.get_secret_value()
     else:
         ctx.invoke(infra_up, with_prometheus=with_prometheus, topics=True)
@@ -76,6 +78,7 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
         end_date=end_date.date() if end_date else local_today(),
         baseline_date=baseline_date.date() if baseline_date else None, limit_people=limit_people,
         topic_prefix=prefix, timeout_s=timeout_s, progress=sys.stderr.isatty(),
+        **({"kafka_connection": connection} if connection is not None else {}),
     )
     prometheus_url = f"http://{infra.prometheus_host}:{infra.prometheus_port}" if with_prometheus else None
     code = asyncio.run(run_main_job(config, prometheus_url, exit_after_summary))

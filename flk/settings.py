@@ -2,16 +2,19 @@
 
 Each service has one settings object of its own that holds a `PlatformSettings`; all are
 pydantic-settings models that fail fast at start-up on a missing or malformed value.
-Environment variables: ``FLK_KAFKA_BOOTSTRAP``, ``FLK_DATABASE_URL``, ``FLK_JWT_*``,
+Environment variables: ``FLK_KAFKA_BOOTSTRAP``, ``FLK_KAFKA_SECURITY_PROTOCOL``,
+``FLK_KAFKA_SASL_*``, ``FLK_KAFKA_SSL_*``, ``FLK_DATABASE_URL``, ``FLK_JWT_*``,
 ``FLK_PSEUDONYM_KEY``, ``FLK_IDENTITY_VAULT_KEY``.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flk.events.connection import KafkaConnection
 from flk.infra.settings import InfraSettings
 
 #: Local-development secrets. `flk` refuses them when FLK_ENVIRONMENT=production.
@@ -33,6 +36,14 @@ class PlatformSettings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     kafka_bootstrap: str = Field(default_factory=_local_kafka)
+    # plaintext suits the local broker on loopback; a managed cluster wants TLS and/or SASL
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # unset: the system's trusted CAs
+    kafka_ssl_certfile: Path | None = None  # mutual TLS, with kafka_ssl_keyfile
+    kafka_ssl_keyfile: Path | None = None
     database_url: SecretStr = Field(default_factory=lambda: SecretStr(_local_database_url()))
     topic_prefix: str = ""  # tests isolate themselves with a unique prefix
 
@@ -46,7 +57,19 @@ class PlatformSettings(BaseSettings):
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     identity_vault_key: SecretStr = SecretStr(DEV_VAULT_KEY)
 
+    def kafka_connection(self) -> KafkaConnection:
+        """How this service's Kafka clients connect (flk/events/connection.py)."""
+        return KafkaConnection(
+            protocol=self.kafka_security_protocol, sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
+            ssl_cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None,
+            ssl_certfile=str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None,
+            ssl_keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+        )
+
     def model_post_init(self, _context: object) -> None:
+        self.kafka_connection()  # fail fast on an incomplete TLS/SASL setting
         if self.environment == "production":
             for name, value, dev in (
                 ("FLK_JWT_VERIFY_KEY", self.jwt_verify_key, DEV_JWT_SECRET),

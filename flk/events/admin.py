@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.events.registry import TopicRegistry, TopicSpec, registry
 
 log = logging.getLogger(__name__)
@@ -27,14 +28,15 @@ def configs_to_change(wanted: dict[str, str], current: dict[str, str]) -> dict[s
     return None if all(current.get(k) == v for k, v in wanted.items()) else dict(wanted)
 
 
-async def ensure_topics(bootstrap: str, reg: TopicRegistry | None = None, prefix: str = "") -> list[str]:
+async def ensure_topics(bootstrap: str, reg: TopicRegistry | None = None, prefix: str = "",
+                        connection: KafkaConnection = PLAINTEXT) -> list[str]:
     """Create missing topics; return the names created. Existing topics keep their partitions;
     their retention is brought to the registry's (see ``reconcile_topic_configs``)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     reg = reg or registry()
     configs = registry_configs(reg, prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **connection.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -81,8 +83,8 @@ async def reconcile_topic_configs(admin, wanted: dict[str, dict[str, str]]) -> l
     return sorted(changes)
 
 
-def ensure_topics_sync(bootstrap: str) -> list[str]:
-    return asyncio.run(ensure_topics(bootstrap))
+def ensure_topics_sync(bootstrap: str, connection: KafkaConnection = PLAINTEXT) -> list[str]:
+    return asyncio.run(ensure_topics(bootstrap, connection=connection))
 
 
 async def _wait_for_leaders(admin, names: list[str], timeout_s: float = 15.0) -> None:

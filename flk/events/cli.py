@@ -23,9 +23,11 @@ def list_topics() -> None:
 @topics.command()
 @click.option("--bootstrap", envvar="FLK_KAFKA_BOOTSTRAP", help="defaults to the local broker")
 def create(bootstrap: str | None) -> None:
-    """Create missing topics and their dead-letter topics."""
+    """Create missing topics and their dead-letter topics (TLS/SASL from FLK_KAFKA_*); bring existing
+    topics to the registry's retention."""
     from flk.events.admin import ensure_topics_sync
-    from flk.infra.settings import InfraSettings
+    from flk.settings import PlatformSettings
 
-    created = ensure_topics_sync(bootstrap or InfraSettings().kafka_bootstrap)
+    platform = PlatformSettings()
+    created = ensure_topics_sync(bootstrap or platform.kafka_bootstrap, platform.kafka_connection())
     click.echo(f"{len(created)} topic(s) created")

@@ -27,6 +27,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable, Protocol
 
+from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.events.contracts import ContractViolation
 from flk.events.dlq import FailedMessage, send_to_dlq
 from flk.events.envelope import Envelope, EnvelopeError, read_record
@@ -73,6 +74,7 @@ class ConsumerSettings:
     auto_offset_reset: str = "earliest"
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
+    connection: KafkaConnection = PLAINTEXT  # TLS / SASL (flk/events/connection.py)
 
 
 @contextlib.asynccontextmanager
@@ -118,6 +120,7 @@ class EventConsumer:
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_records=s.max_records,
+            **s.connection.client_options(),
         )
         await self._consumer.start()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from flk.events.connection import PLAINTEXT, KafkaConnection
+
 
 @dataclass(frozen=True)
 class GroupLag:
@@ -12,14 +14,16 @@ class GroupLag:
     partitions: int
 
 
-async def consumer_lag(bootstrap: str, groups: list[str] | None = None, prefix: str = "") -> list[GroupLag]:
+async def consumer_lag(bootstrap: str, groups: list[str] | None = None, prefix: str = "",
+                       connection: KafkaConnection = PLAINTEXT) -> list[GroupLag]:
     """Lag of the named groups (or of every group starting with `prefix`)."""
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    options = connection.client_options()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
     await admin.start()
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
     await probe.start()
     try:
         if groups is None:

@@ -5,12 +5,13 @@ import asyncio
 import logging
 from typing import Any, Callable
 
+from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.events.envelope import OutgoingRecord
 
 log = logging.getLogger(__name__)
 
 
-def _aiokafka_producer(bootstrap: str, client_id: str):
+def _aiokafka_producer(bootstrap: str, client_id: str, connection: KafkaConnection = PLAINTEXT):
     """An aiokafka producer with acks=all and idempotence (no duplicates from retries)."""
     from aiokafka import AIOKafkaProducer
 
@@ -23,12 +24,13 @@ def _aiokafka_producer(bootstrap: str, client_id: str):
         enable_idempotence=True,
         linger_ms=5,
         partitioner=default_partitioner,  # aiokafka's partitions, ~2x cheaper hash
+        **connection.client_options(),
     )
 
 
-def new_producer(bootstrap: str, client_id: str) -> "RecoveringProducer":
+def new_producer(bootstrap: str, client_id: str, connection: KafkaConnection = PLAINTEXT) -> "RecoveringProducer":
     """An idempotent producer (acks=all) that replaces itself after a failed send."""
-    return RecoveringProducer(lambda: _aiokafka_producer(bootstrap, client_id), client_id)
+    return RecoveringProducer(lambda: _aiokafka_producer(bootstrap, client_id, connection), client_id)
 
 
 class RecoveringProducer:
@@ -61,7 +63,11 @@ class RecoveringProducer:
 
     async def start(self) -> None:
         producer = self._factory()
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:  # e.g. the cluster refused the credentials: release what it opened
+            await producer.stop()
+            raise
         self._producer, self._broken, self._started = producer, False, True
 
     async def stop(self) -> None:

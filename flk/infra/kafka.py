@@ -143,6 +143,8 @@ class Kafka:
             "log.retention.hours": "-1",
             "log.segment.bytes": str(64 * 1024 * 1024),
         }
+        if s.kafka_sasl_ssl_port is not None:
+            props.update(sasl_ssl_listener(s))
         self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.dir / "log4j2.properties").write_text(LOG4J2)
 
@@ -200,6 +202,26 @@ class Kafka:
             return "kafka: stopped"
         ok = port_open(self.s.kafka_host, self.s.kafka_port)
         return f"kafka: running (pid {pid}) on {self.s.kafka_bootstrap}{'' if ok else ', port not answering'}"
+
+
+def sasl_ssl_listener(s: InfraSettings) -> dict[str, str]:
+    """Broker properties for an extra SASL_SSL listener with PLAIN users (to prove the clients'
+    TLS + SASL wiring against a real broker; the PLAINTEXT listener stays for the rest)."""
+    if not s.kafka_sasl_users or s.kafka_ssl_keystore_pem is None:
+        raise InfraError("a SASL_SSL listener needs kafka_sasl_users and kafka_ssl_keystore_pem")
+    listener = f"SASL_SSL://{s.kafka_host}:{s.kafka_sasl_ssl_port}"
+    users = " ".join(f'user_{name}="{password}"' for name, password in s.kafka_sasl_users.items())
+    return {
+        "listeners": f"PLAINTEXT://{s.kafka_host}:{s.kafka_port},{listener},"
+                     f"CONTROLLER://{s.kafka_host}:{s.kafka_controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{s.kafka_host}:{s.kafka_port},{listener}",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config":
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(s.kafka_ssl_keystore_pem),
+    }
 
 
 def require_tool(tool: str, what: str) -> None:

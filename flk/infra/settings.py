@@ -43,6 +43,10 @@ class InfraSettings(BaseSettings):
     kafka_cluster_id: str = "Zmxrc2VydmljZXNrYQ"  # 22 chars, base64url of 16 bytes
     kafka_start_timeout_s: float = 90.0  # without a sign of life (log output) from the broker
     kafka_start_max_s: float = 900.0  # in all, while it keeps loading partitions
+    # an extra SASL_SSL listener (PLAIN), as a managed cluster has one: off unless a port is set
+    kafka_sasl_ssl_port: int | None = None
+    kafka_sasl_users: dict[str, str] = Field(default_factory=dict)  # user -> password
+    kafka_ssl_keystore_pem: Path | None = None  # PKCS#8 private key + certificate chain, PEM
 
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 15432

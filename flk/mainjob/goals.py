@@ -237,15 +237,17 @@ async def read_alerts(conn) -> AlertFigures:
     return AlertFigures(gaps["open"], gaps["opened"], planned, delivered, failed, pending)
 
 
-async def count_dead_letters(bootstrap: str, prefix: str = "") -> DeadLetters:
+async def count_dead_letters(bootstrap: str, prefix: str = "", connection=None) -> DeadLetters:
     """Messages in every registry topic's dead-letter twin (end minus beginning offsets)."""
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import TopicPartition
 
+    from flk.events.connection import PLAINTEXT
     from flk.events.registry import registry
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    options = (connection or PLAINTEXT).client_options()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -256,7 +258,7 @@ async def count_dead_letters(bootstrap: str, prefix: str = "") -> DeadLetters:
     tps = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
     by_topic: dict[str, int] = {name[len(prefix):]: 0 for name in names}
     if tps:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
         await consumer.start()
         try:
             begin = await consumer.beginning_offsets(tps)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.mainjob.demo_sinks import MailCatcher, TeamsSink
 from flk.mainjob.goals import (
     AlertFigures,
@@ -67,6 +68,7 @@ class JobConfig:
     # a replayed year takes a minute: a listing command whose person never comes is answered
     # (rejected person_unknown) after seconds, not after the service's default day
     person_wait_s: float = 10.0
+    kafka_connection: KafkaConnection = PLAINTEXT  # --external: TLS/SASL from FLK_KAFKA_* (the services read the same)
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ class MainJob:
         from flk.events.admin import ensure_topics
 
         c = self.c
-        await ensure_topics(c.bootstrap, prefix=c.topic_prefix)
+        await ensure_topics(c.bootstrap, prefix=c.topic_prefix, connection=c.kafka_connection)
         await migrate(c.database_url)
         if self.mail is not None:
             self.mail.start()
@@ -243,7 +245,7 @@ class MainJob:
                                   alerts.failed, alerts.pending,
                                   self.mail.received if self.mail else None,
                                   self.teams.received if self.teams else None)
-        dead = await count_dead_letters(self.c.bootstrap, self.c.topic_prefix)
+        dead = await count_dead_letters(self.c.bootstrap, self.c.topic_prefix, self.c.kafka_connection)
         return Summary(f"Region {self.region_name}", self.c.preset, (self.sim.start_date, self.sim.end_date),
                        self.baseline, goals_from(baseline_shares, now_shares, continuity), alerts, dead,
                        time.monotonic() - self.started_at)
@@ -307,7 +309,7 @@ class MainJob:
         if not items:
             return 0
         task = asyncio.create_task(publish(self.sim, self.c.bootstrap, self.c.topic_prefix, items=iter(items),
-                                           progress=bar))
+                                           progress=bar, connection=self.c.kafka_connection))
         while not task.done():
             await asyncio.wait({task}, timeout=1.0)
             if not task.done():
@@ -322,7 +324,7 @@ class MainJob:
         deadline = loop.time() + self.c.timeout_s
         group = self.c.topic_prefix + name
         while loop.time() < deadline:
-            lags = await consumer_lag(self.c.bootstrap, [group])
+            lags = await consumer_lag(self.c.bootstrap, [group], connection=self.c.kafka_connection)
             if lags and lags[0].partitions > 0 and lags[0].lag == 0:
                 return
             self.check_services()
@@ -336,7 +338,7 @@ class MainJob:
         """The services' consumer groups under our prefix: `<name>` or `<name>.<part>` (listing has two)."""
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.c.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.c.bootstrap, **self.c.kafka_connection.client_options())
         await admin.start()
         try:
             listed = [str(g[0]) for g in await admin.list_consumer_groups()]
@@ -359,7 +361,7 @@ class MainJob:
         while loop.time() < deadline:
             self.check_services()
             groups = await self._groups()
-            lags = await consumer_lag(self.c.bootstrap, groups) if groups else []
+            lags = await consumer_lag(self.c.bootstrap, groups, connection=self.c.kafka_connection) if groups else []
             outbox = await self._read(_pending)
             present = {n for n in self._service_names()
                        if any(g.partitions > 0 and (g.group[len(p):] == n or g.group[len(p):].startswith(n + "."))

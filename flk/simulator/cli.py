@@ -63,7 +63,8 @@ def simulate(preset: str, seed: int, end_date: datetime | None, sink: str, out: 
 
         platform = PlatformSettings()
         asyncio.run(publish(sim, bootstrap or platform.kafka_bootstrap,
-                            platform.topic_prefix if topic_prefix is None else topic_prefix, rate, progress=bar))
+                            platform.topic_prefix if topic_prefix is None else topic_prefix, rate, progress=bar,
+                            connection=platform.kafka_connection()))
     bar.done()
     elapsed = time.monotonic() - started
     _print_summary(sim, elapsed, sink, out)

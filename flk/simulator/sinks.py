@@ -179,6 +179,7 @@ async def publish(
     items: Iterator[Emitted] | None = None,
     sleep: Callable[[float], Any] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    connection: Any = None,
 ) -> int:
     """Publish the contract events (``make_record`` + ``publish_many`` in batches); return the count.
 
@@ -194,7 +195,9 @@ async def publish(
     sleep = sleep or asyncio.sleep
     if rate is not None:
         batch_size = max(1, min(batch_size, int(rate // 10) or 1))
-    producer = new_producer(bootstrap, client_id="flk-simulator")
+    from flk.events.connection import PLAINTEXT
+
+    producer = new_producer(bootstrap, client_id="flk-simulator", connection=connection or PLAINTEXT)
     await producer.start()
     sent = 0
     started = clock()

@@ -4,13 +4,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.events.consumer import ConsumerSettings, EventConsumer
 from flk.events.envelope import Envelope
 
 
 async def run_consumer_until(
     bootstrap: str, prefix: str, topics: tuple[str, ...], producer: object,
-    done: Callable[[list[Envelope]], bool], timeout_s: float = 30.0,
+    done: Callable[[list[Envelope]], bool], timeout_s: float = 30.0, connection: KafkaConnection = PLAINTEXT,
 ) -> list[Envelope]:
     received: list[Envelope] = []
 
@@ -19,7 +20,7 @@ async def run_consumer_until(
 
     consumer = EventConsumer(
         ConsumerSettings(bootstrap=bootstrap, group_id=f"{prefix}test", topics=topics, name="test-consumer",
-                         topic_prefix=prefix),
+                         topic_prefix=prefix, connection=connection),
         handle=collect, dlq_producer=producer,
     )
     await consumer.start()

@@ -82,7 +82,8 @@ class ContinuityWorker:
                             if tp.partition == p:
                                 worker.consumer.seek(tp, offsets.get(tp.topic[len(worker.prefix):], 0))
 
-        self.producer = new_producer(s.platform.kafka_bootstrap, s.client_id)
+        connection = s.platform.kafka_connection()
+        self.producer = new_producer(s.platform.kafka_bootstrap, s.client_id, connection)
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.platform.kafka_bootstrap,
@@ -97,6 +98,7 @@ class ContinuityWorker:
             max_partition_fetch_bytes=8 * 1024 * 1024,
             # co-partitioning: partition p of every input lands on the same worker
             partition_assignment_strategy=(RangePartitionAssignor,),
+            **connection.client_options(),
         )
         self.consumer.subscribe([self.prefix + t for t in input_topics()], listener=Listener())
         await self.consumer.start()

@@ -117,7 +117,8 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
         from flk.observability.metrics import PrometheusConsumerProbe
 
         worker_pool = await open_pool(settings.platform, max_size=settings.pool_size)
-        producer = new_producer(settings.platform.kafka_bootstrap, client_id="listing")
+        producer = new_producer(settings.platform.kafka_bootstrap, client_id="listing",
+                                connection=settings.platform.kafka_connection())
         await producer.start()
         runtime = ListingRuntime(settings, worker_pool, producer, probe, PrometheusConsumerProbe(metrics_registry),
                                  relay_wake=wake)

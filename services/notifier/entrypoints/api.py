@@ -56,7 +56,8 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
         from flk.events.producer import new_producer
         from services.notifier.bootstrap import build_runtime
 
-        producer = new_producer(settings.platform.kafka_bootstrap, client_id="notifier")
+        producer = new_producer(settings.platform.kafka_bootstrap, client_id="notifier",
+                                connection=settings.platform.kafka_connection())
         await producer.start()
         runtime = build_runtime(settings, app.state.db, producer, probe=probe, **runtime_ports)
         await runtime.start()
