@@ -43,6 +43,7 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
         limit_people: int | None, with_prometheus: bool, fresh: bool, external: bool, exit_after_summary: bool,
         timeout_s: float) -> None:
     """Run the main job on this machine: infrastructure, services, a simulated region, the goal summary."""
+    from flk.infra.postgres import create_app_database
     from flk.infra.settings import InfraSettings
     from flk.mainjob.goals import local_today
     from flk.mainjob.job import JobConfig
@@ -70,7 +71,7 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
     if fresh:
         run_id = uuid.uuid4().hex[:8]
         prefix = f"run{run_id}."
-        database_url = asyncio.run(_create_database(infra, f"flk_run_{run_id}"))
+        database_url = asyncio.run(create_app_database(infra, f"flk_run_{run_id}"))
         state_dir = infra.state_dir / f"main-job-{run_id}"
         click.echo(f"isolated run: topic prefix {prefix!r}, database flk_run_{run_id}")
     config = JobConfig(
@@ -138,17 +139,6 @@ async def run_main_job(config, prometheus_url: str | None, exit_after_summary: b
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await job.stop()
-
-
-async def _create_database(infra, name: str) -> str:
-    import asyncpg
-
-    admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{infra.postgres_app_user}"')
-    finally:
-        await admin.close()
-    return infra.dsn("app", database=name)
 
 
 def _has_prometheus() -> bool:

@@ -194,6 +194,18 @@ class Postgres:
                 f"{'' if ok else ', port not answering'}")
 
 
+async def create_app_database(settings: InfraSettings, name: str) -> str:
+    """A new empty database owned by the app role (a fresh run, a benchmark); its DSN."""
+    import asyncpg
+
+    admin = await asyncpg.connect(settings.dsn("admin", database="postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{settings.postgres_app_user}"')
+    finally:
+        await admin.close()
+    return settings.dsn("app", database=name)
+
+
 def _version_key(path: str) -> float:
     try:
         return float(Path(path).parent.name)

@@ -113,16 +113,11 @@ class Throwaway:
         """A new empty database owned by the app role; its DSN."""
         import uuid
 
-        import asyncpg
+        from flk.infra.postgres import create_app_database
 
         name = f"flk_{self.stem}_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(self.settings.dsn("admin", database="postgres"))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}" OWNER "{self.settings.postgres_app_user}"')
-        finally:
-            await conn.close()
-        self.databases.append(name)
-        return self.settings.dsn("app", database=name)
+        self.databases.append(name)  # before it exists: dropped on exit whatever happens
+        return await create_app_database(self.settings, name)
 
     async def __aenter__(self) -> "Throwaway":
         return self

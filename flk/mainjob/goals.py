@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from flk.events.connection import PLAINTEXT, KafkaConnection
+
 
 @dataclass(frozen=True)
 class Goal:
@@ -237,16 +239,16 @@ async def read_alerts(conn) -> AlertFigures:
     return AlertFigures(gaps["open"], gaps["opened"], planned, delivered, failed, pending)
 
 
-async def count_dead_letters(bootstrap: str, prefix: str = "", connection=None) -> DeadLetters:
+async def count_dead_letters(bootstrap: str, prefix: str = "",
+                             connection: KafkaConnection = PLAINTEXT) -> DeadLetters:
     """Messages in every registry topic's dead-letter twin (end minus beginning offsets)."""
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import TopicPartition
 
-    from flk.events.connection import PLAINTEXT
     from flk.events.registry import registry
 
-    options = (connection or PLAINTEXT).client_options()
+    options = connection.client_options()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
     await admin.start()
     try:

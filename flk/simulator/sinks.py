@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import orjson
 
+from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.events.contracts import cloudevents_type
 from flk.events.registry import registry
 from flk.simulator.generate import SIM_PREFIX, Emitted, Simulation, iso_time
@@ -179,7 +180,7 @@ async def publish(
     items: Iterator[Emitted] | None = None,
     sleep: Callable[[float], Any] | None = None,
     clock: Callable[[], float] = time.monotonic,
-    connection: Any = None,
+    connection: KafkaConnection = PLAINTEXT,
 ) -> int:
     """Publish the contract events (``make_record`` + ``publish_many`` in batches); return the count.
 
@@ -195,9 +196,7 @@ async def publish(
     sleep = sleep or asyncio.sleep
     if rate is not None:
         batch_size = max(1, min(batch_size, int(rate // 10) or 1))
-    from flk.events.connection import PLAINTEXT
-
-    producer = new_producer(bootstrap, client_id="flk-simulator", connection=connection or PLAINTEXT)
+    producer = new_producer(bootstrap, client_id="flk-simulator", connection=connection)
     await producer.start()
     sent = 0
     started = clock()
