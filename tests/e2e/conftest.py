@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -14,18 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port  # noqa: F401 - the e2e tests import it from here
+
 #: malformed messages published before the replay: (event type whose topic gets it, value)
 MALFORMED = (
     ("visit.recorded.v1", b"not json at all"),
     ("listing.request.v1", b'{"no": "cloudevents headers"}'),
     ("person.registered.v1", b"\xff\xfe"),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

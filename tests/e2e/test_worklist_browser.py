@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from flk.security.tokens import Role, issue_token
 from flk.security.vault import IdentityVault
 from flk.settings import PlatformSettings
 from tests.support.builders import DOCTOR_1, UNIT_A, a_patient_key
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -43,12 +43,6 @@ STAFF = "SE2321000016-U001"
 TODAY = datetime.now(ZoneInfo("Europe/Stockholm")).date()
 PERSONNUMMER = "19500101" + "042" + luhn.calc_check_digit("500101042")
 SHOWN = f"{PERSONNUMMER[:8]}-{PERSONNUMMER[8:]}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rfc3339(at: datetime | None = None) -> str:

@@ -5,7 +5,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -18,6 +17,7 @@ from flk.events.envelope import make_record, read_record
 from flk.events.producer import publish_many
 from flk.events.registry import registry
 from tests.support.builders import UNIT_A, UNIT_B, a_patient_key
+from tests.support.ports import free_port
 
 from continuity_stream import AS_OF, flk_assigned, listing, write_csvs
 
@@ -46,12 +46,6 @@ def scenario(patients: int, visits: int, seed: int = 7):
         })
     visit_rows += rng.sample(visit_rows, visits // 20)  # redelivered duplicates
     return listings, listing_events, visit_rows
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_worker(bootstrap: str, prefix: str, data_dir, batch: int) -> subprocess.Popen:

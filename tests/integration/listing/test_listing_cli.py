@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,12 @@ import time
 import asyncpg
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.ports import free_port
 
 
 async def test_flk_listing_run_migrates_serves_and_stops_cleanly_on_sigterm(fresh_database, topic_prefix,
                                                                             kafka_bootstrap):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "FLK_DATABASE_URL": fresh_database, "FLK_TOPIC_PREFIX": topic_prefix,
            "FLK_KAFKA_BOOTSTRAP": kafka_bootstrap, "FLK_LISTING_PORT": str(port)}
     process = subprocess.Popen([sys.executable, "-m", "flk.cli", "listing", "run"], env=env,

@@ -8,7 +8,6 @@ token, so they reach the handlers and the rules. Bounded: 25 examples per operat
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -19,14 +18,9 @@ from flk.security.tokens import Role, issue_token
 from flk.settings import PlatformSettings
 from services.listing.settings import ListingSettings
 from tests.support.builders import a_patient_key
+from tests.support.ports import free_port
 
 MAX_EXAMPLES = 25
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class InProcessServer:
@@ -122,7 +116,7 @@ async def test_schemathesis_finds_no_server_error_in_the_listing_api(migrated_da
                                                          environment="test"))
     app = create_app(settings, run_workers=False)
     token = issue_token(settings.platform, "SE2321000016-ADM1", Role.LISTING_ADMIN, [])
-    port = _free_port()
+    port = free_port()
     with InProcessServer(app, port):
         failures = await asyncio.to_thread(fuzz, f"http://127.0.0.1:{port}", token, keys)
     assert failures == []

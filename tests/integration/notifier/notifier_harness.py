@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from services.notifier.adapters.secrets import EnvSecretStore, env_var_for
 from services.notifier.bootstrap import NotifierRuntime, build_runtime
 from services.notifier.service_layer.routing import build_routing, set_routing
 from services.notifier.settings import NotifierSettings
+from tests.support.ports import free_port  # noqa: F401 - the harness's users import it from here
 from tests.support.waiting import wait_until  # noqa: F401 - the harness's users import it from here
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -36,12 +36,6 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=STOCKHOLM)
 TEAMS_SECRET_REF = "teams-vca1"
 JWT_KEY = "notifier-integration-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- SMTP ------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import jwt
 from flk.events.registry import registry
 from flk.security.tokens import Role, issue_token
 from flk.settings import PlatformSettings
+from tests.support.ports import free_port  # noqa: F401 - the tests import it from here
 from tests.support.waiting import wait_until as _wait_until
 
 JWT_SECRET = "reliability-integration-secret-0123456789abcdef"
@@ -33,37 +33,6 @@ REPO = Path(__file__).resolve().parents[3]
 _CONTINUITY_TESTS = str(REPO / "tests" / "integration" / "continuity")
 if _CONTINUITY_TESTS not in sys.path:
     sys.path.append(_CONTINUITY_TESTS)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_for_a_restarted_server() -> int:
-    """A free port BELOW the kernel's ephemeral range, for a server a test stops and starts again.
-
-    While nothing listens on a port inside that range, a client reconnecting in a loop can be given
-    that very port as its own local port and connect to itself (TCP simultaneous open); the port is
-    then taken and the restarted server cannot bind it. Ports outside the range are never handed out
-    to clients."""
-    import random
-
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    candidates = list(range(20000, max(low, 20001)))
-    random.shuffle(candidates)
-    for port in candidates[:500]:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
 
 
 def platform_settings(bootstrap: str, prefix: str, dsn: str | None = None) -> PlatformSettings:

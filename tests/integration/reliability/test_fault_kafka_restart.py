@@ -35,7 +35,7 @@ import reliability_support  # noqa: F401,E402 - puts the continuity tests on sys
 from tests.integration.continuity.test_continuity_crash_recovery import last_indices, progress
 from tests.support.builders import UNIT_A, UNIT_B, a_patient_key
 
-from reliability_support import (REPO, continuity_service, free_port_for_a_restarted_server, read_topics,
+from reliability_support import (REPO, continuity_service, free_port, read_topics,
                                  wait_until)
 
 AS_OF = "2026-06-30"
@@ -60,8 +60,8 @@ def private_kafka(tmp_path):
     """A broker of our own: stopping it disturbs nobody. Its state lives in a temporary directory;
     its log is kept in the test's tmp_path (pytest keeps the last runs' directories)."""
     state = Path(tempfile.mkdtemp(prefix="flk-rel-kafka-"))
-    settings = InfraSettings(state_dir=state, kafka_port=free_port_for_a_restarted_server(),
-                             kafka_controller_port=free_port_for_a_restarted_server(),
+    settings = InfraSettings(state_dir=state, kafka_port=free_port(),
+                             kafka_controller_port=free_port(),
                              kafka_heap="384m", kafka_start_timeout_s=60)
     kafka = Kafka(settings)
     kafka.up()

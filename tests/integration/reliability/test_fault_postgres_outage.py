@@ -35,7 +35,7 @@ from tests.support.builders import a_patient_key
 
 from reliability_deployment import TODAY
 from reliability_support import (
-    bearer, free_port_for_a_restarted_server, listing_service, platform_settings, read_topics, token, wait_until,
+    bearer, free_port, listing_service, platform_settings, read_topics, token, wait_until,
 )
 
 OUTAGE_S = float(os.environ.get("FLK_RELIABILITY_PG_OUTAGE_S", "30"))
@@ -47,7 +47,7 @@ def private_postgres():
     """A PostgreSQL of our own (initdb in a temporary directory the postgres OS user can reach)."""
     state = Path(tempfile.mkdtemp(prefix="flk-rel-pg-"))
     os.chmod(state, 0o755)
-    settings = InfraSettings(state_dir=state, postgres_port=free_port_for_a_restarted_server())
+    settings = InfraSettings(state_dir=state, postgres_port=free_port())
     pg = Postgres(settings)
     pg.up()
     try:
