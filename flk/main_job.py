@@ -36,12 +36,15 @@ from flk.infra.cli import up as infra_up
               help="Use the Kafka and PostgreSQL of FLK_KAFKA_BOOTSTRAP / FLK_DATABASE_URL (managed services; "
                    "FLK_TOPIC_PREFIX applies) instead of starting local ones.")
 @click.option("--exit-after-summary", is_flag=True, help="Stop everything after printing the summary (tests, CI).")
+@click.option("--snapshot-every", "snapshot_every_months", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Months between the continuity snapshots of the replay (its start, every N months, the "
+                   "baseline, today): the goal figures' history. 0: baseline and today only.")
 @click.option("--timeout", "timeout_s", type=float, default=900.0, show_default=True,
               help="Seconds to wait for the consumers to catch up.")
 @click.pass_context
 def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, baseline_date: datetime | None,
         limit_people: int | None, with_prometheus: bool, fresh: bool, external: bool, exit_after_summary: bool,
-        timeout_s: float) -> None:
+        timeout_s: float, snapshot_every_months: int) -> None:
     """Run the main job on this machine: infrastructure, services, a simulated region, the goal summary."""
     from flk.infra.postgres import create_app_database
     from flk.infra.settings import InfraSettings
@@ -79,6 +82,7 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
         end_date=end_date.date() if end_date else local_today(),
         baseline_date=baseline_date.date() if baseline_date else None, limit_people=limit_people,
         topic_prefix=prefix, timeout_s=timeout_s, progress=sys.stderr.isatty(),
+        snapshot_every_months=snapshot_every_months,
         **({"kafka_connection": connection} if connection is not None else {}),
     )
     prometheus_url = f"http://{infra.prometheus_host}:{infra.prometheus_port}" if with_prometheus else None

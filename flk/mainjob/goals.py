@@ -1,16 +1,49 @@
 """The goal summary: G1–G4 read from the services' own views, and its terminal rendering.
 
 Nothing is recomputed here. G1 and G3 come from the listing service's goal KPIs
-(`listing.goal_kpi_region_on(date)`, for the baseline date and today); G2 and G4 from the continuity worker's daily
-snapshots through `continuity.coc_vs_baseline(baseline)`; alerts from the notifier's tables;
-dead letters from the `*.dlq` topics' offsets.
+(`listing.goal_kpi_region_on(date)`, for the baseline date and today): counts of the whole
+register, so they carry their denominators but no sampling interval. G2 and G4 come from the
+continuity worker's daily snapshots through `continuity.goal_comparison(baseline)`, which says
+for each figure whether its follow-up window is complete (data coverage), the cohort sizes, the
+95 % interval of each mean and of the change (cross-section and same patients), and a verdict
+— an incomplete window is never shown as a plain goal figure. Alerts are this run's (a re-run on
+the same setup does not count earlier runs' deliveries), read from the notifier's tables; dead
+letters from the `*.dlq` topics' offsets.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from flk.events.connection import PLAINTEXT, KafkaConnection
+
+#: verdicts of `continuity.goal_comparison` (and of the share goals: met / not_met / no_data)
+VERDICT_TEXT = {
+    "met": "met",
+    "not_met": "not met",
+    "inconclusive": "inconclusive",
+    "incomplete_window": "incomplete window",
+    "too_few_patients": "too few patients",
+    "no_data": "no data",
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A figure with its 95 % interval (None where it has none) and its cohort size."""
+
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """How complete the follow-up window behind a continuity figure is."""
+
+    complete: bool | None = None
+    coverage: float | None = None  # share of the window's days with complete visit data
 
 
 @dataclass(frozen=True)
@@ -18,38 +51,59 @@ class Goal:
     goal: str  # G1 … G4
     label: str
     kind: str  # "share" (0–1, target a floor) or "index" (mean COC, target a relative change)
-    target: float | None  # share: the floor; index: the relative change (0.20 = +20 %), 0 = any increase
-    value: float | None
-    baseline: float | None
+    target: float | None  # share: the floor; index: the relative change (0.20 = +20 %), 0 = a significant increase
+    now: Estimate
+    baseline: Estimate
     source: str  # where the number was read
+    change: Estimate = field(default_factory=Estimate)  # index: relative change with its interval
+    panel: Estimate = field(default_factory=Estimate)  # index: the same patients' change, n = panel size
+    now_window: Window = field(default_factory=Window)
+    baseline_window: Window = field(default_factory=Window)
+    verdict_code: str | None = None  # index: from goal_comparison
 
     @property
-    def change(self) -> float | None:
-        """share: percentage points; index: relative change."""
-        if self.value is None or self.baseline is None:
-            return None
-        if self.kind == "share":
-            return self.value - self.baseline
-        return None if self.baseline == 0 else (self.value - self.baseline) / self.baseline
+    def value(self) -> float | None:
+        return self.now.value
 
     @property
-    def met(self) -> bool | None:
-        if self.value is None or self.target is None:
+    def change_value(self) -> float | None:
+        """share: percentage points (computed from the two counts' shares); index: as read."""
+        if self.kind == "index":
+            return self.change.value
+        if self.now.value is None or self.baseline.value is None:
             return None
-        if self.kind == "share":
-            return self.value >= self.target
-        change = self.change
-        if change is None:
-            return None
-        return change > 0 if self.target == 0 else change >= self.target - 1e-9  # float noise: 0.48 vs 0.40
+        return self.now.value - self.baseline.value
+
+    @property
+    def verdict(self) -> str:
+        """'met', 'not_met', 'inconclusive', 'incomplete_window', 'too_few_patients' or 'no_data'."""
+        if self.kind == "index":
+            return self.verdict_code or "no_data"
+        if self.now.value is None or self.target is None:
+            return "no_data"
+        return "met" if self.now.value >= self.target else "not_met"
+
+    @property
+    def plain(self) -> bool:
+        """Whether the figure may be shown as a plain goal figure (its windows are complete)."""
+        return self.kind == "share" or self.verdict not in ("incomplete_window", "no_data")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """From which date visit data are complete (None: nobody said), and who said so."""
+
+    complete_from: date | None = None
+    source: str | None = None
+    window_months: int | None = None
 
 
 @dataclass(frozen=True)
 class AlertFigures:
     gaps_open: int = 0
     gaps_opened: int = 0
-    alerts_planned: int = 0
-    delivered: dict[str, int] = field(default_factory=dict)  # channel -> deliveries delivered
+    alerts_planned: int = 0  # this run's
+    delivered: dict[str, int] = field(default_factory=dict)  # channel -> this run's deliveries delivered
     failed: int = 0
     pending: int = 0
     mail_caught: int | None = None  # what the demo mail catcher received
@@ -72,12 +126,44 @@ class Summary:
     alerts: AlertFigures
     dead_letters: DeadLetters
     elapsed_s: float | None = None
+    coverage: Coverage = field(default_factory=Coverage)
+    report_path: str | None = None
 
 
-def _fmt_value(kind: str, value: float | None) -> str:
-    if value is None:
+# ------------------------------------------------------------------ rendering
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f} %"
+
+
+def _signed_pct(x: float) -> str:
+    return f"{x * 100:+.1f} %"
+
+
+def _fmt_estimate(kind: str, e: Estimate) -> str:
+    if e.value is None:
         return "n/a"
-    return f"{value * 100:.1f} %" if kind == "share" else f"{value:.3f}"
+    if kind == "share":
+        return _pct(e.value)
+    if e.low is None or e.high is None:
+        return f"{e.value:.3f}"
+    return f"{e.value:.3f} ({e.low:.3f}–{e.high:.3f})"
+
+
+def _fmt_n(e: Estimate) -> str:
+    return "n/a" if e.n is None else f"{e.n:,}".replace(",", " ")
+
+
+def _fmt_change(goal: Goal) -> str:
+    change = goal.change_value
+    if change is None:
+        return "n/a"
+    if goal.kind == "share":
+        return f"{change * 100:+.1f} pp"
+    c = goal.change
+    if c.low is None or c.high is None:
+        return _signed_pct(change)
+    return f"{_signed_pct(change)} ({_signed_pct(c.low)} to {_signed_pct(c.high)})"
 
 
 def _fmt_target(goal: Goal) -> str:
@@ -85,34 +171,45 @@ def _fmt_target(goal: Goal) -> str:
         return "n/a"
     if goal.kind == "share":
         return f"≥ {goal.target * 100:.0f} %"
-    return "increase" if goal.target == 0 else f"+{goal.target * 100:.0f} %"
+    return "significant increase" if goal.target == 0 else f"+{goal.target * 100:.0f} %"
 
 
-def _fmt_change(goal: Goal) -> str:
-    change = goal.change
-    if change is None:
-        return "n/a"
-    if goal.kind == "share":
-        return f"{change * 100:+.1f} pp"
-    return f"{change * 100:+.1f} %"
-
-
-def _fmt_met(goal: Goal) -> str:
-    return {True: "met", False: "not met", None: "—"}[goal.met]
+def _fmt_window(w: Window) -> str:
+    if w.complete is None:
+        return "unknown"
+    cov = "" if w.coverage is None else f" ({w.coverage * 100:.0f} % covered)"
+    return ("complete" if w.complete else "INCOMPLETE") + cov
 
 
 def render_summary(summary: Summary) -> str:
-    """The terminal summary (plain text, fixed-width table)."""
+    """The terminal summary (plain text, fixed-width table, notes under it)."""
     start, end = summary.period
     lines = [
         f"Goals — {summary.region} (simulated, preset {summary.preset}, {start} – {end}); "
         f"baseline {summary.baseline_date}, now {end}",
     ]
-    header = ("goal", "what", "value", "target", "baseline", "change", "status")
-    rows = [(g.goal, g.label, _fmt_value(g.kind, g.value), _fmt_target(g), _fmt_value(g.kind, g.baseline),
-             _fmt_change(g), _fmt_met(g)) for g in summary.goals]
+    cov = summary.coverage
+    months = f"{cov.window_months}-month" if cov.window_months else "follow-up"
+    if cov.complete_from is None:
+        lines.append(f"Visit data coverage: not recorded — every continuity ({months}) window counts as incomplete")
+    else:
+        lines.append(f"Visit data complete from {cov.complete_from} ({cov.source}); continuity uses {months} windows")
+    header = ("goal", "what", "now (95 % CI)", "n now", "baseline (95 % CI)", "n base", "change (95 % CI)",
+              "target", "verdict")
+    rows = []
+    notes: list[str] = []
+    for g in summary.goals:
+        mark = "" if g.plain else " *"
+        rows.append((g.goal, g.label, _fmt_estimate(g.kind, g.now) + mark, _fmt_n(g.now),
+                     _fmt_estimate(g.kind, g.baseline) + mark, _fmt_n(g.baseline), _fmt_change(g), _fmt_target(g),
+                     VERDICT_TEXT[g.verdict]))
+        if g.kind == "index" and g.panel.value is not None:
+            p = g.panel
+            interval = "" if p.low is None or p.high is None else f" ({_signed_pct(p.low)} to {_signed_pct(p.high)})"
+            rows.append(("", f"  same patients at both dates (n = {_fmt_n(p)})", "", "", "", "",
+                         _signed_pct(p.value) + interval, "", ""))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    right = {2, 3, 4, 5}
+    right = {2, 3, 4, 5, 6, 7}
 
     def line(cells: tuple[str, ...]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w)
@@ -121,10 +218,21 @@ def render_summary(summary: Summary) -> str:
     lines.append("  " + line(header))
     lines.append("  " + "  ".join("─" * w for w in widths))
     lines.extend("  " + line(r) for r in rows)
+    index_goals = [g for g in summary.goals if g.kind == "index"]
+    if index_goals:
+        g = index_goals[0]
+        lines.append(f"  continuity windows: baseline {_fmt_window(g.baseline_window)}, now {_fmt_window(g.now_window)}")
+    if any(not g.plain for g in summary.goals):
+        notes.append("* not a goal figure: its follow-up window is not complete (visit data begin inside it), so "
+                     "it counts fewer visits and fewer eligible patients than a complete window would")
+    notes.append("G1/G3 count the whole register (no sampling interval); n = population / SÄBO residents. "
+                 "G2/G4: mean COC over eligible patients (n), 95 % intervals by the delta method; met = the "
+                 "interval's lower bound clears the target, not met = its upper bound is below it, else inconclusive")
+    lines.extend("  " + n for n in notes)
     a = summary.alerts
     delivered = ", ".join(f"{n} by {channel}" for channel, n in sorted(a.delivered.items())) or "none"
-    lines.append(f"Care gaps: {a.gaps_open} open ({a.gaps_opened} opened in all). "
-                 f"Alerts: {a.alerts_planned} planned; deliveries sent: {delivered}; "
+    lines.append(f"Care gaps in the register: {a.gaps_open} open ({a.gaps_opened} opened in all). "
+                 f"Alerts this run: {a.alerts_planned} planned; deliveries sent: {delivered}; "
                  f"{a.failed} failed, {a.pending} pending")
     caught = []
     if a.mail_caught is not None:
@@ -136,6 +244,8 @@ def render_summary(summary: Summary) -> str:
     d = summary.dead_letters
     detail = ", ".join(f"{t} {n}" for t, n in sorted(d.by_topic.items()) if n)
     lines.append(f"Dead-lettered events: {d.total}" + (f" ({detail})" if detail else " (every *.dlq topic is empty)"))
+    if summary.report_path:
+        lines.append(f"Goal report: {summary.report_path}")
     if summary.elapsed_s is not None:
         lines.append(f"Run took {summary.elapsed_s:.0f} s")
     return "\n".join(lines)
@@ -147,31 +257,20 @@ async def _table_exists(conn, qualified: str) -> bool:
     return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified)
 
 
-async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str, float | None]:
-    """G1 (named FLK, share of the population) and G3 (SÄBO) on a date, from the listing service's
-    goal KPIs (`listing.goal_kpi_region_on`, computed from the register's periods); where that
-    function is not installed, today's figures from the older views `listing.kpi_g1/g3_region`."""
-    out: dict[str, float | None] = {"G1": None, "G3": None}
-    if await conn.fetchval("SELECT to_regprocedure('listing.goal_kpi_region_on(date)') IS NOT NULL"):
-        row = await conn.fetchrow("SELECT g1_share_of_population, g3_share FROM listing.goal_kpi_region_on($1) "
-                                  "WHERE region_code = $2", on_date, region_code)
-        if row is not None:
-            out = {"G1": _float(row["g1_share_of_population"]), "G3": _float(row["g3_share"])}
-        return out
-    if on_date != local_today():
-        return out
-    if await _table_exists(conn, "listing.kpi_g1_region"):
-        out["G1"] = _float(await conn.fetchval(
-            "SELECT share_of_population FROM listing.kpi_g1_region WHERE region_code = $1", region_code))
-    if await _table_exists(conn, "listing.kpi_g3_region"):
-        out["G3"] = _float(await conn.fetchval(
-            "SELECT share FROM listing.kpi_g3_region WHERE region_code = $1", region_code))
-    return out
+async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str, Estimate]:
+    """G1 (named FLK, share of the population) and G3 (SÄBO) on a date with their denominators, from
+    the listing service's goal KPIs (`listing.goal_kpi_region_on`, computed from the register's periods)."""
+    row = await conn.fetchrow(
+        "SELECT population, g1_share_of_population, sabo_residents, g3_share "
+        "FROM listing.goal_kpi_region_on($1) WHERE region_code = $2", on_date, region_code)
+    if row is None:
+        return {}
+    return {"G1": Estimate(_float(row["g1_share_of_population"]), n=row["population"]),
+            "G3": Estimate(_float(row["g3_share"]), n=row["sabo_residents"])}
 
 
 def local_today() -> date:
     """Today where the services count days (their default time zone, Europe/Stockholm)."""
-    from datetime import datetime
     from zoneinfo import ZoneInfo
 
     return datetime.now(ZoneInfo("Europe/Stockholm")).date()
@@ -184,55 +283,68 @@ def _float(value) -> float | None:
 async def record_listing_kpi_days(conn, days: list[date]) -> int:
     """Store the listing service's goal KPIs for past days (what `flk listing kpi-snapshot` does
     daily), so the dashboards' G1/G3 time series cover the replayed period."""
-    if not await conn.fetchval("SELECT to_regprocedure('listing.record_goal_kpis(date)') IS NOT NULL"):
-        return 0
     stored = 0
     for day in days:
         stored += await conn.fetchval("SELECT listing.record_goal_kpis($1::date)", day)
     return stored
 
 
-async def read_continuity(conn, region_code: str, baseline: date) -> dict[tuple[str, str], tuple]:
-    """(cohort, contacts) -> (baseline COC, now COC) from the continuity snapshots."""
-    if not await _table_exists(conn, "continuity.aggregate_snapshot"):
-        return {}
-    rows = await conn.fetch(
-        "SELECT cohort, baseline_coc_doctor, now_coc_doctor, baseline_coc_total, now_coc_total "
-        "FROM continuity.coc_vs_baseline($1) WHERE level = 'region' AND entity_id = $2", baseline, region_code)
-    out: dict[tuple[str, str], tuple] = {}
-    for r in rows:
-        out[(r["cohort"], "doctor")] = (r["baseline_coc_doctor"], r["now_coc_doctor"])
-        out[(r["cohort"], "total")] = (r["baseline_coc_total"], r["now_coc_total"])
-    return out
+async def read_continuity(conn, region_code: str, baseline: date) -> dict[tuple[str, str], dict]:
+    """(cohort, contacts) -> the region's row of `continuity.goal_comparison(baseline)`."""
+    rows = await conn.fetch("SELECT * FROM continuity.goal_comparison($1) WHERE level = 'region' AND entity_id = $2",
+                            baseline, region_code)
+    return {(r["cohort"], r["contacts"]): dict(r) for r in rows}
 
 
-def goals_from(baseline_shares: dict[str, float | None], now_shares: dict[str, float | None],
-               continuity: dict[tuple[str, str], tuple]) -> list[Goal]:
-    def coc(cohort: str, contacts: str) -> tuple:
-        return continuity.get((cohort, contacts), (None, None))
+async def read_coverage(conn, region_code: str, window_months: int | None) -> Coverage:
+    row = await conn.fetchrow("SELECT complete_from, source FROM continuity.data_coverage "
+                              "WHERE region_code = $1 AND care_unit_id = ''", region_code)
+    if row is None:
+        return Coverage(window_months=window_months)
+    return Coverage(row["complete_from"], row["source"], window_months)
 
-    g2d, g2t, g4 = coc("all", "doctor"), coc("all", "total"), coc("sabo", "doctor")
+
+def _index_goal(goal: str, label: str, target: float, row: dict | None) -> Goal:
+    source = "continuity.goal_comparison"
+    if row is None:
+        return Goal(goal, label, "index", target, Estimate(), Estimate(), source)
+    return Goal(
+        goal, label, "index", target,
+        now=Estimate(row["now_mean"], row["now_ci_low"], row["now_ci_high"], row["now_n"]),
+        baseline=Estimate(row["baseline_mean"], row["baseline_ci_low"], row["baseline_ci_high"], row["baseline_n"]),
+        source=source,
+        change=Estimate(row["change"], row["change_ci_low"], row["change_ci_high"]),
+        panel=Estimate(row["panel_change"], row["panel_ci_low"], row["panel_ci_high"], row["panel_n"]),
+        now_window=Window(row["now_complete"], row["now_coverage"]),
+        baseline_window=Window(row["baseline_complete"], row["baseline_coverage"]),
+        verdict_code=row["verdict"],
+    )
+
+
+def goals_from(baseline_shares: dict[str, Estimate], now_shares: dict[str, Estimate],
+               continuity: dict[tuple[str, str], dict]) -> list[Goal]:
+    def share(goal: str, label: str, target: float) -> Goal:
+        return Goal(goal, label, "share", target, now_shares.get(goal, Estimate()),
+                    baseline_shares.get(goal, Estimate()), "listing.goal_kpi_region_on")
+
     return [
-        Goal("G1", "named FLK, share of the population", "share", 0.55, now_shares.get("G1"),
-             baseline_shares.get("G1"), "listing.goal_kpi_region_on"),
-        Goal("G2", "continuity (mean COC), doctor contacts", "index", 0.20, g2d[1], g2d[0],
-             "continuity.coc_vs_baseline"),
-        Goal("G2", "continuity (mean COC), total contacts", "index", 0.20, g2t[1], g2t[0],
-             "continuity.coc_vs_baseline"),
-        Goal("G3", "SÄBO residents with a named FLK", "share", 0.80, now_shares.get("G3"),
-             baseline_shares.get("G3"), "listing.goal_kpi_region_on"),
-        Goal("G4", "continuity (mean COC), doctor, SÄBO", "index", 0.0, g4[1], g4[0],
-             "continuity.coc_vs_baseline"),
+        share("G1", "named FLK, share of the population", 0.55),
+        _index_goal("G2", "continuity (mean COC), doctor contacts", 0.20, continuity.get(("all", "doctor"))),
+        _index_goal("G2", "continuity (mean COC), total contacts", 0.20, continuity.get(("all", "total"))),
+        share("G3", "SÄBO residents with a named FLK", 0.80),
+        _index_goal("G4", "continuity (mean COC), doctor, SÄBO", 0.0, continuity.get(("sabo", "doctor"))),
     ]
 
 
-async def read_alerts(conn) -> AlertFigures:
-    if not await _table_exists(conn, "notifier.alert_delivery"):
-        return AlertFigures()
+async def read_alerts(conn, since: datetime | None = None) -> AlertFigures:
+    """Care gaps in the register, and the alerts planned since ``since`` (this run) with their deliveries."""
     gaps = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE resolved_at IS NULL) AS open, count(*) AS opened FROM notifier.care_gap")
-    planned = await conn.fetchval("SELECT count(*) FROM notifier.alert")
-    rows = await conn.fetch("SELECT channel, status, count(*) AS n FROM notifier.alert_delivery GROUP BY 1, 2")
+    planned = await conn.fetchval(
+        "SELECT count(*) FROM notifier.alert WHERE $1::timestamptz IS NULL OR planned_at >= $1", since)
+    rows = await conn.fetch(
+        "SELECT d.channel, d.status, count(*) AS n FROM notifier.alert_delivery d JOIN notifier.alert a USING (alert_id) "
+        "WHERE $1::timestamptz IS NULL OR a.planned_at >= $1 GROUP BY 1, 2", since)
     delivered = {r["channel"]: r["n"] for r in rows if r["status"] == "delivered"}
     failed = sum(r["n"] for r in rows if r["status"] == "failed")
     pending = sum(r["n"] for r in rows if r["status"] == "pending")

@@ -34,6 +34,7 @@ from flk.mainjob.goals import (
     local_today,
     read_alerts,
     read_continuity,
+    read_coverage,
     read_listing_shares,
     record_listing_kpi_days,
 )
@@ -65,6 +66,7 @@ class JobConfig:
     timeout_s: float = 900.0
     progress: bool = False
     snapshot_interval_s: float = 2.0
+    snapshot_every_months: int = 3  # continuity snapshots at the period's start and every N months (0: baseline only)
     # a replayed year takes a minute: a listing command whose person never comes is answered
     # (rejected person_unknown) after seconds, not after the service's default day
     person_wait_s: float = 10.0
@@ -88,19 +90,28 @@ def listing_available() -> bool:
 
 
 class _Split:
-    """Splits one simulation stream at a point in simulated time, without reading it twice."""
+    """Cuts one simulation stream at points in simulated time, without reading it twice."""
 
-    def __init__(self, stream: Iterator, until_ts: int) -> None:
+    def __init__(self, stream: Iterator, until_ts: int | None = None) -> None:
         self.stream = stream
         self.until_ts = until_ts
         self.held = None
 
-    def before(self) -> Iterator:
+    def upto(self, ts: int) -> Iterator:
+        """The items before ``ts`` not yet taken; the first one at or after it is held for later."""
+        if self.held is not None:
+            if self.held.at >= ts:
+                return
+            yield self.held
+            self.held = None
         for item in self.stream:
-            if item.at >= self.until_ts:
+            if item.at >= ts:
                 self.held = item
                 return
             yield item
+
+    def before(self) -> Iterator:
+        yield from self.upto(self.until_ts)
 
     def after(self) -> Iterator:
         if self.held is not None:
@@ -130,6 +141,9 @@ class MainJob:
         self.units: list[UnitInfo] = []
         self.started_at = time.monotonic()
         self.with_listing = listing_available()
+        self.run_started_at: datetime | None = None  # the database's clock: this run's alerts are those after it
+        self.snapshot_dates = snapshot_dates(self.sim.start_date, self.sim.end_date, self.baseline,
+                                             config.snapshot_every_months)
 
     # ------------------------------------------------------------------ the services
 
@@ -198,6 +212,7 @@ class MainJob:
         c = self.c
         await ensure_topics(c.bootstrap, prefix=c.topic_prefix, connection=c.kafka_connection)
         await migrate(c.database_url)
+        self.run_started_at = await self._read(lambda conn: conn.fetchval("SELECT now()"))
         if self.mail is not None:
             self.mail.start()
         if self.teams is not None:
@@ -211,20 +226,26 @@ class MainJob:
             self.echo("note: `flk listing run` is not in this checkout yet: listing commands stay unprocessed, "
                       "G1/G3 and care gaps will be n/a")
         await self._start(self._notifier())
-        await self._start(self._continuity(as_of=self.baseline))
+        await self._start(self._continuity(as_of=self.snapshot_dates[0]))
         for service in self.services.values():
             await service.wait_ready()
 
-        split = _Split(iter(self.sim.stream()), _midnight_ts(self.baseline))
-        self.echo(f"replaying {self.sim.start_date} – {self.baseline} (up to the baseline) …")
-        sent = await self._publish(split.before())
-        await self._settle(f"baseline {self.baseline}")
-        await self._wait_for_snapshot(self.baseline)
+        # The replay stops at each snapshot date (the baseline among them) with the continuity worker as
+        # of that date, so the goal figures have a history (a worker that runs for real writes one a day).
+        split = _Split(iter(self.sim.stream()))
+        sent, previous = 0, self.sim.start_date
+        for k, day in enumerate(self.snapshot_dates):
+            if k:
+                await self._restart_continuity(as_of=day)
+            what = "up to the baseline" if day == self.baseline else "up to a snapshot date"
+            self.echo(f"replaying {previous} – {day} ({what}) …")
+            sent += await self._publish(split.upto(_midnight_ts(day)))
+            await self._settle(f"{'baseline' if day == self.baseline else 'snapshot date'} {day}")
+            await self._wait_for_snapshot(day)
+            previous = day
 
-        self.echo(f"restarting the continuity worker as of today; replaying {self.baseline} – {c.end_date} …")
-        await self.services["continuity"].stop()
-        await self._start(self._continuity(as_of=None))
-        await self.services["continuity"].wait_ready()
+        self.echo(f"restarting the continuity worker as of today; replaying {previous} – {c.end_date} …")
+        await self._restart_continuity(as_of=None)
         sent += await self._publish(split.after())
         await self._settle("the end of the period")
         await self._wait_for_snapshot(local_today())
@@ -239,7 +260,9 @@ class MainJob:
         baseline_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, self.baseline))
         now_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, local_today()))
         continuity = await self._read(lambda conn: read_continuity(conn, self.region_code, self.baseline))
-        alerts = await self._read(read_alerts)
+        months = next((r["window_months"] for r in continuity.values() if r.get("window_months")), None)
+        coverage = await self._read(lambda conn: read_coverage(conn, self.region_code, months))
+        alerts = await self._read(lambda conn: read_alerts(conn, since=self.run_started_at))
         if self.mail is not None or self.teams is not None:
             alerts = AlertFigures(alerts.gaps_open, alerts.gaps_opened, alerts.alerts_planned, alerts.delivered,
                                   alerts.failed, alerts.pending,
@@ -248,9 +271,14 @@ class MainJob:
         dead = await count_dead_letters(self.c.bootstrap, self.c.topic_prefix, self.c.kafka_connection)
         return Summary(f"Region {self.region_name}", self.c.preset, (self.sim.start_date, self.sim.end_date),
                        self.baseline, goals_from(baseline_shares, now_shares, continuity), alerts, dead,
-                       time.monotonic() - self.started_at)
+                       time.monotonic() - self.started_at, coverage)
 
     # ------------------------------------------------------------------ steps
+
+    async def _restart_continuity(self, as_of: date | None) -> None:
+        await self.services["continuity"].stop()
+        await self._start(self._continuity(as_of=as_of))
+        await self.services["continuity"].wait_ready()
 
     def _scan_units(self) -> list[UnitInfo]:
         """The simulated units, from the head of a second pass over the (deterministic) stream."""
@@ -487,6 +515,21 @@ def _monthly(start: date, end: date) -> list[date]:
             days.append(day)
         day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
     return days + [end]
+
+
+def snapshot_dates(start: date, end: date, baseline: date, every_months: int) -> list[date]:
+    """The dates before ``end`` at which the replay pauses for a continuity snapshot: the period's
+    start and every ``every_months`` after it, and the baseline; ascending."""
+    from flk.simulator.generate import add_months
+
+    days = {baseline}
+    if every_months > 0:
+        k, day = 0, start
+        while day < end:
+            days.add(day)
+            k += 1
+            day = add_months(start, k * every_months)
+    return sorted(d for d in days if d < end)
 
 
 def _midnight_ts(day: date) -> int:

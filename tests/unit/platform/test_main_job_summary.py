@@ -5,73 +5,108 @@ from datetime import date
 
 import pytest
 
-from flk.mainjob.goals import AlertFigures, DeadLetters, Goal, Summary, goals_from, render_summary
-from flk.mainjob.job import _Split
+from flk.mainjob.goals import AlertFigures, Coverage, DeadLetters, Estimate, Goal, Summary, goals_from, render_summary
+from flk.mainjob.job import _Split, snapshot_dates
 from flk.simulator.generate import Emitted
 
 
 def share(value, baseline, target=0.55):
-    return Goal("G1", "named FLK", "share", target, value, baseline, "listing.kpi_g1_region")
+    return Goal("G1", "named FLK", "share", target, Estimate(value, n=1000), Estimate(baseline, n=990),
+                "listing.goal_kpi_region_on")
 
 
-def index(value, baseline, target=0.20):
-    return Goal("G2", "COC doctor", "index", target, value, baseline, "continuity.coc_vs_baseline")
+def comparison(baseline=0.30, now=0.36, change=0.20, low=0.12, high=0.28, verdict="inconclusive", **extra):
+    row = {"now_mean": now, "now_ci_low": now - 0.01, "now_ci_high": now + 0.01, "now_n": 812,
+           "baseline_mean": baseline, "baseline_ci_low": baseline - 0.01, "baseline_ci_high": baseline + 0.01,
+           "baseline_n": 790, "change": change, "change_ci_low": low, "change_ci_high": high,
+           "panel_change": 0.02, "panel_ci_low": -0.01, "panel_ci_high": 0.05, "panel_n": 612,
+           "now_complete": True, "now_coverage": 1.0, "baseline_complete": True, "baseline_coverage": 1.0,
+           "window_months": 18, "verdict": verdict}
+    row.update(extra)
+    return row
 
 
-@pytest.mark.parametrize(("goal", "change", "met"), [
-    (share(0.56, 0.45), 0.11, True),
-    (share(0.54, 0.45), 0.09, False),
-    (index(0.48, 0.40), 0.20, True),
-    (index(0.47, 0.40), 0.175, False),
-    (index(0.41, 0.40, target=0.0), 0.025, True),  # G4: any increase
-    (index(0.40, 0.40, target=0.0), 0.0, False),
+@pytest.mark.parametrize(("goal", "change", "verdict"), [
+    (share(0.56, 0.45), 0.11, "met"),
+    (share(0.54, 0.45), 0.09, "not_met"),
 ])
-def test_a_goal_is_met_against_its_own_kind_of_target(goal, change, met):
-    assert goal.change == pytest.approx(change)
-    assert goal.met is met
+def test_a_share_goal_is_met_when_the_register_reaches_its_floor(goal, change, verdict):
+    assert goal.change_value == pytest.approx(change)
+    assert goal.verdict == verdict
 
 
 def test_a_share_goal_is_judged_on_its_value_even_without_a_baseline():
     goal = share(0.60, None)
-    assert goal.change is None
-    assert goal.met is True
+    assert goal.change_value is None
+    assert goal.verdict == "met"
 
 
-def test_an_index_goal_without_a_baseline_is_undecided():
-    assert index(0.5, None).met is None
-    assert index(None, 0.4).met is None
-    assert index(0.5, 0.0).change is None
+def test_an_index_goal_takes_its_verdict_from_the_comparison_not_from_the_point_change():
+    """+20 % as a point change with an interval reaching below +20 % is inconclusive, not met."""
+    g2 = goals_from({}, {}, {("all", "doctor"): comparison(change=0.20, low=0.12, high=0.28)})[1]
+    assert g2.change_value == pytest.approx(0.20)
+    assert g2.verdict == "inconclusive"
+
+
+def test_an_index_goal_without_a_comparison_has_no_data():
+    g2 = goals_from({}, {}, {})[1]
+    assert g2.verdict == "no_data" and g2.value is None
 
 
 def test_goals_cover_g1_to_g4_with_doctor_and_total_continuity_for_g2():
-    goals = goals_from({"G1": 0.45, "G3": 0.70}, {"G1": 0.50, "G3": 0.75},
-                       {("all", "doctor"): (0.30, 0.33), ("all", "total"): (0.20, 0.21),
-                        ("sabo", "doctor"): (0.40, 0.44), ("sabo", "total"): (0.3, 0.3)})
+    goals = goals_from({"G1": Estimate(0.45, n=100), "G3": Estimate(0.70, n=10)},
+                       {"G1": Estimate(0.50, n=100), "G3": Estimate(0.75, n=12)},
+                       {("all", "doctor"): comparison(0.30, 0.33), ("all", "total"): comparison(0.20, 0.21),
+                        ("sabo", "doctor"): comparison(0.40, 0.44), ("sabo", "total"): comparison(0.3, 0.3)})
     assert [g.goal for g in goals] == ["G1", "G2", "G2", "G3", "G4"]
     g1, g2_doctor, g2_total, g3, g4 = goals
-    assert (g1.value, g1.baseline, g1.target) == (0.50, 0.45, 0.55)
-    assert (g2_doctor.baseline, g2_doctor.value) == (0.30, 0.33)
-    assert (g2_total.baseline, g2_total.value) == (0.20, 0.21)
-    assert (g3.value, g3.target) == (0.75, 0.80)
-    assert (g4.baseline, g4.value, g4.target) == (0.40, 0.44, 0.0)
+    assert (g1.value, g1.baseline.value, g1.target, g1.now.n) == (0.50, 0.45, 0.55, 100)
+    assert (g2_doctor.baseline.value, g2_doctor.value, g2_doctor.now.n) == (0.30, 0.33, 812)
+    assert (g2_total.baseline.value, g2_total.value) == (0.20, 0.21)
+    assert (g3.value, g3.target, g3.now.n) == (0.75, 0.80, 12)
+    assert (g4.baseline.value, g4.value, g4.target) == (0.40, 0.44, 0.0)
+    assert g2_doctor.panel.n == 612
 
 
-def test_the_summary_table_shows_value_target_baseline_change_and_status():
-    goals = goals_from({"G1": 0.45, "G3": 0.70}, {"G1": 0.50, "G3": 0.82},
-                       {("all", "doctor"): (0.30, 0.36), ("all", "total"): (0.20, 0.21),
-                        ("sabo", "doctor"): (0.40, 0.44)})
-    text = render_summary(Summary("Region X", "small", (date(2025, 1, 1), date(2025, 12, 31)), date(2025, 7, 1),
-                                  goals, AlertFigures(3, 10, 4, {"email": 4, "teams": 4}, 0, 0, 4, 4),
-                                  DeadLetters(2, {"ehr.visits.v1.dlq": 2}), 42.0))
+def _summary(goals, **kw):
+    return Summary("Region X", "small", (date(2025, 1, 1), date(2025, 12, 31)), date(2025, 7, 1), goals,
+                   AlertFigures(3, 10, 4, {"email": 4, "teams": 4}, 0, 0, 4, 4),
+                   DeadLetters(2, {"ehr.visits.v1.dlq": 2}), 42.0, **kw)
+
+
+def test_the_summary_table_shows_value_interval_cohort_change_target_and_verdict():
+    goals = goals_from({"G1": Estimate(0.45, n=3990), "G3": Estimate(0.70, n=40)},
+                       {"G1": Estimate(0.50, n=4012), "G3": Estimate(0.82, n=38)},
+                       {("all", "doctor"): comparison(0.30, 0.36, 0.20, 0.21, 0.29, verdict="met"),
+                        ("all", "total"): comparison(0.20, 0.21, 0.05, -0.02, 0.12, verdict="not_met"),
+                        ("sabo", "doctor"): comparison(0.40, 0.44, 0.10, -0.03, 0.24)})
+    text = render_summary(_summary(goals, coverage=Coverage(date(2023, 7, 1), "simulator", 18)))
     g1 = next(line for line in text.splitlines() if line.strip().startswith("G1"))
-    assert "50.0 %" in g1 and "≥ 55 %" in g1 and "45.0 %" in g1 and "+5.0 pp" in g1 and g1.endswith("not met")
+    assert "50.0 %" in g1 and "4 012" in g1 and "≥ 55 %" in g1 and "45.0 %" in g1 and "+5.0 pp" in g1
+    assert g1.endswith("not met")
     g2 = next(line for line in text.splitlines() if "doctor contacts" in line)
-    assert "0.360" in g2 and "+20 %" in g2 and "0.300" in g2 and "+20.0 %" in g2 and g2.endswith("met")
+    assert "0.360 (0.350–0.370)" in g2 and "812" in g2 and "0.300" in g2 and "+20.0 % (+21.0 % to +29.0 %)" in g2
+    assert g2.endswith("met") and not g2.endswith("not met")
+    assert "same patients at both dates (n = 612)" in text and "+2.0 % (-1.0 % to +5.0 %)" in text
     g3 = next(line for line in text.splitlines() if line.strip().startswith("G3"))
     assert g3.endswith("met") and "≥ 80 %" in g3
-    assert "G4" in text and "increase" in text
-    assert "Alerts: 4 planned; deliveries sent: 4 by email, 4 by teams" in text
+    g4 = next(line for line in text.splitlines() if line.strip().startswith("G4"))
+    assert "significant increase" in g4 and g4.endswith("inconclusive")
+    assert "Visit data complete from 2023-07-01 (simulator)" in text
+    assert "Alerts this run: 4 planned; deliveries sent: 4 by email, 4 by teams" in text
     assert "Dead-lettered events: 2 (ehr.visits.v1.dlq 2)" in text
+
+
+def test_an_incomplete_window_is_marked_and_never_shown_as_a_plain_goal_figure():
+    goals = goals_from({}, {}, {("all", "doctor"): comparison(
+        0.51, 0.42, -0.18, -0.22, -0.14, verdict="incomplete_window", baseline_complete=False,
+        baseline_coverage=0.33)})
+    text = render_summary(_summary(goals))
+    g2 = next(line for line in text.splitlines() if "doctor contacts" in line)
+    assert "*" in g2 and g2.endswith("incomplete window")
+    assert "not a goal figure" in text
+    assert "baseline INCOMPLETE (33 % covered)" in text
+    assert "Visit data coverage: not recorded" in text
 
 
 def test_missing_figures_read_as_not_available_not_as_zero():
@@ -80,6 +115,20 @@ def test_missing_figures_read_as_not_available_not_as_zero():
     g1 = next(line for line in text.splitlines() if line.strip().startswith("G1"))
     assert "n/a" in g1 and "0.0 %" not in g1
     assert "every *.dlq topic is empty" in text
+
+
+def test_the_replay_pauses_at_the_start_every_three_months_and_the_baseline():
+    days = snapshot_dates(date(2025, 11, 24), date(2026, 11, 23), date(2026, 6, 1), 3)
+    assert days == [date(2025, 11, 24), date(2026, 2, 24), date(2026, 5, 24), date(2026, 6, 1), date(2026, 8, 24)]
+    assert snapshot_dates(date(2025, 11, 24), date(2026, 11, 23), date(2026, 6, 1), 0) == [date(2026, 6, 1)]
+
+
+def test_cutting_the_replay_at_several_points_loses_and_repeats_no_item():
+    items = [Emitted("t", {"i": i}, at) for i, at in enumerate([1, 5, 9, 10, 11, 20, 30])]
+    split = _Split(iter(items))
+    parts = [[e.at for e in split.upto(10)], [e.at for e in split.upto(10)], [e.at for e in split.upto(21)],
+             [e.at for e in split.after()]]
+    assert parts == [[1, 5, 9], [], [10, 11, 20], [30]]
 
 
 def test_the_replay_splits_at_the_baseline_without_losing_or_repeating_an_item():
