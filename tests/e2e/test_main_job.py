@@ -20,14 +20,27 @@ async def test_the_main_job_prints_the_goal_summary_with_g1_to_g4_from_the_servi
     print(text)  # shown with -s / on failure: the run's own output
     assert region_run.job is not None, f"the main job did not reach its summary:\n{text}"
     g1 = _row(text, "G1")
-    assert "≥ 55 %" in g1 and re.search(r"\d+\.\d %\s+≥ 55 %\s+\d+\.\d %\s+[+-]\d+\.\d pp", g1), g1
+    assert re.search(r"\d+\.\d %\s+[\d ]+\s+\d+\.\d %\s+[\d ]+\s+[+-]\d+\.\d pp\s+≥ 55 %", g1), g1
+    interval = r"0\.\d{3} \(0\.\d{3}–0\.\d{3}\)"
+    change = r"[+-]\d+\.\d % \([+-]\d+\.\d % to [+-]\d+\.\d %\)"
     g2 = _row(text, "G2", "doctor contacts")
-    assert re.search(r"0\.\d{3}\s+\+20 %\s+0\.\d{3}\s+[+-]\d+\.\d %", g2), g2
-    assert re.search(r"0\.\d{3}", _row(text, "G2", "total contacts"))
+    assert re.search(rf"{interval}\s+[\d ]+\s+{interval}\s+[\d ]+\s+{change}\s+\+20 %", g2), g2
+    assert re.search(interval, _row(text, "G2", "total contacts"))
     g3 = _row(text, "G3")
     assert "≥ 80 %" in g3 and re.search(r"\d+\.\d %", g3), g3
-    assert "increase" in _row(text, "G4")
+    assert "significant increase" in _row(text, "G4")
     assert "Where to look:" in text and "/docs" in text and "/metrics" in text and "/worklist" in text
+
+
+async def test_the_continuity_goal_figures_compare_complete_windows_with_cohorts_and_the_same_patients(region_run):
+    """The simulated region has 18 months of visit history, recorded as data coverage: both windows are
+    complete, so G2 is a goal figure with a verdict, never 'incomplete window' or 'no data'."""
+    text = region_run.text
+    assert re.search(r"Visit data complete from \d{4}-\d{2}-\d{2} \(simulator\)", text), text
+    assert "continuity windows: baseline complete (100 % covered), now complete (100 % covered)" in text, text
+    g2 = _row(text, "G2", "doctor contacts")
+    assert re.search(r"(met|not met|inconclusive|too few patients)$", g2) and "incomplete" not in g2, g2
+    assert re.search(r"same patients at both dates \(n = [\d ]+\)", text), text
 
 
 async def test_the_goal_figures_are_the_listing_services_own_views(region_run):
