@@ -267,8 +267,10 @@ class ContinuityWorker:
         started = time.perf_counter()
         async with self.lock:
             rows = self.processor.aggregates()
+            patients = self.processor.patient_rows()
             day = self.processor.as_of
-        await write_snapshot(self._pool, day, rows)
+        await write_snapshot(self._pool, day, rows, region_code=self.settings.region_id,
+                             window_months=self.settings.window_months, patients=patients)
         SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
         self.probe.tables(*self.processor.table_size())
 

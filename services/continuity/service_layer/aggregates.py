@@ -3,11 +3,13 @@
 Eligible (SKR): listed, with at least ``min_visits`` counted visits in the window, counting
 only visits at the listing unit (the domain's scope setting). Aggregation (the sources leave
 it open; project default): mean COC over eligible patients with a defined COC, plus the
-distribution in ten fixed buckets [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]. The SÄBO cohort is
-aggregated separately (cohort 'sabo'; cohort 'all' includes SÄBO residents).
+distribution in ten fixed buckets [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0], and the sample standard
+deviation, from which the figure's 95 % interval is computed (``domain/uncertainty.py``). The SÄBO
+cohort is aggregated separately (cohort 'sabo'; cohort 'all' includes SÄBO residents).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -32,8 +34,10 @@ class _Acc:
     listed: int = 0
     doctor_n: int = 0
     doctor_sum: float = 0.0
+    doctor_sumsq: float = 0.0
     total_n: int = 0
     total_sum: float = 0.0
+    total_sumsq: float = 0.0
     doctor_buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     total_buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
 
@@ -42,10 +46,12 @@ class _Acc:
         if s.doctor_eligible and s.doctor_coc is not None:
             self.doctor_n += 1
             self.doctor_sum += s.doctor_coc
+            self.doctor_sumsq += s.doctor_coc * s.doctor_coc
             self.doctor_buckets[min(int(s.doctor_coc * BUCKETS), BUCKETS - 1)] += 1
         if s.total_eligible and s.total_coc is not None:
             self.total_n += 1
             self.total_sum += s.total_coc
+            self.total_sumsq += s.total_coc * s.total_coc
             self.total_buckets[min(int(s.total_coc * BUCKETS), BUCKETS - 1)] += 1
 
 
@@ -61,12 +67,45 @@ class AggregateRow(NamedTuple):
     mean_coc_total: float | None
     coc_doctor_buckets: tuple[int, ...]
     coc_total_buckets: tuple[int, ...]
+    sd_coc_doctor: float | None = None  # sample SD over the eligible patients (None for fewer than 2)
+    sd_coc_total: float | None = None
 
     def to_json_dict(self) -> dict[str, object]:
         d = self._asdict()
         d["coc_doctor_buckets"] = list(self.coc_doctor_buckets)
         d["coc_total_buckets"] = list(self.coc_total_buckets)
         return d
+
+
+def _sd(n: int, total: float, sumsq: float) -> float | None:
+    """Sample SD from the sum and the sum of squares (values in [0, 1]: no cancellation to fear)."""
+    if n < 2:
+        return None
+    return math.sqrt(max(sumsq - total * total / n, 0.0) / (n - 1))
+
+
+class PatientRow(NamedTuple):
+    """One eligible patient's values on a snapshot date (for the same-patients comparison)."""
+
+    patient_key: str
+    care_unit_id: str
+    doctor_id: str | None
+    sabo: bool
+    coc_doctor: float | None
+    coc_total: float | None
+
+
+def patient_rows(summaries: Iterable[tuple[bytes, Summary]]) -> list[PatientRow]:
+    """The listed patients with at least one defined, eligible COC value."""
+    rows = []
+    for key, s in summaries:
+        if s.unit is None:
+            continue
+        doctor = s.doctor_coc if s.doctor_eligible else None
+        total = s.total_coc if s.total_eligible else None
+        if doctor is not None or total is not None:
+            rows.append(PatientRow(key.decode(), s.unit, s.doctor, s.sabo, doctor, total))
+    return rows
 
 
 def aggregate(summaries: Iterable[Summary], region_id: str) -> list[AggregateRow]:
@@ -96,6 +135,7 @@ def aggregate(summaries: Iterable[Summary], region_id: str) -> list[AggregateRow
             a.doctor_n, a.doctor_sum / a.doctor_n if a.doctor_n else None,
             a.total_n, a.total_sum / a.total_n if a.total_n else None,
             tuple(a.doctor_buckets), tuple(a.total_buckets),
+            _sd(a.doctor_n, a.doctor_sum, a.doctor_sumsq), _sd(a.total_n, a.total_sum, a.total_sumsq),
         )
         for (level, entity, unit, cohort), a in sorted(accs.items())
     ]

@@ -33,7 +33,7 @@ from services.continuity.domain.patient import PatientIndices, advance, compute_
 from services.continuity.domain.settings import ContinuitySettings
 from services.continuity.domain.window import window_bounds
 
-from .aggregates import AggregateRow, Summary, aggregate
+from .aggregates import AggregateRow, PatientRow, Summary, aggregate, patient_rows
 from .handlers import HANDLERS, prune_residences
 from .record import EMPTY_RECORD, PatientRecord, decode_record, encode_record
 
@@ -220,6 +220,10 @@ class Processor:
     def all_summaries(self) -> Iterable[Summary]:
         for summaries in list(self.summaries.values()):
             yield from summaries.values()
+
+    def patient_rows(self) -> list[PatientRow]:
+        """Every eligible patient's values (the snapshot's per-patient rows)."""
+        return patient_rows(item for summaries in list(self.summaries.values()) for item in summaries.items())
 
     def aggregates(self) -> list[AggregateRow]:
         return aggregate(self.all_summaries(), self.region_id)

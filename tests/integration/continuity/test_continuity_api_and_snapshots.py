@@ -82,8 +82,8 @@ async def test_daily_snapshots_hold_region_unit_doctor_and_sabo_rows_and_the_bas
     conn = await asyncpg.connect(migrated_database)
     try:
         rows = await conn.fetch("SELECT * FROM continuity.aggregate_snapshot WHERE snapshot_date = $1", AS_OF)
-        compared = await conn.fetch("SELECT * FROM continuity.coc_vs_baseline($1) WHERE level = 'region' "
-                                    "AND cohort = 'all'", AS_OF)
+        compared = await conn.fetch("SELECT * FROM continuity.goal_comparison($1) WHERE level = 'region' "
+                                    "AND cohort = 'all' AND contacts = 'doctor'", AS_OF)
     finally:
         await conn.close()
     by = {(r["level"], r["entity_id"], r["cohort"]): r for r in rows}
@@ -96,5 +96,8 @@ async def test_daily_snapshots_hold_region_unit_doctor_and_sabo_rows_and_the_bas
     [c] = compared
     assert (c["baseline_date"], c["now_date"]) == (AS_OF, AS_OF.replace(day=20))
     now = (1 + (0 + 6) / 12) / 2  # b: L001, L002 x3 -> COC (1+9-4)/(4*3) = 0.5
-    assert abs(c["now_coc_doctor"] - now) < 1e-12
-    assert abs(c["change_pct_doctor"] - 100 * (now - region["mean_coc_doctor"]) / region["mean_coc_doctor"]) < 1e-9
+    assert abs(c["now_mean"] - now) < 1e-12 and (c["now_n"], c["baseline_n"]) == (2, 2)
+    assert abs(c["change"] - (now - region["mean_coc_doctor"]) / region["mean_coc_doctor"]) < 1e-9
+    # no data coverage was recorded: the windows are not known to be complete, so no verdict on the goal
+    assert (c["comparable"], c["now_complete"], c["verdict"]) == (False, False, "incomplete_window")
+    assert c["panel_n"] == 2  # both eligible patients at both dates
