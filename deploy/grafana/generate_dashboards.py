@@ -69,9 +69,9 @@ class Layout:
         return panel
 
 
-def variable(name: str, label: str, query: str, description: str = "") -> dict:
+def variable(name: str, label: str, query: str, description: str = "", sort: int = 1) -> dict:
     return {"name": name, "label": label, "type": "query", "datasource": POSTGRES, "query": query,
-            "definition": query, "refresh": 1, "includeAll": False, "multi": False, "sort": 1,
+            "definition": query, "refresh": 1, "includeAll": False, "multi": False, "sort": sort,
             "current": {}, "options": [], "description": description, "hide": 0}
 
 
@@ -96,25 +96,32 @@ STAT = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": Fals
 def region_goals() -> dict:
     lay = Layout()
     region = "entity_id = '$region'"
-    coc_vs_baseline = """
-        SELECT {label} AS "index", baseline_date AS "baseline date", baseline_coc_{c} AS "baseline COC",
-               now_date AS "now", now_coc_{c} AS "now COC", change_pct_{c} AS "change %", {target} AS "target",
-               {met} AS "goal met"
-        FROM continuity.coc_vs_baseline('$baseline'::date)
-        WHERE level = 'region' AND {region} AND cohort = '{cohort}'"""
-    g2 = (coc_vs_baseline.format(label="'doctor contacts'", c="doctor", target="'+20 %'", met="goal_met_doctor",
-                                 region=region, cohort="all")
-          + " UNION ALL "
-          + coc_vs_baseline.format(label="'total contacts'", c="total", target="'+20 %'", met="goal_met_total",
-                                   region=region, cohort="all"))
-    g4 = coc_vs_baseline.format(label="'doctor contacts, SÄBO residents'", c="doctor", target="'increase'",
-                                met="change_pct_doctor > 0", region=region, cohort="sabo")
+    windows = ("CASE WHEN comparable THEN 'complete' ELSE 'INCOMPLETE (' || COALESCE(round(100 * "
+               "least(baseline_coverage, now_coverage))::text || ' % covered)', 'coverage unknown)') END")
+    comparison = """
+        SELECT contacts, baseline_date AS "baseline", now_date AS "now",
+               baseline_n AS "n baseline", baseline_mean AS "baseline COC", now_n AS "n now", now_mean AS "now COC",
+               change AS "change", change_ci_low AS "change 95 % low", change_ci_high AS "change 95 % high",
+               panel_n AS "same patients", panel_change AS "same patients' change", {windows} AS "windows",
+               verdict
+        FROM continuity.goal_comparison('$baseline'::date)
+        WHERE level = 'region' AND {region} AND goal = '{goal}' ORDER BY contacts"""
+    g2 = comparison.format(windows=windows, region=region, goal="G2")
+    g4 = comparison.format(windows=windows, region=region, goal="G4")
     over_time = """
-        SELECT snapshot_date::timestamptz AS "time", mean_coc_doctor AS "{who} — doctor contacts",
-               mean_coc_total AS "{who} — total contacts"
-        FROM continuity.aggregate_snapshot
-        WHERE level = 'region' AND {region} AND cohort = '{cohort}' AND $__timeFilter(snapshot_date::timestamptz)
+        SELECT snapshot_date::timestamptz AS "time",
+               CASE WHEN window_complete THEN mean END AS "mean COC",
+               CASE WHEN window_complete THEN ci_low END AS "95 % low",
+               CASE WHEN window_complete THEN ci_high END AS "95 % high",
+               CASE WHEN NOT window_complete THEN mean END AS "mean COC, INCOMPLETE window (not a goal figure)"
+        FROM continuity.goal_series
+        WHERE level = 'region' AND {region} AND cohort = '{cohort}' AND contacts = '{contacts}'
+          AND $__timeFilter(snapshot_date::timestamptz)
         ORDER BY 1"""
+    series_help = ("Daily snapshots of the continuity worker (continuity.goal_series): mean COC over eligible "
+                   "patients with its 95 % interval (delta method). A date whose 18-month window reaches back "
+                   "before the visit data are complete is drawn apart as INCOMPLETE: it counts fewer visits and "
+                   "fewer eligible patients, so it is not comparable with a complete one.")
     panels = [
         lay.panel("stat", "G1 — named fast läkarkontakt, share of the population (target ≥ 55 %)",
                   [sql("SELECT g1_share_of_population AS \"population with a named FLK\", "
@@ -144,21 +151,34 @@ def region_goals() -> dict:
                   w=8, h=6, unit="percentunit", options=TABLE,
                   description="Both computed by the listing service from its register's periods "
                               "(listing.goal_kpi_region_on(date))."),
+        lay.panel("table", "Visit data coverage", [sql(
+                  "SELECT CASE WHEN care_unit_id = '' THEN 'whole region' ELSE care_unit_id END AS \"scope\", "
+                  "complete_from AS \"visit data complete from\", source, recorded_at AS \"recorded\" "
+                  "FROM continuity.data_coverage WHERE region_code = '$region' ORDER BY care_unit_id")],
+                  w=24, h=4, options=TABLE,
+                  description="From which date the region's visit data are complete (set by `flk ehr import` "
+                              "or configuration). A continuity window that starts earlier is incomplete."),
         lay.panel("table", "G2 — continuity index (mean COC) now vs baseline (target +20 %)", [sql(g2)],
-                  w=12, h=6, options=TABLE,
+                  w=24, h=6, options=TABLE,
                   description="Mean Bice–Boxerman COC over listed patients with ≥ 3 visits at their listing unit "
-                              "in 18 months; doctor contacts and total contacts. Source: "
-                              "continuity.coc_vs_baseline($baseline)."),
+                              "in 18 months; doctor contacts and total contacts, with cohort sizes, the change's "
+                              "95 % interval (delta method) and the same patients' change. Verdict: met when the "
+                              "interval's lower bound reaches +20 %, not met when its upper bound is below, else "
+                              "inconclusive; incomplete_window when either window is not complete. Source: "
+                              "continuity.goal_comparison($baseline)."),
         lay.panel("table", "G4 — SÄBO residents' doctor continuity now vs baseline (target: a significant increase)",
-                  [sql(g4)], w=12, h=6, options=TABLE,
-                  description="As G2, for the SÄBO cohort. Source: continuity.coc_vs_baseline($baseline)."),
-        lay.panel("timeseries", "G2 over time — mean COC, all listed patients",
-                  [sql(over_time.format(who="all", region=region, cohort="all"), fmt="time_series")],
-                  w=12, h=8, minimum=0, maximum=1,
-                  description="The continuity worker's daily snapshots (continuity.aggregate_snapshot)."),
-        lay.panel("timeseries", "G4 over time — mean COC, SÄBO residents",
-                  [sql(over_time.format(who="SÄBO", region=region, cohort="sabo"), fmt="time_series")],
-                  w=12, h=8, minimum=0, maximum=1),
+                  [sql(g4)], w=24, h=5, options=TABLE,
+                  description="As G2, for the SÄBO cohort; met means the change's 95 % interval lies above zero "
+                              "(a significant increase). Source: continuity.goal_comparison($baseline)."),
+        lay.panel("timeseries", "G2 over time — mean COC, doctor contacts, with 95 % interval",
+                  [sql(over_time.format(region=region, cohort="all", contacts="doctor"), fmt="time_series")],
+                  w=8, h=8, minimum=0, maximum=1, description=series_help),
+        lay.panel("timeseries", "G2 over time — mean COC, total contacts, with 95 % interval",
+                  [sql(over_time.format(region=region, cohort="all", contacts="total"), fmt="time_series")],
+                  w=8, h=8, minimum=0, maximum=1, description=series_help),
+        lay.panel("timeseries", "G4 over time — mean COC, doctor contacts, SÄBO residents, with 95 % interval",
+                  [sql(over_time.format(region=region, cohort="sabo", contacts="doctor"), fmt="time_series")],
+                  w=8, h=8, minimum=0, maximum=1, description=series_help),
         lay.panel("timeseries", "G1 and G3 over time",
                   [sql("SELECT snapshot_on::timestamptz AS \"time\", g1_share_of_population AS \"G1 named FLK\", "
                        "g1_target AS \"G1 target\", g3_share AS \"G3 SÄBO with named FLK\", g3_target AS \"G3 target\" "
@@ -186,20 +206,25 @@ def region_goals() -> dict:
                   w=12, h=9, unit="percentunit", thresholds=SHARE_GOAL(0.80), minimum=0, maximum=1,
                   options={"orientation": "horizontal", "displayMode": "basic",
                            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True}}),
-        lay.panel("table", "Continuity by care unit — now vs baseline",
-                  [sql("SELECT entity_id AS unit, baseline_coc_doctor AS \"baseline COC doctor\", "
-                       "now_coc_doctor AS \"now COC doctor\", change_pct_doctor AS \"change % doctor\", "
-                       "baseline_coc_total AS \"baseline COC total\", now_coc_total AS \"now COC total\", "
-                       "change_pct_total AS \"change % total\" "
-                       "FROM continuity.coc_vs_baseline('$baseline'::date) "
-                       "WHERE level = 'unit' AND cohort = 'all' ORDER BY entity_id")],
-                  w=24, h=8, options=TABLE),
+        lay.panel("table", "Continuity by care unit — doctor contacts now vs baseline",
+                  [sql("SELECT entity_id AS unit, now_n AS \"n now\", now_mean AS \"now COC\", "
+                       "now_ci_low AS \"95 % low\", now_ci_high AS \"95 % high\", baseline_mean AS \"baseline COC\", "
+                       "change AS \"change\", change_ci_low AS \"change 95 % low\", "
+                       "change_ci_high AS \"change 95 % high\", verdict "
+                       "FROM continuity.goal_comparison('$baseline'::date) "
+                       "WHERE level = 'unit' AND cohort = 'all' AND contacts = 'doctor' ORDER BY entity_id")],
+                  w=24, h=8, options=TABLE,
+                  description="A small unit's interval is wide: too_few_patients means its cohort is too small "
+                              "for the interval to be trusted, not that the unit did badly."),
     ]
     variables = [
         variable("region", "Region (län)", "SELECT DISTINCT entity_id FROM continuity.aggregate_snapshot "
                  "WHERE level = 'region' ORDER BY 1"),
-        variable("baseline", "Baseline date", "SELECT DISTINCT snapshot_date::text FROM continuity.aggregate_snapshot "
-                 "ORDER BY 1", description="The earliest snapshot is the default baseline for G2/G4's +20 %."),
+        variable("baseline", "Baseline date",
+                 "SELECT d::text FROM (SELECT baseline_date AS d, 0 AS k FROM continuity.baseline "
+                 "UNION SELECT DISTINCT snapshot_date, 1 FROM continuity.aggregate_snapshot) x ORDER BY k, d",
+                 description="The region's pinned baseline (continuity.baseline) is the default; else the "
+                             "earliest snapshot.", sort=0),
     ]
     return dashboard("flk-region-goals", "Region goals (G1–G4)",
                      "The national goals for primary care against their targets: named FLK (G1), continuity "
@@ -251,12 +276,17 @@ def care_unit() -> dict:
                        f"mean_coc_total AS \"mean COC total\" FROM continuity.latest_aggregates "
                        f"WHERE level = 'doctor' AND {unit} AND cohort = 'all' ORDER BY mean_coc_doctor NULLS LAST")],
                   w=12, h=8, options=TABLE),
-        lay.panel("timeseries", "Unit continuity over time (mean COC)",
-                  [sql("SELECT snapshot_date::timestamptz AS \"time\", mean_coc_doctor AS \"doctor contacts\", "
-                       "mean_coc_total AS \"total contacts\" FROM continuity.aggregate_snapshot "
-                       "WHERE level = 'unit' AND entity_id = '$unit' AND cohort = 'all' "
-                       "AND $__timeFilter(snapshot_date::timestamptz) ORDER BY 1", fmt="time_series")],
-                  w=12, h=8, minimum=0, maximum=1),
+        lay.panel("timeseries", "Unit continuity over time — mean COC, doctor contacts, with 95 % interval",
+                  [sql("SELECT snapshot_date::timestamptz AS \"time\", "
+                       "CASE WHEN window_complete THEN mean END AS \"mean COC\", "
+                       "CASE WHEN window_complete THEN ci_low END AS \"95 % low\", "
+                       "CASE WHEN window_complete THEN ci_high END AS \"95 % high\", "
+                       "CASE WHEN NOT window_complete THEN mean END AS \"INCOMPLETE window (not comparable)\" "
+                       "FROM continuity.goal_series WHERE level = 'unit' AND entity_id = '$unit' AND cohort = 'all' "
+                       "AND contacts = 'doctor' AND $__timeFilter(snapshot_date::timestamptz) ORDER BY 1",
+                       fmt="time_series")],
+                  w=12, h=8, minimum=0, maximum=1,
+                  description="A unit's cohort is small: the interval shows how far its mean can move by chance."),
         lay.panel("timeseries", "Unit named-FLK shares over time",
                   [sql("SELECT snapshot_on::timestamptz AS \"time\", g1_share_of_listed AS \"listed with a named FLK\", "
                        "g3_share AS \"SÄBO with a named FLK\" FROM listing.goal_kpi_unit_history "

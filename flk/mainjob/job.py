@@ -213,6 +213,7 @@ class MainJob:
         await ensure_topics(c.bootstrap, prefix=c.topic_prefix, connection=c.kafka_connection)
         await migrate(c.database_url)
         self.run_started_at = await self._read(lambda conn: conn.fetchval("SELECT now()"))
+        await self._read(self._record_coverage_and_baseline)
         if self.mail is not None:
             self.mail.start()
         if self.teams is not None:
@@ -238,7 +239,9 @@ class MainJob:
             if k:
                 await self._restart_continuity(as_of=day)
             what = "up to the baseline" if day == self.baseline else "up to a snapshot date"
-            self.echo(f"replaying {previous} – {day} ({what}) …")
+            history = (f"the visit history from {self.sim.history_start}, then "
+                       if k == 0 and self.sim.settings.history_months else "")
+            self.echo(f"replaying {history}{previous} – {day} ({what}) …")
             sent += await self._publish(split.upto(_midnight_ts(day)))
             await self._settle(f"{'baseline' if day == self.baseline else 'snapshot date'} {day}")
             await self._wait_for_snapshot(day)
@@ -274,6 +277,19 @@ class MainJob:
                        time.monotonic() - self.started_at, coverage)
 
     # ------------------------------------------------------------------ steps
+
+    async def _record_coverage_and_baseline(self, conn) -> None:
+        """What a region's onboarding records: from when its visit data are complete (the simulated
+        history's start, as `flk ehr import` records an extract's) and the baseline of G2/G4."""
+        from services.continuity.adapters.coverage import clear_coverage, pin_baseline, record_coverage
+
+        months = self.sim.settings.history_months
+        if months:
+            await record_coverage(conn, self.region_code, self.sim.history_start, source="simulator",
+                                  note=f"preset {self.c.preset}: {months} months of visit history")
+        else:  # no history: nobody knows that the data are complete
+            await clear_coverage(conn, self.region_code)
+        await pin_baseline(conn, self.region_code, self.baseline, note=f"flk run --preset {self.c.preset}")
 
     async def _restart_continuity(self, as_of: date | None) -> None:
         await self.services["continuity"].stop()
@@ -518,17 +534,17 @@ def _monthly(start: date, end: date) -> list[date]:
 
 
 def snapshot_dates(start: date, end: date, baseline: date, every_months: int) -> list[date]:
-    """The dates before ``end`` at which the replay pauses for a continuity snapshot: the period's
-    start and every ``every_months`` after it, and the baseline; ascending."""
+    """The dates before ``end`` at which the replay pauses for a continuity snapshot: every
+    ``every_months`` after the period's start (the opening is published at its first instant), and
+    the baseline; ascending."""
     from flk.simulator.generate import add_months
 
     days = {baseline}
     if every_months > 0:
-        k, day = 0, start
-        while day < end:
+        k = 1
+        while (day := add_months(start, k * every_months)) < end:
             days.add(day)
             k += 1
-            day = add_months(start, k * every_months)
     return sorted(d for d in days if d < end)
 
 

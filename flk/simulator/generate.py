@@ -120,6 +120,19 @@ def personnummer12(birth: date, birth_number: int) -> str:
     return body + str(luhn_digit(body[2:]))
 
 
+def rub_transitions(shares: tuple[float, ...], drift: float) -> tuple[list[float], list[float]]:
+    """Per band, the probability of one step up and of one step down at an ACG run.
+
+    A Metropolis birth-death chain: a step to a neighbouring band is proposed with ``drift`` and
+    accepted with ``min(1, π(to) / π(from))``, so ``π = shares`` satisfies detailed balance and is
+    the chain's stationary distribution: the bands' shares do not drift over time.
+    """
+    n = len(shares)
+    up = [drift * min(1.0, shares[i + 1] / shares[i]) if i + 1 < n and shares[i] > 0 else 0.0 for i in range(n)]
+    down = [drift * min(1.0, shares[i - 1] / shares[i]) if i > 0 and shares[i] > 0 else 0.0 for i in range(n)]
+    return up, down
+
+
 def _poisson(rng: random.Random, lam: float) -> int:
     if lam <= 0:
         return 0
@@ -150,6 +163,8 @@ class Summary:
     doctors_left: int = 0
     visits: int = 0
     visits_cancelled: int = 0
+    history_visits: int = 0  # before the period (published at its start)
+    history_visits_cancelled: int = 0
     events: Counter = field(default_factory=Counter)
     opening: Counter = field(default_factory=Counter)  # coverage counts at the start
     closing: Counter = field(default_factory=Counter)  # ... and at the end
@@ -178,6 +193,7 @@ class Summary:
             "people_at_end": self.people_at_end, "units": self.units, "doctors": self.doctors,
             "other_staff": self.other_staff, "doctors_left": self.doctors_left,
             "visits": self.visits, "visits_cancelled": self.visits_cancelled,
+            "history_visits": self.history_visits, "history_visits_cancelled": self.history_visits_cancelled,
             "events": dict(sorted(self.events.items())),
             "coverage_at_start": self.coverage(self.opening),
             "coverage_at_end": self.coverage(self.closing),
@@ -221,6 +237,8 @@ class Simulation:
         self.seed = seed
         self.end_date = end_date or date.today()
         self.start_date = add_months(self.end_date + timedelta(days=1), -preset.months)
+        #: from this date the simulated visit data are complete (the history before the period)
+        self.history_start = add_months(self.start_date, -self.settings.history_months)
         self.key = pseudonym_key
         self.areas = preset.areas()
         self.summary = self._new_summary()
@@ -284,6 +302,7 @@ class _Area:
         self.persons: list[Person] = []
         self.used_ids: set[int] = set()
         self.visit_seq = 0
+        self.history_seq = 0
         self.role_seq = 0
         self.serial = 0
         self.pending: list[Emitted] = []
@@ -298,6 +317,7 @@ class _Area:
         self.age_cum = list(accumulate(b[2] for b in self.age_bands))
         rub_total = sum(s.rub_shares)
         self.rub_cum = list(accumulate(x / rub_total for x in s.rub_shares))
+        self.rub_up, self.rub_down = rub_transitions(s.rub_shares, s.rub_drift)
         mean_mult = sum(m * x / rub_total for m, x in zip(s.flk_rub_multiplier, s.rub_shares))
         self.rub_mult = [m / mean_mult for m in s.flk_rub_multiplier]
         self.death_month = [
@@ -869,6 +889,7 @@ class _Area:
         """The state at the start instant, one chunk of persons at a time."""
         s = self.s
         rng = random.Random(f"{self.base}:opening")
+        history_rng = random.Random(f"{self.base}:history")  # its own stream: the period is unchanged by it
         at = self.start_ts
         chunk = 2_000
         made = 0
@@ -886,6 +907,36 @@ class _Area:
                     out.extend(self._extract_rows(rng, p, pnr, at))
             made += chunk
             yield from out
+        history: list[Emitted] = []
+        for p in self.persons:
+            self._history(history_rng, p, history.append)
+        yield from history
+
+    def _history(self, rng: random.Random, p: Person, add) -> None:
+        """The person's visits in the ``history_months`` before the period, published at its start
+        (as a history import would be) with their own dates; their state as at the start."""
+        s = self.s
+        first = max(self.sim.history_start.toordinal(), p.birth + 1)
+        k = 0
+        while True:
+            ms = max(add_months(self.sim.history_start, k).toordinal(), first)
+            if ms >= self.start:
+                return
+            me = min(add_months(self.sim.history_start, k + 1).toordinal(), self.start)
+            k += 1
+            if me <= ms:
+                continue
+            age = (ms - p.birth) / 365.25
+            rate = s.visits_per_year_by_rub[p.rub]
+            if age < 5:
+                rate *= 1.3
+            elif age >= 80:
+                rate *= 1.2
+            if p.sabo:
+                rate += s.sabo_extra_visits_per_year
+            n = _poisson(rng, rate * (me - ms) / 365.25)
+            for vday in sorted(ms + rng.randrange(me - ms) for _ in range(n)):
+                self._visit(rng, p, vday, add, published_at=self.start_ts)
 
     def _open_listing(self, rng: random.Random, p: Person, at: int) -> list[Emitted]:
         s = self.s
@@ -937,9 +988,9 @@ class _Area:
             age = (ms - p.birth) / 365.25
             if acg_run:
                 r = rng.random()
-                if r < s.rub_drift and p.rub < 5:
+                if r < self.rub_up[p.rub]:
                     p.rub += 1
-                elif r < 2 * s.rub_drift and p.rub > 0:
+                elif r < self.rub_up[p.rub] + self.rub_down[p.rub]:
                     p.rub -= 1
                 if p.rub != p.rub_reported or s.acg_emit_unchanged:
                     add(self._risk(p, run_no, acg_at))
@@ -1063,7 +1114,9 @@ class _Area:
             p.flk = None
             p.flk_lost_on = day
 
-    def _visit(self, rng: random.Random, p: Person, day: int, add) -> None:
+    def _visit(self, rng: random.Random, p: Person, day: int, add, published_at: int | None = None) -> None:
+        """One contact on ``day``. ``published_at``: a history visit, published then (before it, with
+        its cancellation if any) and counted apart from the period's visits."""
         s = self.s
         if p.unit >= 0 and rng.random() < s.at_listing_unit_share:
             unit = p.unit
@@ -1109,8 +1162,13 @@ class _Area:
         else:
             contact = "hembesok" if p.sabo and r < 0.6 else ("besok" if r < 0.5 else ("telefon" if r < 0.86 else "digital"))
         at = ts(day, 7 * 3600 + 900 * rng.randrange(36))
-        self.visit_seq += 1
-        visit_id = f"V{self.a:03d}-{self.visit_seq:09d}"
+        history = published_at is not None
+        if history:
+            self.history_seq += 1
+            visit_id = f"H{self.a:03d}-{self.history_seq:09d}"
+        else:
+            self.visit_seq += 1
+            visit_id = f"V{self.a:03d}-{self.visit_seq:09d}"
         data = {
             "visit_id": visit_id,
             "patient_key": p.key,
@@ -1121,19 +1179,28 @@ class _Area:
             "occurred_at": iso_time(at),
             "source_system": self.spec.source_system,
         }
-        self.summary.visits += 1
+        if history:
+            self.summary.history_visits += 1
+        else:
+            self.summary.visits += 1
         if rng.random() < s.cancelled_share:
             cancel_at = at + 3600 + rng.randrange(72 * 3600)
-            if cancel_at < self.end_ts:
+            if cancel_at < (published_at if history else self.end_ts):
                 r = rng.random()
                 reason = "entered_in_error" if r < 0.4 else ("no_show" if r < 0.8 else "cancelled")
-                add(Emitted("sim.visit_voided", {"visit_id": visit_id}, at))
-                self.pending.append(Emitted("visit.cancelled.v1", {
+                cancelled = Emitted("visit.cancelled.v1", {
                     "visit_id": visit_id, "patient_key": p.key, "cancelled_at": iso_time(cancel_at),
                     "reason": reason,
-                }, cancel_at))
+                }, published_at if history else cancel_at)
+                add(Emitted("sim.visit_voided", {"visit_id": visit_id}, published_at if history else at))
+                if history:
+                    add(Emitted("visit.recorded.v1", data, published_at))
+                    add(cancelled)
+                    self.summary.history_visits_cancelled += 1
+                    return
+                self.pending.append(cancelled)
                 self.summary.visits_cancelled += 1
-        add(Emitted("visit.recorded.v1", data, at))
+        add(Emitted("visit.recorded.v1", data, published_at if history else at))
 
 
 def _category(profession: str) -> str:

@@ -23,8 +23,12 @@ RUB (ACG Resource Utilization Band)
     * Correlated with age through a Gaussian copula (``rub_age_correlation`` 0.55) so the marginal
       stays the setting while old people have higher bands. SÄBO residents get at least RUB 3.
     * The ACG run is periodic (every ``acg_run_every_months`` = 3 months, 18-month look-back);
-      at each run a band moves one step up or down with ``rub_drift`` (3 %) each; only changed
-      bands are emitted (``acg_emit_unchanged`` False) — the opening run emits everyone.
+      at each run a band may move one step up or down: proposed with ``rub_drift`` (3 %) each way
+      and accepted so that ``rub_shares`` is the chain's stationary distribution (a Metropolis
+      birth-death chain: a move from a common to a rarer band is taken less often). The shares
+      therefore stay put over the period instead of drifting towards the rare bands, and the RUB
+      4–5 alert cohort does not grow by itself. Only changed bands are emitted
+      (``acg_emit_unchanged`` False) — the opening run emits everyone.
 
 SÄBO (särskilt boende för äldre)
     * Share by age (``sabo_share_by_age``): 65–79 1.2 %, 80–89 10 %, 90+ 30 % → about 1 % of the
@@ -63,6 +67,15 @@ Visits (contacts)
       Patients on a fictive list see the list's locum with 35 %. So continuity rises when an
       FLK is assigned.
     * 2 % of visits are later cancelled / entered in error / no-shows (``visit.cancelled.v1``).
+
+History
+    * ``history_months`` (18, the follow-up window of the continuity measure) of visits before the
+      period, for everyone registered at its start, drawn with the same rates and behaviour as the
+      period's first month (the people's units, FLKs, RUB and SÄBO as at the start). They are
+      published at the start instant, as a region's history import would be, with their own past
+      dates: every continuity window of the period is then complete, and
+      ``Simulation.history_start`` is the date from which the simulated visit data are complete
+      (the main job records it as the region's data coverage). 0 turns the history off.
 """
 from __future__ import annotations
 
@@ -107,6 +120,9 @@ class SimSettings:
     acg_version: str = "ACG 13.0"
     rub_drift: float = 0.03
     acg_emit_unchanged: bool = False
+
+    # visit history before the simulated period (published at its start, as a history import is)
+    history_months: int = 18
 
     # SÄBO
     sabo_share_by_age: tuple[tuple[int, float], ...] = ((65, 0.012), (80, 0.10), (90, 0.30))

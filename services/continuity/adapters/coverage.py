@@ -1,4 +1,4 @@
-"""Reads and records data coverage (``continuity.data_coverage``)."""
+"""Reads and records data coverage (``continuity.data_coverage``) and a region's pinned baselines."""
 from __future__ import annotations
 
 from datetime import date
@@ -38,3 +38,12 @@ async def read_coverage(conn, region_code: str) -> DataCoverage:
     region = next((r["complete_from"] for r in rows if r["care_unit_id"] == ""), None)
     units = {r["care_unit_id"]: r["complete_from"] for r in rows if r["care_unit_id"]}
     return DataCoverage(region_code, region, units)
+
+
+async def pin_baseline(conn, region_code: str, baseline_date: date, note: str = "") -> None:
+    """Declare a baseline date of the region's G2/G4 comparison: its per-patient snapshot rows are kept
+    (for the same-patients comparison) and the dashboards offer it first."""
+    await conn.execute(
+        "INSERT INTO continuity.baseline (region_code, baseline_date, note) VALUES ($1, $2, $3) "
+        "ON CONFLICT (region_code, baseline_date) DO UPDATE SET note = EXCLUDED.note, pinned_at = now()",
+        region_code, baseline_date, note)

@@ -82,7 +82,7 @@ def test_continuity_differs_by_unit_and_is_high_with_an_flk(small_run) -> None:
             flk.setdefault(d["patient_key"], d["practitioner_id"])
     doctors: dict[str, Counter] = defaultdict(Counter)
     for d in by_type(items, "visit.recorded.v1"):
-        if d["profession"] == "läkare":
+        if d["profession"] == "läkare" and not d["visit_id"].startswith("H"):  # the period, not the history
             doctors[d["patient_key"]][d["practitioner_id"]] += 1
 
     def mean_upc(keys) -> float:
@@ -126,3 +126,57 @@ def test_events_of_a_person_follow_registration(small_run) -> None:
             registered.add(key)
         elif key is not None and item.event_type in ("listing.request.v1", "visit.recorded.v1", "risk.assessed.v1"):
             assert key in registered or item.event_type == "listing.request.v1" and "consenting_guardian_keys" in item.data
+
+
+def test_the_acg_chain_keeps_the_rub_shares_as_its_stationary_distribution() -> None:
+    from flk.simulator.generate import rub_transitions
+    from flk.simulator.settings import SimSettings
+
+    shares = SimSettings().rub_shares
+    up, down = rub_transitions(shares, 0.03)
+    after = [shares[i] * (1 - up[i] - down[i])
+             + (shares[i - 1] * up[i - 1] if i > 0 else 0.0)
+             + (shares[i + 1] * down[i + 1] if i + 1 < len(shares) else 0.0) for i in range(len(shares))]
+    assert after == pytest.approx(list(shares), abs=1e-12)
+    assert up[3] < down[3]  # from the common band 3 a step up to the rare band 4 is rarer than one down
+
+
+def test_rub_bands_stay_stationary_over_the_period(small_run) -> None:
+    """The RUB 4–5 share (the alert cohort) neither grows nor shrinks by itself (it drifted 7 % → 9.4 %
+    in 18 months with a symmetric ±1 step)."""
+    sim, _ = small_run
+    start = sim.summary.opening["rub45"] / sim.summary.opening["population"]
+    end = sim.summary.closing["rub45"] / sim.summary.closing["population"]
+    assert abs(end - start) < 0.01, (start, end)
+
+
+def test_the_visit_history_covers_the_18_months_before_the_period_and_is_published_at_its_start(small_run):
+    from datetime import date
+
+    from flk.simulator.generate import add_months
+
+    sim, items = small_run
+    start = date.fromisoformat(sim.summary.start)
+    assert sim.history_start == add_months(start, -18)
+    history = [i for i in items if i.event_type == "visit.recorded.v1" and i.data["visit_id"].startswith("H")]
+    days = sorted(date.fromisoformat(i.data["occurred_at"][:10]) for i in history)
+    assert days[0] >= sim.history_start and days[0] < add_months(sim.history_start, 1)
+    assert days[-1] < start and days[-1] >= add_months(start, -1)
+    first_period = min(i.at for i in items if i.event_type == "visit.recorded.v1" and i.data["visit_id"][0] == "V")
+    assert {i.at for i in history} == {min(i.at for i in history)} and min(i.at for i in history) <= first_period
+    # every month of the history has visits, at about the period's rate
+    months = Counter((d.year, d.month) for d in days)
+    assert len(months) >= 18 and min(months.values()) > 0.5 * max(months.values())
+    assert 0.8 < sim.summary.history_visits / 18 / (sim.summary.visits / 12) < 1.25
+
+
+def test_visit_rates_rise_with_the_rub_band(small_run) -> None:
+    sim, items = small_run
+    rub = {d["patient_key"]: d["rub"] for d in by_type(items, "risk.assessed.v1")
+           if d["assessment_id"].split("-")[1] == "00"}
+    per_band_people = Counter(rub.values())
+    visits = Counter(rub.get(d["patient_key"]) for d in by_type(items, "visit.recorded.v1")
+                     if d["visit_id"].startswith("H"))
+    rates = [visits[b] / per_band_people[b] / 1.5 for b in range(6)]  # per person-year over 18 months
+    assert rates == sorted(rates), rates
+    assert rates[5] > 10 * rates[0]
