@@ -291,9 +291,10 @@ async def record_listing_kpi_days(conn, days: list[date]) -> int:
 
 async def read_continuity(conn, region_code: str, baseline: date) -> dict[tuple[str, str], dict]:
     """(cohort, contacts) -> the region's row of `continuity.goal_comparison(baseline)`."""
-    rows = await conn.fetch("SELECT * FROM continuity.goal_comparison($1) WHERE level = 'region' AND entity_id = $2",
-                            baseline, region_code)
-    return {(r["cohort"], r["contacts"]): dict(r) for r in rows}
+    from services.continuity.adapters.goals import goal_comparison
+
+    rows = await goal_comparison(conn, region_code, baseline)
+    return {(r["cohort"], r["contacts"]): r for r in rows}
 
 
 async def read_coverage(conn, region_code: str, window_months: int | None) -> Coverage:

@@ -437,10 +437,30 @@ class MainJob:
                     "WHERE snapshot_date = $1 AND level = 'region'", day)
                 if written is not None and written > since:
                     return
+                known = await self._continuity_known_until()
+                if known is not None and known > day:
+                    # a re-run: the topics (and the worker's state) already hold this period's later
+                    # events, so the worker does not rewrite the snapshot of `day` from them
+                    if written is not None:
+                        self.echo(f"  keeping the snapshot of {day} from an earlier run (the worker's state "
+                                  f"already holds events up to {known}; --fresh recomputes it)")
+                        return
+                    raise ServiceFailed(f"no snapshot of {day} can be written: the continuity worker's state "
+                                        f"already holds events up to {known} (run with --fresh)")
                 await asyncio.sleep(0.5)
         finally:
             await pool.close()
         raise ServiceFailed(f"the continuity worker wrote no snapshot for {day}; see {self.logs / 'continuity.log'}")
+
+    async def _continuity_known_until(self) -> date | None:
+        import httpx
+
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                body = (await client.get(self.url(self.c.continuity_port, "/status"))).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return date.fromisoformat(body["known_until"]) if body.get("known_until") else None
 
     async def _wait_for_alerts(self, timeout_s: float = 60.0) -> None:
         """Until every open gap of a routed unit is in a planned alert and no delivery is pending."""

@@ -27,6 +27,11 @@ def may_read_unit(principal: Principal, unit_id: str) -> bool:
     return False
 
 
+def may_read_region_figures(principal: Principal) -> bool:
+    """Region-level goal figures (aggregates over the region's units): anyone working in the region."""
+    return principal.role is not Role.PATIENT
+
+
 def may_read_unit_patients(principal: Principal, unit_id: str) -> bool:
     """Patient-level lists of a unit (the worklist): staff of that unit, or region administrators."""
     if principal.role in REGION_WIDE:

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from flk.security.access import may_read_patient, may_read_unit, may_read_unit_patients
+from flk.security.access import may_read_patient, may_read_region_figures, may_read_unit, may_read_unit_patients
 from flk.security.audit import AuditLog, AuditRecord
 from flk.security.tokens import InvalidToken, Principal, verify_token
 from flk.settings import PlatformSettings
@@ -66,6 +66,13 @@ class AccessGuard:
             ))
         if not allowed:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"your token does not give access to unit {unit_id}")
+
+
+    async def region(self, action: str) -> None:
+        """Region-level aggregates: denials are audit-logged."""
+        if not may_read_region_figures(self.principal):
+            await self.audit.record(AuditRecord(self.principal, action, "denied", request_id=self.request_id))
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail="your token does not give access to region figures")
 
 
 async def access_guard(

@@ -40,6 +40,14 @@ async def read_coverage(conn, region_code: str) -> DataCoverage:
     return DataCoverage(region_code, region, units)
 
 
+async def read_coverage_rows(conn, region_code: str) -> list[dict]:
+    """Every recorded start of the region: its own (care_unit_id '') and its units' exceptions."""
+    rows = await conn.fetch("SELECT care_unit_id, complete_from, source, note, recorded_at "
+                            "FROM continuity.data_coverage WHERE region_code = $1 ORDER BY care_unit_id",
+                            region_code)
+    return [dict(r) for r in rows]
+
+
 async def pin_baseline(conn, region_code: str, baseline_date: date, note: str = "") -> None:
     """Declare a baseline date of the region's G2/G4 comparison: its per-patient snapshot rows are kept
     (for the same-patients comparison) and the dashboards offer it first."""

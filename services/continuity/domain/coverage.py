@@ -19,7 +19,7 @@ from datetime import date, timedelta
 
 from .window import window_start
 
-__all__ = ["DataCoverage", "WindowCoverage", "window_coverage"]
+__all__ = ["DataCoverage", "WindowCoverage", "first_complete_day", "window_coverage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +83,14 @@ def window_coverage(as_of: date, window_months: int, complete_from: date | None)
     first_covered = max(complete_from, start + timedelta(days=1))
     covered = max(0, (as_of - first_covered).days + 1)
     return WindowCoverage(as_of, window_months, start, complete_from, min(covered, days), days)
+
+
+def first_complete_day(complete_from: date, window_months: int) -> date | None:
+    """The first *as of* date whose window lies wholly in data complete from ``complete_from`` (None
+    without a window: such figures are never complete)."""
+    if window_months <= 0:
+        return None
+    day = complete_from
+    while not window_coverage(day, window_months, complete_from).complete:
+        day += timedelta(days=1)
+    return day

@@ -1,4 +1,5 @@
-"""HTTP API: a patient's current indices and a unit's aggregates (live, from the worker's tables).
+"""HTTP API: a patient's current indices and a unit's aggregates (live, from the worker's tables); the
+region's goal comparison (G2/G4, from the snapshots in PostgreSQL) and its data coverage.
 
 Every patient read goes through the access guard (audit-logged, allowed or denied); the
 patient's *listing unit* decides access, and another unit's staff get 404 (not 403), so a
@@ -6,9 +7,10 @@ unit cannot learn that someone else's patient exists.
 """
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Protocol
 
-from fastapi import Depends, FastAPI, HTTPException, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flk.api import install_platform, platform_lifespan
@@ -21,6 +23,7 @@ class IndexReader(Protocol):
 
     as_of: object
 
+    def known_until(self) -> date | None: ...
     def patient(self, patient_key: str): ...
     def unit_aggregates(self, unit_id: str): ...
 
@@ -46,6 +49,60 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> Fast
         rows = reader.unit_aggregates(unit_id)
         return {"care_unit_id": unit_id, "as_of": reader.as_of.isoformat(),
                 "aggregates": [r.to_json_dict() for r in rows]}
+
+    @app.get("/status")
+    async def worker_status() -> dict:
+        """The day the indices are computed as of, and the latest event the state holds (a snapshot of a
+        day before that is not written from this state)."""
+        known = reader.known_until()
+        return {"region_code": settings.region_id, "as_of": reader.as_of.isoformat(),
+                "known_until": known.isoformat() if known else None}
+
+    def _this_region(region_code: str) -> None:
+        if region_code != settings.region_id:
+            raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                detail=f"this service follows region {settings.region_id}, not {region_code}")
+
+    @app.get("/regions/{region_code}/coverage")
+    async def region_coverage(region_code: str, request: Request,
+                              guard: Annotated[AccessGuard, Depends(access_guard)]) -> dict:
+        """From when the region's (and any unit's) visit data are complete."""
+        from services.continuity.adapters.coverage import read_coverage_rows
+
+        _this_region(region_code)
+        await guard.region("continuity.region.coverage.read")
+        async with request.app.state.db.acquire() as conn:
+            rows = await read_coverage_rows(conn, region_code)
+        region = next((r for r in rows if r["care_unit_id"] == ""), None)
+        return {"region_code": region_code,
+                "complete_from": region["complete_from"] if region else None,
+                "source": region["source"] if region else None,
+                "note": region["note"] if region else None,
+                "units": [r for r in rows if r["care_unit_id"]],
+                "window_months": settings.window_months}
+
+    @app.get("/regions/{region_code}/goals")
+    async def region_goals(
+        region_code: str, request: Request, guard: Annotated[AccessGuard, Depends(access_guard)],
+        baseline: Annotated[date | None, Query(description="Baseline date [default: the latest pinned]")] = None,
+        now: Annotated[date | None, Query(description="Compare as of this date [default: the latest snapshot]")] = None,
+        units: Annotated[bool, Query(description="Include each unit's rows")] = False,
+    ) -> dict:
+        """G2/G4: baseline vs now on complete windows of equal length, with cohort sizes, 95 % intervals,
+        the same patients' change and a verdict (continuity.goal_comparison)."""
+        from services.continuity.adapters.goals import goal_comparison, latest_pinned_baseline
+
+        _this_region(region_code)
+        await guard.region("continuity.region.goals.read")
+        async with request.app.state.db.acquire() as conn:
+            if baseline is None:
+                baseline = await latest_pinned_baseline(conn, region_code)
+                if baseline is None:
+                    raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                                        detail=f"region {region_code} has no pinned baseline: pass ?baseline="
+                                               "YYYY-MM-DD or pin one (flk continuity baseline pin)")
+            rows = await goal_comparison(conn, region_code, baseline, now, units=units)
+        return {"region_code": region_code, "baseline": baseline, "now": now, "rows": rows}
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

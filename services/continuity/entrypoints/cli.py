@@ -324,3 +324,118 @@ def worker(store: str | None, data_dir: Path | None, as_of: datetime | None) -> 
     if as_of:
         overrides["as_of"] = as_of.date()
     run_worker(ContinuityServiceSettings(**overrides))
+
+
+# --------------------------------------------------------------------------- coverage and baselines
+
+
+def _with_connection(work):
+    """Run ``work(conn)`` on a connection to FLK_DATABASE_URL (migrated: `flk db migrate`)."""
+    import asyncio
+
+    import asyncpg
+
+    from flk.settings import PlatformSettings
+
+    async def main():
+        conn = await asyncpg.connect(PlatformSettings().database_url.get_secret_value())
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@continuity.group("coverage")
+def coverage() -> None:
+    """From when the region's visit data are complete (continuity windows before it are marked incomplete).
+
+    `flk ehr import` records it for an imported history; set it by hand when the data came another way.
+    """
+
+
+@coverage.command("show")
+@click.option("--region-code", required=True, help="The region's län code, e.g. 01.")
+@click.option("--window-months", type=click.IntRange(min=1), default=18, show_default=True)
+def coverage_show(region_code: str, window_months: int) -> None:
+    """The recorded starts (the region's and any unit's) and what they mean for an 18-month window."""
+    from services.continuity.adapters.coverage import read_coverage_rows
+    from services.continuity.domain.coverage import first_complete_day
+
+    rows = _with_connection(lambda conn: read_coverage_rows(conn, region_code))
+    if not rows:
+        click.echo(f"region {region_code}: no data coverage recorded: every continuity window is marked "
+                   "incomplete (import the history with `flk ehr import`, or `flk continuity coverage set`)")
+        return
+    for r in rows:
+        who = f"unit {r['care_unit_id']}" if r["care_unit_id"] else f"region {region_code}"
+        start = r["complete_from"]
+        click.echo(f"{who}: visit data complete from {start} ({r['source']}"
+                   f"{'; ' + r['note'] if r['note'] else ''}); {window_months}-month windows complete as of "
+                   f"{first_complete_day(start, window_months)} and later")
+
+
+@coverage.command("set")
+@click.option("--region-code", required=True, help="The region's län code, e.g. 01.")
+@click.option("--complete-from", required=True, type=_DATE, help="The first day with complete visit data.")
+@click.option("--care-unit", "care_unit_id", default="", help="Only this unit (its sources differ from the region's).")
+@click.option("--note", default="", help="Why (kept with the record).")
+def coverage_set(region_code: str, complete_from: datetime, care_unit_id: str, note: str) -> None:
+    """Record from when visit data are complete (source: configuration)."""
+    from services.continuity.adapters.coverage import record_coverage
+
+    _with_connection(lambda conn: record_coverage(conn, region_code, complete_from.date(), source="configuration",
+                                                  care_unit_id=care_unit_id, note=note))
+    who = f"unit {care_unit_id}" if care_unit_id else f"region {region_code}"
+    click.echo(f"{who}: visit data complete from {complete_from.date()} (configuration); snapshots written "
+               "from now on carry it")
+
+
+@coverage.command("clear")
+@click.option("--region-code", required=True, help="The region's län code, e.g. 01.")
+@click.option("--care-unit", "care_unit_id", default="", help="Only this unit's exception.")
+@click.pass_context
+def coverage_clear(ctx: click.Context, region_code: str, care_unit_id: str) -> None:
+    """Forget a recorded start (windows are then marked incomplete until one is recorded again)."""
+    from services.continuity.adapters.coverage import clear_coverage
+
+    found = _with_connection(lambda conn: clear_coverage(conn, region_code, care_unit_id))
+    who = f"unit {care_unit_id}" if care_unit_id else f"region {region_code}"
+    if not found:
+        click.echo(f"{who}: nothing recorded", err=True)
+        ctx.exit(1)
+    click.echo(f"{who}: data coverage cleared")
+
+
+@continuity.group("baseline")
+def baseline() -> None:
+    """The baseline dates G2/G4 are compared with (their per-patient rows are kept)."""
+
+
+@baseline.command("pin")
+@click.option("--region-code", required=True, help="The region's län code, e.g. 01.")
+@click.option("--date", "day", required=True, type=_DATE, help="The baseline date.")
+@click.option("--note", default="", help="e.g. the board decision it follows.")
+def baseline_pin(region_code: str, day: datetime, note: str) -> None:
+    """Pin a baseline: the API, the report and the dashboards compare with the latest pinned one."""
+    from services.continuity.adapters.coverage import pin_baseline
+
+    _with_connection(lambda conn: pin_baseline(conn, region_code, day.date(), note))
+    click.echo(f"region {region_code}: baseline {day.date()} pinned")
+
+
+@baseline.command("list")
+@click.option("--region-code", required=True, help="The region's län code, e.g. 01.")
+def baseline_list(region_code: str) -> None:
+    """The pinned baselines, latest first."""
+    from services.continuity.adapters.goals import pinned_baselines
+
+    rows = _with_connection(lambda conn: pinned_baselines(conn, region_code))
+    if not rows:
+        click.echo(f"region {region_code}: no baseline pinned")
+    for r in rows:
+        click.echo(f"{r['baseline_date']}  pinned {r['pinned_at']:%Y-%m-%d %H:%M}  {r['note']}")

@@ -23,7 +23,9 @@ from datetime import date, datetime, timezone
 from flk.events.dlq import send_to_dlq
 from flk.events.producer import new_producer
 from flk.events.registry import registry
-from services.continuity.adapters.metrics import AS_OF, ADVANCE_SECONDS, SNAPSHOT_SECONDS, Probe
+from services.continuity.adapters.metrics import (
+    ADVANCE_SECONDS, AS_OF, SNAPSHOT_SECONDS, SNAPSHOTS_DECLINED, STATE_KNOWN_UNTIL, Probe,
+)
 from services.continuity.adapters.store import PatientStore, open_store
 from services.continuity.service_layer.handlers import CONSUMED_EVENT_TYPES
 from services.continuity.service_layer.processor import BatchOutcome, Processor
@@ -258,7 +260,9 @@ class ContinuityWorker:
         ADVANCE_SECONDS.observe(time.perf_counter() - started)
         log.info("advanced every patient to %s", day)
 
-    async def snapshot_now(self) -> None:
+    async def snapshot_now(self) -> bool:
+        """Write the snapshot of the current *as of* day; False when this state cannot give it (it
+        already holds events from after that day: see ``KNOWN_UNTIL``)."""
         from flk.api import open_pool
         from services.continuity.adapters.snapshots import write_snapshot
 
@@ -266,13 +270,22 @@ class ContinuityWorker:
             self._pool = await open_pool(self.settings.platform, min_size=1, max_size=2)
         started = time.perf_counter()
         async with self.lock:
+            day = self.processor.as_of
+            known = self.processor.known_until()
+            if known is not None and known > day:
+                # a re-run over topics that already hold later events: this state is not the state of
+                # `day` (later listings, visits, residences), so the snapshot written from it would not be
+                # that day's figures. The stored snapshot of `day` (if any) stands.
+                log.warning("no snapshot of %s written: the state already holds events up to %s", day, known)
+                SNAPSHOTS_DECLINED.inc()
+                return False
             rows = self.processor.aggregates()
             patients = self.processor.patient_rows()
-            day = self.processor.as_of
         await write_snapshot(self._pool, day, rows, region_code=self.settings.region_id,
                              window_months=self.settings.window_months, patients=patients)
         SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
         self.probe.tables(*self.processor.table_size())
+        return True
 
     async def _snapshots(self) -> None:
         while not self.stopping.is_set():
