@@ -440,13 +440,13 @@ class MainJob:
                 known = await self._continuity_known_until()
                 if known is not None and known > day:
                     # a re-run: the topics (and the worker's state) already hold this period's later
-                    # events, so the worker does not rewrite the snapshot of `day` from them
+                    # facts, so the worker does not rewrite the snapshot of `day` from them
                     if written is not None:
                         self.echo(f"  keeping the snapshot of {day} from an earlier run (the worker's state "
-                                  f"already holds events up to {known}; --fresh recomputes it)")
+                                  f"already holds facts dated up to {known}; --fresh recomputes it)")
                         return
                     raise ServiceFailed(f"no snapshot of {day} can be written: the continuity worker's state "
-                                        f"already holds events up to {known} (run with --fresh)")
+                                        f"already holds facts dated up to {known} (run with --fresh)")
                 await asyncio.sleep(0.5)
         finally:
             await pool.close()

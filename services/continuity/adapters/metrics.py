@@ -21,9 +21,7 @@ STATE_BYTES = Gauge("flk_continuity_state_bytes", "Encoded bytes of patient stat
 AS_OF = Gauge("flk_continuity_as_of_timestamp_seconds", "The date (as Unix time) indices are computed as of")
 SNAPSHOT_SECONDS = Histogram("flk_continuity_snapshot_seconds", "Time to aggregate and write a snapshot")
 SNAPSHOTS_DECLINED = Counter("flk_continuity_snapshots_declined_total",
-                             "Snapshots not written because the state already held events from after their day")
-STATE_KNOWN_UNTIL = Gauge("flk_continuity_known_until_timestamp_seconds",
-                    "The date (as Unix time) of the latest event the state holds")
+                             "Snapshots not written because the state already held facts dated after their day")
 
 
 class Probe:

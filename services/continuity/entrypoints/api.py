@@ -52,8 +52,8 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> Fast
 
     @app.get("/status")
     async def worker_status() -> dict:
-        """The day the indices are computed as of, and the latest event the state holds (a snapshot of a
-        day before that is not written from this state)."""
+        """The day the indices are computed as of, and the latest fact date the state holds (a snapshot
+        of a day before that is not written from this state)."""
         known = reader.known_until()
         return {"region_code": settings.region_id, "as_of": reader.as_of.isoformat(),
                 "known_until": known.isoformat() if known else None}

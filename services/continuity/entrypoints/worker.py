@@ -24,7 +24,7 @@ from flk.events.dlq import send_to_dlq
 from flk.events.producer import new_producer
 from flk.events.registry import registry
 from services.continuity.adapters.metrics import (
-    ADVANCE_SECONDS, AS_OF, SNAPSHOT_SECONDS, SNAPSHOTS_DECLINED, STATE_KNOWN_UNTIL, Probe,
+    ADVANCE_SECONDS, AS_OF, SNAPSHOT_SECONDS, SNAPSHOTS_DECLINED, Probe,
 )
 from services.continuity.adapters.store import PatientStore, open_store
 from services.continuity.service_layer.handlers import CONSUMED_EVENT_TYPES
@@ -262,7 +262,7 @@ class ContinuityWorker:
 
     async def snapshot_now(self) -> bool:
         """Write the snapshot of the current *as of* day; False when this state cannot give it (it
-        already holds events from after that day: see ``KNOWN_UNTIL``)."""
+        already holds facts dated after that day: see ``processor.KNOWN_UNTIL``)."""
         from flk.api import open_pool
         from services.continuity.adapters.snapshots import write_snapshot
 
@@ -273,10 +273,10 @@ class ContinuityWorker:
             day = self.processor.as_of
             known = self.processor.known_until()
             if known is not None and known > day:
-                # a re-run over topics that already hold later events: this state is not the state of
-                # `day` (later listings, visits, residences), so the snapshot written from it would not be
-                # that day's figures. The stored snapshot of `day` (if any) stands.
-                log.warning("no snapshot of %s written: the state already holds events up to %s", day, known)
+                # a re-run over topics that already hold later facts: this state is not the state of
+                # `day` (later listings, FLKs, visits, residences), so a snapshot written from it would not
+                # be that day's figures. The stored snapshot of `day` (if any) stands.
+                log.warning("no snapshot of %s written: the state already holds facts dated up to %s", day, known)
                 SNAPSHOTS_DECLINED.inc()
                 return False
             rows = self.processor.aggregates()

@@ -98,6 +98,29 @@ HANDLERS: dict[str, Handler] = {
     "listing.rejected.v1": _ignored,
 }
 
+#: The field of each consumed event that dates the fact (first 10 characters: the ISO date). A state that
+#: holds a fact dated after a day is not that day's state (see processor.KNOWN_UNTIL). A residence is
+#: dated by its end if it has one. Types not here do not change the state.
+EFFECTIVE_DATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "visit.recorded.v1": ("occurred_at",),
+    "visit.cancelled.v1": ("cancelled_at",),
+    "listing.started.v1": ("started_on",),
+    "listing.ended.v1": ("ended_on",),
+    "fast_lakarkontakt.assigned.v1": ("assigned_on",),
+    "fast_lakarkontakt.ended.v1": ("ended_on",),
+    "residence.recorded.v1": ("sabo_to", "sabo_from"),
+}
+
+
+def effective_day(event_type: str, data: dict[str, Any]) -> str | None:
+    """The ISO date (``YYYY-MM-DD``) of the fact an event states, or None."""
+    for name in EFFECTIVE_DATE_FIELDS.get(event_type, ()):
+        value = data.get(name)
+        if value:
+            return value[:10]
+    return None
+
+
 #: the event types whose topics the worker consumes
 CONSUMED_EVENT_TYPES = ("visit.recorded.v1", "listing.started.v1", "residence.recorded.v1")
 

@@ -20,31 +20,31 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from hashlib import blake2b
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 import orjson
 
 from flk.events.contracts import ContractViolation
 from flk.events.dlq import FailedMessage
 from flk.events.envelope import EnvelopeError, OutgoingRecord, derived_id, read_record, wrap_trusted_record
-from services.continuity.domain.patient import LOCAL_TIME_ZONE, PatientIndices, advance, compute_indices
+from services.continuity.domain.patient import PatientIndices, advance, compute_indices
 from services.continuity.domain.settings import ContinuitySettings
 from services.continuity.domain.window import window_bounds
 
 from .aggregates import AggregateRow, PatientRow, Summary, aggregate, patient_rows
-from .handlers import HANDLERS, prune_residences
+from .handlers import HANDLERS, effective_day, prune_residences
 from .record import EMPTY_RECORD, PatientRecord, decode_record, encode_record
 
 SOURCE = "flk/continuity"
 INDICES_EVENT = "continuity.indices_changed.v1"
-#: Kept with a partition's input offsets (committed atomically with its state): the latest CloudEvents
-#: ``time`` (epoch seconds) among the events that state has applied. A state that holds events from
-#: after a day is not that day's state, so the worker writes no snapshot of that day from it.
+#: Kept with a partition's input offsets (committed atomically with its state): the latest date (as an
+#: ordinal) of the facts that state has applied — a visit's, a listing's, an FLK assignment's date
+#: (``handlers.EFFECTIVE_DATE_FIELDS``). A state that holds facts from after a day is not that day's
+#: state (later listing units, FLKs, visits), so the worker writes no snapshot of that day from it.
+#: Facts dated before the day that arrive late do not block it: that day's figures include them.
 KNOWN_UNTIL = "@known-until"
-_STOCKHOLM = ZoneInfo(LOCAL_TIME_ZONE)
 
 
 class InputRecord(Protocol):
@@ -93,7 +93,7 @@ class Processor:
         self.region_id = region_id
         self.summaries: dict[int, dict[bytes, Summary]] = {}
         self.sizes: dict[int, dict[bytes, int]] = {}
-        self._known_until: dict[int, int] = {}  # partition -> epoch seconds (see KNOWN_UNTIL)
+        self._known_until: dict[int, int] = {}  # partition -> date ordinal (see KNOWN_UNTIL)
 
     # ------------------------------------------------------------------ partitions
 
@@ -117,10 +117,10 @@ class Processor:
         return known
 
     def known_until(self) -> date | None:
-        """The (Swedish) date of the latest event any open partition's state has applied (None: none
-        with a time). A snapshot of an earlier day is not computable from this state."""
+        """The latest fact date any open partition's state holds (None: no dated fact). A snapshot of an
+        earlier day is not computable from this state."""
         latest = max((self._partition_known_until(p) for p in self.store.partitions), default=0)
-        return datetime.fromtimestamp(latest, _STOCKHOLM).date() if latest else None
+        return date.fromordinal(latest) if latest else None
 
     # ------------------------------------------------------------------ the batch path
 
@@ -131,7 +131,7 @@ class Processor:
         prefix_len = len(self.prefix)
         grouped: dict[tuple[int, bytes], list[tuple[str, dict, int, InputRecord]]] = {}
         processed = out.processed
-        latest: dict[int, datetime] = {}
+        latest: dict[int, str] = {}  # partition -> the latest fact date (ISO) in this batch
         for rec in records:
             partition = rec.partition
             if partition not in open_partitions:
@@ -150,11 +150,9 @@ class Processor:
                 continue
             event_type = envelope.event_type
             processed[event_type] = processed.get(event_type, 0) + 1
-            known = envelope.time
-            if known is not None:
-                seen = latest.get(partition)
-                if seen is None or known > seen:
-                    latest[partition] = known
+            day = effective_day(event_type, envelope.data)
+            if day is not None and day > latest.get(partition, ""):
+                latest[partition] = day
             group = grouped.get((partition, rec.key))
             if group is None:
                 group = grouped[(partition, rec.key)] = []
@@ -171,11 +169,14 @@ class Processor:
                     out.dead.append(DeadLetterItem(_failed(rec), f"handler failed: {type(exc).__name__}",
                                                    "handler"))
             self._finish(partition, key, raw is None, before, record, out)
-        for partition, known in latest.items():
-            stamp = int(known.timestamp())
-            if stamp > self._partition_known_until(partition):
-                self._known_until[partition] = stamp
-                out.offsets[partition][KNOWN_UNTIL] = stamp
+        for partition, day in latest.items():
+            try:
+                ordinal = date.fromisoformat(day).toordinal()
+            except ValueError:  # not a date: the handler dead-letters or ignores such an event
+                continue
+            if ordinal > self._partition_known_until(partition):
+                self._known_until[partition] = ordinal
+                out.offsets[partition][KNOWN_UNTIL] = ordinal
         out.seconds = time.perf_counter() - started
         return out
 

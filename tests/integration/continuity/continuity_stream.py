@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 from flk.events.envelope import make_record
@@ -15,9 +15,6 @@ from services.continuity.settings import ContinuityServiceSettings
 from tests.support.builders import DOCTOR_1, UNIT_A, a_visit
 
 AS_OF = date(2026, 3, 15)
-#: when the tests' events are recorded (their CloudEvents time): on the day the worker is pinned to, so its
-#: state is that day's (a state holding later events writes no snapshot of an earlier day)
-KNOWN_AT = datetime(2026, 3, 15, 8, 0, tzinfo=timezone.utc)
 DOCTOR_2 = "SE2321000016-L002"
 JWT_SECRET = "continuity-integration-secret-0123456789"
 
@@ -39,33 +36,33 @@ def visit(patient: str, visit_id: str, practitioner: str = DOCTOR_1, when: str =
           unit: str = UNIT_A, profession: str = "läkare"):
     return make_record("visit.recorded.v1", a_visit(patient_key=patient, visit_id=visit_id, practitioner_id=practitioner,
                                                     occurred_at=when, care_unit_id=unit, profession=profession),
-                       source="ehr/test", time=KNOWN_AT)
+                       source="ehr/test")
 
 
 def cancellation(patient: str, visit_id: str):
     return make_record("visit.cancelled.v1", {"visit_id": visit_id, "patient_key": patient,
                                               "cancelled_at": "2026-03-02T10:00:00Z", "reason": "entered_in_error"},
-                       source="ehr/test", time=KNOWN_AT)
+                       source="ehr/test")
 
 
 def listing(patient: str, unit: str = UNIT_A, started: str = "2025-01-01"):
     return make_record("listing.started.v1", {
         "listing_id": str(uuid.uuid5(uuid.NAMESPACE_URL, patient + unit)), "patient_key": patient,
         "care_unit_id": unit, "started_on": started, "responsibility_from": started,
-        "origin": "active_choice", "initiated_by": "person"}, source="listing/test", time=KNOWN_AT)
+        "origin": "active_choice", "initiated_by": "person"}, source="listing/test")
 
 
 def flk_assigned(patient: str, doctor: str = DOCTOR_1, unit: str = UNIT_A):
     return make_record("fast_lakarkontakt.assigned.v1", {
         "assignment_id": str(uuid.uuid5(uuid.NAMESPACE_URL, patient + doctor)), "patient_key": patient,
         "care_unit_id": unit, "list_id": doctor, "list_kind": "doctor", "practitioner_id": doctor,
-        "coordinating": True, "assigned_on": "2025-01-02"}, source="listing/test", time=KNOWN_AT)
+        "coordinating": True, "assigned_on": "2025-01-02"}, source="listing/test")
 
 
 def sabo(patient: str, since: str = "2024-06-01"):
     return make_record("residence.recorded.v1", {
         "residence_id": f"r-{patient[-8:]}", "patient_key": patient, "sabo_from": since, "sabo_to": None,
-        "recorded_at": "2024-06-01T08:00:00Z"}, source="municipality/test", time=KNOWN_AT)
+        "recorded_at": "2024-06-01T08:00:00Z"}, source="municipality/test")
 
 
 async def publish(producer, prefix: str, *records) -> None:

@@ -1,8 +1,8 @@
 """A snapshot of a past day is that day's figures, whenever the replay reached it: a state that already
-holds later events (a re-run over topics that keep them) does not rewrite it."""
+holds facts dated after it (a re-run over topics that keep them) does not rewrite it."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import asyncpg
 import httpx
@@ -11,13 +11,13 @@ from flk.events.envelope import make_record
 from flk.security.tokens import Role, issue_token
 from services.continuity.adapters.coverage import pin_baseline, record_coverage
 from services.continuity.entrypoints.api import create_app
-from tests.support.builders import DOCTOR_1, UNIT_A, UNIT_B, a_patient_key, a_visit
+from tests.support.builders import UNIT_A, UNIT_B, a_patient_key
 
 from continuity_stream import (
     AS_OF, DOCTOR_2, eventually, flk_assigned, listing, publish, running_worker, service_settings, visit,
 )
 
-LATER = datetime(2026, 4, 20, 8, 0, tzinfo=timezone.utc)  # recorded after AS_OF
+LATER = datetime(2026, 4, 20, 8, 0, tzinfo=timezone.utc)
 
 
 def later(event_type: str, data: dict):
@@ -49,23 +49,20 @@ async def test_a_snapshot_of_a_past_day_is_not_rewritten_from_a_state_that_holds
         assert await worker.snapshot_now() is True
         first = await _region_rows(migrated_database)
 
-        # later facts: p2 moves to unit B (where none of its visits were), p1 gets visits after AS_OF
-        # dated before it (a late-arriving record) and a new doctor
+        # a later fact: p2 moves to unit B on 20 April (none of its visits were there)
         await publish(producer, topic_prefix,
                       later("listing.started.v1", {
                           "listing_id": "5b6f9a3e-3f1c-4d2a-9c1e-0a1b2c3d4e5f", "patient_key": p2, "care_unit_id": UNIT_B,
                           "started_on": "2026-04-20", "responsibility_from": "2026-04-20",
-                          "origin": "active_choice", "initiated_by": "person"}),
-                      later("visit.recorded.v1", a_visit(patient_key=p1, visit_id="a4", practitioner_id=DOCTOR_2,
-                                                         occurred_at="2026-03-10T09:00:00Z", care_unit_id=UNIT_A)))
-        await eventually(lambda: worker.processed_events >= 11)
+                          "origin": "active_choice", "initiated_by": "person"}))
+        await eventually(lambda: worker.processed_events >= 10)
         assert await worker.snapshot_now() is False          # this state is not the state of AS_OF
     assert await _region_rows(migrated_database) == first
 
     # a re-run: a new worker process on the same state, pinned to the same day
     async with running_worker(settings) as again:
         await eventually(lambda: again.processor.known_until() is not None)
-        assert again.processor.known_until() == (LATER + timedelta(hours=1)).date()
+        assert again.processor.known_until() == date(2026, 4, 20)
         assert await again.snapshot_now() is False
     assert await _region_rows(migrated_database) == first
     by = {(r["level"], r["entity_id"], r["cohort"]): r for r in first}
@@ -113,4 +110,23 @@ async def test_the_api_gives_the_regions_goal_comparison_and_coverage_to_staff_b
     assert (coverage.json()["complete_from"], coverage.json()["source"]) == ("2020-01-01", "configuration")
     assert other_region.status_code == 404 and "region 19" in other_region.json()["detail"]
     assert as_patient.status_code == 403
-    assert status.json() == {"region_code": "19", "as_of": "2026-03-20", "known_until": "2026-03-15"}
+    assert status.json() == {"region_code": "19", "as_of": "2026-03-20", "known_until": "2026-03-01"}
+
+
+async def test_a_late_arriving_visit_dated_before_the_day_does_not_stop_that_days_snapshot(
+        kafka_bootstrap, topic_prefix, producer, migrated_database):
+    p1 = a_patient_key(321)
+    settings = service_settings(kafka_bootstrap, topic_prefix, migrated_database)
+    async with running_worker(settings) as worker:
+        await publish(producer, topic_prefix, listing(p1), visit(p1, "d1"), visit(p1, "d2"))
+        await eventually(lambda: worker.processed_events >= 3)
+        await publish(producer, topic_prefix,      # recorded in April, about a visit on 10 March
+                      later("visit.recorded.v1", {
+                          "visit_id": "d3", "patient_key": p1, "practitioner_id": DOCTOR_2, "profession": "läkare",
+                          "care_unit_id": UNIT_A, "contact_type": "besok",
+                          "occurred_at": "2026-03-10T09:00:00Z"}))
+        await eventually(lambda: worker.processed_events >= 4)
+        assert worker.processor.known_until() == date(2026, 3, 10)
+        assert await worker.snapshot_now() is True
+    rows = {(r["level"], r["cohort"]): r for r in await _region_rows(migrated_database)}
+    assert rows[("region", "all")]["eligible_doctor"] == 1       # d3 counts: three visits
