@@ -438,7 +438,7 @@ class MainJob:
                 if written is not None and written > since:
                     return
                 known = await self._continuity_known_until()
-                if known is not None and known > day:
+                if known is not None and min(known, local_today()) > day:
                     # a re-run: the topics (and the worker's state) already hold this period's later
                     # facts, so the worker does not rewrite the snapshot of `day` from them
                     if written is not None:

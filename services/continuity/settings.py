@@ -61,4 +61,10 @@ class ContinuityServiceSettings(BaseSettings):
         )
 
     def today(self) -> date:
-        return self.as_of or datetime.now(ZoneInfo("Europe/Stockholm")).date()
+        """The day indices are computed as of: the pinned one, else the calendar's."""
+        return self.as_of or self.calendar_today()
+
+    @staticmethod
+    def calendar_today() -> date:
+        """Today in Sweden, whatever day the worker is pinned to."""
+        return datetime.now(ZoneInfo("Europe/Stockholm")).date()

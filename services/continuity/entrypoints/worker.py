@@ -272,7 +272,9 @@ class ContinuityWorker:
         async with self.lock:
             day = self.processor.as_of
             known = self.processor.known_until()
-            if known is not None and known > day:
+            # facts dated after today are planned ones (a switch of unit that starts tomorrow): known
+            # today, so they do not make today's state a later one
+            if known is not None and min(known, self.settings.calendar_today()) > day:
                 # a re-run over topics that already hold later facts: this state is not the state of
                 # `day` (later listings, FLKs, visits, residences), so a snapshot written from it would not
                 # be that day's figures. The stored snapshot of `day` (if any) stands.

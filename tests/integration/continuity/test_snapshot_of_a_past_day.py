@@ -2,7 +2,7 @@
 holds facts dated after it (a re-run over topics that keep them) does not rewrite it."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 import httpx
@@ -130,3 +130,18 @@ async def test_a_late_arriving_visit_dated_before_the_day_does_not_stop_that_day
         assert await worker.snapshot_now() is True
     rows = {(r["level"], r["cohort"]): r for r in await _region_rows(migrated_database)}
     assert rows[("region", "all")]["eligible_doctor"] == 1       # d3 counts: three visits
+
+
+async def test_a_planned_fact_dated_after_today_does_not_stop_todays_snapshot(
+        kafka_bootstrap, topic_prefix, producer, migrated_database):
+    from services.continuity.settings import ContinuityServiceSettings
+
+    today = ContinuityServiceSettings.calendar_today()
+    p1 = a_patient_key(331)
+    settings = service_settings(kafka_bootstrap, topic_prefix, migrated_database, as_of=today)
+    async with running_worker(settings) as worker:
+        tomorrow = (today + timedelta(days=1)).isoformat()
+        await publish(producer, topic_prefix, listing(p1, started=tomorrow))   # a switch that starts tomorrow
+        await eventually(lambda: worker.processed_events >= 1)
+        assert worker.processor.known_until() == today + timedelta(days=1)
+        assert await worker.snapshot_now() is True
