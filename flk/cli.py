@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "listing": "services.listing.entrypoints.cli:listing",
     "notifier": "services.notifier.entrypoints.cli:notifier",
     "simulate": "flk.simulator.cli:simulate",
+    "ehr": "services.continuity.entrypoints.ehr_import:ehr",
 }
 
 

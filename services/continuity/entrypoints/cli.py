@@ -30,7 +30,6 @@ from services.continuity.domain.patient import (
 )
 from services.continuity.domain.settings import ContinuitySettings, Scope
 
-VISIT_COLUMNS = ("patient_id", "visit_id", "practitioner_id", "profession", "care_unit_id", "occurred_at")
 LISTING_COLUMNS = ("patient_id", "care_unit_id", "fast_lakarkontakt_id")
 CHUNK_ROWS = 50_000
 PROGRESS_EVERY = 250_000
@@ -52,6 +51,7 @@ class Report:
     terminal: bool = False
     rows: int = 0
     bad: int = 0
+    cancelled: int = 0
     _progress_shown: bool = field(default=False, repr=False)
 
     def bad_row(self, path: Path, line: int, reason: str) -> None:
@@ -92,37 +92,11 @@ def _header(reader: Iterator[list[str]], path: Path, required: tuple[str, ...], 
     return {name: i for i, name in enumerate(names)}
 
 
-def parse_occurred_at(text: str) -> date | datetime:
-    """An ISO date (``2024-03-01``) or date-time (``2024-03-01T08:30``, ``...Z``, ``...+01:00``)."""
-    try:
-        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise BadRow(f"bad occurred_at {text!r}: {exc}") from None
-
-
 def _cell(row: list[str], index: int, name: str) -> str:
     value = row[index].strip()
     if not value:
         raise BadRow(f"empty {name}")
     return value
-
-
-def _parse_visit(row: list[str], columns: dict[str, int], line: int) -> tuple[str, Visit]:
-    if len(row) < len(columns):
-        raise BadRow(f"expected {len(columns)} fields, got {len(row)}")
-    patient_id = _cell(row, columns["patient_id"], "patient_id")
-    contact_index = columns.get("contact_type")
-    contact_type = row[contact_index].strip() or None if contact_index is not None else None
-    visit = Visit(
-        visit_id=_cell(row, columns["visit_id"], "visit_id"),
-        practitioner_id=_cell(row, columns["practitioner_id"], "practitioner_id"),
-        profession=_cell(row, columns["profession"], "profession"),
-        care_unit_id=_cell(row, columns["care_unit_id"], "care_unit_id"),
-        occurred_at=parse_occurred_at(_cell(row, columns["occurred_at"], "occurred_at")),
-        seq=line,
-        contact_type=contact_type,
-    )
-    return patient_id, visit
 
 
 def _load(stored: StoredState) -> PatientState:
@@ -177,31 +151,42 @@ def read_visits(
     settings: ContinuitySettings,
     report: Report,
 ) -> None:
-    """Feed every visit row through ``record_visit``, chunk by chunk."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        columns = _header(reader, path, VISIT_COLUMNS, "--visits")
-        chunk: dict[str, list[Visit]] = {}
-        in_chunk = 0
-        for row in reader:
-            if not row:
-                continue
-            line = reader.line_num
+    """Feed every visit row through ``record_visit``, chunk by chunk.
+
+    The file is the region's visit extract (``services.continuity.adapters.visit_extract``, the one
+    `flk ehr import` publishes): a cancelled row (``cancelled_at`` set) is left out, a personnummer
+    is pseudonymised to the patient key the stream uses.
+    """
+    from services.continuity.adapters.visit_extract import (
+        BadRow as ExtractBadRow, MissingColumns, PatientKeys, platform_pseudonym_key, read_extract,
+    )
+
+    keys = PatientKeys(platform_pseudonym_key, keep_other_ids=True)
+    chunk: dict[str, list[Visit]] = {}
+    in_chunk = 0
+    try:
+        for line, row in read_extract(path, keys, for_events=False):
             report.rows += 1
-            try:
-                patient_id, visit = _parse_visit(row, columns, line)
-            except BadRow as exc:
-                report.bad_row(path, line, str(exc))
+            if isinstance(row, ExtractBadRow):
+                report.bad_row(path, line, str(row))
                 continue
-            chunk.setdefault(patient_id, []).append(visit)
+            if row.cancelled_at is not None:  # left out; the patient still gets a line, as in the stream
+                report.cancelled += 1
+                chunk.setdefault(row.patient_key, [])
+                continue
+            chunk.setdefault(row.patient_key, []).append(Visit(
+                row.visit_id, row.practitioner_id, row.profession, row.care_unit_id, row.occurred_at,
+                seq=line, contact_type=row.contact_type))
             in_chunk += 1
             if in_chunk >= CHUNK_ROWS:
                 _apply(chunk, states, as_of, settings)
                 chunk, in_chunk = {}, 0
             if report.rows % PROGRESS_EVERY == 0:
                 report.tick("visits", len(states))
-        _apply(chunk, states, as_of, settings)
-        report.tick("visits", len(states))
+    except MissingColumns as exc:
+        raise click.BadParameter(str(exc), param_hint="--visits") from None
+    _apply(chunk, states, as_of, settings)
+    report.tick("visits", len(states))
 
 
 def _apply(
@@ -243,7 +228,8 @@ def continuity() -> None:
     "visits_path",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="CSV: patient_id, visit_id, practitioner_id, profession, care_unit_id, occurred_at[, contact_type].",
+    help="CSV: patient_id, visit_id, practitioner_id, profession, care_unit_id, occurred_at[, contact_type, "
+         "cancelled_at, ...] (the extract `flk ehr import` reads).",
 )
 @click.option(
     "--listings",
@@ -295,8 +281,8 @@ def indices(
     report.done()
     write_indices(states, day, settings, click.get_binary_stream("stdout"))
     click.echo(
-        f"continuity indices as of {day.isoformat()}: {report.rows:,} visit rows, "
-        f"{len(states):,} patients, {report.bad:,} bad rows skipped",
+        f"continuity indices as of {day.isoformat()}: {report.rows:,} visit rows "
+        f"({report.cancelled:,} cancelled, left out), {len(states):,} patients, {report.bad:,} bad rows skipped",
         err=True,
     )
     if report.bad:
