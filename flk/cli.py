@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "notifier": "services.notifier.entrypoints.cli:notifier",
     "simulate": "flk.simulator.cli:simulate",
     "ehr": "services.continuity.entrypoints.ehr_import:ehr",
+    "report": "flk.report.cli:report",
 }
 
 

@@ -136,11 +136,11 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f} %"
 
 
-def _signed_pct(x: float) -> str:
+def format_signed_pct(x: float) -> str:
     return f"{x * 100:+.1f} %"
 
 
-def _fmt_estimate(kind: str, e: Estimate) -> str:
+def format_estimate(kind: str, e: Estimate) -> str:
     if e.value is None:
         return "n/a"
     if kind == "share":
@@ -150,11 +150,11 @@ def _fmt_estimate(kind: str, e: Estimate) -> str:
     return f"{e.value:.3f} ({e.low:.3f}–{e.high:.3f})"
 
 
-def _fmt_n(e: Estimate) -> str:
+def format_n(e: Estimate) -> str:
     return "n/a" if e.n is None else f"{e.n:,}".replace(",", " ")
 
 
-def _fmt_change(goal: Goal) -> str:
+def format_change(goal: Goal) -> str:
     change = goal.change_value
     if change is None:
         return "n/a"
@@ -162,11 +162,11 @@ def _fmt_change(goal: Goal) -> str:
         return f"{change * 100:+.1f} pp"
     c = goal.change
     if c.low is None or c.high is None:
-        return _signed_pct(change)
-    return f"{_signed_pct(change)} ({_signed_pct(c.low)} to {_signed_pct(c.high)})"
+        return format_signed_pct(change)
+    return f"{format_signed_pct(change)} ({format_signed_pct(c.low)} to {format_signed_pct(c.high)})"
 
 
-def _fmt_target(goal: Goal) -> str:
+def format_target(goal: Goal) -> str:
     if goal.target is None:
         return "n/a"
     if goal.kind == "share":
@@ -174,7 +174,7 @@ def _fmt_target(goal: Goal) -> str:
     return "significant increase" if goal.target == 0 else f"+{goal.target * 100:.0f} %"
 
 
-def _fmt_window(w: Window) -> str:
+def format_window(w: Window) -> str:
     if w.complete is None:
         return "unknown"
     cov = "" if w.coverage is None else f" ({w.coverage * 100:.0f} % covered)"
@@ -200,14 +200,14 @@ def render_summary(summary: Summary) -> str:
     notes: list[str] = []
     for g in summary.goals:
         mark = "" if g.plain else " *"
-        rows.append((g.goal, g.label, _fmt_estimate(g.kind, g.now) + mark, _fmt_n(g.now),
-                     _fmt_estimate(g.kind, g.baseline) + mark, _fmt_n(g.baseline), _fmt_change(g), _fmt_target(g),
+        rows.append((g.goal, g.label, format_estimate(g.kind, g.now) + mark, format_n(g.now),
+                     format_estimate(g.kind, g.baseline) + mark, format_n(g.baseline), format_change(g), format_target(g),
                      VERDICT_TEXT[g.verdict]))
         if g.kind == "index" and g.panel.value is not None:
             p = g.panel
-            interval = "" if p.low is None or p.high is None else f" ({_signed_pct(p.low)} to {_signed_pct(p.high)})"
-            rows.append(("", f"  same patients at both dates (n = {_fmt_n(p)})", "", "", "", "",
-                         _signed_pct(p.value) + interval, "", ""))
+            interval = "" if p.low is None or p.high is None else f" ({format_signed_pct(p.low)} to {format_signed_pct(p.high)})"
+            rows.append(("", f"  same patients at both dates (n = {format_n(p)})", "", "", "", "",
+                         format_signed_pct(p.value) + interval, "", ""))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     right = {2, 3, 4, 5, 6, 7}
 
@@ -221,7 +221,7 @@ def render_summary(summary: Summary) -> str:
     index_goals = [g for g in summary.goals if g.kind == "index"]
     if index_goals:
         g = index_goals[0]
-        lines.append(f"  continuity windows: baseline {_fmt_window(g.baseline_window)}, now {_fmt_window(g.now_window)}")
+        lines.append(f"  continuity windows: baseline {format_window(g.baseline_window)}, now {format_window(g.now_window)}")
     if any(not g.plain for g in summary.goals):
         notes.append("* not a goal figure: its follow-up window is not complete (visit data begin inside it), so "
                      "it counts fewer visits and fewer eligible patients than a complete window would")

@@ -17,6 +17,7 @@ themselves when the region stood at the baseline date:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -257,7 +258,22 @@ class MainJob:
         stored = await self._read(lambda conn: record_listing_kpi_days(conn, sorted(set(days))))
         self.echo(f"{sent:,} simulated events processed; listing goal KPIs stored for {len(set(days))} days "
                   f"({stored} rows) for the dashboards' time series")
-        return await self.summary()
+        summary = await self.summary()
+        return dataclasses.replace(summary, report_path=await self._write_report())
+
+    async def _write_report(self) -> str | None:
+        """The goal report (`flk report`) of this run's region, into the run's state directory."""
+        from flk.report import find_chromium, write_goal_report
+
+        pdf = find_chromium() is not None
+        try:
+            paths = await write_goal_report(self.c.database_url, self.region_code, self.c.state_dir / "reports",
+                                            baseline=self.baseline, as_of=local_today(), pdf=pdf,
+                                            region_name=f"Region {self.region_name} (simulated, preset {self.c.preset})")
+        except Exception as exc:  # noqa: BLE001 - the summary stands without the report; say why
+            self.echo(f"the goal report could not be written: {exc}")
+            return None
+        return f"{paths.html}" + (f" (PDF: {paths.pdf})" if paths.pdf else " (no PDF: Chromium is not installed)")
 
     async def summary(self) -> Summary:
         baseline_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, self.baseline))

@@ -1,7 +1,10 @@
 """`flk run` end to end: a simulated region through the real services, then the goal summary."""
 from __future__ import annotations
 
+import asyncio
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +117,48 @@ async def test_ctrl_c_stops_every_service_the_main_job_started(infra, fresh_data
         if not job.done():
             job.cancel()
         await delete_topics_with_prefix(infra.kafka_bootstrap, prefix)
+
+
+def _open_in_chromium(html: Path, profile: Path) -> dict:
+    """What a reader's browser shows of the report: its figures (size, drawn paths) and captions."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and chromedriver, "Debian's chromium and chromium-driver are needed (./run installs them)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", f"--user-data-dir={profile}", "--window-size=1280,2000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    try:
+        driver.get(html.as_uri())
+        figures = driver.find_elements(By.CSS_SELECTOR, "figure")
+        return {
+            "title": driver.title,
+            "headings": [h.text for h in driver.find_elements(By.TAG_NAME, "h2")],
+            "charts": [(f.find_element(By.TAG_NAME, "svg").size["width"],
+                        len(f.find_elements(By.CSS_SELECTOR, "svg path")),
+                        f.find_element(By.TAG_NAME, "figcaption").text) for f in figures],
+            "verdicts": [c.text for c in driver.find_elements(By.CSS_SELECTOR, "table.goals td[class^=verdict]")],
+        }
+    finally:
+        driver.quit()
+
+
+async def test_the_main_job_writes_the_goal_report_whose_charts_render_in_a_browser_and_as_pdf(region_run, tmp_path):
+    match = re.search(r"Goal report: (\S+\.html) \(PDF: (\S+\.pdf)\)", region_run.text)
+    assert match, region_run.text
+    html, pdf = Path(match[1]), Path(match[2])
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+    seen = await asyncio.to_thread(_open_in_chromium, html, tmp_path / "profile")
+    assert seen["title"].startswith("Goal report — Region Västmanland")
+    assert seen["headings"] == ["The four goals", "Over time", "Care units", "Care gaps", "How to read this"]
+    captions = [c for _, _, c in seen["charts"]]
+    assert len(seen["charts"]) == 5, captions     # G1/G3, G2, G4, the units, the care gaps
+    assert all(width > 300 and paths > 10 for width, paths, _ in seen["charts"]), seen["charts"]
+    assert captions[1].startswith("G2: mean continuity") and captions[2].startswith("G4:")
+    assert len(seen["verdicts"]) == 5 and all(v for v in seen["verdicts"])
+    assert "pk1_" not in html.read_text(encoding="utf-8")

@@ -1,0 +1,143 @@
+"""What the goal report shows, read from the services' reporting views — aggregates only.
+
+The headline G1–G4 come from the same readers as the main job's summary (``flk.mainjob.goals``:
+``listing.goal_kpi_region_on``, ``continuity.goal_comparison``, ``continuity.data_coverage``); the
+series from ``listing.goal_kpi_region_history`` and ``continuity.goal_series``; units from
+``continuity.goal_comparison`` (unit rows), ``listing.goal_kpi_unit`` and ``listing.care_unit``;
+care gaps from ``notifier.care_gap_history``. Nothing here is at patient level.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from flk.mainjob.goals import Coverage, Goal, goals_from, read_continuity, read_coverage, read_listing_shares
+
+
+@dataclass(frozen=True)
+class SharePoint:
+    day: date
+    g1: float | None
+    population: int
+    g3: float | None
+    sabo_residents: int
+
+
+@dataclass(frozen=True)
+class IndexPoint:
+    day: date
+    n: int
+    mean: float | None
+    low: float | None
+    high: float | None
+    complete: bool
+    coverage: float | None
+
+
+@dataclass(frozen=True)
+class UnitFigure:
+    unit_id: str
+    name: str
+    now_n: int | None
+    now_mean: float | None
+    now_low: float | None
+    now_high: float | None
+    change: float | None
+    change_low: float | None
+    change_high: float | None
+    verdict: str | None
+    listed: int | None = None
+    g1_share: float | None = None
+    sabo_residents: int | None = None
+    g3_share: float | None = None
+
+
+@dataclass(frozen=True)
+class GapCount:
+    unit_id: str
+    name: str
+    cause: str
+    open: int
+
+
+@dataclass
+class ReportData:
+    region_code: str
+    region_name: str
+    baseline: date
+    as_of: date
+    generated_at: datetime
+    coverage: Coverage
+    goals: list[Goal]
+    shares: list[SharePoint] = field(default_factory=list)
+    #: (cohort, contacts) -> points; ('all', 'doctor'), ('all', 'total'), ('sabo', 'doctor')
+    series: dict[tuple[str, str], list[IndexPoint]] = field(default_factory=dict)
+    units: list[UnitFigure] = field(default_factory=list)
+    gaps: list[GapCount] = field(default_factory=list)
+
+
+async def _exists(conn, qualified: str) -> bool:
+    return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified)
+
+
+async def read_report_data(conn, region_code: str, *, baseline: date | None = None, as_of: date | None = None,
+                           region_name: str | None = None) -> ReportData:
+    """Everything the report shows for one region (``baseline`` default: the latest pinned one)."""
+    from flk.mainjob.goals import local_today
+    from services.continuity.adapters.goals import latest_pinned_baseline
+
+    as_of = as_of or local_today()
+    if baseline is None:
+        baseline = await latest_pinned_baseline(conn, region_code)
+        if baseline is None:
+            raise LookupError(f"region {region_code} has no pinned baseline: pass --baseline or pin one "
+                              "(flk continuity baseline pin)")
+    names = {}
+    if await _exists(conn, "listing.care_unit"):
+        names = {r["hsa_id"]: r["name"] for r in await conn.fetch(
+            "SELECT hsa_id, name FROM listing.care_unit WHERE region_code = $1", region_code)}
+    continuity = await read_continuity(conn, region_code, baseline)
+    months = next((r["window_months"] for r in continuity.values() if r.get("window_months")), None)
+    data = ReportData(
+        region_code=region_code, region_name=region_name or f"region {region_code}", baseline=baseline, as_of=as_of,
+        generated_at=datetime.now().astimezone(), coverage=await read_coverage(conn, region_code, months),
+        goals=goals_from(await read_listing_shares(conn, region_code, baseline),
+                         await read_listing_shares(conn, region_code, as_of), continuity))
+    data.shares = [SharePoint(r["snapshot_on"], _f(r["g1_share_of_population"]), r["population"], _f(r["g3_share"]),
+                              r["sabo_residents"])
+                   for r in await conn.fetch(
+                       "SELECT snapshot_on, g1_share_of_population, population, g3_share, sabo_residents "
+                       "FROM listing.goal_kpi_region_history WHERE region_code = $1 AND snapshot_on <= $2 "
+                       "ORDER BY snapshot_on", region_code, as_of)]
+    for r in await conn.fetch(
+            "SELECT cohort, contacts, snapshot_date, n, mean, ci_low, ci_high, window_complete, coverage_fraction "
+            "FROM continuity.goal_series WHERE level = 'region' AND entity_id = $1 AND snapshot_date <= $2 "
+            "ORDER BY snapshot_date", region_code, as_of):
+        data.series.setdefault((r["cohort"], r["contacts"]), []).append(IndexPoint(
+            r["snapshot_date"], r["n"], r["mean"], r["ci_low"], r["ci_high"], r["window_complete"],
+            r["coverage_fraction"]))
+    listing_units = {r["care_unit_id"]: r for r in await conn.fetch(
+        "SELECT care_unit_id, listed, g1_share_of_listed, sabo_residents, g3_share FROM listing.goal_kpi_unit "
+        "WHERE region_code = $1", region_code)}
+    from services.continuity.adapters.goals import goal_comparison
+
+    for r in await goal_comparison(conn, region_code, baseline, as_of, units=True):
+        if r["level"] != "unit" or r["cohort"] != "all" or r["contacts"] != "doctor":
+            continue
+        lu = listing_units.get(r["entity_id"])
+        data.units.append(UnitFigure(
+            r["entity_id"], names.get(r["entity_id"], r["entity_id"]), r["now_n"], r["now_mean"], r["now_ci_low"],
+            r["now_ci_high"], r["change"], r["change_ci_low"], r["change_ci_high"], r["verdict"],
+            lu["listed"] if lu else None, _f(lu["g1_share_of_listed"]) if lu else None,
+            lu["sabo_residents"] if lu else None, _f(lu["g3_share"]) if lu else None))
+    if await _exists(conn, "notifier.care_gap_history"):
+        data.gaps = [GapCount(r["care_unit_id"], names.get(r["care_unit_id"], r["care_unit_id"]), r["cause"], r["n"])
+                     for r in await conn.fetch(
+                         "SELECT care_unit_id, cause, count(*) AS n FROM notifier.care_gap_history "
+                         "WHERE resolved_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2")
+                     if not names or r["care_unit_id"] in names]
+    return data
+
+
+def _f(value) -> float | None:
+    return None if value is None else float(value)
