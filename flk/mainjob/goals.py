@@ -201,11 +201,12 @@ def render_summary(summary: Summary) -> str:
     for g in summary.goals:
         mark = "" if g.plain else " *"
         rows.append((g.goal, g.label, format_estimate(g.kind, g.now) + mark, format_n(g.now),
-                     format_estimate(g.kind, g.baseline) + mark, format_n(g.baseline), format_change(g), format_target(g),
-                     VERDICT_TEXT[g.verdict]))
+                     format_estimate(g.kind, g.baseline) + mark, format_n(g.baseline), format_change(g),
+                     format_target(g), VERDICT_TEXT[g.verdict]))
         if g.kind == "index" and g.panel.value is not None:
             p = g.panel
-            interval = "" if p.low is None or p.high is None else f" ({format_signed_pct(p.low)} to {format_signed_pct(p.high)})"
+            interval = ("" if p.low is None or p.high is None
+                        else f" ({format_signed_pct(p.low)} to {format_signed_pct(p.high)})")
             rows.append(("", f"  same patients at both dates (n = {format_n(p)})", "", "", "", "",
                          format_signed_pct(p.value) + interval, "", ""))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -221,7 +222,8 @@ def render_summary(summary: Summary) -> str:
     index_goals = [g for g in summary.goals if g.kind == "index"]
     if index_goals:
         g = index_goals[0]
-        lines.append(f"  continuity windows: baseline {format_window(g.baseline_window)}, now {format_window(g.now_window)}")
+        lines.append(f"  continuity windows: baseline {format_window(g.baseline_window)}, "
+                     f"now {format_window(g.now_window)}")
     if any(not g.plain for g in summary.goals):
         notes.append("* not a goal figure: its follow-up window is not complete (visit data begin inside it), so "
                      "it counts fewer visits and fewer eligible patients than a complete window would")

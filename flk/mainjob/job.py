@@ -1,18 +1,22 @@
 """The main job's machinery: the services as children, a simulated region replayed through them,
-and the goal summary read back from what the services wrote.
+and the goal summary and report read back from what the services wrote.
 
-The replay runs in two phases so that every "baseline" number is one the services produced
-themselves when the region stood at the baseline date:
+The replay pauses at snapshot dates so that every past number is one the services produced
+themselves when the region stood at that date:
 
-1. the simulated events up to the baseline date are published; once every consumer group has
-   caught up, the continuity worker — started with ``--as-of <baseline>`` — writes the baseline
-   day's snapshot (G2, G4);
-2. the continuity worker is restarted as of today (its RocksDB tables survive: it only
+1. the simulated visit history (18 months before the period, published at its start as
+   `flk ehr import` would) and the period's first months are published; the history's start is
+   recorded as the region's data coverage and the baseline is pinned;
+2. at each snapshot date (the period's start + 3 months, every ``--snapshot-every`` months, and the
+   baseline), once every consumer group has caught up, the continuity worker — running with
+   ``--as-of <date>`` — writes that day's snapshot (G2, G4 with their windows and intervals);
+3. the continuity worker is restarted as of today (its RocksDB tables survive: it only
    recomputes), the rest of the events are published, consumers catch up, the worker writes
    today's snapshot, the notifier plans and delivers its alerts; the listing service's goal KPIs
    (G1, G3) are stored for the first of each month, the baseline and today (its own
    `listing.record_goal_kpis`, which the daily `flk listing kpi-snapshot` calls); then the figures
-   are read: G1/G3 for the baseline and today from `listing.goal_kpi_region_on(date)`.
+   are read (G1/G3 from `listing.goal_kpi_region_on(date)`, G2/G4 from
+   `continuity.goal_comparison(baseline)`) and the goal report is written (`flk report`).
 """
 from __future__ import annotations
 
