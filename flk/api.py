@@ -100,10 +100,15 @@ def redact_access_logs() -> None:
         access.addFilter(RedactPatientIdentifiers())
 
 
-def install_platform(app: FastAPI) -> None:
+def install_platform(app: FastAPI, settings: PlatformSettings) -> None:
     """Error bodies that say what was wrong, and 503 (not a trace) when the database is down;
+    bounded request bodies (413 too large, 400 JSON nested too deep: flk/request_limits.py);
     access logs without patient identifiers."""
+    from flk.request_limits import RequestLimits
+
     redact_access_logs()
+    app.add_middleware(RequestLimits, max_body_bytes=settings.http_max_body_bytes,
+                       max_json_depth=settings.http_max_json_depth)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(

@@ -57,6 +57,10 @@ class PlatformSettings(BaseSettings):
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     identity_vault_key: SecretStr = SecretStr(DEV_VAULT_KEY)
 
+    # every HTTP API: larger request bodies get 413, deeper-nested JSON bodies 400 (flk/request_limits.py)
+    http_max_body_bytes: int = Field(256 * 1024, ge=1024)
+    http_max_json_depth: int = Field(32, ge=2, le=500)
+
     def kafka_connection(self) -> KafkaConnection:
         """How this service's Kafka clients connect (flk/events/connection.py)."""
         return KafkaConnection(

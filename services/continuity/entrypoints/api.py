@@ -30,7 +30,7 @@ class IndexReader(Protocol):
 
 def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> FastAPI:
     app = FastAPI(title="flk continuity", lifespan=platform_lifespan(settings.platform))
-    install_platform(app)
+    install_platform(app, settings.platform)
 
     @app.get("/patients/{patient_key}/continuity")
     async def patient_continuity(patient_key: str, guard: Annotated[AccessGuard, Depends(access_guard)]) -> dict:

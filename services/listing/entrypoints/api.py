@@ -141,7 +141,7 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
                 "server_settings": {"plan_cache_mode": "force_generic_plan"}}
     app = FastAPI(title="flk listing", version="1", lifespan=platform_lifespan(settings.platform, start, api_pool),
                   description="The listing register and fast läkarkontakt rules (rule ids L1–P3).")
-    install_platform(app)
+    install_platform(app, settings.platform)
     app.state.probe = probe
 
     @app.get("/metrics", include_in_schema=False)

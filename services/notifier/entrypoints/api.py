@@ -74,7 +74,7 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
         return close
 
     app = FastAPI(title="flk notifier", lifespan=platform_lifespan(settings.platform, start_workers))
-    install_platform(app)
+    install_platform(app, settings.platform)
     app.state.probe = probe
     worklist = install_worklist(app, settings)
 

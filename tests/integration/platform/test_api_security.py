@@ -20,7 +20,7 @@ LISTING = {PATIENT_AT_A: UNIT_A}
 
 def make_app(settings: PlatformSettings) -> FastAPI:
     app = FastAPI(lifespan=platform_lifespan(settings))
-    install_platform(app)
+    install_platform(app, settings)
 
     @app.get("/patients/{patient_key}")
     async def read_patient(patient_key: str, guard: Annotated[AccessGuard, Depends(access_guard)]) -> dict:

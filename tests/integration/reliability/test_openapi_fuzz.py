@@ -63,3 +63,29 @@ async def test_no_generated_request_to_any_service_api_gets_a_server_error(deplo
     assert problems == []
     for service in deployment.services.values():
         assert service.alive and "Traceback" not in service.log()
+
+
+async def test_every_service_refuses_a_deeply_nested_or_oversized_body_with_a_clear_4xx(deployment):
+    """A 200 000-level nested JSON body used to reach the JSON parser (RecursionError: 500), and a
+    50 MB body was read whole before it was refused. Now the body is measured first (default limit
+    256 KiB: the 400 KB nested body is refused for its size before its depth is looked at)."""
+    admin = bearer(token(deployment.settings, Role.LISTING_ADMIN))
+    nested = b'{"person": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    deep_but_small = b'{"person": ' + b"[" * 100 + b"]" * 100 + b"}"
+    huge = b'{"person": "' + b"x" * (1024 * 1024) + b'"}'
+    paths = {"listing": "/commands/listing.request.v1", "continuity": "/regions/19/goals",
+             "notifier": "/units/x/worklist/assign"}
+    seen = {}
+    async with httpx.AsyncClient(timeout=60) as client:
+        for name, path in paths.items():
+            url = deployment.url(name) + path
+            json_headers = {**admin, "content-type": "application/json"}
+            seen[name] = [(await client.post(url, content=body, headers=json_headers))
+                          for body in (nested, deep_but_small, huge)]
+    for name, (too_deep_and_big, too_deep, too_big) in seen.items():
+        assert too_deep_and_big.status_code == 413, (name, too_deep_and_big.text)
+        assert too_deep.status_code == 400, (name, too_deep.text)
+        assert too_deep.json()["detail"].startswith("the JSON body is nested deeper than"), name
+        assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large", name
+    for service in deployment.services.values():
+        assert service.alive and "Traceback" not in service.log()

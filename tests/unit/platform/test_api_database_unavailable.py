@@ -8,11 +8,12 @@ import pytest
 from fastapi import FastAPI
 
 from flk.api import install_platform
+from flk.settings import PlatformSettings
 
 
 def _app(error: BaseException) -> FastAPI:
     app = FastAPI()
-    install_platform(app)
+    install_platform(app, PlatformSettings())
 
     @app.get("/read")
     async def read() -> dict:
