@@ -369,6 +369,11 @@ class ListingRepository:
             practitioner_id, care_unit_id, on,
         )
 
+    async def roles_of_practitioner(self, practitioner_id: str) -> list[PractitionerRole]:
+        """Every role of a practitioner (any unit, any profession)."""
+        return [role_from_row(r) for r in await self.conn.fetch(
+            "SELECT * FROM listing.practitioner_role WHERE practitioner_id = $1", practitioner_id)]
+
     async def role_with_lists(self, role_id: str) -> tuple[PractitionerRole | None, list[DoctorList], list[str]]:
         """F8: the role (locked), its lists and the patients with an open assignment on them."""
         row = await self.conn.fetchrow("SELECT * FROM listing.practitioner_role WHERE role_id = $1 FOR UPDATE", role_id)

@@ -54,6 +54,8 @@ class AssignFastLakarkontakt:
     """Put the person on a list: a named FLK, or a fictive list (F3).
 
     ``replaces_list_id``: end that assignment (reason ``replaced``) in the same decision.
+    ``practitioner_id``: the person the caller named when no list was named; when no list is found
+    for them, their roles decide the reason (F1 for someone who is not a licensed doctor, else F4).
     """
 
     patient_key: str
@@ -61,6 +63,7 @@ class AssignFastLakarkontakt:
     effective_date: date
     coordinating: bool = False
     replaces_list_id: str | None = None
+    practitioner_id: str | None = None
 
 
 @ids_only

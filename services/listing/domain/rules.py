@@ -512,6 +512,16 @@ def _assignment_rejected(c: Any, reason: RejectionReason, policy: PolicyProfile,
     ]
 
 
+def _no_list_reason(state: ListingState, c: cmd.AssignFastLakarkontakt) -> RejectionReason:
+    """Why there is no list to assign: the named practitioner is not a licensed doctor in any of their
+    roles (F1: only a legitimerad läkare can be FLK, so no list exists for them), else F4."""
+    if c.practitioner_id:
+        roles = [r for r in state.roles.values() if r.practitioner_id == c.practitioner_id]
+        if roles and not any(r.profession.strip().casefold() == LAKARE and r.legitimerad for r in roles):
+            return RejectionReason.NOT_LEGITIMERAD_LAKARE
+    return RejectionReason.LIST_UNKNOWN
+
+
 def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy: PolicyProfile) -> Events:
     """F1–F6 (+P1). Accepted: [ended replaced…], Assigned, [CoordinatingChanged], [CapacityWarning]."""
     record = state.patients.get(c.patient_key)
@@ -519,7 +529,7 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
         return _assignment_rejected(c, RejectionReason.PERSON_UNKNOWN, policy, c.list_id)
     doctor_list = state.lists.get(c.list_id)
     if doctor_list is None:
-        return _assignment_rejected(c, RejectionReason.LIST_UNKNOWN, policy, c.list_id)
+        return _assignment_rejected(c, _no_list_reason(state, c), policy, c.list_id)
     role = state.roles.get(doctor_list.role_id) if doctor_list.role_id is not None else None
     ctx = AssignmentContext(state, c, policy, record, doctor_list, role)
     for _rule, check in ASSIGNMENT_CHECKS:

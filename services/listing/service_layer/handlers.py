@@ -252,9 +252,12 @@ async def handle_assign_flk(msg: Message, deps: Deps) -> Outcome:
     async def build(repo: ListingRepository, on: date):
         list_id = await _resolve_list(repo, d, on)
         command = cmd.AssignFastLakarkontakt(patient_key=d["patient_key"], list_id=list_id, effective_date=on,
-                                             coordinating=bool(d.get("coordinating", False)))
+                                             coordinating=bool(d.get("coordinating", False)),
+                                             practitioner_id=d.get("practitioner_id"))
         doctor_list, role, size = await repo.load_list(list_id, lock_role=True) if list_id else (None, None, 0)
         extra: dict[str, Any] = {}
+        if doctor_list is None and d.get("practitioner_id"):  # who they are decides the reason (F1 or F4)
+            extra["roles"] = {r.role_id: r for r in await repo.roles_of_practitioner(d["practitioner_id"])}
         if doctor_list is not None:
             extra["lists"] = {doctor_list.list_id: doctor_list}
             extra["list_size_by_list"] = {doctor_list.list_id: size}

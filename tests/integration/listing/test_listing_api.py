@@ -15,9 +15,11 @@ from listing_harness import (
     UNIT_B,
     assign_flk,
     list_request,
+    role_started,
 )
 
 from flk.security.tokens import Role
+from tests.support.builders import NURSE_1
 
 
 async def test_an_accepted_command_answers_200_with_the_events_it_caused(listing):
@@ -46,6 +48,20 @@ async def test_L3_a_rejected_command_answers_409_with_rule_id_and_swedish_and_en
     assert rejection["reason_code"] == "no_contract_on_date"
     assert rejection["message_sv"] and rejection["message_en"] and rejection["message_sv"] != rejection["message_en"]
     assert rejection["decided_under"].startswith("national@")
+
+
+async def test_F1_nurse_as_flk_is_refused_as_not_a_doctor_on_the_rest_path(listing):
+    await listing.given_region()
+    await listing.fact("practitioner_role.started.v1", role_started(
+        "role-nurse-1", NURSE_1, UNIT_A, profession="sjuksköterska", specialty=None))
+    key = await listing.given_person()
+    await listing.post("listing.request.v1", list_request(key))
+
+    response = await listing.post("fast_lakarkontakt.assign.v1", assign_flk(key, practitioner_id=NURSE_1))
+
+    assert response.status_code == 409
+    rejection = response.json()["rejection"]
+    assert (rejection["rule_id"], rejection["reason_code"]) == ("F1", "not_legitimerad_lakare")
 
 
 async def test_an_invalid_command_body_answers_422_saying_what_was_wrong(listing):

@@ -12,10 +12,12 @@ from listing_harness import (
     assign_flk,
     list_request,
     rfc3339,
+    role_started,
 )
 
 from flk.events.dlq import REASON
 from flk.events.registry import registry
+from tests.support.builders import NURSE_1
 
 
 async def test_a_listing_command_published_to_kafka_is_applied_and_its_event_comes_out_of_the_outbox(listing):
@@ -34,6 +36,21 @@ async def test_a_listing_command_published_to_kafka_is_applied_and_its_event_com
     assert [r["care_unit_id"] for r in rows] == [UNIT_A]
     unpublished = await listing.fetch("SELECT count(*) AS n FROM listing.outbox WHERE published_at IS NULL")
     assert unpublished[0]["n"] == 0
+
+
+async def test_F1_nurse_as_flk_is_refused_as_not_a_doctor_on_the_kafka_path(listing):
+    await listing.given_region()
+    await listing.fact("practitioner_role.started.v1", role_started(
+        "role-nurse-1", NURSE_1, UNIT_A, profession="sjuksköterska", specialty=None))
+    key = await listing.given_person()
+    await listing.post("listing.request.v1", list_request(key))
+
+    await listing.publish("fast_lakarkontakt.assign.v1", assign_flk(key, practitioner_id=NURSE_1))
+
+    events = await listing.published("listing.rejected.v1", lambda es: any(
+        e.event_type == "listing.rejected.v1" and e.data["patient_key"] == key for e in es))
+    [rejected] = [e for e in events if e.event_type == "listing.rejected.v1" and e.data["patient_key"] == key]
+    assert (rejected.data["rule_id"], rejected.data["reason_code"]) == ("F1", "not_legitimerad_lakare")
 
 
 async def test_the_same_command_delivered_twice_changes_state_once_and_publishes_one_event(listing):

@@ -25,6 +25,7 @@ from listing_builders import (
     LIST_SPEC2,
     LIST_ST,
     LIST_UNLICENSED,
+    ROLE_NURSE,
     ROLE_SPEC,
     ROLE_ST,
     UNIT_A,
@@ -89,6 +90,19 @@ def test_F1_flk_must_be_a_legitimerad_lakare(profile: str, list_id: str) -> None
     events, _ = run(listed_adult(profile), assign(list_id), profile)
     rejection = only_rejection(events)
     assert rejection.reason is RejectionReason.NOT_LEGITIMERAD_LAKARE and rejection.rule_id is RuleId.F1
+
+
+@pytest.mark.parametrize("profile", ["national", "vastmanland", "kronoberg", "kalmar"])
+def test_F1_nurse_as_flk_is_refused_as_not_a_doctor(profile: str) -> None:
+    """Named by practitioner (no list exists for a nurse): the reason is F1, not F4's unknown list."""
+    events, _ = run(listed_adult(profile), assign("", practitioner_id=f"hsa-{ROLE_NURSE}"), profile)
+    rejection = only_rejection(events)
+    assert rejection.reason is RejectionReason.NOT_LEGITIMERAD_LAKARE and rejection.rule_id is RuleId.F1
+
+
+def test_F4_a_named_practitioner_unknown_to_the_roster_gets_list_unknown() -> None:
+    rejection = only_rejection(run(listed_adult(), assign("", practitioner_id="SE2321000016-X999"))[0])
+    assert rejection.reason is RejectionReason.LIST_UNKNOWN and rejection.rule_id is RuleId.F4
 
 
 def test_F1_list_without_a_doctor_in_service_cannot_be_assigned() -> None:
