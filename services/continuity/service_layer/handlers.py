@@ -69,6 +69,13 @@ def _flk_ended(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySe
     return replace(r, state=set_listing(r.state, r.state.listing_unit_id, remaining), coordinating=coordinating)
 
 
+def _coordinating_changed(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    practitioner = d.get("practitioner_id")
+    if not practitioner or practitioner not in r.state.fast_lakarkontakt or practitioner == r.coordinating:
+        return r  # a fictive list, an FLK not (yet) known here, or no change
+    return replace(r, coordinating=practitioner)
+
+
 def _residence_recorded(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
     digest = int.from_bytes(blake2b(d["residence_id"].encode(), digest_size=8).digest(), "little")
     lo = date.fromisoformat(d["sabo_from"]).toordinal()
@@ -91,6 +98,7 @@ HANDLERS: dict[str, Handler] = {
     "listing.ended.v1": _listing_ended,
     "fast_lakarkontakt.assigned.v1": _flk_assigned,
     "fast_lakarkontakt.ended.v1": _flk_ended,
+    "fast_lakarkontakt.coordinating_changed.v1": _coordinating_changed,
     "residence.recorded.v1": _residence_recorded,
     # on the consumed topics, but they do not change continuity
     "fast_lakarkontakt.declined.v1": _ignored,
@@ -108,6 +116,7 @@ EFFECTIVE_DATE_FIELDS: dict[str, tuple[str, ...]] = {
     "listing.ended.v1": ("ended_on",),
     "fast_lakarkontakt.assigned.v1": ("assigned_on",),
     "fast_lakarkontakt.ended.v1": ("ended_on",),
+    "fast_lakarkontakt.coordinating_changed.v1": ("changed_on",),
     "residence.recorded.v1": ("sabo_to", "sabo_from"),
 }
 

@@ -517,7 +517,20 @@ async def _coordinating_changed(repo: ListingRepository, e: ev.CoordinatingFastL
         "WHERE patient_key = $1 AND end_on IS NULL AND coordinating IS DISTINCT FROM (list_id = $2)",
         e.patient_key, e.list_id,
     )
-    return None  # no contract event type yet (see the service README)
+    row = await repo.conn.fetchrow(
+        "SELECT care_unit_id, practitioner_id FROM listing.flk_assignment "
+        "WHERE patient_key = $1 AND list_id = $2 AND end_on IS NULL", e.patient_key, e.list_id)
+    if row is None:  # the decision names an assignment that is not open: nothing to announce
+        return None
+    return OutboxEvent("fast_lakarkontakt.coordinating_changed.v1", {
+        "patient_key": e.patient_key,
+        "care_unit_id": row["care_unit_id"],
+        "list_id": e.list_id,
+        "practitioner_id": row["practitioner_id"],
+        "previous_list_id": e.previous_list_id,
+        "changed_on": iso(e.effective_date),
+        "command_id": ctx.command_uuid,
+    })
 
 
 async def _flk_declined(repo: ListingRepository, e: ev.FastLakarkontaktDeclined, ctx: DecisionContext, i: int):

@@ -4,15 +4,19 @@ from __future__ import annotations
 import json
 import uuid
 
+from datetime import timedelta
+
 from listing_harness import (
     DOCTOR_1,
     ROLE_1,
+    START,
     TODAY,
     UNIT_A,
     assign_flk,
     list_request,
     rfc3339,
     role_started,
+    running_listing,
 )
 
 from flk.events.dlq import REASON
@@ -185,3 +189,34 @@ async def test_a_valid_fact_the_register_cannot_hold_is_dead_lettered_at_once_wi
     reasons = sorted(dict(r.headers)[REASON].decode() for r in found)
     assert len(reasons) == 2
     assert all("register cannot hold" in r and "handler failed" not in r for r in reasons), reasons
+
+
+async def test_F5_a_change_of_coordinating_flk_is_published_whether_named_or_moved_by_an_end(
+        migrated_database, topic_prefix, kafka_bootstrap, producer):
+    """Kronoberg: several FLKs, one coordinating. listing.events.v1 must say who coordinates, as the
+    register does, when a command names a new one and when the coordinating one ends."""
+    doctor_2 = "SE2321000016-L002"
+    async with running_listing(migrated_database, topic_prefix, kafka_bootstrap, producer,
+                               profile="kronoberg") as listing:
+        await listing.given_region()
+        await listing.fact("practitioner_role.started.v1", role_started("role-2", doctor_2, UNIT_A))
+        key = await listing.given_person()
+        await listing.post("listing.request.v1", list_request(key))
+        first = await listing.post("fast_lakarkontakt.assign.v1", assign_flk(key, practitioner_id=DOCTOR_1))
+        second = await listing.post("fast_lakarkontakt.assign.v1",
+                                    assign_flk(key, practitioner_id=doctor_2, coordinating=True))
+        assert (first.status_code, second.status_code) == (200, 200), second.text
+        ended = await listing.post("fast_lakarkontakt.end.v1", assign_flk(
+            key, practitioner_id=doctor_2, reason="ended_by_patient", on=START + timedelta(days=5)))
+        assert ended.status_code == 200, ended.text
+
+        events = await listing.published("fast_lakarkontakt.coordinating_changed.v1", lambda es: sum(
+            e.event_type == "fast_lakarkontakt.coordinating_changed.v1" for e in es) >= 2)
+        rows = await listing.fetch("SELECT list_id, practitioner_id FROM listing.flk_assignment "
+                                   "WHERE patient_key = $1 AND end_on IS NULL AND coordinating", key)
+    changes = [e.data for e in events if e.event_type == "fast_lakarkontakt.coordinating_changed.v1"]
+    lists = {e.data["practitioner_id"]: e.data["list_id"] for e in events
+             if e.event_type == "fast_lakarkontakt.assigned.v1"}
+    assert [(c["practitioner_id"], c["previous_list_id"]) for c in changes] == [
+        (doctor_2, lists[DOCTOR_1]), (DOCTOR_1, lists[doctor_2])]
+    assert [r["practitioner_id"] for r in rows] == [DOCTOR_1]          # the register agrees with the stream
