@@ -32,7 +32,8 @@ class NotifierSettings(BaseSettings):
 
     # ---- gap detection (the region's policy profile) --------------------------------------
     grace_days: int = Field(14, ge=0)
-    declined_counts_as_gap: bool = False
+    # (whether a declined FLK stops alerts, F7, is the listing profile's f7_declined_suppresses_alerts,
+    # carried by each decline event: not a setting here)
     rub_threshold: int = Field(4, ge=0, le=5)
     include_sabo: bool = True
     timezone: str = "Europe/Stockholm"  # dates in events (started_on, ...) are local dates
@@ -92,7 +93,6 @@ class NotifierSettings(BaseSettings):
     def care_policy(self) -> CarePolicy:
         return CarePolicy(
             grace_days=self.grace_days,
-            declined_counts_as_gap=self.declined_counts_as_gap,
             rub_threshold=self.rub_threshold,
             include_sabo=self.include_sabo,
         )

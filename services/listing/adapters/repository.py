@@ -542,6 +542,7 @@ async def _flk_declined(repo: ListingRepository, e: ev.FastLakarkontaktDeclined,
         "patient_key": e.patient_key,
         "care_unit_id": e.care_unit_id,
         "declined_on": iso(e.declined_on),
+        "suppresses_alerts": e.suppresses_alerts,
         "command_id": ctx.command_uuid,
     })
 

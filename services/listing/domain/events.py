@@ -94,11 +94,13 @@ class CoordinatingFastLakarkontaktChanged:
 
 @ids_only
 class FastLakarkontaktDeclined:
-    """F7: the patient declined an FLK at their listing unit."""
+    """F7: the patient declined an FLK at their listing unit. ``suppresses_alerts``: whether, under the
+    region's profile, the decline stops care-gap alerts for the patient (the notifier follows it)."""
 
     patient_key: str
     care_unit_id: str
     declined_on: date
+    suppresses_alerts: bool = True
 
 
 class CapacityBasis(StrEnum):

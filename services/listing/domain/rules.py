@@ -612,7 +612,8 @@ def decide_decline_flk(state: ListingState, c: cmd.DeclineFastLakarkontakt, poli
     return [
         *end_assignments(record, record.open_assignments, c.effective_date, FlkEndReason.DECLINED),
         ev.FastLakarkontaktDeclined(
-            patient_key=c.patient_key, care_unit_id=listing.care_unit_id, declined_on=c.effective_date
+            patient_key=c.patient_key, care_unit_id=listing.care_unit_id, declined_on=c.effective_date,
+            suppresses_alerts=policy.f7_declined_suppresses_alerts,
         ),
     ]
 

@@ -128,7 +128,8 @@ class FactMapper:
 
     def _flk_declined(self, e: Envelope) -> list[Fact]:
         d = e.data
-        return [FlkDeclinedFact(d["patient_key"], d["care_unit_id"], self._at(d["declined_on"], e), declined=True)]
+        return [FlkDeclinedFact(d["patient_key"], d["care_unit_id"], self._at(d["declined_on"], e), declined=True,
+                                suppresses_alerts=d.get("suppresses_alerts", True))]
 
     def _risk_assessed(self, e: Envelope) -> list[Fact]:
         d = e.data

@@ -9,7 +9,8 @@ A *care gap* (vårdlucka) is a patient with a large care need who is listed at a
 * the patient lacks an FLK when no active, non-fictive FLK assignment exists at the listing unit:
   none was ever assigned, only the unit's fictive locum list ``<VC> Dr X`` (F3), or the FLK
   ended (the doctor left, F8, or another reason);
-* a patient who declined an FLK (F7) is not a gap unless ``policy.declined_counts_as_gap``;
+* a patient who declined an FLK (F7) is not a gap when the region's profile says a decline
+  suppresses alerts (the listing service decides it and the decline event carries it);
 * dead or emigrated persons never have gaps (P1);
 * a gap opens only once ``policy.grace_days`` have passed since the listing started.
 
@@ -141,13 +142,13 @@ class CarePolicy:
 
     ``grace_days`` (default 14): a gap opens only when this many days (exact 24 h periods)
     have passed since the listing started, giving the unit time to assign an FLK.
-    ``declined_counts_as_gap`` (default False, F7): a patient who declined an FLK is not
-    "missing FLK" for alerts. ``rub_threshold`` (default 4): RUB 4 and 5 are high care need.
+    ``rub_threshold`` (default 4): RUB 4 and 5 are high care need. (Whether a declined FLK, F7,
+    stops alerts is not a setting here: the region's listing profile decides it, and the decline
+    event says so: one setting, not two that could disagree.)
     ``include_sabo`` (default True): SÄBO residents qualify whatever their RUB (G3).
     """
 
     grace_days: int = 14
-    declined_counts_as_gap: bool = False
     rub_threshold: int = 4
     include_sabo: bool = True
 
@@ -223,12 +224,14 @@ class FlkEndedFact:
 
 @dataclass(frozen=True, slots=True)
 class FlkDeclinedFact:
-    """The patient declined an FLK at the unit (``declined=False``: the patient withdrew it)."""
+    """The patient declined an FLK at the unit (``declined=False``: the patient withdrew it);
+    ``suppresses_alerts``: the region's F7 policy, as the listing service decided it."""
 
     patient_key: str
     unit_id: str
     decided_at: datetime
     declined: bool = True
+    suppresses_alerts: bool = True
 
     def __post_init__(self) -> None:
         _aware(self.decided_at, "decided_at")
@@ -383,6 +386,7 @@ class Decline:
     unit_id: str
     decided_at: datetime
     declined: bool
+    suppresses_alerts: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,7 +731,8 @@ def _flk_declined(state: PatientCareState, fact: FlkDeclinedFact) -> PatientCare
     if current is not None and current.unit_id == fact.unit_id and fact.decided_at <= current.decided_at:
         return state  # redelivery or an older decision arriving late
     return replace(
-        state, decline=Decline(unit_id=fact.unit_id, decided_at=fact.decided_at, declined=fact.declined)
+        state, decline=Decline(unit_id=fact.unit_id, decided_at=fact.decided_at, declined=fact.declined,
+                               suppresses_alerts=fact.suppresses_alerts)
     )
 
 
@@ -839,7 +844,7 @@ def _wanted(state: PatientCareState, now: datetime, policy: CarePolicy) -> _Want
     if state.last_real_flk_end is not None and state.last_real_flk_end.reason is FlkEndReason.RELISTED:
         # The FLK stream says the patient relisted; the listing event is on its way.
         return _NotWanted(GapResolution.RELISTED)
-    if state.declined_at_listing_unit and not policy.declined_counts_as_gap:
+    if state.declined_at_listing_unit and state.decline.suppresses_alerts:
         return _NotWanted(GapResolution.DECLINED)
     qualifying_since = _qualifying_since(state, now, policy)
     if qualifying_since is None:

@@ -373,6 +373,16 @@ def test_F7_declined_patients_are_not_missing_for_alerts_but_lack_flk_in_kpis() 
     assert patient_view(record, state, on).declined_fast_lakarkontakt
 
 
+def test_F7_the_decline_event_carries_the_profiles_choice_whether_it_suppresses_alerts() -> None:
+    """One setting, not two: the notifier follows what the region's listing profile decided."""
+    state = assigned(listed_adult(), LIST_SPEC)
+    policy = profile_for("vastmanland", DAY + timedelta(days=5))
+    for suppresses in (True, False):
+        events = decide(state, decline(), replace(policy, f7_declined_suppresses_alerts=suppresses))
+        [declined] = [e for e in events if isinstance(e, ev.FastLakarkontaktDeclined)]
+        assert declined.suppresses_alerts is suppresses
+
+
 def test_F7_declining_twice_is_rejected_and_a_new_flk_withdraws_the_decline() -> None:
     state = accepted(listed_adult(), decline())
     rejection = only_rejection(run(state, decline(DAY + timedelta(days=6)))[0])

@@ -120,6 +120,14 @@ def test_death_in_the_population_register_is_a_person_status_fact():
     assert isinstance(fact, PersonStatusFact) and fact.deceased and not fact.emigrated
 
 
+def test_a_decline_says_whether_it_suppresses_alerts_as_the_listing_profile_decided_absent_meaning_yes():
+    data = {"patient_key": KEY, "care_unit_id": UNIT_A, "declined_on": "2026-03-02"}
+    (default,) = FactMapper().facts(_envelope("fast_lakarkontakt.declined.v1", data))
+    (not_suppressing,) = FactMapper().facts(_envelope("fast_lakarkontakt.declined.v1",
+                                                      {**data, "suppresses_alerts": False}))
+    assert (default.suppresses_alerts, not_suppressing.suppresses_alerts) == (True, False)
+
+
 def test_events_that_do_not_concern_care_gaps_map_to_no_facts():
     data = {"patient_key": KEY, "care_unit_id": UNIT_A, "declined_on": "2026-03-02"}
     assert FactMapper().facts(_envelope("fast_lakarkontakt.declined.v1", data))

@@ -58,7 +58,8 @@ builders = st.one_of(
         ids, units, st.sampled_from(FlkEndReason),
     ),
     st.builds(
-        lambda unit, declined: lambda at: FlkDeclinedFact(KEY, unit, at, declined), units, st.booleans()
+        lambda unit, declined, suppresses: lambda at: FlkDeclinedFact(KEY, unit, at, declined, suppresses),
+        units, st.booleans(), st.booleans()
     ),
     st.builds(lambda r: lambda at: RiskAssessedFact(KEY, r, at), st.integers(0, 5)),
     st.builds(
@@ -78,7 +79,6 @@ builders = st.one_of(
 policies = st.builds(
     CarePolicy,
     grace_days=st.integers(0, 30),
-    declined_counts_as_gap=st.booleans(),
     rub_threshold=st.integers(3, 5),
     include_sabo=st.booleans(),
 )

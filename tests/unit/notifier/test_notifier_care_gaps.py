@@ -344,9 +344,10 @@ def test_declining_resolves_open_gap_as_declined():
     assert resolved.resolution is GapResolution.DECLINED
 
 
-def test_declined_patient_counts_as_gap_when_the_profile_says_so():
-    p = Patient(CarePolicy(declined_counts_as_gap=True))
-    p.at(T0, rub(5), listed(), FlkDeclinedFact(PNR, "U1", T0 + DAY))
+def test_declined_patient_counts_as_gap_when_the_regions_profile_says_a_decline_does_not_suppress_alerts():
+    """The decline event carries the listing profile's F7 choice: the notifier has no setting of its own."""
+    p = Patient()
+    p.at(T0, rub(5), listed(), FlkDeclinedFact(PNR, "U1", T0 + DAY, suppresses_alerts=False))
     assert len(p.at(T0 + 14 * DAY)) == 1
 
 
