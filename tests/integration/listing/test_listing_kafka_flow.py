@@ -220,3 +220,26 @@ async def test_F5_a_change_of_coordinating_flk_is_published_whether_named_or_mov
     assert [(c["practitioner_id"], c["previous_list_id"]) for c in changes] == [
         (doctor_2, lists[DOCTOR_1]), (DOCTOR_1, lists[doctor_2])]
     assert [r["practitioner_id"] for r in rows] == [DOCTOR_1]          # the register agrees with the stream
+
+
+async def test_L5_the_same_switch_requested_through_two_channels_uses_up_one_switch(listing):
+    """The patient asks 1177 and the vårdcentral's EHR for the same move (two command ids): the first
+    moves them, the second is refused already_listed_at_unit (L1) and counts nothing."""
+    from listing_harness import UNIT_B
+
+    await listing.given_region()
+    key = await listing.given_person()
+    first_listing = await listing.post("listing.request.v1", list_request(key, unit=UNIT_A))
+    assert first_listing.status_code == 200
+    move = dict(unit=UNIT_B, on=START + timedelta(days=40))
+    by_1177 = await listing.post("listing.request.v1", list_request(key, channel="1177", **move))
+    assert by_1177.status_code == 200, by_1177.text
+    await listing.publish("listing.request.v1", list_request(key, channel="ehr", **move))   # another command id
+
+    events = await listing.published("listing.rejected.v1", lambda es: any(
+        e.event_type == "listing.rejected.v1" and e.data["patient_key"] == key for e in es))
+    [rejected] = [e for e in events if e.event_type == "listing.rejected.v1" and e.data["patient_key"] == key]
+    assert (rejected.data["rule_id"], rejected.data["reason_code"]) == ("L1", "already_listed_at_unit")
+    changes = await listing.fetch("SELECT to_care_unit_id, counts_toward_switch_limit FROM listing.listing_change "
+                                  "WHERE patient_key = $1 ORDER BY changed_on", key)
+    assert [(c["to_care_unit_id"], c["counts_toward_switch_limit"]) for c in changes] == [(UNIT_B, True)]
