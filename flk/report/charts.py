@@ -102,7 +102,7 @@ def index_chart(series: dict[str, Sequence[IndexPoint]], baseline: date, *, targ
     ax.set_ylabel("mean COC")
     ax.set_title(title, fontsize=9, loc="left")
     _dates(ax)
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    ax.legend(loc="upper right", fontsize=7, frameon=False)
     return to_svg(fig)
 
 

@@ -65,7 +65,7 @@ TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
         color: #222; line-height: 1.45; font-size: 14px; }
  h1 { font-size: 1.6em; margin-bottom: 0.1em; } h2 { font-size: 1.2em; margin-top: 1.8em;
       border-bottom: 1px solid #ccc; } .meta { color: #555; }
- table { border-collapse: collapse; width: 100%; margin: 0.5em 0; font-size: 0.92em; }
+ table { border-collapse: collapse; width: 100%; margin: 0.5em 0; font-size: 0.88em; }
  th, td { padding: 0.3em 0.5em; border-bottom: 1px solid #e3e3e3; text-align: right; vertical-align: top; }
  td { white-space: nowrap; } td:nth-child(2) { white-space: normal; min-width: 16em; } .hsa { color: #777; font-size: 0.85em; }
  th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
