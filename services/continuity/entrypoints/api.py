@@ -50,7 +50,7 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> Fast
         return {"care_unit_id": unit_id, "as_of": reader.as_of.isoformat(),
                 "aggregates": [r.to_json_dict() for r in rows]}
 
-    @app.get("/status")
+    @app.get("/status", include_in_schema=False)  # an operator's probe, like /healthz: no data behind it
     async def worker_status() -> dict:
         """The day the indices are computed as of, and the latest fact date the state holds (a snapshot
         of a day before that is not written from this state)."""

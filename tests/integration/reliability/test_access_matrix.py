@@ -2,8 +2,9 @@
 refused, and that every read of patient data leaves an audit record.
 
 To cover a new endpoint, add one line to ENDPOINTS: its service, method, path (with
-``{patient_key}`` / ``{unit_id}``; both name PATIENT_A and UNIT_A, where PATIENT_A is listed),
-and its scope, which fixes the expected answer for each caller below.
+``{patient_key}`` / ``{unit_id}`` / ``{region_code}``; they name PATIENT_A, UNIT_A and the
+deployment's region, where PATIENT_A is listed), and its scope, which fixes the expected answer for
+each caller below.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Scope(Enum):
     UNIT_PATIENTS = "a unit's patient-level list (worklist)"  # staff of the unit, region admins
     UNIT_CONFIG = "a unit's alert configuration"  # the unit's verksamhetschef, region admins
     COMMAND = "a command for a patient at a unit"  # the unit's staff, region admins (patients: some commands)
+    REGION_AGGREGATE = "the region's goal figures"  # anyone working in the region, not patients
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Endpoint:
     body: dict | None = None
     patient_command: bool = False  # a command a patient may send for themselves (1177)
     html: bool = False  # a page for people: refusals are HTML, and no token at all sends to the login form
+    query: str = ""  # appended to the path when called
 
     def __str__(self) -> str:
         return f"{self.service} {self.method} {self.path}"
@@ -79,6 +82,9 @@ ENDPOINTS = [
                PATIENT_COMMANDS) for t in COMMAND_TYPES),
     Endpoint("continuity", "GET", "/patients/{patient_key}/continuity", Scope.PATIENT),
     Endpoint("continuity", "GET", "/units/{unit_id}/continuity", Scope.UNIT_AGGREGATE, audit="denied"),
+    Endpoint("continuity", "GET", "/regions/{region_code}/goals", Scope.REGION_AGGREGATE, audit="denied",
+             query="?baseline=2026-01-01"),
+    Endpoint("continuity", "GET", "/regions/{region_code}/coverage", Scope.REGION_AGGREGATE, audit="denied"),
     Endpoint("notifier", "GET", "/units/{unit_id}/care-gaps/summary", Scope.UNIT_AGGREGATE),
     Endpoint("notifier", "GET", "/units/{unit_id}/worklist", Scope.UNIT_PATIENTS, html=True),
     Endpoint("notifier", "GET", "/units/{unit_id}/routing", Scope.UNIT_CONFIG),
@@ -128,6 +134,8 @@ EXPECTED: dict[Scope, dict[str, set[int]]] = {
     Scope.UNIT_PATIENTS: {"own_clinician": OK, "own_chief": OK, "other_clinician": REFUSED,
                           "other_chief": REFUSED, "own_patient": REFUSED, "other_patient": REFUSED,
                           "analyst": REFUSED, "region_admin": OK},
+    Scope.REGION_AGGREGATE: {"own_clinician": OK, "own_chief": OK, "other_clinician": OK, "other_chief": OK,
+                             "own_patient": REFUSED, "other_patient": REFUSED, "analyst": OK, "region_admin": OK},
     Scope.UNIT_CONFIG: {"own_clinician": REFUSED, "own_chief": OK, "other_clinician": REFUSED,
                         "other_chief": REFUSED, "own_patient": REFUSED, "other_patient": REFUSED,
                         "analyst": REFUSED, "region_admin": OK},
@@ -135,7 +143,10 @@ EXPECTED: dict[Scope, dict[str, set[int]]] = {
 
 
 def _path(endpoint: Endpoint) -> str:
-    return endpoint.path.format(patient_key=PATIENT_A, unit_id=UNIT_A)
+    from services.continuity.settings import ContinuityServiceSettings
+
+    region = ContinuityServiceSettings.model_fields["region_id"].default  # the deployment's worker's region
+    return endpoint.path.format(patient_key=PATIENT_A, unit_id=UNIT_A, region_code=region) + endpoint.query
 
 
 async def _call(client: httpx.AsyncClient, base: str, endpoint: Endpoint, headers: dict) -> httpx.Response:
