@@ -461,10 +461,11 @@ class MainJob:
                 if known is not None and min(known, local_today()) > day:
                     # a re-run: the topics (and the worker's state) already hold this period's later
                     # facts, so the worker does not rewrite the snapshot of `day` from them
-                    if written is not None:
+                    if written is not None and self.run_started_at is not None and written < self.run_started_at:
                         self.echo(f"  keeping the snapshot of {day} from an earlier run (the worker's state "
                                   f"already holds facts dated up to {known}; --fresh recomputes it)")
                         return
+                    # none, or one this run wrote while it was still catching up: never a figure to keep
                     raise ServiceFailed(f"no snapshot of {day} can be written: the continuity worker's state "
                                         f"already holds facts dated up to {known} (run with --fresh)")
                 await asyncio.sleep(0.5)
