@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, s
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flk.api import install_platform, platform_lifespan
+from flk.security.access import may_read_unit
 from flk.security.fastapi import AccessGuard, access_guard
 from services.continuity.settings import ContinuityServiceSettings
 
@@ -102,6 +103,8 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> Fast
                                         detail=f"region {region_code} has no pinned baseline: pass ?baseline="
                                                "YYYY-MM-DD or pin one (flk continuity baseline pin)")
             rows = await goal_comparison(conn, region_code, baseline, now, units=units)
+        # a unit's rows only for those who may read that unit's aggregates (as /units/{unit}/continuity)
+        rows = [r for r in rows if r["level"] != "unit" or may_read_unit(guard.principal, r["entity_id"])]
         return {"region_code": region_code, "baseline": baseline, "now": now, "rows": rows}
 
     @app.get("/metrics", include_in_schema=False)

@@ -94,6 +94,10 @@ async def test_the_api_gives_the_regions_goal_comparison_and_coverage_to_staff_b
                 patient = {"Authorization": "Bearer " + issue_token(settings.platform, "p", Role.PATIENT,
                                                                     patient_key=p1)}
                 goals = await client.get("/regions/19/goals", headers=analyst)
+                a_staff = {"Authorization": "Bearer " + issue_token(settings.platform, "c-a", Role.CLINICIAN, [UNIT_A])}
+                b_staff = {"Authorization": "Bearer " + issue_token(settings.platform, "c-b", Role.CLINICIAN, [UNIT_B])}
+                own_units = await client.get("/regions/19/goals?units=true", headers=a_staff)
+                other_units = await client.get("/regions/19/goals?units=true", headers=b_staff)
                 coverage = await client.get("/regions/19/coverage", headers=analyst)
                 other_region = await client.get("/regions/01/goals", headers=analyst)
                 as_patient = await client.get("/regions/19/goals", headers=patient)
@@ -106,6 +110,10 @@ async def test_the_api_gives_the_regions_goal_comparison_and_coverage_to_staff_b
     assert (g2["baseline_n"], g2["now_n"], g2["now_complete"], g2["baseline_complete"]) == (1, 1, True, True)
     assert g2["verdict"] == "too_few_patients"                      # one patient says nothing about a region
     assert p1 not in goals.text
+    # a unit's rows go to its own staff only; the region's rows to anyone working in the region
+    assert {r["entity_id"] for r in own_units.json()["rows"] if r["level"] == "unit"} == {UNIT_A}
+    assert [r for r in other_units.json()["rows"] if r["level"] == "unit"] == []
+    assert any(r["level"] == "region" for r in other_units.json()["rows"])
     assert coverage.status_code == 200
     assert (coverage.json()["complete_from"], coverage.json()["source"]) == ("2020-01-01", "configuration")
     assert other_region.status_code == 404 and "region 19" in other_region.json()["detail"]
