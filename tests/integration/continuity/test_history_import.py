@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
