@@ -35,6 +35,8 @@ from services.notifier.service_layer.relay import notifier_relay
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
+#: how long a shutdown waits for the Kafka consumer to leave its group
+STOP_TIMEOUT_S = 15.0
 
 
 def consumed_topics() -> tuple[str, ...]:
@@ -137,12 +139,19 @@ class NotifierRuntime:
             self._spawn("retention", self._retention_loop)
 
     async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
+        """Stop the loops first (the consumer's among them: its batch in progress is not committed and
+        comes again after a restart, which the inbox makes harmless), then the Kafka consumer. Stopping
+        the consumer while its loop still polled or committed could hang the shutdown (seen in CI)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.consumer is not None:
+            try:
+                await asyncio.wait_for(self.consumer.stop(), STOP_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.warning("the Kafka consumer did not stop within %s s; leaving it to the session timeout",
+                            STOP_TIMEOUT_S)
 
     def _spawn(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
         self._tasks.append(supervised_task(f"notifier-{name}", body, log))
