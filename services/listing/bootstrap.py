@@ -37,7 +37,7 @@ from flk.events.consumer import (
 from flk.events.envelope import Envelope
 from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
-from flk.tasks import supervised_task
+from flk.tasks import Wakeup, stop_tasks, supervised_task
 from services.listing.adapters.kpi_snapshots import store_finished_days
 from services.listing.adapters.metrics import ListingProbe
 from services.listing.adapters.parking import ParkedCommand, ParkedCommands
@@ -148,24 +148,6 @@ async def _park(parking: ParkedCommands, msgs: list[Message], envelopes: list[En
     return waiting
 
 
-class Wakeup:
-    """An asyncio.Event that synchronous callbacks can set."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    def __call__(self, *args: object) -> None:
-        self.event.set()
-
-    async def wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self.event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self.event.clear()
-
-
 def build_deps(settings: ListingSettings, pool: object, on_decided: Callable[..., None] | None = None,
                clock: Callable[[], datetime] | None = None) -> Deps:
     return Deps(pool=pool, profile_name=settings.profile, timezone=settings.timezone,
@@ -233,9 +215,7 @@ class ListingRuntime:
     async def stop(self) -> None:
         for consumer in self.consumers:
             await consumer.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks, log)
         self._tasks.clear()
         try:  # what was decided before the stop is published now, not at the next start
             await self.relay.publish_all()

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from flk.events.consumer import ConsumerSettings, EventConsumer, KeyedEventConsumer
 from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
-from flk.tasks import supervised_task
+from flk.tasks import Wakeup, stop_tasks, supervised_task
 from services.notifier.adapters import alert_store, retention
 from services.notifier.adapters.retention import Purged
 from services.notifier.adapters.clock import Clock, SystemClock
@@ -42,25 +42,6 @@ STOP_TIMEOUT_S = 15.0
 def consumed_topics() -> tuple[str, ...]:
     reg = registry()
     return tuple(sorted({reg.topic_for(t).name for t in CONSUMED_EVENT_TYPES}))
-
-
-class Wakeup:
-    """An asyncio.Event that can be set from synchronous callbacks."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    def __call__(self, *args: object) -> None:
-        self.event.set()
-
-    async def wait(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self.event.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
-        finally:
-            self.event.clear()
 
 
 @dataclass
@@ -142,9 +123,7 @@ class NotifierRuntime:
         """Stop the loops first (the consumer's among them: its batch in progress is not committed and
         comes again after a restart, which the inbox makes harmless), then the Kafka consumer. Stopping
         the consumer while its loop still polled or committed could hang the shutdown (seen in CI)."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(self._tasks, log, STOP_TIMEOUT_S)
         self._tasks.clear()
         if self.consumer is not None:
             try:

@@ -23,6 +23,7 @@ from datetime import date, datetime, timezone
 from flk.events.dlq import send_to_dlq
 from flk.events.producer import new_producer
 from flk.events.registry import registry
+from flk.tasks import stop_tasks
 from services.continuity.adapters.metrics import (
     ADVANCE_SECONDS, AS_OF, SNAPSHOT_SECONDS, SNAPSHOTS_DECLINED, Probe,
 )
@@ -121,9 +122,7 @@ class ContinuityWorker:
         self.stopping.set()
         if self._server is not None:
             self._server.should_exit = True
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await stop_tasks(self.tasks, log)
         self.tasks.clear()
         if self.consumer is not None:
             await self.consumer.stop()

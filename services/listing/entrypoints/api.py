@@ -103,7 +103,8 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
     probe = PrometheusListingProbe(metrics_registry)
 
     async def start(app: FastAPI):
-        from services.listing.bootstrap import ListingRuntime, Wakeup, build_deps
+        from flk.tasks import Wakeup
+        from services.listing.bootstrap import ListingRuntime, build_deps
 
         app.state.listing_settings = settings
         # concurrent requests' audit records share one write (each request still waits for its own)
