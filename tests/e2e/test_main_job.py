@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.support.browser import chromium_binaries, headless_chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -121,19 +122,9 @@ async def test_ctrl_c_stops_every_service_the_main_job_started(infra, fresh_data
 
 def _open_in_chromium(html: Path, profile: Path) -> dict:
     """What a reader's browser shows of the report: its figures (size, drawn paths) and captions."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and chromedriver, "Debian's chromium and chromium-driver are needed (./run installs them)"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", f"--user-data-dir={profile}", "--window-size=1280,2000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    try:
+    with headless_chromium(profile) as driver:
         driver.get(html.as_uri())
         figures = driver.find_elements(By.CSS_SELECTOR, "figure")
         return {
@@ -144,11 +135,10 @@ def _open_in_chromium(html: Path, profile: Path) -> dict:
                         f.find_element(By.TAG_NAME, "figcaption").text) for f in figures],
             "verdicts": [c.text for c in driver.find_elements(By.CSS_SELECTOR, "table.goals td[class^=verdict]")],
         }
-    finally:
-        driver.quit()
 
 
 async def test_the_main_job_writes_the_goal_report_whose_charts_render_in_a_browser_and_as_pdf(region_run, tmp_path):
+    chromium_binaries()
     match = re.search(r"Goal report: (\S+\.html) \(PDF: (\S+\.pdf)\)", region_run.text)
     assert match, region_run.text
     html, pdf = Path(match[1]), Path(match[2])

@@ -9,7 +9,6 @@ shared broker and a fresh database, each served by uvicorn on a private port.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -29,14 +28,12 @@ from flk.security.pseudonym import PersonId
 from flk.security.tokens import Role, issue_token
 from flk.security.vault import IdentityVault
 from flk.settings import PlatformSettings
+from tests.support.browser import chromium_binaries, headless_chromium
 from tests.support.builders import DOCTOR_1, UNIT_A, a_patient_key
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="Debian's chromium and chromium-driver are not installed (./run installs them)")
+pytestmark = pytest.mark.e2e
 
 JWT_KEY = "worklist-browser-secret-0123456789abcdef"
 STAFF = "SE2321000016-U001"
@@ -74,27 +71,13 @@ class Served:
         await asyncio.wait_for(self.task, 30)
 
 
-def chromium(user_data_dir: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={user_data_dir}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-
-
 def assign_from_the_worklist(user_data_dir: Path, worklist_url: str, token: str, doctor_list_id: str) -> dict:
     """The clinician's journey (blocking; runs in a thread while the services run on the loop)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     seen: dict[str, Any] = {}
-    driver = chromium(user_data_dir)
-    try:
+    with headless_chromium(user_data_dir) as driver:
         driver.get(worklist_url)
         seen["login_title"] = driver.title
         driver.find_element(By.ID, "token").send_keys(token)
@@ -115,13 +98,12 @@ def assign_from_the_worklist(user_data_dir: Path, worklist_url: str, token: str,
             driver.refresh()
         seen["page_after"] = driver.find_element(By.TAG_NAME, "main").text
         seen["cookies"] = {c["name"]: c for c in driver.get_cookies()}
-    finally:
-        driver.quit()
     return seen
 
 
 async def test_a_clinician_assigns_an_flk_from_the_worklist_in_a_browser_and_the_gap_disappears(
         migrated_database, kafka_bootstrap, topic_prefix, producer, tmp_path):
+    chromium_binaries()
     from services.listing.entrypoints.api import create_app as listing_app
     from services.listing.settings import ListingSettings
     from services.notifier.entrypoints.api import create_app as notifier_app
