@@ -103,6 +103,7 @@ HANDLERS: dict[str, Handler] = {
     # on the consumed topics, but they do not change continuity
     "fast_lakarkontakt.declined.v1": _ignored,
     "fast_vardkontakt.appointed.v1": _ignored,
+    "fast_vardkontakt.ended.v1": _ignored,
     "listing.rejected.v1": _ignored,
 }
 

@@ -336,6 +336,12 @@ class ChunkRepository(ListingRepository):
         await self.execute(CLOSE_ASSIGNMENT, patient_key, list_id, ended_on, reason)
         return self._pop(self._open_assignment, (patient_key, list_id))
 
+    async def close_fast_vardkontakt(self, patient_key: str, care_unit_id: str, practitioner_id: str, ended_on: date,
+                                     reason: str) -> str | None:
+        # only the population register's facts end a fast vårdkontakt (P1), and facts are not chunked;
+        # a planned write could not say which appointment it ended, so refuse rather than lose the event
+        raise TypeError("a chunk of commands does not end fast vårdkontakter")
+
     async def persist(self, events: Sequence[ev.Event], ctx: DecisionContext) -> list[OutboxEvent]:
         published = await super().persist(events, ctx)
         for p in published:  # what a later event of the same command may end

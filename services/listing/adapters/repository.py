@@ -403,6 +403,17 @@ class ListingRepository:
                                                  patient_key, list_id, ended_on, reason)
         return str(assignment_id) if assignment_id is not None else None
 
+    async def close_fast_vardkontakt(self, patient_key: str, care_unit_id: str, practitioner_id: str, ended_on: date,
+                                     reason: str) -> str | None:
+        """End the open fast vårdkontakt; its appointment id, or None when none was open."""
+        appointment_id = await self.conn.fetchval(
+            "UPDATE listing.fast_vardkontakt SET end_on = GREATEST($4, start_on), end_reason = $5 "
+            "WHERE patient_key = $1 AND care_unit_id = $2 AND practitioner_id = $3 AND end_on IS NULL "
+            "RETURNING appointment_id",
+            patient_key, care_unit_id, practitioner_id, ended_on, reason,
+        )
+        return str(appointment_id) if appointment_id is not None else None
+
     async def persist(self, events: Sequence[ev.Event], ctx: DecisionContext) -> list[OutboxEvent]:
         out: list[OutboxEvent] = []
         for index, event in enumerate(events):
@@ -511,22 +522,19 @@ async def _flk_ended(repo: ListingRepository, e: ev.FastLakarkontaktEnded, ctx: 
 
 async def _coordinating_changed(repo: ListingRepository, e: ev.CoordinatingFastLakarkontaktChanged,
                                 ctx: DecisionContext, i: int):
-    # in-place flag change: the history trigger keeps the old row
+    # in-place flag change: the history trigger keeps the old row. The event carries what it
+    # announces, so nothing is read back: in a chunk the assignment it names may still be a planned
+    # row (ChunkRepository), and a read would miss it and lose the event.
     await repo.execute(
         "UPDATE listing.flk_assignment SET coordinating = (list_id = $2) "
         "WHERE patient_key = $1 AND end_on IS NULL AND coordinating IS DISTINCT FROM (list_id = $2)",
         e.patient_key, e.list_id,
     )
-    row = await repo.conn.fetchrow(
-        "SELECT care_unit_id, practitioner_id FROM listing.flk_assignment "
-        "WHERE patient_key = $1 AND list_id = $2 AND end_on IS NULL", e.patient_key, e.list_id)
-    if row is None:  # the decision names an assignment that is not open: nothing to announce
-        return None
     return OutboxEvent("fast_lakarkontakt.coordinating_changed.v1", {
         "patient_key": e.patient_key,
-        "care_unit_id": row["care_unit_id"],
+        "care_unit_id": e.care_unit_id,
         "list_id": e.list_id,
-        "practitioner_id": row["practitioner_id"],
+        "practitioner_id": e.practitioner_id,
         "previous_list_id": e.previous_list_id,
         "changed_on": iso(e.effective_date),
         "command_id": ctx.command_uuid,
@@ -602,12 +610,19 @@ async def _vk_appointed(repo: ListingRepository, e: ev.FastVardkontaktAppointed,
 
 
 async def _vk_ended(repo: ListingRepository, e: ev.FastVardkontaktEnded, ctx: DecisionContext, i: int):
-    await repo.execute(
-        "UPDATE listing.fast_vardkontakt SET end_on = GREATEST($4, start_on), end_reason = $5 "
-        "WHERE patient_key = $1 AND care_unit_id = $2 AND practitioner_id = $3 AND end_on IS NULL",
-        e.patient_key, e.care_unit_id, e.practitioner_id, e.ended_on, e.reason.value,
-    )
-    return None
+    appointment_id = await repo.close_fast_vardkontakt(e.patient_key, e.care_unit_id, e.practitioner_id,
+                                                       e.ended_on, e.reason.value)
+    if appointment_id is None:
+        return None
+    return OutboxEvent("fast_vardkontakt.ended.v1", {
+        "appointment_id": str(appointment_id),
+        "patient_key": e.patient_key,
+        "care_unit_id": e.care_unit_id,
+        "practitioner_id": e.practitioner_id,
+        "ended_on": iso(e.ended_on),
+        "reason": e.reason.value,
+        "command_id": ctx.command_uuid,
+    })
 
 
 def _person_status(status: PopulationStatus):

@@ -84,12 +84,15 @@ class FastLakarkontaktEnded:
 
 @ids_only
 class CoordinatingFastLakarkontaktChanged:
-    """F5: the coordinating (sammanhållande) FLK is now ``list_id``."""
+    """F5: the coordinating (sammanhållande) FLK is now ``list_id`` (at ``care_unit_id``, the
+    doctor ``practitioner_id``; None for a fictive list)."""
 
     patient_key: str
     list_id: str
     previous_list_id: str | None
     effective_date: date
+    care_unit_id: str = ""
+    practitioner_id: str | None = None
 
 
 @ids_only

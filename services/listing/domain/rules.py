@@ -361,6 +361,8 @@ def end_assignments(
                 list_id=target.list_id,
                 previous_list_id=coordinating_now.list_id if coordinating_now is not None else None,
                 effective_date=on,
+                care_unit_id=target.care_unit_id,
+                practitioner_id=target.practitioner_id,
             )
         )
     return events
@@ -522,6 +524,16 @@ def _no_list_reason(state: ListingState, c: cmd.AssignFastLakarkontakt) -> Rejec
     return RejectionReason.LIST_UNKNOWN
 
 
+def assignment_start(ctx: AssignmentContext) -> date:
+    """An FLK at a unit begins when the unit's responsibility for the person does (L6): a command
+    effective on the day of a new listing whose responsibility starts the next day starts then. Else
+    the person would have two overlapping assignments on one list after relisting at a unit the same
+    day — the old one running to the old listing's end, the new one from the command's day."""
+    listing = ctx.record.open_listing
+    assert listing is not None  # F4 checked
+    return max(ctx.on, listing.period.start)
+
+
 def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy: PolicyProfile) -> Events:
     """F1–F6 (+P1). Accepted: [ended replaced…], Assigned, [CoordinatingChanged], [CapacityWarning]."""
     record = state.patients.get(c.patient_key)
@@ -539,8 +551,9 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
     remaining = ctx.remaining
     coordinating_now = next((a for a in remaining if a.coordinating), None)
     takes_coordination = coordinating_now is not None and c.coordinating
+    starts = assignment_start(ctx)
     events: Events = [
-        assignment_ended(c.patient_key, a, c.effective_date, FlkEndReason.REPLACED) for a in ctx.replaced
+        assignment_ended(c.patient_key, a, starts, FlkEndReason.REPLACED) for a in ctx.replaced
     ]
     events.append(
         ev.FastLakarkontaktAssigned(
@@ -551,7 +564,7 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
             practitioner_id=role.practitioner_id if role is not None else None,
             # F5: the first (or only) FLK is the coordinating one.
             coordinating=coordinating_now is None,
-            assigned_on=c.effective_date,
+            assigned_on=starts,
         )
     )
     if takes_coordination:
@@ -561,7 +574,9 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
                 patient_key=c.patient_key,
                 list_id=doctor_list.list_id,
                 previous_list_id=coordinating_now.list_id,
-                effective_date=c.effective_date,
+                effective_date=starts,
+                care_unit_id=doctor_list.care_unit_id,
+                practitioner_id=role.practitioner_id if role is not None else None,
             )
         )
     if ctx.named and role is not None and policy.f6_warn_above_capacity:

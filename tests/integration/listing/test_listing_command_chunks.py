@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
@@ -20,6 +21,7 @@ from listing_harness import (
     assign_flk,
     command,
     list_request,
+    role_started,
     unit_register,
 )
 
@@ -228,3 +230,28 @@ async def test_a_chunk_the_database_refuses_is_rolled_back_whole_and_raises(list
     inbox = await listing.fetch("SELECT count(*) AS n FROM listing.inbox WHERE message_id = ANY($1::text[])",
                                 [m.message_id for m in chunk])
     assert inbox[0]["n"] == 0
+
+
+async def test_F5_a_change_of_coordinating_flk_decided_in_a_chunk_is_published_with_its_doctor(listing):
+    """The coordinating FLK moves to an assignment the same command makes: in a chunk that assignment
+    is still a planned row when the change is written, and the change must be published all the same."""
+    second_doctor = "SE2321000016-L003"
+    await listing.given_region()
+    await listing.fact("practitioner_role.started.v1", role_started("role-l003", second_doctor, UNIT_A))
+    key = await listing.given_person()
+    assert (await listing.post("listing.request.v1", list_request(key))).status_code == 200
+    assert (await listing.post("fast_lakarkontakt.assign.v1",
+                               assign_flk(key, practitioner_id=DOCTOR_1))).json()["status"] == "accepted"
+    kronoberg = replace(listing.app.state.runtime.deps, profile_name="kronoberg")  # several FLKs (seed 003)
+
+    result = await handle_chunk([message("fast_lakarkontakt.assign.v1", assign_flk(
+        key, practitioner_id=second_doctor, coordinating=True, effective_date=(START + timedelta(days=2)).isoformat()))],
+        kronoberg)
+
+    assert result.outcomes[0].status == "accepted", result.outcomes[0].rejection
+    changed = await listing.fetch("SELECT data FROM listing.outbox WHERE event_type = "
+                                  "'fast_lakarkontakt.coordinating_changed.v1' AND data->>'patient_key' = $1", key)
+    assert [json.loads(r["data"])["practitioner_id"] for r in changed] == [second_doctor]
+    coordinating = await listing.fetch("SELECT practitioner_id FROM listing.flk_assignment "
+                                       "WHERE patient_key = $1 AND end_on IS NULL AND coordinating", key)
+    assert [r["practitioner_id"] for r in coordinating] == [second_doctor]

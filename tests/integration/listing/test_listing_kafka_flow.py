@@ -12,11 +12,14 @@ from listing_harness import (
     START,
     TODAY,
     UNIT_A,
+    UNIT_A_NAME,
     assign_flk,
+    command,
     list_request,
     rfc3339,
     role_started,
     running_listing,
+    unit_register,
 )
 
 from flk.events.dlq import REASON
@@ -132,6 +135,34 @@ async def test_P1_a_death_in_the_population_register_ends_the_listing_and_the_fa
     assert status[0]["population_status"] == "deceased"
     history = await listing.fetch("SELECT count(*) AS n FROM listing.listing WHERE patient_key = $1", key)
     assert history[0]["n"] == 1  # kept for statistics, never deleted
+
+
+async def test_P1_a_death_ends_the_fast_vardkontakt_and_its_end_is_published(listing):
+    """Downstream, a fast vårdkontakt must not outlive the patient: its end is on listing.events.v1."""
+    chef, nurse = "SE2321000016-C001", "SE2321000016-S001"
+    await listing.given_region()
+    await listing.fact("care_unit.contracted.v1", unit_register(UNIT_A, UNIT_A_NAME, verksamhetschef_id=chef))
+    key = await listing.given_person()
+    await listing.post("listing.request.v1", list_request(key))
+    appointed = await listing.post("fast_vardkontakt.appoint.v1", command(
+        patient_key=key, care_unit_id=UNIT_A, practitioner_id=nurse, profession="sjuksköterska", requested_by=chef,
+        effective_date=(START + timedelta(days=1)).isoformat()))
+    assert appointed.json()["status"] == "accepted", appointed.json()
+
+    await listing.publish("person.updated.v1", {"patient_key": key, "status": "deceased",
+                                                "status_date": TODAY.isoformat(), "updated_at": rfc3339()})
+
+    async def ended():
+        return await listing.fetch("SELECT data FROM listing.outbox WHERE event_type = 'fast_vardkontakt.ended.v1' "
+                                   "AND data->>'patient_key' = $1", key)
+
+    (row,) = await listing.eventually(ended)
+    data = json.loads(row["data"])
+    assert (data["practitioner_id"], data["care_unit_id"], data["ended_on"], data["reason"]) == (
+        nurse, UNIT_A, TODAY.isoformat(), "deceased")
+    registered = await listing.fetch("SELECT appointment_id::text AS id, end_on FROM listing.fast_vardkontakt "
+                                     "WHERE patient_key = $1", key)
+    assert [(r["id"], r["end_on"]) for r in registered] == [(data["appointment_id"], TODAY)]
 
 
 async def test_an_invalid_command_goes_to_the_dead_letter_topic_with_its_reason(listing):

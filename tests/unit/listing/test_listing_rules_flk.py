@@ -529,3 +529,20 @@ def test_F4_a_doctor_list_bound_to_a_role_at_another_unit_is_rejected() -> None:
 def test_F1_profession_title_is_compared_case_insensitively() -> None:
     state = with_role(listed_adult(), role(ROLE_SPEC, profession=" Läkare "))
     assert types_of(run(state, assign(LIST_SPEC))[0]) == [ev.FastLakarkontaktAssigned]
+
+
+def test_F4_an_flk_assigned_on_the_day_of_relisting_starts_with_the_units_responsibility():
+    """Listed at A with an FLK, relisted at B and back at A on one day: the first FLK ran until A's
+    responsibility ended (the next day, L6), so the new one on the same list starts then — not on the
+    command's day, which would give two overlapping assignments on one list."""
+    state = assigned(listed(world()), LIST_SPEC)
+    state = listed(state, unit=UNIT_B)
+    state = listed(state, unit=UNIT_A)
+    responsibility_from = DAY + timedelta(days=1)
+
+    events, state = run(state, cmd.AssignFastLakarkontakt(patient_key=ADULT, list_id=LIST_SPEC, effective_date=DAY))
+
+    assert [e.assigned_on for e in events if isinstance(e, ev.FastLakarkontaktAssigned)] == [responsibility_from]
+    periods = [(a.period.start, a.period.end) for a in state.patients[ADULT].assignments if a.list_id == LIST_SPEC]
+    assert periods[-1] == (responsibility_from, None)
+    assert all(end is not None and end <= responsibility_from for _, end in periods[:-1]), periods
