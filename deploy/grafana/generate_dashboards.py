@@ -105,9 +105,12 @@ def region_goals() -> dict:
                panel_n AS "same patients", panel_change AS "same patients' change", {windows} AS "windows",
                verdict
         FROM continuity.goal_comparison('$baseline'::date)
-        WHERE level = 'region' AND {region} AND goal = '{goal}' ORDER BY contacts"""
-    g2 = comparison.format(windows=windows, region=region, goal="G2")
-    g4 = comparison.format(windows=windows, region=region, goal="G4")
+        WHERE level = 'region' AND {region} AND {rows} ORDER BY contacts"""
+    g2 = comparison.format(windows=windows, region=region, rows="goal = 'G2'")
+    g4 = comparison.format(windows=windows, region=region, rows="goal = 'G4'")
+    # the RUB 4–5 cohort has no national target: no verdict, but whether the change is significant
+    rub45 = comparison.replace("verdict\n", "significant AS \"change significant\"\n").format(
+        windows=windows, region=region, rows="cohort = 'rub45' AND contacts = 'doctor'")
     over_time = """
         SELECT snapshot_date::timestamptz AS "time",
                CASE WHEN window_complete THEN mean END AS "mean COC",
@@ -170,15 +173,25 @@ def region_goals() -> dict:
                   [sql(g4)], w=24, h=5, options=TABLE,
                   description="As G2, for the SÄBO cohort; met means the change's 95 % interval lies above zero "
                               "(a significant increase). Source: continuity.goal_comparison($baseline)."),
+        lay.panel("table", "RUB 4–5 — chronic and complex patients' doctor continuity now vs baseline (no national target)",
+                  [sql(rub45)], w=24, h=5, options=TABLE,
+                  description="As G4, for the patients whose current RUB band (the latest ACG assessment) is 4 or "
+                              "5, for whom relational continuity is prioritised. There is no national target, so "
+                              "no verdict: 'change significant' says whether the change's 95 % interval excludes "
+                              "zero (read it only with complete windows and at least 30 patients at both dates). "
+                              "Source: continuity.goal_comparison($baseline)."),
         lay.panel("timeseries", "G2 over time — mean COC, doctor contacts, with 95 % interval",
                   [sql(over_time.format(region=region, cohort="all", contacts="doctor"), fmt="time_series")],
-                  w=8, h=8, minimum=0, maximum=1, description=series_help),
+                  w=6, h=8, minimum=0, maximum=1, description=series_help),
         lay.panel("timeseries", "G2 over time — mean COC, total contacts, with 95 % interval",
                   [sql(over_time.format(region=region, cohort="all", contacts="total"), fmt="time_series")],
-                  w=8, h=8, minimum=0, maximum=1, description=series_help),
+                  w=6, h=8, minimum=0, maximum=1, description=series_help),
         lay.panel("timeseries", "G4 over time — mean COC, doctor contacts, SÄBO residents, with 95 % interval",
                   [sql(over_time.format(region=region, cohort="sabo", contacts="doctor"), fmt="time_series")],
-                  w=8, h=8, minimum=0, maximum=1, description=series_help),
+                  w=6, h=8, minimum=0, maximum=1, description=series_help),
+        lay.panel("timeseries", "RUB 4–5 over time — mean COC, doctor contacts, with 95 % interval",
+                  [sql(over_time.format(region=region, cohort="rub45", contacts="doctor"), fmt="time_series")],
+                  w=6, h=8, minimum=0, maximum=1, description=series_help),
         lay.panel("timeseries", "G1 and G3 over time",
                   [sql("SELECT snapshot_on::timestamptz AS \"time\", g1_share_of_population AS \"G1 named FLK\", "
                        "g1_target AS \"G1 target\", g3_share AS \"G3 SÄBO with named FLK\", g3_target AS \"G3 target\" "
@@ -228,7 +241,9 @@ def region_goals() -> dict:
     ]
     return dashboard("flk-region-goals", "Region goals (G1–G4)",
                      "The national goals for primary care against their targets: named FLK (G1), continuity "
-                     "(G2), SÄBO FLK (G3), SÄBO continuity (G4); now vs the baseline date.", panels, variables)
+                     "(G2), SÄBO FLK (G3), SÄBO continuity (G4); now vs the baseline date. Beside them the "
+                     "continuity of the RUB 4–5 cohort (chronic and complex patients), which has no target.",
+                     panels, variables)
 
 
 # ------------------------------------------------------------------ Care unit

@@ -27,7 +27,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 """
 
 PATIENT_COLUMNS = ("snapshot_date", "region_code", "patient_key", "care_unit_id", "doctor_id", "sabo",
-                   "coc_doctor", "coc_total")
+                   "coc_doctor", "coc_total", "rub45")
 
 RETENTION = """
 DELETE FROM continuity.patient_snapshot p

@@ -3,8 +3,8 @@
 Like a Kafka Streams task, each input partition number (the inputs are co-partitioned) has
 its own table, and a batch's state writes and the next input offsets are committed to it
 **atomically** (one RocksDB WriteBatch). The recovery source is the retained input topics
-themselves (visits, listing events and residence records have retention -1): a worker
-resumes each partition at the offsets stored with its state, and a table that is empty
+themselves (visits, listing events, residence records and risk assessments have retention -1): a
+worker resumes each partition at the offsets stored with its state, and a table that is empty
 (memory store, a new machine) is rebuilt by replaying its partition from the start.
 No changelog topic is written, so the hot path does one local write per changed patient
 per batch and nothing per event on the broker.

@@ -42,7 +42,7 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> Fast
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such patient among your unit's patients")
         record, indices = found
         return {"patient_key": patient_key, "care_unit_id": unit, "sabo": record.sabo_on(indices.as_of),
-                **indices.to_json_dict()}
+                "rub": record.rub, "rub45": record.rub45(), **indices.to_json_dict()}
 
     @app.get("/units/{unit_id}/continuity")
     async def unit_continuity(unit_id: str, guard: Annotated[AccessGuard, Depends(access_guard)]) -> dict:
@@ -90,7 +90,8 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> Fast
         units: Annotated[bool, Query(description="Include each unit's rows")] = False,
     ) -> dict:
         """G2/G4: baseline vs now on complete windows of equal length, with cohort sizes, 95 % intervals,
-        the same patients' change and a verdict (continuity.goal_comparison)."""
+        the same patients' change and a verdict (continuity.goal_comparison). Rows of every cohort ('all',
+        'sabo', 'rub45'); a row without a goal (the RUB 4–5 cohort, SÄBO total contacts) has no verdict."""
         from services.continuity.adapters.goals import goal_comparison, latest_pinned_baseline
 
         _this_region(region_code)

@@ -5,7 +5,9 @@ only visits at the listing unit (the domain's scope setting). Aggregation (the s
 it open; project default): mean COC over eligible patients with a defined COC, plus the
 distribution in ten fixed buckets [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0], and the sample standard
 deviation, from which the figure's 95 % interval is computed (``domain/uncertainty.py``). The SÄBO
-cohort is aggregated separately (cohort 'sabo'; cohort 'all' includes SÄBO residents).
+residents (cohort 'sabo') and the patients whose current RUB band is 4 or 5 (cohort 'rub45': chronic and
+complex patients) are aggregated separately as well; cohort 'all' includes both, and a patient can be in
+both.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class Summary(NamedTuple):
     doctor_coc: float | None
     total_eligible: bool
     total_coc: float | None
+    rub45: bool = False  # current RUB band 4 or 5
 
 
 @dataclass
@@ -59,7 +62,7 @@ class AggregateRow(NamedTuple):
     level: str  # 'region' | 'unit' | 'doctor'
     entity_id: str  # region code, unit HSA-id, doctor HSA-id
     care_unit_id: str  # '' for the region
-    cohort: str  # 'all' | 'sabo'
+    cohort: str  # 'all' | 'sabo' | 'rub45'
     listed_patients: int
     eligible_doctor: int
     mean_coc_doctor: float | None
@@ -93,6 +96,7 @@ class PatientRow(NamedTuple):
     sabo: bool
     coc_doctor: float | None
     coc_total: float | None
+    rub45: bool = False
 
 
 def patient_rows(summaries: Iterable[tuple[bytes, Summary]]) -> list[PatientRow]:
@@ -104,12 +108,13 @@ def patient_rows(summaries: Iterable[tuple[bytes, Summary]]) -> list[PatientRow]
         doctor = s.doctor_coc if s.doctor_eligible else None
         total = s.total_coc if s.total_eligible else None
         if doctor is not None or total is not None:
-            rows.append(PatientRow(key.decode(), s.unit, s.doctor, s.sabo, doctor, total))
+            rows.append(PatientRow(key.decode(), s.unit, s.doctor, s.sabo, doctor, total, s.rub45))
     return rows
 
 
 def aggregate(summaries: Iterable[Summary], region_id: str) -> list[AggregateRow]:
-    """Rows for the region, every unit and every doctor (FLK), cohorts 'all' and 'sabo'."""
+    """Rows for the region, every unit and every doctor (FLK), cohorts 'all', 'sabo' and 'rub45' (a cohort's
+    row only where it has a patient; the region's 'all' row always)."""
     accs: dict[tuple[str, str, str, str], _Acc] = {}
 
     def acc(key: tuple[str, str, str, str]) -> _Acc:
@@ -121,7 +126,7 @@ def aggregate(summaries: Iterable[Summary], region_id: str) -> list[AggregateRow
     for s in summaries:
         if s.unit is None:
             continue
-        cohorts = ("all", "sabo") if s.sabo else ("all",)
+        cohorts = ("all", *(("sabo",) if s.sabo else ()), *(("rub45",) if s.rub45 else ()))
         for cohort in cohorts:
             acc(("region", region_id, "", cohort)).add(s)
             acc(("unit", s.unit, s.unit, cohort)).add(s)

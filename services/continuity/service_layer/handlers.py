@@ -2,12 +2,13 @@
 
 One handler per event type, registered in :data:`HANDLERS`. Every handler is idempotent
 under redelivery in order (visit ids are deduplicated by the domain; listing events are
-assignments), and returns the *same object* when nothing changed.
+assignments; a risk assessment replaces the held band only when computed later), and returns the
+*same object* when nothing changed.
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from hashlib import blake2b
 from typing import Any, Callable
 
@@ -17,6 +18,9 @@ from services.continuity.domain.settings import ContinuitySettings
 from .record import PatientRecord
 
 Handler = Callable[[PatientRecord, dict[str, Any], int, date, ContinuitySettings], PatientRecord]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def parse_time(text: str) -> datetime:
@@ -87,6 +91,19 @@ def _residence_recorded(r: PatientRecord, d: dict, seq: int, as_of: date, s: Con
     return replace(r, residences=tuple(sorted((*kept, entry), key=lambda e: e[1])))
 
 
+def _risk_assessed(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
+    """The patient's current RUB band is the latest assessment's (by ``computed_at``, as the notifier
+    decides it): an assessment computed at or before the one held changes nothing, so a redelivery or an
+    older run arriving late leaves the band as it is (at an equal time the first one read stands)."""
+    rub = d["rub"]
+    if not 0 <= rub <= 5:
+        raise ValueError("rub outside 0..5")
+    at = (parse_time(d["computed_at"]) - _EPOCH) // _MICROSECOND
+    if r.rub is not None and at <= r.rub_assessed_at:
+        return r
+    return replace(r, rub=rub, rub_assessed_at=at)
+
+
 def _ignored(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
     return r
 
@@ -100,6 +117,7 @@ HANDLERS: dict[str, Handler] = {
     "fast_lakarkontakt.ended.v1": _flk_ended,
     "fast_lakarkontakt.coordinating_changed.v1": _coordinating_changed,
     "residence.recorded.v1": _residence_recorded,
+    "risk.assessed.v1": _risk_assessed,
     # on the consumed topics, but they do not change continuity
     "fast_lakarkontakt.declined.v1": _ignored,
     "fast_vardkontakt.appointed.v1": _ignored,
@@ -109,7 +127,8 @@ HANDLERS: dict[str, Handler] = {
 
 #: The field of each consumed event that dates the fact (first 10 characters: the ISO date). A state that
 #: holds a fact dated after a day is not that day's state (see processor.KNOWN_UNTIL). A residence is
-#: dated by its end if it has one. Types not here do not change the state.
+#: dated by its end if it has one, a risk assessment by when the ACG run computed it. Types not here do
+#: not change the state.
 EFFECTIVE_DATE_FIELDS: dict[str, tuple[str, ...]] = {
     "visit.recorded.v1": ("occurred_at",),
     "visit.cancelled.v1": ("cancelled_at",),
@@ -119,6 +138,7 @@ EFFECTIVE_DATE_FIELDS: dict[str, tuple[str, ...]] = {
     "fast_lakarkontakt.ended.v1": ("ended_on",),
     "fast_lakarkontakt.coordinating_changed.v1": ("changed_on",),
     "residence.recorded.v1": ("sabo_to", "sabo_from"),
+    "risk.assessed.v1": ("computed_at",),
 }
 
 
@@ -132,7 +152,7 @@ def effective_day(event_type: str, data: dict[str, Any]) -> str | None:
 
 
 #: the event types whose topics the worker consumes
-CONSUMED_EVENT_TYPES = ("visit.recorded.v1", "listing.started.v1", "residence.recorded.v1")
+CONSUMED_EVENT_TYPES = ("visit.recorded.v1", "listing.started.v1", "residence.recorded.v1", "risk.assessed.v1")
 
 
 def prune_residences(record: PatientRecord, lo_ordinal: int) -> PatientRecord:

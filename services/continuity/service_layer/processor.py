@@ -192,7 +192,7 @@ class Processor:
         self.summaries[partition][key] = Summary(
             unit, record.doctor_key(), record.sabo_on(self.as_of),
             indices.doctor.eligible and unit is not None, indices.doctor.coc,
-            indices.total.eligible and unit is not None, indices.total.coc,
+            indices.total.eligible and unit is not None, indices.total.coc, record.rub45(),
         )
         if new or record is not before:
             try:

@@ -3,9 +3,11 @@
 ``PatientRecord`` = the pure :class:`PatientState` (visits in the window, listing unit, FLKs)
 + the coordinating FLK (the doctor the patient counts for in doctor aggregates)
 + SÄBO residence periods (from ``residence.recorded.v1``)
++ the current RUB band (from ``risk.assessed.v1``: the latest assessment's band and when it was computed)
 + a fingerprint of the last *emitted* indices (so ``indices_changed`` is sent only on change).
 
-Encoded compactly (header + ``encode_state``); bounded by the window like the state itself.
+Encoded compactly (header + ``encode_state``); bounded by the window like the state itself. Version 1
+records (written before the RUB band was kept) still decode, as records without a band.
 """
 from __future__ import annotations
 
@@ -16,9 +18,13 @@ from datetime import date
 from services.continuity.domain.codec import decode_state, encode_state
 from services.continuity.domain.patient import EMPTY_STATE, PatientState
 
-RECORD_VERSION = 1
-_HEAD = struct.Struct("<BQBB")  # version, fingerprint, residences, coordinating length
+RECORD_VERSION = 2
+_HEAD_V1 = struct.Struct("<BQBB")  # version, fingerprint, residences, coordinating length
+_HEAD = struct.Struct("<BQBBBq")  # ... + RUB band (0xFF = none), its assessment's time (µs since the epoch)
 _RES = struct.Struct("<QII")  # residence id digest, from ordinal, to ordinal (0 = open)
+_NO_RUB = 0xFF
+#: the RUB bands of the ``rub45`` cohort (chronic and complex patients)
+RUB45_BANDS = (4, 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +33,17 @@ class PatientRecord:
     coordinating: str | None = None
     residences: tuple[tuple[int, int, int], ...] = ()
     fingerprint: int = 0  #: of the last emitted indices; 0 = nothing emitted yet
+    rub: int | None = None  #: the band of the latest risk assessment held; None = never assessed
+    rub_assessed_at: int = 0  #: when that assessment was computed (µs since the epoch, UTC)
 
     def sabo_on(self, day: date) -> bool:
         """Whether the patient lives in SÄBO on ``day``."""
         n = day.toordinal()
         return any(lo <= n and (hi == 0 or n <= hi) for _, lo, hi in self.residences)
+
+    def rub45(self) -> bool:
+        """Whether the patient's current RUB band is 4 or 5 (cohort ``rub45``)."""
+        return self.rub in RUB45_BANDS
 
     def doctor_key(self) -> str | None:
         """The FLK the patient counts for: the coordinating one, else the first (sorted)."""
@@ -46,9 +58,11 @@ EMPTY_RECORD = PatientRecord()
 
 def encode_record(record: PatientRecord) -> bytes:
     coord = (record.coordinating or "").encode()
-    if len(coord) > 255 or len(record.residences) > 255:
+    if len(coord) > 255 or len(record.residences) > 255 or (record.rub is not None and not 0 <= record.rub <= 5):
         raise ValueError("patient record out of the codec's range")
-    parts = [_HEAD.pack(RECORD_VERSION, record.fingerprint, len(record.residences), len(coord)), coord]
+    rub = _NO_RUB if record.rub is None else record.rub
+    parts = [_HEAD.pack(RECORD_VERSION, record.fingerprint, len(record.residences), len(coord), rub,
+                        record.rub_assessed_at), coord]
     parts.extend(_RES.pack(*r) for r in record.residences)
     parts.append(encode_state(record.state))
     return b"".join(parts)
@@ -56,14 +70,20 @@ def encode_record(record: PatientRecord) -> bytes:
 
 def decode_record(data: bytes) -> PatientRecord:
     try:
-        version, fingerprint, nres, ncoord = _HEAD.unpack_from(data, 0)
-    except struct.error as exc:
+        version = data[0]
+        if version == RECORD_VERSION:
+            _, fingerprint, nres, ncoord, rub, assessed_at = _HEAD.unpack_from(data, 0)
+            offset = _HEAD.size
+        elif version == 1:  # before the RUB band was kept: no band
+            _, fingerprint, nres, ncoord = _HEAD_V1.unpack_from(data, 0)
+            rub, assessed_at, offset = _NO_RUB, 0, _HEAD_V1.size
+        else:
+            raise ValueError(f"unknown patient record version {version}")
+    except (struct.error, IndexError) as exc:
         raise ValueError(f"malformed patient record: {exc}") from exc
-    if version != RECORD_VERSION:
-        raise ValueError(f"unknown patient record version {version}")
-    offset = _HEAD.size
     coord = data[offset:offset + ncoord].decode() or None
     offset += ncoord
     residences = tuple(_RES.unpack_from(data, offset + i * _RES.size) for i in range(nres))
     offset += nres * _RES.size
-    return PatientRecord(decode_state(data[offset:]), coord, residences, fingerprint)
+    return PatientRecord(decode_state(data[offset:]), coord, residences, fingerprint,
+                         None if rub == _NO_RUB else rub, assessed_at)

@@ -65,6 +65,13 @@ def sabo(patient: str, since: str = "2024-06-01"):
         "recorded_at": "2024-06-01T08:00:00Z"}, source="municipality/test")
 
 
+def risk(patient: str, rub: int, computed_at: str = "2026-03-01T03:00:00Z"):
+    """An ACG run's assessment of the patient's RUB band (its id: the run's time and the patient)."""
+    return make_record("risk.assessed.v1", {
+        "assessment_id": f"acg-{computed_at[:10]}-{patient[-8:]}", "patient_key": patient, "rub": rub,
+        "acg_version": "12.1", "lookback_months": 12, "computed_at": computed_at}, source="acg/test")
+
+
 async def publish(producer, prefix: str, *records) -> None:
     await publish_many(producer, list(records), topic_prefix=prefix)
 

@@ -1,8 +1,8 @@
 """Every `continuity.indices_changed.v1` event the stream processor produces satisfies its contract.
 
 The hot path does not schema-check its own output event by event; this test checks every event
-it produces for generated histories (duplicates, cancellations, listings, FLKs, SÄBO, visits
-outside the window), with the `jsonschema` reference validator and by reading it back as a
+it produces for generated histories (duplicates, cancellations, listings, FLKs, SÄBO, RUB bands,
+visits outside the window), with the `jsonschema` reference validator and by reading it back as a
 consumer would. Event ids are a function of the content: a replay gives the same ids.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tests.integration.continuity.continuity_stream import (
     cancellation,
     flk_assigned,
     listing,
+    risk,
     sabo,
     visit,
 )
@@ -55,6 +56,7 @@ def an_event(patient: str):
         st.builds(listing, st.just(patient), st.sampled_from([UNIT_A, UNIT_B])),
         st.builds(flk_assigned, st.just(patient), st.sampled_from([DOCTOR_1, DOCTOR_2]), st.just(UNIT_A)),
         st.builds(sabo, st.just(patient)),
+        st.builds(risk, st.just(patient), st.integers(0, 5), st.sampled_from(DAYS)),
     )
 
 

@@ -117,3 +117,27 @@ def test_every_panel_has_a_title_and_every_target_a_query(name):
     for panel, target in _targets(dashboard):
         assert panel["title"].strip()
         assert target.get("expr") or target.get("rawSql")
+
+
+def _continuity_source(sql: str) -> str | None:
+    found = re.search(r"\bcontinuity\.([a-z_]+)", sql)
+    return found.group(1) if found else None
+
+
+def test_where_a_dashboard_shows_the_sabo_continuity_cohort_a_rub_4_5_panel_shows_rub45_the_same_way():
+    shown = 0
+    for name, dashboard in _dashboards().items():
+        sabo, rub45 = [], []
+        for panel, target in _targets(dashboard):
+            sql = target.get("rawSql", "")
+            source = _continuity_source(sql)
+            if source is None:
+                continue
+            if "cohort = 'sabo'" in sql or "goal = 'G4'" in sql:
+                sabo.append((panel["type"], source))
+            if "cohort = 'rub45'" in sql:
+                assert "RUB 4–5" in panel["title"], f"{name}: '{panel['title']}' shows rub45 without saying RUB 4–5"
+                rub45.append((panel["type"], source))
+        assert sorted(rub45) == sorted(sabo), f"{name}: the sabo cohort's continuity panels and the rub45 ones differ"
+        shown += len(rub45)
+    assert shown >= 2  # the region goals' comparison table and time series
