@@ -43,14 +43,15 @@ def _listing_started(r: PatientRecord, d: dict, seq: int, as_of: date, s: Contin
     unit = d["care_unit_id"]
     if unit == r.state.listing_unit_id:
         return r
-    # a new listing ends the FLK assignments at the previous unit (F4)
-    return replace(r, state=set_listing(r.state, unit, ()), coordinating=None)
+    # The FLKs that end with the previous listing (F4) come as their own fast_lakarkontakt.ended events
+    # before this one; an FLK at another unit (Kronoberg, seed 003) stays, and so does its coordination.
+    return replace(r, state=set_listing(r.state, unit, r.state.fast_lakarkontakt))
 
 
 def _listing_ended(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
     if d["care_unit_id"] != r.state.listing_unit_id:
         return r  # an older listing ending after the new one started
-    return replace(r, state=set_listing(r.state, None, ()), coordinating=None)
+    return replace(r, state=set_listing(r.state, None, r.state.fast_lakarkontakt))
 
 
 def _flk_assigned(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:

@@ -78,6 +78,10 @@ class PolicyProfile:
     # F3 — fictive lists
     f3_fictive_lists_enabled: bool = True
 
+    # F4 — where an FLK works: only at the listing unit, or (Kronoberg, seed 003) also at another unit
+    # where the patient has their main contact, the coordinating one at the listing unit when it has one
+    f4_flk_outside_listing_unit: bool = False
+
     # F5 — number of FLKs (None = several, exactly one coordinating)
     f5_max_fast_lakarkontakter: int | None = 1
 
@@ -183,13 +187,15 @@ KRONOBERG_V1 = replace(
 # Seed 003: definition decided in August 2020 (page updated 2020-09-23); exact day not given →
 # project choice 2020-09-01. "En patient kan ha flera fasta läkarkontakter, varav en ... har en
 # sammanhållande funktion" → several FLKs, exactly one coordinating. "Vara legitimerad läkare" = F1.
-# Seed 003 also lets an FLK sit where the patient has the main contact outside primary care; the
-# brief's F4 keeps FLKs at the listing unit, so that part is not modelled (see README/report).
+# "Ska erbjudas i första hand i primärvården och/eller där patienten har sin huvudsakliga kontakt på
+# andra enheter" → an FLK may also work at another unit (outside primary care too); the coordinating
+# one is at the listing unit whenever the patient has an FLK there (primary care first).
 KRONOBERG_V2 = replace(
     KRONOBERG_V1,
     version=2,
     valid_from=date(2020, 9, 1),
     valid_to=None,
+    f4_flk_outside_listing_unit=True,  # seed 003
     f5_max_fast_lakarkontakter=None,  # seed 003
 )
 

@@ -191,6 +191,14 @@ class RejectionReason(Enum):
         "The fast läkarkontakt must work at the care unit where the patient is listed.",
     )
     # ---- F5
+    COORDINATING_FLK_NOT_AT_LISTING_UNIT = (
+        "coordinating_flk_not_at_listing_unit",
+        RuleId.F5,
+        "Den sammanhållande fasta läkarkontakten ska finnas på vårdcentralen där patienten är listad, "
+        "när patienten har en fast läkarkontakt där.",
+        "The coordinating fast läkarkontakt must be at the care unit where the patient is listed when the "
+        "patient has a fast läkarkontakt there.",
+    )
     TOO_MANY_FAST_LAKARKONTAKTER = (
         "too_many_fast_lakarkontakter",
         RuleId.F5,

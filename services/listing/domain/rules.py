@@ -272,7 +272,9 @@ def decide_request_listing(state: ListingState, c: cmd.RequestListing, policy: P
                 reason=ListingEndReason.RELISTED,
             )
         )
-        events += end_assignments(record, record.open_assignments, start, FlkEndReason.RELISTED)
+        ending = ending_with_listing(record, current.care_unit_id, policy)
+        events += end_assignments(record, ending, start, FlkEndReason.RELISTED,
+                                  coordination_moving_to(record, ending, unit.hsa_id))
     last = record.last_listing
     events.append(
         ev.ListingStarted(
@@ -304,16 +306,37 @@ def decide_end_listing(state: ListingState, c: cmd.EndListing, policy: PolicyPro
         ev.ListingEnded(
             patient_key=c.patient_key, care_unit_id=current.care_unit_id, ended_on=c.effective_date, reason=c.reason
         ),
-        *end_assignments(record, record.open_assignments, c.effective_date, FlkEndReason.LISTING_ENDED),
+        *end_assignments(record, ending_with_listing(record, current.care_unit_id, policy), c.effective_date,
+                         FlkEndReason.LISTING_ENDED),
     ]
 
 
 # --------------------------------------------------------------------------- ending FLK assignments
 
 
-def _coordination_rank(a: FlkAssignment) -> tuple[bool, date, str]:
-    """Who becomes coordinating when it must move: named before fictive, longest-standing, then id."""
-    return (a.list_kind is ListKind.FICTIVE, a.period.start, a.list_id)
+def ending_with_listing(record: PatientRecord, unit: str, policy: PolicyProfile) -> tuple[FlkAssignment, ...]:
+    """The FLKs that end when the listing at ``unit`` ends, is replaced or the FLK there is declined:
+    every one (F4), or, where an FLK may work at another unit (Kronoberg), the ones at ``unit``."""
+    if not policy.f4_flk_outside_listing_unit:
+        return record.open_assignments
+    return tuple(a for a in record.open_assignments if a.care_unit_id == unit)
+
+
+def coordination_moving_to(record: PatientRecord, ending: Sequence[FlkAssignment], unit: str) -> str | None:
+    """Relisted at ``unit`` where the patient already has a named FLK that stays (an FLK at another
+    unit, Kronoberg): coordination moves to it if it is not there already (primary care first)."""
+    ending_ids = {a.list_id for a in ending}
+    staying = [a for a in record.open_assignments if a.list_id not in ending_ids]
+    here = [a for a in staying if a.care_unit_id == unit and a.list_kind is ListKind.DOCTOR]
+    if not here or any(a.coordinating for a in here):
+        return None
+    return min(here, key=lambda a: _coordination_rank(a, unit)).list_id
+
+
+def _coordination_rank(a: FlkAssignment, listing_unit: str | None = None) -> tuple[bool, bool, date, str]:
+    """Who becomes coordinating when it must move: named before fictive, the listing unit's before
+    another unit's (primary care first, seed 003), longest-standing, then id."""
+    return (a.list_kind is ListKind.FICTIVE, a.care_unit_id != listing_unit, a.period.start, a.list_id)
 
 
 def assignment_ended(
@@ -353,7 +376,9 @@ def end_assignments(
     if new_coordinating_list_id is not None:
         target = next((a for a in remaining if a.list_id == new_coordinating_list_id), None)
     elif not any(a.coordinating for a in remaining):
-        target = min(remaining, key=_coordination_rank)
+        listing = record.open_listing
+        unit = listing.care_unit_id if listing is not None else None
+        target = min(remaining, key=lambda a: _coordination_rank(a, unit))
     if target is not None and not target.coordinating:
         events.append(
             ev.CoordinatingFastLakarkontaktChanged(
@@ -393,6 +418,15 @@ class AssignmentContext:
         return self.doctor_list.kind is ListKind.DOCTOR
 
     @property
+    def listing_unit(self) -> str | None:
+        listing = self.record.open_listing
+        return listing.care_unit_id if listing is not None else None
+
+    @property
+    def at_listing_unit(self) -> bool:
+        return self.doctor_list.care_unit_id == self.listing_unit
+
+    @property
     def new_list_size(self) -> int:
         return self.state.list_size_by_list.get(self.doctor_list.list_id, 0) + 1
 
@@ -417,12 +451,26 @@ def check_assignee_in_population(ctx: AssignmentContext) -> RejectionReason | No
 
 
 def check_listed_at_list_unit(ctx: AssignmentContext) -> RejectionReason | None:  # F4
-    """The list — and the doctor's role behind it — must be at the unit the person is listed at."""
+    """The list — and the doctor's role behind it — must be at the unit the person is listed at; where
+    the profile lets an FLK work elsewhere (Kronoberg), a named doctor's list at another unit will do
+    for a listed person, the role at the list's unit."""
     listing = ctx.record.open_listing
-    if listing is None or listing.care_unit_id != ctx.doctor_list.care_unit_id or listing.registered_on > ctx.on:
+    if listing is None or listing.registered_on > ctx.on:
         return RejectionReason.NOT_LISTED_AT_LIST_UNIT
-    if ctx.named and ctx.role is not None and ctx.role.care_unit_id != listing.care_unit_id:
+    if not ctx.at_listing_unit and not (ctx.policy.f4_flk_outside_listing_unit and ctx.named):
         return RejectionReason.NOT_LISTED_AT_LIST_UNIT
+    if ctx.named and ctx.role is not None and ctx.role.care_unit_id != ctx.doctor_list.care_unit_id:
+        return RejectionReason.NOT_LISTED_AT_LIST_UNIT
+    return None
+
+
+def check_coordinating_at_listing_unit(ctx: AssignmentContext) -> RejectionReason | None:  # F5 (with F4)
+    """Asked to be coordinating at another unit while the patient has an FLK at the listing unit:
+    refused, the coordinating FLK is in primary care first (seed 003)."""
+    if ctx.at_listing_unit or not ctx.command.coordinating:
+        return None
+    if any(a.care_unit_id == ctx.listing_unit for a in ctx.remaining if a.list_kind is ListKind.DOCTOR):
+        return RejectionReason.COORDINATING_FLK_NOT_AT_LISTING_UNIT
     return None
 
 
@@ -492,6 +540,7 @@ ASSIGNMENT_CHECKS: tuple[tuple[RuleId, AssignmentCheck], ...] = (
     (RuleId.P1, check_assignee_in_population),
     (RuleId.F4, check_listed_at_list_unit),
     (RuleId.F5, check_not_already_on_list),
+    (RuleId.F5, check_coordinating_at_listing_unit),
     (RuleId.F5, check_replaced_exists),
     (RuleId.F3, check_fictive_lists_used),
     (RuleId.F1, check_active_doctor),
@@ -531,7 +580,7 @@ def assignment_start(ctx: AssignmentContext) -> date:
     day — the old one running to the old listing's end, the new one from the command's day."""
     listing = ctx.record.open_listing
     assert listing is not None  # F4 checked
-    return max(ctx.on, listing.period.start)
+    return max(ctx.on, listing.period.start) if ctx.at_listing_unit else ctx.on
 
 
 def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy: PolicyProfile) -> Events:
@@ -550,7 +599,9 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
 
     remaining = ctx.remaining
     coordinating_now = next((a for a in remaining if a.coordinating), None)
-    takes_coordination = coordinating_now is not None and c.coordinating
+    # primary care first (seed 003): an FLK at the listing unit takes coordination from one elsewhere
+    takes_coordination = coordinating_now is not None and (c.coordinating or (
+        ctx.at_listing_unit and ctx.named and coordinating_now.care_unit_id != ctx.listing_unit))
     starts = assignment_start(ctx)
     events: Events = [
         assignment_ended(c.patient_key, a, starts, FlkEndReason.REPLACED) for a in ctx.replaced
@@ -625,7 +676,8 @@ def decide_decline_flk(state: ListingState, c: cmd.DeclineFastLakarkontakt, poli
     if any(d.care_unit_id == listing.care_unit_id for d in record.open_declines):
         return _assignment_rejected(c, RejectionReason.ALREADY_DECLINED, policy, None)
     return [
-        *end_assignments(record, record.open_assignments, c.effective_date, FlkEndReason.DECLINED),
+        *end_assignments(record, ending_with_listing(record, listing.care_unit_id, policy), c.effective_date,
+                         FlkEndReason.DECLINED),
         ev.FastLakarkontaktDeclined(
             patient_key=c.patient_key, care_unit_id=listing.care_unit_id, declined_on=c.effective_date,
             suppresses_alerts=policy.f7_declined_suppresses_alerts,

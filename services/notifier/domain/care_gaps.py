@@ -656,9 +656,10 @@ def _listing_started(state: PatientCareState, fact: ListingStartedFact) -> Patie
         and previous.unit_id != fact.unit_id
         and previous.had_real_flk
     )
-    # Assignments at other units are stale (F4): drop them. Assignments for the new unit
-    # that arrived before the listing event are kept.
-    stale = tuple(a for a in state.assignments if a.unit_id != fact.unit_id)
+    # The previous unit's assignments ended with its episode (F4, _close_episode). Those at other
+    # units stay: an FLK where the patient's main contact is (Kronoberg, seed 003) outlives a
+    # relisting, and is the listing unit's FLK if the patient is relisted at its unit. Assignments for
+    # the new unit that arrived before the listing event are kept as well.
     decline = state.decline
     if decline is not None and not (
         decline.unit_id == fact.unit_id and decline.decided_at >= fact.started_at
@@ -672,8 +673,7 @@ def _listing_started(state: PatientCareState, fact: ListingStartedFact) -> Patie
             started_at=fact.started_at,
             lost_flk_by_relisting=lost_flk,
         ),
-        assignments=tuple(a for a in state.assignments if a.unit_id == fact.unit_id),
-        ended_assignment_ids=state.ended_assignment_ids | {a.assignment_id for a in stale},
+        assignments=state.assignments,
         last_real_flk_end=None,
         decline=decline,
     )

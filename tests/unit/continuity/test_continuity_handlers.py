@@ -47,3 +47,26 @@ def test_a_coordinating_change_to_a_doctor_the_record_does_not_hold_changes_noth
     fictive = apply(before, "fast_lakarkontakt.coordinating_changed.v1", list_id="f", practitioner_id=None,
                     previous_list_id="a", changed_on="2025-02-01")
     assert same is before and fictive is before
+
+
+def test_an_flk_at_another_unit_keeps_the_patient_under_its_doctor_through_a_relisting():
+    """Kronoberg (seed 003): the listing service ends the old unit's FLKs with their own events; an FLK
+    at another unit is not ended, so a new listing must not drop it (nor its coordination)."""
+    unit_b = "SE2321000016-VCB2"
+    r = apply(EMPTY_RECORD, "listing.started.v1", listing_id="l", started_on="2025-01-01")
+    r = apply(r, "fast_lakarkontakt.assigned.v1", list_id="b", list_kind="doctor", practitioner_id=DOCTOR_2,
+              coordinating=True, assigned_on="2025-01-02", care_unit_id=unit_b)
+
+    r = apply(r, "listing.ended.v1", listing_id="l", ended_on="2025-03-01", reason="relisted")
+    r = apply(r, "listing.started.v1", listing_id="l2", started_on="2025-03-01", care_unit_id=unit_b)
+
+    assert (r.state.listing_unit_id, r.state.fast_lakarkontakt, r.coordinating) == (unit_b, (DOCTOR_2,), DOCTOR_2)
+
+
+def test_the_old_units_flk_leaves_the_record_by_its_own_end_event_when_the_patient_relists():
+    r = apply(two_flks(), "fast_lakarkontakt.ended.v1", list_id="a", list_kind="doctor", practitioner_id=DOCTOR_1,
+              coordinating=True, ended_on="2025-03-01", reason="relisted")
+    r = apply(r, "fast_lakarkontakt.ended.v1", list_id="b", list_kind="doctor", practitioner_id=DOCTOR_2,
+              coordinating=False, ended_on="2025-03-01", reason="relisted")
+    r = apply(r, "listing.started.v1", listing_id="l2", started_on="2025-03-01", care_unit_id="SE2321000016-VCB2")
+    assert (r.state.fast_lakarkontakt, r.coordinating) == ((), None)

@@ -147,7 +147,13 @@ def check_invariants(state: ListingState, policy: PolicyProfile) -> None:
             assert len(open_flk) <= policy.f5_max_fast_lakarkontakter, key  # F5
         if open_flk:
             assert sum(a.coordinating for a in open_flk) == 1, key  # F5: exactly one coordinating
-            assert open_listings and {a.care_unit_id for a in open_flk} == {open_listings[0].care_unit_id}  # F4
+            if not policy.f4_flk_outside_listing_unit:
+                assert open_listings and {a.care_unit_id for a in open_flk} == {open_listings[0].care_unit_id}  # F4
+            elif open_listings:  # Kronoberg: primary care first — coordinating at the listing unit if any is there
+                here = open_listings[0].care_unit_id
+                named_here = [a for a in open_flk if a.care_unit_id == here and a.list_kind is ListKind.DOCTOR]
+                coordinating = next(a for a in open_flk if a.coordinating)
+                assert not named_here or coordinating.care_unit_id == here, key
         assert len({a.list_id for a in open_flk}) == len(open_flk)
         # (a person who moved out may be listed again through an L4 exception group, so only P1 here)
         if record.person.population_status in (PopulationStatus.DECEASED, PopulationStatus.EMIGRATED):

@@ -546,3 +546,61 @@ def test_F4_an_flk_assigned_on_the_day_of_relisting_starts_with_the_units_respon
     periods = [(a.period.start, a.period.end) for a in state.patients[ADULT].assignments if a.list_id == LIST_SPEC]
     assert periods[-1] == (responsibility_from, None)
     assert all(end is not None and end <= responsibility_from for _, end in periods[:-1]), periods
+
+
+# ---- Kronoberg (seed 003): several FLKs, also where the patient's main contact is -------------------
+
+KRONOBERG = "kronoberg"
+LATER = DAY + timedelta(days=10)
+
+
+def _open(state: ListingState, key: str = ADULT) -> dict[str, tuple[str, bool]]:
+    return {a.list_id: (a.care_unit_id, a.coordinating) for a in state.patients[key].open_assignments}
+
+
+def test_F4_kronoberg_an_flk_may_work_at_another_unit_where_the_patient_has_their_main_contact():
+    state = listed(world(), profile=KRONOBERG)
+
+    state = assigned(state, LIST_B, on=LATER, profile=KRONOBERG)  # the doctor's role is at unit B
+
+    assert _open(state) == {LIST_B: (UNIT_B, True)}, "the first FLK is coordinating, wherever it works"
+
+
+def test_F4_outside_kronoberg_an_flk_at_another_unit_than_the_listing_unit_is_refused():
+    state = listed(world(), profile="national")
+    events, _ = run(state, cmd.AssignFastLakarkontakt(patient_key=ADULT, list_id=LIST_B, effective_date=LATER),
+                    "national")
+    assert only_rejection(events).reason is RejectionReason.NOT_LISTED_AT_LIST_UNIT
+
+
+def test_F5_kronoberg_an_flk_at_the_listing_unit_takes_coordination_from_one_elsewhere():
+    state = assigned(listed(world(), profile=KRONOBERG), LIST_B, on=LATER, profile=KRONOBERG)
+
+    events, state = run(state, cmd.AssignFastLakarkontakt(patient_key=ADULT, list_id=LIST_SPEC, effective_date=LATER),
+                        KRONOBERG)
+
+    assert ev.CoordinatingFastLakarkontaktChanged in types_of(events)
+    assert _open(state) == {LIST_B: (UNIT_B, False), LIST_SPEC: (UNIT_A, True)}
+
+
+def test_F5_kronoberg_the_coordinating_flk_may_not_move_away_from_the_listing_unit():
+    state = assigned(listed(world(), profile=KRONOBERG), LIST_SPEC, on=LATER, profile=KRONOBERG)
+
+    events, _ = run(state, cmd.AssignFastLakarkontakt(patient_key=ADULT, list_id=LIST_B, effective_date=LATER,
+                                                      coordinating=True), KRONOBERG)
+
+    assert only_rejection(events).reason is RejectionReason.COORDINATING_FLK_NOT_AT_LISTING_UNIT
+    assert only_rejection(events).reason.rule_id is RuleId.F5
+
+
+def test_F4_kronoberg_relisting_ends_the_flks_at_the_old_unit_and_keeps_the_others():
+    state = assigned(listed(world(), profile=KRONOBERG), LIST_SPEC, on=LATER, profile=KRONOBERG)
+    state = assigned(state, LIST_B, on=LATER, profile=KRONOBERG)
+    moving = LATER + timedelta(days=30)
+
+    events, state = run(state, cmd.RequestListing(patient_key=ADULT, care_unit_id=UNIT_B, effective_date=moving),
+                        KRONOBERG)
+
+    ended = [e.list_id for e in events if isinstance(e, ev.FastLakarkontaktEnded)]
+    assert ended == [LIST_SPEC]
+    assert _open(state) == {LIST_B: (UNIT_B, True)}, "the FLK at the new listing unit stays and coordinates"

@@ -263,6 +263,21 @@ def test_flk_at_another_unit_does_not_resolve_gap():
     assert p.at(T0 + 20 * DAY, flk("A9", unit="U9", at=T0 + 20 * DAY)) == []
 
 
+def test_an_flk_at_another_unit_outlives_a_relisting_and_counts_once_the_patient_is_listed_there():
+    """Kronoberg (seed 003): an FLK where the patient's main contact is stays when the patient relists
+    elsewhere; relisted at that FLK's unit, the patient has an FLK there and no gap opens."""
+    p = open_gap_patient()
+    p.at(T0 + 20 * DAY, flk("A9", unit="U9", at=T0 + 20 * DAY))
+    moved = T0 + 30 * DAY
+    p.at(moved, listed("U2", at=moved))
+    p.at(moved + 20 * DAY)  # no FLK at U2: a gap there after the grace period
+    again = moved + 30 * DAY
+    p.at(again, listed("U9", at=again))
+
+    assert p.at(again + 60 * DAY) == [], "the FLK at U9 kept from before counts at U9"
+    assert [o.unit_id for o in p.opened] == ["U1", "U2"]
+
+
 def test_relisting_resolves_gap_at_old_unit_and_opens_at_new_after_grace():
     p = open_gap_patient()
     moved = T0 + 30 * DAY
