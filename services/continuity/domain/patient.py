@@ -31,7 +31,7 @@ skip writing unchanged state (``if new is not state``).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -303,12 +303,14 @@ def advance(state: PatientState, as_of: date, settings: ContinuitySettings) -> P
 
 
 def compute_indices(
-    state: PatientState, as_of: date, settings: ContinuitySettings
+    state: PatientState, as_of: date, settings: ContinuitySettings, main_unit: Mapping[str, str] | None = None
 ) -> PatientIndices:
     """The doctor and total indices over the visits counted as of ``as_of``.
 
     Counted: visits in the window (``start < date <= as_of``); with scope
-    ``listing-unit`` and a listing, only visits at the listing unit.
+    ``listing-unit`` and a listing, only visits at the listing unit — where ``main_unit`` maps a
+    filial to its main unit (the unit register, seed 004), at the listing unit's main unit or any of
+    its filials.
     """
     lo, hi = _bounds(as_of, settings.window_months)
     visits = state.visits
@@ -317,11 +319,14 @@ def compute_indices(
     start = bisect_left(visits, (lo_stamp,)) if visits and visits[0][0] < lo_stamp else 0
     end = len(visits) if not visits or visits[-1][0] < hi_stamp else bisect_left(visits, (hi_stamp,))
     unit = state.listing_unit_id if settings.scope is Scope.LISTING_UNIT else None
+    families = main_unit or None
+    if unit is not None and families is not None:
+        unit = families.get(unit, unit)
     doctor: list[str] = []
     total: list[str] = []
     for i in range(start, end):
         _, _, _, practitioner, care_unit, flags = visits[i]
-        if unit is not None and care_unit != unit:
+        if unit is not None and care_unit != unit and (families is None or families.get(care_unit) != unit):
             continue
         if flags & COUNTS_FOR_DOCTOR:
             doctor.append(practitioner)

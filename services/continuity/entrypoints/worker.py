@@ -24,6 +24,7 @@ from flk.events.dlq import send_to_dlq
 from flk.events.producer import new_producer
 from flk.events.registry import registry
 from flk.tasks import stop_tasks
+from services.continuity.adapters.unit_register import UnitRegisterReader
 from services.continuity.adapters.metrics import (
     ADVANCE_SECONDS, AS_OF, SNAPSHOT_SECONDS, SNAPSHOTS_DECLINED, Probe,
 )
@@ -57,6 +58,7 @@ class ContinuityWorker:
         self._needs_refresh: set[int] = set()
         self._server = None
         self._pool = None
+        self.unit_register: UnitRegisterReader | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -86,6 +88,10 @@ class ContinuityWorker:
                                 worker.consumer.seek(tp, offsets.get(tp.topic[len(worker.prefix):], 0))
 
         connection = s.platform.kafka_connection()
+        # the unit register first (filials, seed 004): every patient's indices depend on it
+        self.unit_register = UnitRegisterReader(s.platform.kafka_bootstrap, self.prefix, connection.client_options(),
+                                                client_id=s.client_id + "-units")
+        self.processor.set_unit_families(await self.unit_register.start())
         self.producer = new_producer(s.platform.kafka_bootstrap, s.client_id, connection)
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
@@ -108,6 +114,7 @@ class ContinuityWorker:
         AS_OF.set(datetime.combine(self.processor.as_of, datetime.min.time(), timezone.utc).timestamp())
         self.tasks.append(asyncio.create_task(self._consume(), name="continuity-consume"))
         self.tasks.append(asyncio.create_task(self._timer(), name="continuity-timer"))
+        self.tasks.append(asyncio.create_task(self._follow_unit_register(), name="continuity-unit-register"))
         if s.snapshot_enabled:
             self.tasks.append(asyncio.create_task(self._snapshots(), name="continuity-snapshots"))
         if s.api_enabled:
@@ -126,6 +133,8 @@ class ContinuityWorker:
         self.tasks.clear()
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.unit_register is not None:
+            await self.unit_register.stop()
         if self.producer is not None:
             await self.producer.stop()
         if self._pool is not None:
@@ -185,6 +194,25 @@ class ContinuityWorker:
                 log.exception("continuity batch failed; retrying from the stored offsets")
                 await asyncio.sleep(1.0)
                 await self._rewind()
+
+    async def _follow_unit_register(self) -> None:
+        """A changed filial relation changes which visits count at a listing unit: every patient is
+        recomputed (at the next batch), as when the date moves."""
+        while not self.stopping.is_set():
+            try:
+                changed = await self.unit_register.poll(timeout_ms=1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - broker trouble: try again
+                log.exception("reading the unit register failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if changed:
+                async with self.lock:
+                    if self.processor.set_unit_families(self.unit_register.families):
+                        self._needs_refresh.update(self.store.partitions)
+                log.info("unit register: %d filial(s) known; every patient is recomputed",
+                         len(self.unit_register.families))
 
     async def _refresh_pending(self) -> None:
         while self._needs_refresh:

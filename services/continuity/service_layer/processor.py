@@ -94,6 +94,9 @@ class Processor:
         self.summaries: dict[int, dict[bytes, Summary]] = {}
         self.sizes: dict[int, dict[bytes, int]] = {}
         self._known_until: dict[int, int] = {}  # partition -> date ordinal (see KNOWN_UNTIL)
+        #: filial -> main unit, from the unit register (seed 004): a visit at a filial counts as one at
+        #: its main unit (SKR's "visits at the listing unit"); see set_unit_families
+        self.unit_families: dict[str, str] = {}
 
     # ------------------------------------------------------------------ partitions
 
@@ -183,7 +186,7 @@ class Processor:
     def _finish(self, partition: int, key: bytes, new: bool, before: PatientRecord, record: PatientRecord,
                 out: BatchOutcome) -> None:
         """Recompute, emit if changed, stage the write (only if something changed)."""
-        indices = compute_indices(record.state, self.as_of, self.settings)
+        indices = compute_indices(record.state, self.as_of, self.settings, self.unit_families)
         unit = record.state.listing_unit_id
         fp = fingerprint(unit, indices)
         if fp != record.fingerprint:
@@ -221,6 +224,14 @@ class Processor:
         event_id = derived_id(INDICES_EVENT, patient_key, as_of, fp if fp is not None else fingerprint(unit, indices))
         return wrap_trusted_record(INDICES_EVENT, data, key=patient_key, source=SOURCE, event_id=event_id)
 
+    def set_unit_families(self, families: dict[str, str]) -> bool:
+        """Take the unit register's filial relations; True when they changed (every open partition
+        must then be refreshed: a patient's indices depend on which visits count at the listing unit)."""
+        if families == self.unit_families:
+            return False
+        self.unit_families = dict(families)
+        return True
+
     # ------------------------------------------------------------------ time passes
 
     def refresh_partition(self, partition: int) -> BatchOutcome:
@@ -246,7 +257,7 @@ class Processor:
             raw = self.store.get(partition, key)
             if raw is not None:
                 record = decode_record(raw)
-                return record, compute_indices(record.state, self.as_of, self.settings)
+                return record, compute_indices(record.state, self.as_of, self.settings, self.unit_families)
         return None
 
     def all_summaries(self) -> Iterable[Summary]:

@@ -20,16 +20,33 @@ class UnitSpec:
     name: str
     region_code: str
     verksamhetschef_hsa_id: str | None = None
+    main_unit_id: str | None = None  # a filial's main unit (seed 004)
+    filial_kind: str | None = None
 
 
 async def upsert_unit(conn: Any, unit: UnitSpec) -> None:
+    if unit.main_unit_id is not None:
+        # the main unit's register may come later (facts of different units are not ordered): a stub
+        # row now, its own fact fills it in; a filial of a filial is refused (one level only)
+        await conn.execute(
+            "INSERT INTO listing.care_unit (hsa_id, name, region_code) VALUES ($1, $1, $2) ON CONFLICT DO NOTHING",
+            unit.main_unit_id, unit.region_code)
+        nested = await conn.fetchval(
+            "SELECT main_unit_id IS NOT NULL OR EXISTS (SELECT 1 FROM listing.care_unit f WHERE f.main_unit_id = $2) "
+            "FROM listing.care_unit WHERE hsa_id = $1", unit.main_unit_id, unit.hsa_id)
+        if nested:
+            raise ValueError("a filial belongs to a main unit that is not itself a filial (one level only)")
     await conn.execute(
-        """INSERT INTO listing.care_unit (hsa_id, name, region_code, verksamhetschef_hsa_id) VALUES ($1, $2, $3, $4)
+        """INSERT INTO listing.care_unit (hsa_id, name, region_code, verksamhetschef_hsa_id, main_unit_id, filial_kind)
+           VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (hsa_id) DO UPDATE SET name = EXCLUDED.name, region_code = EXCLUDED.region_code,
-               verksamhetschef_hsa_id = EXCLUDED.verksamhetschef_hsa_id, updated_at = now()
-           WHERE (listing.care_unit.name, listing.care_unit.region_code, listing.care_unit.verksamhetschef_hsa_id)
-                 IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.region_code, EXCLUDED.verksamhetschef_hsa_id)""",
-        unit.hsa_id, unit.name, unit.region_code, unit.verksamhetschef_hsa_id,
+               verksamhetschef_hsa_id = EXCLUDED.verksamhetschef_hsa_id, main_unit_id = EXCLUDED.main_unit_id,
+               filial_kind = EXCLUDED.filial_kind, updated_at = now()
+           WHERE (listing.care_unit.name, listing.care_unit.region_code, listing.care_unit.verksamhetschef_hsa_id,
+                  listing.care_unit.main_unit_id, listing.care_unit.filial_kind)
+                 IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.region_code, EXCLUDED.verksamhetschef_hsa_id,
+                                   EXCLUDED.main_unit_id, EXCLUDED.filial_kind)""",
+        unit.hsa_id, unit.name, unit.region_code, unit.verksamhetschef_hsa_id, unit.main_unit_id, unit.filial_kind,
     )
 
 
@@ -217,7 +234,8 @@ async def apply_unit_register(conn: Any, data: dict, recorded_on: date) -> None:
     ``ValueError`` (the consumer dead-letters it with the reason).
     """
     await upsert_unit(conn, UnitSpec(data["care_unit_id"], data["name"], data["region_code"],
-                                     data.get("verksamhetschef_id")))
+                                     data.get("verksamhetschef_id"), data.get("main_unit_id"),
+                                     data.get("filial_kind") if data.get("main_unit_id") else None))
     unit = data["care_unit_id"]
     start = date.fromisoformat(data["contract_from"])
     end = date.fromisoformat(data["contract_to"]) if data.get("contract_to") else None

@@ -207,7 +207,7 @@ WHERE p.patient_key = ANY($1::text[])
 """
 
 LOAD_UNITS = """
-SELECT u.hsa_id, u.name, u.region_code, u.verksamhetschef_hsa_id,
+SELECT u.hsa_id, u.name, u.region_code, u.verksamhetschef_hsa_id, u.main_unit_id,
   (SELECT jsonb_agg(jsonb_build_array(c.start_on, c.end_on) ORDER BY c.start_on)
      FROM listing.unit_contract c WHERE c.care_unit_id = u.hsa_id) AS contracts,
   (SELECT jsonb_agg(jsonb_build_array(l.max_listed, l.start_on, l.end_on, l.exempt_groups) ORDER BY l.start_on)
@@ -229,6 +229,7 @@ def unit_from_row(row: Any) -> CareUnit:
         contracts=contracts,
         listing_limits=limits,
         verksamhetschef_hsa_id=row["verksamhetschef_hsa_id"],
+        main_unit_id=row["main_unit_id"],
     )
 
 
@@ -326,6 +327,15 @@ class ListingRepository:
             return {}
         rows = await self.conn.fetch(LOAD_UNITS, ids)
         return {r["hsa_id"]: unit_from_row(r) for r in rows}
+
+    async def unit_family(self, hsa_id: str) -> list[str]:
+        """The unit's main unit and every filial of it (L7 counts them together); [hsa_id] alone for a
+        unit without filials."""
+        rows = await self.conn.fetch(
+            """WITH main AS (SELECT coalesce((SELECT main_unit_id FROM listing.care_unit WHERE hsa_id = $1), $1) AS id)
+               SELECT id AS hsa_id FROM main
+               UNION SELECT u.hsa_id FROM listing.care_unit u, main WHERE u.main_unit_id = main.id""", hsa_id)
+        return sorted(r["hsa_id"] for r in rows)
 
     async def lock_unit(self, hsa_id: str) -> None:
         """L7 is a count against a limit: decisions that read it are serialised per unit."""

@@ -209,6 +209,7 @@ class CareUnit:
     contracts: tuple[Period, ...] = ()
     listing_limits: tuple[ListingLimit, ...] = ()
     verksamhetschef_hsa_id: str | None = None  # V1: who may appoint a fast vårdkontakt
+    main_unit_id: str | None = None  # a filial (underenhet, seed 004): its main unit
 
     def has_contract_on(self, on: date) -> bool:
         return any(p.contains(on) for p in self.contracts)

@@ -209,11 +209,23 @@ def check_switch_limit(ctx: ListingContext) -> RejectionReason | None:  # L5
     return None
 
 
+def limit_holder(state: ListingState, unit: CareUnit) -> CareUnit:
+    """The unit whose listing limit applies (L7): a filial's main unit (seed 004), else the unit."""
+    return state.units.get(unit.main_unit_id, unit) if unit.main_unit_id is not None else unit
+
+
+def listed_in_family(state: ListingState, holder: CareUnit) -> int:
+    """Listed at the limit holder and at every filial of it the state knows."""
+    family = {holder.hsa_id} | {u.hsa_id for u in state.units.values() if u.main_unit_id == holder.hsa_id}
+    return sum(state.listed_count_by_unit.get(u, 0) for u in family)
+
+
 def check_listing_limit(ctx: ListingContext) -> RejectionReason | None:  # L7
     if not ctx.policy.l7_enforced:
         return None
-    limit = ctx.unit.listing_limit_on(ctx.responsibility_from)
-    if limit is None or ctx.state.listed_count_by_unit.get(ctx.unit.hsa_id, 0) < limit.max_listed:
+    holder = limit_holder(ctx.state, ctx.unit)
+    limit = holder.listing_limit_on(ctx.responsibility_from)
+    if limit is None or listed_in_family(ctx.state, holder) < limit.max_listed:
         return None
     if person_groups(ctx.person, ctx.command.effective_date, ctx.policy) & limit.exempt_groups:
         return None

@@ -38,7 +38,7 @@ from services.listing.domain.model import (
 )
 from services.listing.domain.policy import NoProfileVersion, PolicyProfile, profile_for
 from services.listing.domain.reasons import RejectionReason
-from services.listing.domain.rules import decide
+from services.listing.domain.rules import decide, limit_holder
 from services.listing.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -215,11 +215,17 @@ async def handle_request_listing(msg: Message, deps: Deps) -> Outcome:
         units = await repo.load_units([d["care_unit_id"]])
         counts: dict[str, int] = {}
         unit = units.get(d["care_unit_id"])
+        if unit is not None and unit.main_unit_id is not None:  # a filial: the main unit's limit (L7)
+            units = {**units, **await repo.load_units([unit.main_unit_id])}
+        holder = limit_holder(ListingState(units=units), unit) if unit is not None else None
         policy = deps.policy(on)
         responsibility_from = date.fromordinal(on.toordinal() + policy.l6_responsibility_offset_days)
-        if unit is not None and policy.l7_enforced and unit.listing_limit_on(responsibility_from) is not None:
-            await repo.lock_unit(unit.hsa_id)  # L7 counts: serialise listings at a limited unit
-            counts[unit.hsa_id] = await repo.listed_count(unit.hsa_id)
+        if holder is not None and policy.l7_enforced and holder.listing_limit_on(responsibility_from) is not None:
+            await repo.lock_unit(holder.hsa_id)  # L7 counts: serialise listings at a limited unit and its filials
+            family = await repo.unit_family(holder.hsa_id)
+            units = {**units, **await repo.load_units(family)}
+            for member in family:
+                counts[member] = await repo.listed_count(member)
         return command, {"units": units, "listed_count_by_unit": counts}, None
 
     return await _patient_command(msg, deps, d["patient_key"], build, on, d["care_unit_id"])

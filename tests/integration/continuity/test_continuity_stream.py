@@ -130,3 +130,34 @@ async def test_listing_and_flk_events_set_the_unit_that_counts_and_the_kpc(kafka
     assert indices.doctor.kpc == 0.5
     assert worker.processor.patient(patient)[0].doctor_key() == DOCTOR_1
     assert UNIT_A == worker.processor.patient(patient)[0].state.listing_unit_id
+
+
+def unit_register(unit: str, main_unit: str | None = None, recorded_at: str = "2026-01-01T08:00:00Z"):
+    from flk.events.envelope import make_record
+
+    return make_record("care_unit.contracted.v1", {
+        "care_unit_id": unit, "name": f"Enhet {unit[-4:]}", "region_code": "19", "contract_from": "2015-01-01",
+        "main_unit_id": main_unit, "filial_kind": "lakarfilial" if main_unit else None, "recorded_at": recorded_at},
+        source="region/test")
+
+
+async def test_visits_at_a_filial_count_as_visits_at_its_main_unit_from_the_register_known_at_start_and_later(
+        kafka_bootstrap, topic_prefix, producer):
+    """Seed 004: a filial is a sub-unit of its main unit; SKR's "visits at the listing unit" takes in its
+    filials. A relation in the register when the worker starts counts at once; one that arrives later
+    recomputes every patient."""
+    early, late = "SE2321000016-VCA1F", "SE2321000016-VCA1G"
+    patient = a_patient_key(107)
+    await publish(producer, topic_prefix, unit_register(early, UNIT_A))
+    settings = service_settings(kafka_bootstrap, topic_prefix)
+    async with running_worker(settings) as worker:
+        await publish(producer, topic_prefix, listing(patient), visit(patient, "v1", DOCTOR_1),
+                      visit(patient, "v2", DOCTOR_1, unit=early), visit(patient, "v3", DOCTOR_2, unit=late))
+        indices = await eventually(lambda: (i := indices_of(worker, patient)) and i.doctor.visits == 2 and i)
+        assert indices.doctor.coc == 1.0, "the visit at the filial counts with the one at the main unit"
+
+        await publish(producer, topic_prefix, unit_register(late, UNIT_A))
+        indices = await eventually(lambda: (i := indices_of(worker, patient)) and i.doctor.visits == 3 and i)
+        assert indices.doctor.coc == pytest.approx(1 / 3)
+        await eventually(lambda: any(s.doctor_coc is not None and s.doctor_coc < 0.5
+                                     for s in worker.processor.all_summaries()))

@@ -255,3 +255,35 @@ async def test_F5_a_change_of_coordinating_flk_decided_in_a_chunk_is_published_w
     coordinating = await listing.fetch("SELECT practitioner_id FROM listing.flk_assignment "
                                        "WHERE patient_key = $1 AND end_on IS NULL AND coordinating", key)
     assert [r["practitioner_id"] for r in coordinating] == [second_doctor]
+
+
+async def test_L7_a_filial_registered_before_its_main_unit_shares_the_main_units_limit_in_a_chunk(listing):
+    """Seed 004: a filial (underenhet) counts toward its main unit's listing limit, on the REST path and
+    in a chunk; its register fact may arrive before the main unit's."""
+    filial = "SE2321000016-VCA1F"
+    await listing.fact("care_unit.contracted.v1", unit_register(
+        filial, "Vårdcentralen Norberg, filial Kärrgruvan", main_unit_id=UNIT_A, filial_kind="distriktskoterskefilial",
+        fictive_lists=[]))
+    await listing.fact("care_unit.contracted.v1", unit_register(
+        UNIT_A, UNIT_A_NAME, listing_limit={"max_listed": 2, "valid_from": START.isoformat(), "valid_to": None}))
+    first, second, third = [await listing.given_person() for _ in range(3)]
+    assert (await listing.post("listing.request.v1", list_request(first, unit=filial))).json()["status"] == "accepted"
+
+    result = await handle_chunk([message("listing.request.v1", list_request(second, unit=UNIT_A)),
+                                 message("listing.request.v1", list_request(third, unit=filial))],
+                                listing.app.state.runtime.deps)
+
+    assert [result.outcomes[0].status, result.outcomes[1].status] == ["accepted", "rejected"]
+    assert result.outcomes[1].rejection["rule_id"] == "L7"
+    assert await open_listings(listing, [first, second, third]) == {first: filial, second: UNIT_A}
+    rows = await listing.fetch("SELECT hsa_id, main_unit_id, filial_kind FROM listing.care_unit WHERE hsa_id = $1",
+                               filial)
+    assert [tuple(r) for r in rows] == [(filial, UNIT_A, "distriktskoterskefilial")]
+
+
+async def test_a_filial_of_a_filial_is_refused_with_its_reason(listing):
+    await listing.fact("care_unit.contracted.v1", unit_register(UNIT_B, "Vårdcentralen Sala", main_unit_id=UNIT_A,
+                                                                 fictive_lists=[]))
+    with pytest.raises(Exception, match="one level only"):
+        await listing.fact("care_unit.contracted.v1", unit_register(
+            "SE2321000016-VCB2F", "Filial av en filial", main_unit_id=UNIT_B, fictive_lists=[]))

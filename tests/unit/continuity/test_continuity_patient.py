@@ -280,6 +280,26 @@ def test_listing_unit_scope_counts_only_visits_at_the_listing_unit() -> None:
     assert compute_indices(state, AS_OF, SETTINGS).doctor.visits == 1
 
 
+def test_visits_at_a_filial_count_at_its_main_unit_and_at_its_sister_filials() -> None:
+    """Seed 004: filials F1, F2 of main unit U1; listed at U1 or at a filial, the family's visits count."""
+    families = {"F1": "U1", "F2": "U1"}
+    visits = [visit("v1", unit="U1"), visit("v2", unit="F1"), visit("v3", unit="F2"), visit("v4", unit="U2")]
+    for listed_at in ("U1", "F1"):
+        state = set_listing(fold(visits), listed_at, ["A"])
+        assert compute_indices(state, AS_OF, SETTINGS, families).doctor.visits == 3
+        assert compute_indices(state, AS_OF, SETTINGS).doctor.visits == 1, "without the register: the unit alone"
+
+
+def test_the_unit_register_facts_make_and_unmake_filials_the_latest_fact_winning() -> None:
+    from services.continuity.adapters.unit_register import apply_unit_facts
+
+    families = apply_unit_facts({}, [{"care_unit_id": "F1", "main_unit_id": "U1"},
+                                     {"care_unit_id": "F2", "main_unit_id": "U1"},
+                                     {"care_unit_id": "U1", "main_unit_id": None}])
+    assert families == {"F1": "U1", "F2": "U1"}
+    assert apply_unit_facts(families, [{"care_unit_id": "F2", "main_unit_id": None}]) == {"F1": "U1"}
+
+
 def test_unlisted_patient_counts_visits_at_all_units() -> None:
     state = fold([visit("v1", unit="U1"), visit("v2", unit="U2")])
     assert compute_indices(state, AS_OF, SETTINGS).doctor.visits == 2

@@ -298,6 +298,21 @@ def test_L7_unit_at_its_listing_limit_rejects_new_listings() -> None:
     assert rejection.reason is RejectionReason.LISTING_LIMIT_REACHED and rejection.rule_id is RuleId.L7
 
 
+FILIAL = CareUnit("SE-LIM-F1", "VC Tak, läkarfilial Byn", "19", contracts=(Period(date(2015, 1, 1)),),
+                  main_unit_id="SE-LIM")
+
+
+def test_L7_listings_at_a_filial_count_toward_its_main_units_limit() -> None:
+    """Seed 004: a filial is a sub-unit of its main unit; the main unit's limit covers both."""
+    state = with_unit(with_unit(world(), limited_unit(100)), FILIAL)
+    full = replace(state, listed_count_by_unit={"SE-LIM": 60, "SE-LIM-F1": 40})
+    room = replace(state, listed_count_by_unit={"SE-LIM": 60, "SE-LIM-F1": 39})
+
+    for unit in ("SE-LIM", "SE-LIM-F1"):
+        assert only_rejection(run(full, request(unit=unit))[0]).reason is RejectionReason.LISTING_LIMIT_REACHED
+        assert types_of(run(room, request(unit=unit))[0]) == [ev.ListingStarted]
+
+
 def test_L7_below_the_limit_is_accepted() -> None:
     state = replace(with_unit(world(), limited_unit(100)), listed_count_by_unit={"SE-LIM": 99})
     assert types_of(run(state, request(unit="SE-LIM"))[0]) == [ev.ListingStarted]
