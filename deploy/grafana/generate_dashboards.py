@@ -49,7 +49,8 @@ class Layout:
 
     def panel(self, kind: str, title: str, targets: list[dict], w: int = 12, h: int = 8, unit: str | None = None,
               description: str = "", thresholds: list[tuple[str, float | None]] | None = None,
-              options: dict | None = None, minimum: float | None = None, maximum: float | None = None) -> dict:
+              options: dict | None = None, minimum: float | None = None, maximum: float | None = None,
+              overrides: list[dict] | None = None) -> dict:
         defaults: dict = {}
         if unit:
             defaults["unit"] = unit
@@ -63,7 +64,7 @@ class Layout:
         panel = {
             "id": self.next_id, "type": kind, "title": title, "description": description,
             "gridPos": self.place(w, h), "datasource": targets[0]["datasource"], "targets": targets,
-            "fieldConfig": {"defaults": defaults, "overrides": []}, "options": options or {},
+            "fieldConfig": {"defaults": defaults, "overrides": overrides or []}, "options": options or {},
         }
         self.next_id += 1
         return panel
@@ -89,6 +90,17 @@ SHARE_GOAL = lambda target: [("red", None), ("green", target)]  # noqa: E731
 TABLE = {"showHeader": True, "cellHeight": "sm"}
 STAT = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background",
         "textMode": "value_and_name", "graphMode": "none"}
+#: in a stat of a share, the fields that are counts (named "… counted …"): plain numbers, neutral colour
+COUNTS_AS_NUMBERS = [{"matcher": {"id": "byRegexp", "options": "/counted/"},
+                      "properties": [{"id": "unit", "value": "none"},
+                                     {"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}}]}]
+#: what G3 counts (seed 001), said on every panel that shows it
+G3_COUNTS = ("G3 counts the SÄBO residents who get their main health care there (\"som där får sin huvudsakliga "
+             "hälso- och sjukvård\", seed 001): a resident recorded as getting it elsewhere is not counted; one "
+             "whose residence fact does not say (older producers) is counted, and shown as \"main care not "
+             "recorded\".")
+G4_COHORT = ("SÄBO residents who get their main health care there, or whose residence fact does not say; residents "
+             "recorded as getting it elsewhere are not in the cohort.")
 
 
 # ------------------------------------------------------------------ Region goals
@@ -133,11 +145,14 @@ def region_goals() -> dict:
                   w=8, h=6, unit="percentunit", thresholds=SHARE_GOAL(0.55), options=STAT,
                   description="Persons with an FLK on a doctor list (a fictive list, F3, is not one) of the "
                               "folkbokförda population. Source: listing.goal_kpi_region."),
-        lay.panel("stat", "G3 — SÄBO residents with a named fast läkarkontakt (target ≥ 80 %)",
-                  [sql("SELECT g3_share AS \"SÄBO residents with a named FLK\" "
+        lay.panel("stat", "G3 — SÄBO residents who get their main care there, with a named FLK (target ≥ 80 %)",
+                  [sql("SELECT g3_share AS \"with a named FLK\", g3_residents AS \"counted in G3\", "
+                       "sabo_main_care_elsewhere AS \"main care elsewhere (not counted)\", "
+                       "g3_main_care_unknown AS \"main care not recorded (counted)\" "
                        "FROM listing.goal_kpi_region WHERE region_code = '$region'")],
-                  w=8, h=6, unit="percentunit", thresholds=SHARE_GOAL(0.80), options=STAT,
-                  description="Source: listing.goal_kpi_region."),
+                  w=8, h=6, unit="percentunit", thresholds=SHARE_GOAL(0.80),
+                  options=STAT, overrides=COUNTS_AS_NUMBERS,
+                  description=G3_COUNTS + " Source: listing.goal_kpi_region."),
         lay.panel("table", "G1 and G3 now vs baseline",
                   [sql("""SELECT 'G1 named FLK, population' AS goal, b.g1_share_of_population AS baseline,
                           n.g1_share_of_population AS now,
@@ -146,14 +161,15 @@ def region_goals() -> dict:
                           JOIN listing.goal_kpi_region_on('$baseline'::date) b USING (region_code)
                           WHERE region_code = '$region'
                           UNION ALL
-                          SELECT 'G3 SÄBO with named FLK', b.g3_share, n.g3_share, n.g3_share - b.g3_share,
+                          SELECT 'G3 SÄBO (main care there) with named FLK', b.g3_share, n.g3_share,
+                          n.g3_share - b.g3_share,
                           n.g3_target
                           FROM listing.goal_kpi_region n
                           JOIN listing.goal_kpi_region_on('$baseline'::date) b USING (region_code)
                           WHERE region_code = '$region'""")],
                   w=8, h=6, unit="percentunit", options=TABLE,
                   description="Both computed by the listing service from its register's periods "
-                              "(listing.goal_kpi_region_on(date))."),
+                              "(listing.goal_kpi_region_on(date)). " + G3_COUNTS),
         lay.panel("table", "Visit data coverage", [sql(
                   "SELECT CASE WHEN care_unit_id = '' THEN 'whole region' ELSE care_unit_id END AS \"scope\", "
                   "complete_from AS \"visit data complete from\", source, recorded_at AS \"recorded\" "
@@ -169,10 +185,12 @@ def region_goals() -> dict:
                               "interval's lower bound reaches +20 %, not met when its upper bound is below, else "
                               "inconclusive; incomplete_window when either window is not complete. Source: "
                               "continuity.goal_comparison($baseline)."),
-        lay.panel("table", "G4 — SÄBO residents' doctor continuity now vs baseline (target: a significant increase)",
+        lay.panel("table", "G4 — doctor continuity of SÄBO residents who get their main care there, now vs baseline "
+                  "(target: a significant increase)",
                   [sql(g4)], w=24, h=5, options=TABLE,
-                  description="As G2, for the SÄBO cohort; met means the change's 95 % interval lies above zero "
-                              "(a significant increase). Source: continuity.goal_comparison($baseline)."),
+                  description="As G2, for the SÄBO cohort — the residents G3 counts: " + G4_COHORT + " Met means "
+                              "the change's 95 % interval lies above zero (a significant increase). Source: "
+                              "continuity.goal_comparison($baseline)."),
         lay.panel("table", "RUB 4–5 — chronic and complex patients' doctor continuity now vs baseline (no national target)",
                   [sql(rub45)], w=24, h=5, options=TABLE,
                   description="As G4, for the patients whose current RUB band (the latest ACG assessment) is 4 or "
@@ -186,20 +204,22 @@ def region_goals() -> dict:
         lay.panel("timeseries", "G2 over time — mean COC, total contacts, with 95 % interval",
                   [sql(over_time.format(region=region, cohort="all", contacts="total"), fmt="time_series")],
                   w=6, h=8, minimum=0, maximum=1, description=series_help),
-        lay.panel("timeseries", "G4 over time — mean COC, doctor contacts, SÄBO residents, with 95 % interval",
+        lay.panel("timeseries", "G4 over time — mean COC, doctor contacts, SÄBO residents (main care there), "
+                  "with 95 % interval",
                   [sql(over_time.format(region=region, cohort="sabo", contacts="doctor"), fmt="time_series")],
-                  w=6, h=8, minimum=0, maximum=1, description=series_help),
+                  w=6, h=8, minimum=0, maximum=1, description=series_help + " The cohort: " + G4_COHORT),
         lay.panel("timeseries", "RUB 4–5 over time — mean COC, doctor contacts, with 95 % interval",
                   [sql(over_time.format(region=region, cohort="rub45", contacts="doctor"), fmt="time_series")],
                   w=6, h=8, minimum=0, maximum=1, description=series_help),
         lay.panel("timeseries", "G1 and G3 over time",
                   [sql("SELECT snapshot_on::timestamptz AS \"time\", g1_share_of_population AS \"G1 named FLK\", "
-                       "g1_target AS \"G1 target\", g3_share AS \"G3 SÄBO with named FLK\", g3_target AS \"G3 target\" "
+                       "g1_target AS \"G1 target\", g3_share AS \"G3 SÄBO (main care there) with named FLK\", "
+                       "g3_target AS \"G3 target\" "
                        "FROM listing.goal_kpi_region_history WHERE region_code = '$region' "
                        "AND $__timeFilter(snapshot_on::timestamptz) ORDER BY 1", fmt="time_series")],
                   w=12, h=8, unit="percentunit", minimum=0, maximum=1,
                   description="Stored days (flk listing kpi-snapshot, daily) plus today live "
-                              "(listing.goal_kpi_region_history)."),
+                              "(listing.goal_kpi_region_history). " + G3_COUNTS),
         lay.panel("piechart", "Listed persons: why some lack a named FLK",
                   [sql("SELECT listed_with_named_flk AS \"named FLK\", listed_declined AS \"declined (F7)\", "
                        "listed_on_fictive_list_only AS \"fictive list only (F3)\", listed_without_flk AS \"none\" "
@@ -213,9 +233,11 @@ def region_goals() -> dict:
                   w=12, h=9, unit="percentunit", thresholds=SHARE_GOAL(0.55), minimum=0, maximum=1,
                   options={"orientation": "horizontal", "displayMode": "basic",
                            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True}}),
-        lay.panel("bargauge", "G3 by care unit — SÄBO residents with a named FLK",
-                  [sql("SELECT care_unit_id AS unit, g3_share AS \"SÄBO with a named FLK\" FROM listing.goal_kpi_unit "
-                       "WHERE region_code = '$region' AND sabo_residents > 0 ORDER BY care_unit_id")],
+        lay.panel("bargauge", "G3 by care unit — SÄBO residents who get their main care there, with a named FLK",
+                  [sql("SELECT care_unit_id AS unit, g3_share AS \"SÄBO (main care there) with a named FLK\" "
+                       "FROM listing.goal_kpi_unit WHERE region_code = '$region' AND g3_residents > 0 "
+                       "ORDER BY care_unit_id")],
+                  description=G3_COUNTS,
                   w=12, h=9, unit="percentunit", thresholds=SHARE_GOAL(0.80), minimum=0, maximum=1,
                   options={"orientation": "horizontal", "displayMode": "basic",
                            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True}}),
@@ -241,7 +263,8 @@ def region_goals() -> dict:
     ]
     return dashboard("flk-region-goals", "Region goals (G1–G4)",
                      "The national goals for primary care against their targets: named FLK (G1), continuity "
-                     "(G2), SÄBO FLK (G3), SÄBO continuity (G4); now vs the baseline date. Beside them the "
+                     "(G2), FLK (G3) and continuity (G4) of the SÄBO residents who get their main care there; now "
+                     "vs the baseline date. Beside them the "
                      "continuity of the RUB 4–5 cohort (chronic and complex patients), which has no target.",
                      panels, variables)
 
@@ -257,10 +280,14 @@ def care_unit() -> dict:
                        f"on_fictive_list_only AS \"fictive list only (F3)\", listed FROM listing.goal_kpi_unit "
                        f"WHERE {unit}")],
                   w=8, h=5, unit="percentunit", thresholds=SHARE_GOAL(0.55), options=STAT),
-        lay.panel("stat", "SÄBO residents with a named FLK (goal 80 %)",
-                  [sql(f"SELECT g3_share AS \"SÄBO with a named FLK\", sabo_residents AS \"SÄBO residents\" "
+        lay.panel("stat", "G3 — SÄBO residents who get their main care there, with a named FLK (goal 80 %)",
+                  [sql(f"SELECT g3_share AS \"with a named FLK\", g3_residents AS \"counted in G3\", "
+                       f"sabo_main_care_elsewhere AS \"main care elsewhere (not counted)\", "
+                       f"g3_main_care_unknown AS \"main care not recorded (counted)\" "
                        f"FROM listing.goal_kpi_unit WHERE {unit}")],
-                  w=8, h=5, unit="percentunit", thresholds=SHARE_GOAL(0.80), options=STAT),
+                  w=8, h=5, unit="percentunit", thresholds=SHARE_GOAL(0.80),
+                  options=STAT, overrides=COUNTS_AS_NUMBERS,
+                  description=G3_COUNTS + " Of the unit's listed patients. Source: listing.goal_kpi_unit."),
         lay.panel("stat", "Open care gaps (RUB 4–5 or SÄBO without a named FLK)",
                   [sql(f"SELECT open_gaps AS \"open gaps\", open_gaps_rub_4_5 AS \"RUB 4–5\", "
                        f"open_gaps_sabo AS \"SÄBO\", extract(epoch FROM now() - oldest_opened_at) / 86400 "
@@ -304,7 +331,7 @@ def care_unit() -> dict:
                   description="A unit's cohort is small: the interval shows how far its mean can move by chance."),
         lay.panel("timeseries", "Unit named-FLK shares over time",
                   [sql("SELECT snapshot_on::timestamptz AS \"time\", g1_share_of_listed AS \"listed with a named FLK\", "
-                       "g3_share AS \"SÄBO with a named FLK\" FROM listing.goal_kpi_unit_history "
+                       "g3_share AS \"SÄBO (main care there) with a named FLK\" FROM listing.goal_kpi_unit_history "
                        "WHERE care_unit_id = '$unit' AND $__timeFilter(snapshot_on::timestamptz) ORDER BY 1",
                        fmt="time_series")],
                   w=12, h=8, unit="percentunit", minimum=0, maximum=1),

@@ -117,6 +117,21 @@ class DeadLetters:
 
 
 @dataclass(frozen=True)
+class G3Population:
+    """Who G3 counts (seed 001: SÄBO residents "som där får sin huvudsakliga hälso- och sjukvård"), today:
+    the SÄBO residents, those of them recorded as getting their main care elsewhere (not counted), and
+    those whose residence fact does not say (counted, as before the qualifier existed)."""
+
+    sabo_residents: int
+    main_care_elsewhere: int
+    main_care_unknown: int
+
+    @property
+    def counted(self) -> int:
+        return self.sabo_residents - self.main_care_elsewhere
+
+
+@dataclass(frozen=True)
 class Summary:
     region: str
     preset: str
@@ -128,6 +143,7 @@ class Summary:
     elapsed_s: float | None = None
     coverage: Coverage = field(default_factory=Coverage)
     report_path: str | None = None
+    g3_population: G3Population | None = None
 
 
 # ------------------------------------------------------------------ rendering
@@ -181,6 +197,16 @@ def format_window(w: Window) -> str:
     return ("complete" if w.complete else "INCOMPLETE") + cov
 
 
+def format_g3_population(p: G3Population | None) -> str:
+    """What G3 and G4 count, in words, with today's counts when they were read."""
+    text = ("G3/G4 count SÄBO residents who get their main health care there (\"som där får sin huvudsakliga "
+            "hälso- och sjukvård\"); a resident whose residence fact does not say is counted")
+    if p is None:
+        return text
+    return (f"{text}: now {p.counted} of {p.sabo_residents} SÄBO residents ({p.main_care_elsewhere} get it "
+            f"elsewhere, not counted; {p.main_care_unknown} not recorded, counted)")
+
+
 def render_summary(summary: Summary) -> str:
     """The terminal summary (plain text, fixed-width table, notes under it)."""
     start, end = summary.period
@@ -227,9 +253,11 @@ def render_summary(summary: Summary) -> str:
     if any(not g.plain for g in summary.goals):
         notes.append("* not a goal figure: its follow-up window is not complete (visit data begin inside it), so "
                      "it counts fewer visits and fewer eligible patients than a complete window would")
-    notes.append("G1/G3 count the whole register (no sampling interval); n = population / SÄBO residents. "
-                 "G2/G4: mean COC over eligible patients (n), 95 % intervals by the delta method; met = the "
-                 "interval's lower bound clears the target, not met = its upper bound is below it, else inconclusive")
+    notes.append("G1/G3 count the whole register (no sampling interval); n = population / SÄBO residents who get "
+                 "their main care there. G2/G4: mean COC over eligible patients (n), 95 % intervals by the delta "
+                 "method; met = the interval's lower bound clears the target, not met = its upper bound is below "
+                 "it, else inconclusive")
+    notes.append(format_g3_population(summary.g3_population))
     lines.extend("  " + n for n in notes)
     a = summary.alerts
     delivered = ", ".join(f"{n} by {channel}" for channel, n in sorted(a.delivered.items())) or "none"
@@ -263,12 +291,22 @@ async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str
     """G1 (named FLK, share of the population) and G3 (SÄBO) on a date with their denominators, from
     the listing service's goal KPIs (`listing.goal_kpi_region_on`, computed from the register's periods)."""
     row = await conn.fetchrow(
-        "SELECT population, g1_share_of_population, sabo_residents, g3_share "
+        "SELECT population, g1_share_of_population, g3_residents, g3_share "
         "FROM listing.goal_kpi_region_on($1) WHERE region_code = $2", on_date, region_code)
     if row is None:
         return {}
     return {"G1": Estimate(_float(row["g1_share_of_population"]), n=row["population"]),
-            "G3": Estimate(_float(row["g3_share"]), n=row["sabo_residents"])}
+            "G3": Estimate(_float(row["g3_share"]), n=row["g3_residents"])}
+
+
+async def read_g3_population(conn, region_code: str, on_date: date) -> G3Population | None:
+    """Who G3 counts on a date (see :class:`G3Population`), from `listing.goal_kpi_region_on`."""
+    row = await conn.fetchrow(
+        "SELECT sabo_residents, sabo_main_care_elsewhere, g3_main_care_unknown "
+        "FROM listing.goal_kpi_region_on($1) WHERE region_code = $2", on_date, region_code)
+    if row is None:
+        return None
+    return G3Population(row["sabo_residents"], row["sabo_main_care_elsewhere"], row["g3_main_care_unknown"])
 
 
 def local_today() -> date:
@@ -334,8 +372,9 @@ def goals_from(baseline_shares: dict[str, Estimate], now_shares: dict[str, Estim
         share("G1", "named FLK, share of the population", 0.55),
         _index_goal("G2", "continuity (mean COC), doctor contacts", 0.20, continuity.get(("all", "doctor"))),
         _index_goal("G2", "continuity (mean COC), total contacts", 0.20, continuity.get(("all", "total"))),
-        share("G3", "SÄBO residents with a named FLK", 0.80),
-        _index_goal("G4", "continuity (mean COC), doctor, SÄBO", 0.0, continuity.get(("sabo", "doctor"))),
+        share("G3", "SÄBO residents (main care there) with a named FLK", 0.80),
+        _index_goal("G4", "continuity (mean COC), doctor, SÄBO (main care there)", 0.0,
+                    continuity.get(("sabo", "doctor"))),
     ]
 
 

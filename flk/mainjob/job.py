@@ -40,6 +40,7 @@ from flk.mainjob.goals import (
     read_alerts,
     read_continuity,
     read_coverage,
+    read_g3_population,
     read_listing_shares,
     record_listing_kpi_days,
 )
@@ -282,6 +283,7 @@ class MainJob:
     async def summary(self) -> Summary:
         baseline_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, self.baseline))
         now_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, local_today()))
+        g3_population = await self._read(lambda conn: read_g3_population(conn, self.region_code, local_today()))
         continuity = await self._read(lambda conn: read_continuity(conn, self.region_code, self.baseline))
         months = next((r["window_months"] for r in continuity.values() if r.get("window_months")), None)
         coverage = await self._read(lambda conn: read_coverage(conn, self.region_code, months))
@@ -294,7 +296,7 @@ class MainJob:
         dead = await count_dead_letters(self.c.bootstrap, self.c.topic_prefix, self.c.kafka_connection)
         return Summary(f"Region {self.region_name}", self.c.preset, (self.sim.start_date, self.sim.end_date),
                        self.baseline, goals_from(baseline_shares, now_shares, continuity), alerts, dead,
-                       time.monotonic() - self.started_at, coverage)
+                       time.monotonic() - self.started_at, coverage, g3_population=g3_population)
 
     # ------------------------------------------------------------------ steps
 

@@ -56,7 +56,7 @@ def share_chart(points: Sequence[SharePoint], baseline: date) -> str:
     days = [p.day for p in points]
     for (label, values, target, colour) in (
             ("G1 named FLK, share of the population", [p.g1 for p in points], 0.55, SERIES[0]),
-            ("G3 SÄBO residents with a named FLK", [p.g3 for p in points], 0.80, SERIES[1])):
+            ("G3 SÄBO residents (main care there) with a named FLK", [p.g3 for p in points], 0.80, SERIES[1])):
         ax.plot(days, [v * 100 if v is not None else None for v in values], marker="o", ms=3, color=colour,
                 label=label)
         ax.axhline(target * 100, color=colour, ls="--", lw=1)

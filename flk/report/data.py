@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from flk.mainjob.goals import Coverage, Goal, goals_from, read_continuity, read_coverage, read_listing_shares
+from flk.mainjob.goals import (
+    Coverage,
+    G3Population,
+    Goal,
+    goals_from,
+    read_continuity,
+    read_coverage,
+    read_g3_population,
+    read_listing_shares,
+)
 
 
 @dataclass(frozen=True)
@@ -20,7 +29,7 @@ class SharePoint:
     g1: float | None
     population: int
     g3: float | None
-    sabo_residents: int
+    g3_residents: int  # SÄBO residents who get their main care there (or it is not recorded)
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class UnitFigure:
     verdict: str | None
     listed: int | None = None
     g1_share: float | None = None
-    sabo_residents: int | None = None
+    g3_residents: int | None = None  # as SharePoint.g3_residents
     g3_share: float | None = None
 
 
@@ -74,6 +83,8 @@ class ReportData:
     series: dict[tuple[str, str], list[IndexPoint]] = field(default_factory=dict)
     units: list[UnitFigure] = field(default_factory=list)
     gaps: list[GapCount] = field(default_factory=list)
+    #: who G3 (and G4) count on ``as_of``; None when it was not read
+    g3_population: G3Population | None = None
 
 
 async def _exists(conn, qualified: str) -> bool:
@@ -103,10 +114,11 @@ async def read_report_data(conn, region_code: str, *, baseline: date | None = No
         generated_at=datetime.now().astimezone(), coverage=await read_coverage(conn, region_code, months),
         goals=goals_from(await read_listing_shares(conn, region_code, baseline),
                          await read_listing_shares(conn, region_code, as_of), continuity))
+    data.g3_population = await read_g3_population(conn, region_code, as_of)
     data.shares = [SharePoint(r["snapshot_on"], _f(r["g1_share_of_population"]), r["population"], _f(r["g3_share"]),
-                              r["sabo_residents"])
+                              r["g3_residents"])
                    for r in await conn.fetch(
-                       "SELECT snapshot_on, g1_share_of_population, population, g3_share, sabo_residents "
+                       "SELECT snapshot_on, g1_share_of_population, population, g3_share, g3_residents "
                        "FROM listing.goal_kpi_region_history WHERE region_code = $1 AND snapshot_on <= $2 "
                        "ORDER BY snapshot_on", region_code, as_of)]
     for r in await conn.fetch(
@@ -117,7 +129,7 @@ async def read_report_data(conn, region_code: str, *, baseline: date | None = No
             r["snapshot_date"], r["n"], r["mean"], r["ci_low"], r["ci_high"], r["window_complete"],
             r["coverage_fraction"]))
     listing_units = {r["care_unit_id"]: r for r in await conn.fetch(
-        "SELECT care_unit_id, listed, g1_share_of_listed, sabo_residents, g3_share FROM listing.goal_kpi_unit "
+        "SELECT care_unit_id, listed, g1_share_of_listed, g3_residents, g3_share FROM listing.goal_kpi_unit "
         "WHERE region_code = $1", region_code)}
     from services.continuity.adapters.goals import goal_comparison
 
@@ -129,7 +141,7 @@ async def read_report_data(conn, region_code: str, *, baseline: date | None = No
             r["entity_id"], names.get(r["entity_id"], r["entity_id"]), r["now_n"], r["now_mean"], r["now_ci_low"],
             r["now_ci_high"], r["change"], r["change_ci_low"], r["change_ci_high"], r["verdict"],
             lu["listed"] if lu else None, _f(lu["g1_share_of_listed"]) if lu else None,
-            lu["sabo_residents"] if lu else None, _f(lu["g3_share"]) if lu else None))
+            lu["g3_residents"] if lu else None, _f(lu["g3_share"]) if lu else None))
     if await _exists(conn, "notifier.care_gap_history"):
         data.gaps = [GapCount(r["care_unit_id"], names.get(r["care_unit_id"], r["care_unit_id"]), r["cause"], r["n"])
                      for r in await conn.fetch(

@@ -7,7 +7,8 @@ import jinja2
 from markupsafe import Markup
 
 from flk.mainjob.goals import (
-    VERDICT_TEXT, Goal, format_change, format_estimate, format_n, format_signed_pct, format_target, format_window,
+    VERDICT_TEXT, Goal, format_change, format_estimate, format_g3_population, format_n, format_signed_pct,
+    format_target, format_window,
 )
 
 from . import charts
@@ -148,7 +149,8 @@ shown as a goal figure.</li>
 <li><strong>Same patients.</strong> The line under G2/G4 follows the patients eligible at both dates: whether
 continuity changed for them, rather than through who entered or left the cohort.</li>
 <li>G1 and G3 count the whole register (not a sample): they have no interval; n is the population and the
-number of SÄBO residents.</li>
+number of SÄBO residents who get their main care there.</li>
+<li><strong>Which SÄBO residents.</strong> {{ g3_population }}. G4's cohort is the same residents.</li>
 </ul>
 <p class="meta">Aggregates only: no patient appears in this report. Sources: listing.goal_kpi_region_on,
 listing.goal_kpi_region_history, listing.goal_kpi_unit, continuity.goal_comparison, continuity.goal_series,
@@ -191,9 +193,11 @@ def render_report(d: ReportData) -> str:
                            "interval; dashed: the +20 % target from the baseline's mean; hollow grey points: "
                            "incomplete windows (not goal figures)."))
     if d.series.get(("sabo", "doctor")):
-        index_svgs.append((Markup(charts.index_chart({"SÄBO residents, doctor contacts": d.series[("sabo", "doctor")]},
+        index_svgs.append((Markup(charts.index_chart({"SÄBO residents (main care there), doctor contacts":
+                                                      d.series[("sabo", "doctor")]},
                                                      d.baseline, target_change=None,
-                                                     title="G4 — mean COC of doctor contacts, SÄBO residents")),
+                                                     title="G4 — mean COC of doctor contacts, SÄBO residents "
+                                                           "(main care there)")),
                            "G4: the target is a significant increase: the change's interval above zero (see the "
                            "table above). A small cohort: note the width of the interval."))
     best, worst = best_and_worst(d.units)
@@ -210,4 +214,5 @@ def render_report(d: ReportData) -> str:
         unit_row=_unit_row,
         unit_svg=Markup(charts.unit_chart(d.units)) if any(u.now_mean is not None for u in d.units) else None,
         gap_svg=Markup(charts.gap_chart(d.gaps)) if d.gaps else None,
-        gap_totals=sorted(gap_totals.items(), key=lambda kv: -kv[1]))
+        gap_totals=sorted(gap_totals.items(), key=lambda kv: -kv[1]),
+        g3_population=format_g3_population(d.g3_population))

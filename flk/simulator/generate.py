@@ -36,6 +36,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from hashlib import blake2b
 from bisect import bisect_left as _bisect
 from itertools import accumulate
 from operator import itemgetter
@@ -56,6 +57,14 @@ from flk.simulator.model import (
 )
 from flk.simulator.presets import AreaSpec, Preset, get_preset
 from flk.simulator.settings import SimSettings
+
+
+def main_care_in_residence(key: str, elsewhere_share: float) -> bool:
+    """Whether a SÄBO resident gets their main health care in the residence (the G3 qualifier): a fixed
+    property of the person, drawn from a hash of their key so that it consumes no random numbers (the
+    rest of the simulated stream is the same as without it) and every fact of the residence agrees."""
+    draw = int.from_bytes(blake2b(key.encode(), digest_size=8, person=b"sabo-main-care").digest(), "little")
+    return draw / 2 ** 64 >= elsewhere_share
 
 SIM_PREFIX = "sim."
 EPOCH = date(1970, 1, 1).toordinal()
@@ -684,6 +693,7 @@ class _Area:
             "patient_key": p.key,
             "sabo_from": iso_date(sabo_from),
             "sabo_to": iso_date(sabo_to) if sabo_to is not None else None,
+            "main_care_in_residence": main_care_in_residence(p.key, self.s.sabo_main_care_elsewhere_share),
             "recorded_at": iso_time(at),
         }
         if not p.protected:

@@ -33,6 +33,9 @@ RUB (ACG Resource Utilization Band)
 SÄBO (särskilt boende för äldre)
     * Share by age (``sabo_share_by_age``): 65–79 1.2 %, 80–89 10 %, 90+ 30 % → about 1 % of the
       population, mostly 80+. New moves into SÄBO: 80+ 0.4 %/month, 90+ 1.2 %/month.
+    * ``sabo_main_care_elsewhere_share`` (8 %) of residents do not get their main health care in the
+      residence (``main_care_in_residence`` false: not in G3/G4); the rest do. An assumption: the
+      sources give no figure, only that the goals count those who get it there (seed 001).
 
 Fast läkarkontakt (FLK) at the start — below the 55 % goal (G1) and the 80 % SÄBO goal (G3)
     * ``flk_initial_share`` 0.45 of listed persons, shaped by RUB (``flk_rub_multiplier``:
@@ -127,6 +130,7 @@ class SimSettings:
     # SÄBO
     sabo_share_by_age: tuple[tuple[int, float], ...] = ((65, 0.012), (80, 0.10), (90, 0.30))
     sabo_entry_monthly_by_age: tuple[tuple[int, float], ...] = ((80, 0.004), (90, 0.012))
+    sabo_main_care_elsewhere_share: float = 0.08
 
     # FLK
     flk_initial_share: float = 0.45

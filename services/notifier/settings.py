@@ -36,6 +36,8 @@ class NotifierSettings(BaseSettings):
     # carried by each decline event: not a setting here)
     rub_threshold: int = Field(4, ge=0, le=5)
     include_sabo: bool = True
+    # a SÄBO resident recorded as getting their main care elsewhere is not in G3: no SÄBO alert by default
+    include_sabo_main_care_elsewhere: bool = False
     timezone: str = "Europe/Stockholm"  # dates in events (started_on, ...) are local dates
 
     # ---- worklist (served by this app at /units/{unit}/worklist; alerts link to it) ---------
@@ -95,6 +97,7 @@ class NotifierSettings(BaseSettings):
             grace_days=self.grace_days,
             rub_threshold=self.rub_threshold,
             include_sabo=self.include_sabo,
+            include_sabo_main_care_elsewhere=self.include_sabo_main_care_elsewhere,
         )
 
     @property

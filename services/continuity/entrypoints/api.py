@@ -42,6 +42,7 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> Fast
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such patient among your unit's patients")
         record, indices = found
         return {"patient_key": patient_key, "care_unit_id": unit, "sabo": record.sabo_on(indices.as_of),
+                "sabo_cohort": record.sabo_cohort_on(indices.as_of),
                 "rub": record.rub, "rub45": record.rub45(), **indices.to_json_dict()}
 
     @app.get("/units/{unit_id}/continuity")

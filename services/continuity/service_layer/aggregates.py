@@ -5,7 +5,9 @@ only visits at the listing unit (the domain's scope setting). Aggregation (the s
 it open; project default): mean COC over eligible patients with a defined COC, plus the
 distribution in ten fixed buckets [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0], and the sample standard
 deviation, from which the figure's 95 % interval is computed (``domain/uncertainty.py``). The SÄBO
-residents (cohort 'sabo') and the patients whose current RUB band is 4 or 5 (cohort 'rub45': chronic and
+residents who get their main health care there (cohort 'sabo', G4's population as G3's: a resident whose
+qualifier was not recorded is in it, one recorded as getting it elsewhere is not; see
+``record.PatientRecord.sabo_cohort_on``) and the patients whose current RUB band is 4 or 5 (cohort 'rub45': chronic and
 complex patients) are aggregated separately as well; cohort 'all' includes both, and a patient can be in
 both.
 """
@@ -24,7 +26,7 @@ class Summary(NamedTuple):
 
     unit: str | None
     doctor: str | None
-    sabo: bool
+    sabo: bool  # in the 'sabo' cohort (lives in SÄBO, main care there or not recorded)
     doctor_eligible: bool
     doctor_coc: float | None
     total_eligible: bool

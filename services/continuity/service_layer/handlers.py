@@ -15,7 +15,7 @@ from typing import Any, Callable
 from services.continuity.domain.patient import Visit, cancel_visit, record_visit, set_listing
 from services.continuity.domain.settings import ContinuitySettings
 
-from .record import PatientRecord
+from .record import MAIN_CARE_ELSEWHERE, MAIN_CARE_HERE, MAIN_CARE_NOT_RECORDED, PatientRecord
 
 Handler = Callable[[PatientRecord, dict[str, Any], int, date, ContinuitySettings], PatientRecord]
 
@@ -81,11 +81,21 @@ def _coordinating_changed(r: PatientRecord, d: dict, seq: int, as_of: date, s: C
     return replace(r, coordinating=practitioner)
 
 
+def main_care_code(data: dict, earlier: int = MAIN_CARE_NOT_RECORDED) -> int:
+    """A residence fact's qualifier as kept in the record: ``main_care_in_residence`` true/false, or — the
+    field is optional, older producers do not send it — what an earlier fact of the period recorded."""
+    value = data.get("main_care_in_residence")
+    if value is None:
+        return earlier
+    return MAIN_CARE_HERE if value else MAIN_CARE_ELSEWHERE
+
+
 def _residence_recorded(r: PatientRecord, d: dict, seq: int, as_of: date, s: ContinuitySettings) -> PatientRecord:
     digest = int.from_bytes(blake2b(d["residence_id"].encode(), digest_size=8).digest(), "little")
     lo = date.fromisoformat(d["sabo_from"]).toordinal()
     hi = date.fromisoformat(d["sabo_to"]).toordinal() if d.get("sabo_to") else 0
-    entry = (digest, lo, hi)
+    earlier = next((e[3] for e in r.residences if e[0] == digest), MAIN_CARE_NOT_RECORDED)
+    entry = (digest, lo, hi, main_care_code(d, earlier))
     kept = tuple(e for e in r.residences if e[0] != digest)
     if entry in r.residences:
         return r

@@ -193,7 +193,7 @@ class Processor:
             out.outgoing.append(self.indices_record(key.decode(), unit, indices, fp))
             record = replace(record, fingerprint=fp)
         self.summaries[partition][key] = Summary(
-            unit, record.doctor_key(), record.sabo_on(self.as_of),
+            unit, record.doctor_key(), record.sabo_cohort_on(self.as_of),
             indices.doctor.eligible and unit is not None, indices.doctor.coc,
             indices.total.eligible and unit is not None, indices.total.coc, record.rub45(),
         )

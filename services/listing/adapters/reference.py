@@ -192,16 +192,30 @@ async def upsert_person(conn: Any, patient_key: str, *, population_status: str, 
 
 
 async def upsert_residence(conn: Any, data: dict) -> None:
+    """A municipality's SÄBO residence period; the latest recorded fact of a ``residence_id`` wins.
+    Its G3 qualifier (``main_care_in_residence``) is optional: a fact without it has not stated it,
+    so it keeps what an earlier fact of the period recorded (NULL when none did: not recorded)."""
     await conn.execute(
-        """INSERT INTO listing.sabo_residence (residence_id, patient_key, start_on, end_on, municipality_code, recorded_at)
-           VALUES ($1, $2, $3, $4, $5, $6)
+        """INSERT INTO listing.sabo_residence (residence_id, patient_key, start_on, end_on, municipality_code, recorded_at,
+                                               main_care_in_residence)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (residence_id) DO UPDATE SET start_on = EXCLUDED.start_on, end_on = EXCLUDED.end_on,
-               municipality_code = EXCLUDED.municipality_code, recorded_at = EXCLUDED.recorded_at
+               municipality_code = EXCLUDED.municipality_code, recorded_at = EXCLUDED.recorded_at,
+               main_care_in_residence = coalesce(EXCLUDED.main_care_in_residence,
+                                                 listing.sabo_residence.main_care_in_residence)
            WHERE listing.sabo_residence.recorded_at <= EXCLUDED.recorded_at""",
         data["residence_id"], data["patient_key"], date.fromisoformat(data["sabo_from"]),
         date.fromisoformat(data["sabo_to"]) if data.get("sabo_to") else None, data.get("municipality_code"),
-        _ts(data["recorded_at"]),
+        _ts(data["recorded_at"]), main_care_in_residence(data),
     )
+
+
+def main_care_in_residence(data: dict) -> bool | None:
+    """The G3 qualifier of a ``residence.recorded.v1`` fact: whether the resident gets their main
+    health care in the residence ("får sin huvudsakliga hälso- och sjukvård i boendet", seed 001);
+    None when the producer did not state it (the field is optional, older producers do not send it)."""
+    value = data.get("main_care_in_residence")
+    return None if value is None else bool(value)
 
 
 async def sabo_resident_on(conn: Any, patient_key: str, on: date) -> bool:

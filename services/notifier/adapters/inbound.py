@@ -141,7 +141,8 @@ class FactMapper:
         if to and to < d["sabo_from"]:  # ISO dates compare as text
             raise UnusableValue("sabo_to is before sabo_from")
         return [ResidenceFact(d["patient_key"], self._midnight(d["sabo_from"]),
-                              self._midnight(to) if to else None, residence_id=d["residence_id"])]
+                              self._midnight(to) if to else None, residence_id=d["residence_id"],
+                              main_care_in_residence=d.get("main_care_in_residence"))]
 
     def _person(self, e: Envelope) -> list[Fact]:
         d = e.data

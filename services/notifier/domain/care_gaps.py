@@ -5,7 +5,10 @@ A *care gap* (vårdlucka) is a patient with a large care need who is listed at a
 
 * the patient qualifies when the **latest** risk assessment has ``rub >= policy.rub_threshold``
   (RUB 4–5 by default; assessments are versioned by ``computed_at``, a late older one never
-  overrides a newer one) **or** the patient lives in a SÄBO (``policy.include_sabo``);
+  overrides a newer one) **or** the patient lives in a SÄBO (``policy.include_sabo``) and is in
+  G3's population: gets their main health care there, or that was not recorded (a resident
+  recorded as getting it elsewhere qualifies only by RUB, unless
+  ``policy.include_sabo_main_care_elsewhere``);
 * the patient lacks an FLK when no active, non-fictive FLK assignment exists at the listing unit:
   none was ever assigned, only the unit's fictive locum list ``<VC> Dr X`` (F3), or the FLK
   ended (the doctor left, F8, or another reason);
@@ -146,11 +149,17 @@ class CarePolicy:
     stops alerts is not a setting here: the region's listing profile decides it, and the decline
     event says so: one setting, not two that could disagree.)
     ``include_sabo`` (default True): SÄBO residents qualify whatever their RUB (G3).
+    ``include_sabo_main_care_elsewhere`` (default False): whether a SÄBO resident recorded as
+    getting their main health care elsewhere (not "i boendet", seed 001) qualifies by SÄBO too.
+    By default they do not: G3 does not count them, so an alert would chase a figure that does not
+    include them (they still qualify by RUB). A resident whose qualifier is not recorded qualifies,
+    as G3 counts them.
     """
 
     grace_days: int = 14
     rub_threshold: int = 4
     include_sabo: bool = True
+    include_sabo_main_care_elsewhere: bool = False
 
     def __post_init__(self) -> None:
         if self.grace_days < 0:
@@ -255,13 +264,16 @@ class ResidenceFact:
 
     Periods are identified by ``residence_id`` (default: ``sabo_from``); a later fact for the
     same period sets or corrects its end. An open-ended fact never reopens a closed period
-    (a late redelivery of the start must not undo the end).
+    (a late redelivery of the start must not undo the end). ``main_care_in_residence`` is the G3
+    qualifier (gets their main health care in the residence); None = not stated, which keeps
+    what an earlier fact of the period stated.
     """
 
     patient_key: str
     sabo_from: datetime
     sabo_to: datetime | None = None
     residence_id: str | None = None
+    main_care_in_residence: bool | None = None
 
     def __post_init__(self) -> None:
         _aware(self.sabo_from, "sabo_from")
@@ -400,9 +412,17 @@ class SaboPeriod:
     period_id: str
     sabo_from: datetime
     sabo_to: datetime | None
+    main_care_in_residence: bool | None = None
+    """The G3 qualifier; None = not recorded (states stored before it existed decode so)."""
 
     def covers(self, moment: datetime) -> bool:
         return self.sabo_from <= moment and (self.sabo_to is None or moment < self.sabo_to)
+
+    def qualifies(self, policy: CarePolicy) -> bool:
+        """Whether living here makes the resident an alert cohort member (G3's population: main care
+        in the residence or not recorded; also elsewhere when the profile says so)."""
+        return policy.include_sabo and (self.main_care_in_residence is not False
+                                        or policy.include_sabo_main_care_elsewhere)
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,6 +488,10 @@ class PatientCareState:
 
     def is_sabo_resident(self, moment: datetime) -> bool:
         return any(p.covers(moment) for p in self.sabo_periods)
+
+    def qualifying_sabo_periods(self, moment: datetime, policy: CarePolicy) -> tuple[SaboPeriod, ...]:
+        """The SÄBO periods at ``moment`` that make the patient qualify (see :meth:`SaboPeriod.qualifies`)."""
+        return tuple(p for p in self.sabo_periods if p.covers(moment) and p.qualifies(policy))
 
     def active_at_listing_unit(self) -> tuple[FlkAssignment, ...]:
         if self.listing is None:
@@ -749,7 +773,11 @@ def _risk_assessed(state: PatientCareState, fact: RiskAssessedFact) -> PatientCa
 def _residence(state: PatientCareState, fact: ResidenceFact) -> PatientCareState:
     period_id = fact.period_id
     existing = next((p for p in state.sabo_periods if p.period_id == period_id), None)
-    new = SaboPeriod(period_id=period_id, sabo_from=fact.sabo_from, sabo_to=fact.sabo_to)
+    main_care = fact.main_care_in_residence
+    if main_care is None and existing is not None:
+        main_care = existing.main_care_in_residence  # not stated: keep what was recorded
+    new = SaboPeriod(period_id=period_id, sabo_from=fact.sabo_from, sabo_to=fact.sabo_to,
+                     main_care_in_residence=main_care)
     if existing is not None:
         if existing == new:
             return state
@@ -800,8 +828,7 @@ def _qualifying_since(state: PatientCareState, now: datetime, policy: CarePolicy
                 break
             start = assessment.computed_at
         since.append(start)
-    if policy.include_sabo:
-        since.extend(p.sabo_from for p in state.sabo_periods if p.covers(now))
+    since.extend(p.sabo_from for p in state.qualifying_sabo_periods(now, policy))
     return min(since) if since else None
 
 
@@ -868,7 +895,7 @@ def _wanted(state: PatientCareState, now: datetime, policy: CarePolicy) -> _Want
     return _Wanted(
         cause=_cause(state),
         rub=latest.rub if latest is not None else None,
-        sabo=policy.include_sabo and state.is_sabo_resident(now),
+        sabo=bool(state.qualifying_sabo_periods(now, policy)),
         opened_at=opened_at,
     )
 

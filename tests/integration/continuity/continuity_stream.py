@@ -59,10 +59,14 @@ def flk_assigned(patient: str, doctor: str = DOCTOR_1, unit: str = UNIT_A):
         "coordinating": True, "assigned_on": "2025-01-02"}, source="listing/test")
 
 
-def sabo(patient: str, since: str = "2024-06-01"):
-    return make_record("residence.recorded.v1", {
-        "residence_id": f"r-{patient[-8:]}", "patient_key": patient, "sabo_from": since, "sabo_to": None,
-        "recorded_at": "2024-06-01T08:00:00Z"}, source="municipality/test")
+def sabo(patient: str, since: str = "2024-06-01", main_care_in_residence: bool | None = None,
+         recorded_at: str = "2024-06-01T08:00:00Z"):
+    """A SÄBO residence; ``main_care_in_residence`` None leaves the optional qualifier out (an older producer)."""
+    data = {"residence_id": f"r-{patient[-8:]}", "patient_key": patient, "sabo_from": since, "sabo_to": None,
+            "recorded_at": recorded_at}
+    if main_care_in_residence is not None:
+        data["main_care_in_residence"] = main_care_in_residence
+    return make_record("residence.recorded.v1", data, source="municipality/test")
 
 
 def risk(patient: str, rub: int, computed_at: str = "2026-03-01T03:00:00Z"):

@@ -15,7 +15,13 @@ from services.continuity.entrypoints.worker import input_topics
 from services.continuity.service_layer.aggregates import Summary, aggregate, patient_rows
 from services.continuity.service_layer.handlers import HANDLERS, effective_day
 from services.continuity.service_layer.processor import KNOWN_UNTIL, Processor
-from services.continuity.service_layer.record import EMPTY_RECORD, decode_record, encode_record
+from services.continuity.service_layer.record import (
+    EMPTY_RECORD,
+    MAIN_CARE_HERE,
+    MAIN_CARE_NOT_RECORDED,
+    decode_record,
+    encode_record,
+)
 from tests.integration.continuity.continuity_stream import (
     AS_OF,
     DOCTOR_2,
@@ -139,7 +145,7 @@ def test_the_worker_consumes_the_acg_risk_assessment_topic():
 
 def test_the_record_codec_keeps_the_rub_band_and_when_it_was_assessed():
     record = replace(assessed(EMPTY_RECORD, 5, "2026-01-01T03:00:00Z"), coordinating=DOCTOR_1,
-                     residences=((7, 738000, 0),), fingerprint=42)
+                     residences=((7, 738000, 0, MAIN_CARE_HERE),), fingerprint=42)
     back = decode_record(encode_record(record))
 
     assert back == record
@@ -157,7 +163,8 @@ def test_a_record_written_before_the_band_was_kept_reads_as_not_assessed():
                           struct.pack("<QII", 7, 738000, 0), encode_state(EMPTY_RECORD.state)))
     record = decode_record(version_1)
 
-    assert (record.coordinating, record.residences, record.fingerprint) == (DOCTOR_1, ((7, 738000, 0),), 42)
+    assert (record.coordinating, record.residences, record.fingerprint) == (
+        DOCTOR_1, ((7, 738000, 0, MAIN_CARE_NOT_RECORDED),), 42)
     assert (record.rub, record.rub45()) == (None, False)
     assert decode_record(encode_record(assessed(record, 4, "2026-01-01T03:00:00Z"))).rub == 4
 

@@ -59,8 +59,9 @@ facts = st.one_of(
     st.builds(lambda n, u, d, r: FlkEndedFact(KEY, f"A{n}", u, T0 + timedelta(days=d), r),
               st.integers(0, 2), st.sampled_from(["U1", "U2"]), st.integers(0, 30), st.sampled_from(FlkEndReason)),
     st.builds(lambda rub, d: RiskAssessedFact(KEY, rub, T0 + timedelta(days=d)), st.integers(0, 5), st.integers(0, 30)),
-    st.builds(lambda d, n: ResidenceFact(KEY, T0 + timedelta(days=d), None if n is None else T0 + timedelta(days=d + n)),
-              st.integers(0, 30), st.none() | st.integers(0, 20)),
+    st.builds(lambda d, n, main: ResidenceFact(KEY, T0 + timedelta(days=d), None if n is None else T0 + timedelta(days=d + n),
+                                               main_care_in_residence=main),
+              st.integers(0, 30), st.none() | st.integers(0, 20), st.none() | st.booleans()),
     st.builds(lambda d, dead: PersonStatusFact(KEY, T0 + timedelta(days=d), deceased=dead),
               st.integers(0, 30), st.booleans()),
 )

@@ -62,6 +62,18 @@ def test_the_report_has_every_section_with_charts_intervals_cohorts_and_verdicts
     assert "never assigned" in html and ">47<" not in html and ">40<" in html
 
 
+def test_the_report_says_G3_and_G4_count_sabo_residents_who_get_their_main_care_there():
+    from dataclasses import replace
+
+    from flk.mainjob.goals import G3Population
+
+    html = render_report(replace(a_report(), g3_population=G3Population(3_100, 150, 420)))
+    assert "SÄBO residents (main care there) with a named FLK" in html   # the G3 row and chart
+    assert "doctor, SÄBO (main care there)" in html                      # the G4 row
+    assert "huvudsakliga hälso- och sjukvård" in html
+    assert "now 2950 of 3100 SÄBO residents (150 get it elsewhere, not counted; 420 not recorded, counted)" in html
+
+
 def test_an_incomplete_window_is_marked_and_never_a_plain_goal_figure():
     html = render_report(a_report(complete=False))
     assert "Not a goal figure" in html and html.count('class="incomplete"') == 3

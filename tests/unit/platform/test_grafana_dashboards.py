@@ -141,3 +141,19 @@ def test_where_a_dashboard_shows_the_sabo_continuity_cohort_a_rub_4_5_panel_show
         assert sorted(rub45) == sorted(sabo), f"{name}: the sabo cohort's continuity panels and the rub45 ones differ"
         shown += len(rub45)
     assert shown >= 2  # the region goals' comparison table and time series
+
+
+def test_every_panel_that_shows_G3_or_G4_says_they_count_sabo_residents_who_get_their_main_care_there():
+    """Seed 001: the goals count SÄBO residents "som där får sin huvudsakliga hälso- och sjukvård"; a
+    dashboard must say so where it shows them, and G3's panels count its population, not every resident."""
+    shown = 0
+    for name, dashboard in _dashboards().items():
+        for panel, target in _targets(dashboard):
+            sql = target.get("rawSql", "")
+            if "g3_share" not in sql and "goal = 'G4'" not in sql and "cohort = 'sabo'" not in sql:
+                continue
+            shown += 1
+            said = panel["title"] + " " + panel["description"] + " " + sql
+            assert "main care there" in said or "main health care there" in said, f"{name}: '{panel['title']}'"
+            assert "sabo_residents" not in sql, f"{name}: '{panel['title']}' counts every SÄBO resident"
+    assert shown >= 6

@@ -5,7 +5,17 @@ from datetime import date
 
 import pytest
 
-from flk.mainjob.goals import AlertFigures, Coverage, DeadLetters, Estimate, Goal, Summary, goals_from, render_summary
+from flk.mainjob.goals import (
+    AlertFigures,
+    Coverage,
+    DeadLetters,
+    Estimate,
+    G3Population,
+    Goal,
+    Summary,
+    goals_from,
+    render_summary,
+)
 from flk.mainjob.job import _Split, snapshot_dates
 from flk.simulator.generate import Emitted
 
@@ -95,6 +105,19 @@ def test_the_summary_table_shows_value_interval_cohort_change_target_and_verdict
     assert "Visit data complete from 2023-07-01 (simulator)" in text
     assert "Alerts this run: 4 planned; deliveries sent: 4 by email, 4 by teams" in text
     assert "Dead-lettered events: 2 (ehr.visits.v1.dlq 2)" in text
+
+
+def test_the_summary_says_G3_and_G4_count_sabo_residents_who_get_their_main_care_there():
+    goals = goals_from({"G3": Estimate(0.70, n=40)}, {"G3": Estimate(0.82, n=38)}, {})
+    text = render_summary(_summary(goals, g3_population=G3Population(41, 3, 5)))
+    g3 = next(line for line in text.splitlines() if line.strip().startswith("G3"))
+    assert "main care there" in g3 and "38" in g3
+    g4 = next(line for line in text.splitlines() if line.strip().startswith("G4"))
+    assert "main care there" in g4
+    assert "huvudsakliga hälso- och sjukvård" in text
+    assert "now 38 of 41 SÄBO residents (3 get it elsewhere, not counted; 5 not recorded, counted)" in text
+    # without the counts read, the definition is still said
+    assert "G3/G4 count SÄBO residents who get their main health care there" in render_summary(_summary(goals))
 
 
 def test_an_incomplete_window_is_marked_and_never_shown_as_a_plain_goal_figure():

@@ -54,6 +54,25 @@ def test_sabo_residents_are_about_one_percent_mostly_80_plus(small_run) -> None:
     assert old / len(residents) >= 0.7
 
 
+def test_most_sabo_residents_get_their_main_care_there_and_a_minority_elsewhere(small_run) -> None:
+    """Every residence fact states the G3 qualifier; it is fixed per resident (the opening fact and the
+    municipality closing the residence agree), true for most; false for about
+    ``sabo_main_care_elsewhere_share`` (measured over many keys: the small preset has few residents)."""
+    from flk.simulator.generate import main_care_in_residence
+
+    sim, items = small_run
+    stated: dict[str, set[bool]] = defaultdict(set)
+    for d in by_type(items, "residence.recorded.v1"):
+        stated[d["patient_key"]].add(d["main_care_in_residence"])
+    assert stated and all(len(values) == 1 for values in stated.values())
+    assert sum(1 for values in stated.values() if values == {True}) / len(stated) >= 0.75
+    share = sim.settings.sabo_main_care_elsewhere_share
+    keys = [f"pk1_{n:08d}" for n in range(20_000)]
+    elsewhere = sum(not main_care_in_residence(k, share) for k in keys) / len(keys)
+    assert 0 < share < 0.2
+    assert elsewhere == pytest.approx(share, abs=0.01)
+
+
 def test_fictive_locum_lists_exist_and_hold_5_to_10_percent(small_run) -> None:
     sim, items = small_run
     fictive_lists = [d for d in by_type(items, "sim.list") if d["list_kind"] == "fictive"]
