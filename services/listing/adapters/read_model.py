@@ -32,7 +32,7 @@ WITH p AS MATERIALIZED ({LOAD_PATIENTS})
 SELECT p.*,
   (SELECT jsonb_agg(jsonb_build_object(
               'hsa_id', u.hsa_id, 'name', u.name, 'region_code', u.region_code,
-              'verksamhetschef_hsa_id', u.verksamhetschef_hsa_id,
+              'verksamhetschef_hsa_id', u.verksamhetschef_hsa_id, 'main_unit_id', u.main_unit_id,
               'contracts', (SELECT jsonb_agg(jsonb_build_array(c.start_on, c.end_on) ORDER BY c.start_on)
                             FROM listing.unit_contract c WHERE c.care_unit_id = u.hsa_id),
               'limits', (SELECT jsonb_agg(jsonb_build_array(l.max_listed, l.start_on, l.end_on, l.exempt_groups)
