@@ -9,6 +9,9 @@ the loops (each supervised: an error is logged and the loop goes on after a paus
              decision and every ``relay_interval_s``
 * goal KPIs — every ``kpi_snapshot_interval_s`` the finished days' G1/G3 are stored for Grafana
              (adapters/kpi_snapshots.py; today stays live)
+* consent expiry — every ``consent_expiry_interval_s`` a minor's listing requests whose wait for the
+             other guardian's consent is over (P3, ``p3_consent_wait_days``) are rejected
+             ``guardian_consent_expired`` (service_layer/handlers.expire_consents)
 * parked commands — Kafka commands whose person the register does not know yet wait in
              ``listing.parked_command`` and go to the handlers once the person is known, or after
              ``person_wait_s`` (then rejected person_unknown) — adapters/parking.py
@@ -51,6 +54,7 @@ from services.listing.service_layer.handlers import (
     Handler,
     InvalidMessage,
     Message,
+    expire_consents,
 )
 from services.listing.settings import ListingSettings
 
@@ -195,7 +199,8 @@ class ListingRuntime:
             consumer.batch_size = s.command_chunk_size
         return consumer
 
-    async def start(self, *, consume: bool = True, relay: bool = True, kpi_snapshots: bool = True) -> None:
+    async def start(self, *, consume: bool = True, relay: bool = True, kpi_snapshots: bool = True,
+                    consent_expiry: bool = True) -> None:
         if consume:
             self.consumers = [
                 self._consumer("commands", COMMAND_TOPICS, COMMAND_HANDLERS, lambda e: str(e.data["command_id"]),
@@ -211,6 +216,8 @@ class ListingRuntime:
             self._spawn("relay", self._relay_loop)
         if kpi_snapshots and self.settings.kpi_snapshot_interval_s > 0:
             self._spawn("kpi-snapshots", self._kpi_snapshot_loop)
+        if consent_expiry and self.settings.consent_expiry_interval_s > 0:
+            self._spawn("consent-expiry", self._consent_expiry_loop)
 
     async def stop(self) -> None:
         for consumer in self.consumers:
@@ -278,6 +285,22 @@ class ListingRuntime:
         failed = FailedMessage(topic=self.settings.platform.topic_prefix + record.topic, partition=-1, offset=-1,
                                key=record.key, value=record.value, headers=tuple(record.headers))
         await send_to_dlq(self.producer, failed, reason, "listing-parked-commands")
+
+    async def _consent_expiry_loop(self) -> None:
+        """P3: expire the pending listing requests whose wait is over. A full batch is followed at once
+        by the next; the database being away is logged and tried again after the interval."""
+        s = self.settings
+        while True:
+            try:
+                expired = await expire_consents(self.deps)
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is away: tried again, quietly
+                log.warning("listing consent expiry not run (%s); trying again in %g s",
+                            type(exc).__name__, s.consent_expiry_interval_s)
+                expired = 0
+            if expired:
+                log.info("listing: %d pending listing request(s) of minors expired without consent", expired)
+            if expired < 500:
+                await asyncio.sleep(s.consent_expiry_interval_s)
 
     async def _kpi_snapshot_loop(self) -> None:
         s = self.settings

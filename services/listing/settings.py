@@ -47,6 +47,11 @@ class ListingSettings(BaseSettings):
     parked_release_interval_s: float = Field(1.0, gt=0)  # how often parked commands are looked at
     conflict_retries: int = Field(5, ge=1, le=50)  # serialisation / constraint conflicts retried per message
 
+    # ---- P3: a minor's listing request waiting for the other guardian's consent -------------------
+    # how often the sweep looks for pending requests whose wait (the profile's p3_consent_wait_days) is
+    # over and rejects them guardian_consent_expired; 0: off (a consent after the wait still expires it)
+    consent_expiry_interval_s: float = Field(3600, ge=0)
+
     # ---- goal KPI snapshots (G1, G3) ----------------------------------------------------------
     kpi_snapshot_interval_s: float = Field(3600, ge=0)  # how often finished days are checked; 0: off
     kpi_catch_up_days: int = Field(31, ge=1, le=366)  # missed finished days stored after a downtime

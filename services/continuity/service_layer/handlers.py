@@ -134,6 +134,8 @@ HANDLERS: dict[str, Handler] = {
     "fast_vardkontakt.appointed.v1": _ignored,
     "fast_vardkontakt.ended.v1": _ignored,
     "listing.rejected.v1": _ignored,
+    "listing.awaiting_consent.v1": _ignored,  # P3: a minor's listing waiting for consent is no listing yet
+    "listing.consent_closed.v1": _ignored,
 }
 
 #: The field of each consumed event that dates the fact (first 10 characters: the ISO date). A state that

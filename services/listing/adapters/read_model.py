@@ -39,7 +39,8 @@ SELECT p.*,
                                           ORDER BY l.start_on)
                          FROM listing.listing_limit l WHERE l.care_unit_id = u.hsa_id)))
      FROM listing.care_unit u
-     WHERE u.hsa_id IN (SELECT x->>'care_unit_id' FROM jsonb_array_elements(p.listings) x)) AS read_units,
+     WHERE u.hsa_id IN (SELECT x->>'care_unit_id' FROM jsonb_array_elements(p.listings) x
+                        UNION SELECT x->>'care_unit_id' FROM jsonb_array_elements(p.pending) x)) AS read_units,
   (SELECT jsonb_agg(jsonb_build_object('list_id', d.list_id, 'care_unit_id', d.care_unit_id,
                                        'display_name', d.display_name, 'kind', d.kind, 'role_id', d.role_id))
      FROM listing.doctor_list d
@@ -73,6 +74,19 @@ def responsible_unit(record: PatientRecord | None, today: date) -> str | None:
     return chosen.care_unit_id if chosen is not None else None
 
 
+AWAITING_GUARDIAN = """
+SELECT w.patient_key, w.care_unit_id, u.name AS care_unit_name, w.requested_on, w.expires_on
+FROM listing.pending_listing w LEFT JOIN listing.care_unit u ON u.hsa_id = w.care_unit_id
+WHERE w.closed_on IS NULL AND w.awaiting_guardian_keys @> ARRAY[$1]::text[] AND w.expires_on > $2
+ORDER BY w.requested_on, w.patient_key
+"""
+
+
+async def awaiting_guardian(conn: Any, guardian_key: str, today: date) -> list[dict]:
+    """P3: the children's listing requests that wait for this guardian's consent (the 1177 view)."""
+    return [dict(r) for r in await conn.fetch(AWAITING_GUARDIAN, guardian_key, today)]
+
+
 HISTORY_QUERIES = {
     "listings": """SELECT listing_id::text, care_unit_id, registered_on, start_on AS responsibility_from, end_on,
                           origin, channel, initiated_by, exemption_reason, end_reason
@@ -86,6 +100,8 @@ HISTORY_QUERIES = {
                               WHERE a.patient_key = $1 ORDER BY a.start_on, a.created_at""",
     "declines": """SELECT care_unit_id, start_on, end_on FROM listing.flk_decline
                    WHERE patient_key = $1 ORDER BY start_on, id""",
+    "pending_listings": """SELECT care_unit_id, requested_on, expires_on, closed_on, outcome
+                           FROM listing.pending_listing WHERE patient_key = $1 ORDER BY requested_on, created_at""",
     "fast_vardkontakter": """SELECT appointment_id::text, care_unit_id, practitioner_id, profession, start_on, end_on,
                                     end_reason
                              FROM listing.fast_vardkontakt WHERE patient_key = $1 ORDER BY start_on, created_at""",

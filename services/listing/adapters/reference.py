@@ -155,14 +155,21 @@ async def bind_list(conn: Any, list_id: str, role_id: str) -> None:
 
 
 async def upsert_person(conn: Any, patient_key: str, *, population_status: str, home_region: str | None,
-                        birth_date: date | None, status_date: date | None) -> str | None:
+                        birth_date: date | None, status_date: date | None,
+                        guardian_keys: list[str] | None = None) -> str | None:
     """Insert or update the person's register facts (not the ones with domain consequences:
     death, emigration, moving out and protected identity go through decide). Returns the
-    previous population status (None for a new person)."""
+    previous population status (None for a new person).
+
+    ``guardian_keys`` (P3): the guardians the register states (a list, possibly empty); None (the
+    field left out of the fact), the last stated guardianship stays (NULL for a person the register
+    never stated it for)."""
     row = await conn.fetchrow(
-        "SELECT population_status, home_region, birth_date FROM listing.person WHERE patient_key = $1 FOR UPDATE",
+        "SELECT population_status, home_region, birth_date, guardian_keys FROM listing.person "
+        "WHERE patient_key = $1 FOR UPDATE",
         patient_key,
     )
+    guardians = sorted(set(guardian_keys)) if guardian_keys is not None else None
     if row is None:
         sabo = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM listing.sabo_residence WHERE patient_key = $1 AND period @> current_date)",
@@ -170,9 +177,9 @@ async def upsert_person(conn: Any, patient_key: str, *, population_status: str, 
         )
         await conn.execute(
             """INSERT INTO listing.person (patient_key, population_status, status_date, home_region, birth_date,
-                                           sabo_resident)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            patient_key, population_status, status_date, home_region or "00", birth_date, sabo,
+                                           sabo_resident, guardian_keys)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            patient_key, population_status, status_date, home_region or "00", birth_date, sabo, guardians,
         )
         return None
     changes: dict[str, Any] = {}
@@ -180,6 +187,8 @@ async def upsert_person(conn: Any, patient_key: str, *, population_status: str, 
         changes["home_region"] = home_region
     if birth_date and birth_date != row["birth_date"]:
         changes["birth_date"] = birth_date
+    if guardians is not None and (row["guardian_keys"] is None or guardians != sorted(row["guardian_keys"])):
+        changes["guardian_keys"] = guardians
     if population_status == "folkbokford" and row["population_status"] != "folkbokford":
         # moved back in / re-registered: no domain command for re-entry; history keeps the old row
         changes["population_status"] = "folkbokford"

@@ -26,6 +26,7 @@ from services.listing.domain import events as ev
 from services.listing.domain.model import (
     Channel,
     CareUnit,
+    ConsentOutcome,
     DoctorList,
     EmploymentType,
     ExemptionReason,
@@ -43,6 +44,7 @@ from services.listing.domain.model import (
     ListingOrigin,
     ListKind,
     PatientRecord,
+    PendingListing,
     Period,
     Person,
     PopulationStatus,
@@ -78,6 +80,7 @@ def person_from_row(row: Any) -> Person:
         birth_date=row["birth_date"],
         protected_identity=row["protected_identity"],
         sabo_resident=row["sabo_resident"],
+        guardian_keys=frozenset(row["guardian_keys"]) if row["guardian_keys"] is not None else None,
     )
 
 
@@ -162,8 +165,26 @@ def record_from_row(row: Any) -> PatientRecord:
         FastVardkontaktRequest(x["care_unit_id"], _d(x["requested_on"]), _d(x["fulfilled_on"]))
         for x in _json_list(row["requests"])
     )
+    pending = tuple(
+        PendingListing(
+            care_unit_id=x["care_unit_id"],
+            requested_on=_d(x["requested_on"]),
+            expires_on=_d(x["expires_on"]),
+            consented_guardian_keys=frozenset(x["consented_guardian_keys"]),
+            awaiting_guardian_keys=frozenset(x["awaiting_guardian_keys"]),
+            origin=ListingOrigin(x["origin"]),
+            channel=Channel(x["channel"]),
+            initiated_by=Initiator(x["initiated_by"]),
+            exemption_reason=_opt(ExemptionReason, x["exemption_reason"]),
+            residency_exception=x["residency_exception"],
+            closed_on=_d(x["closed_on"]),
+            outcome=_opt(ConsentOutcome, x["outcome"]),
+        )
+        for x in _json_list(row["pending"])
+    )
     return PatientRecord(
         person=person_from_row(row),
+        pending_listings=pending,
         listings=listings,
         changes=changes,
         assignments=assignments,
@@ -173,11 +194,13 @@ def record_from_row(row: Any) -> PatientRecord:
     )
 
 
-# The decision slice of each person, in one round trip: the person, the open listing and the
-# last one (L1, L5: a change or a first listing), changes since the L5 window start, and the
-# open assignments, declines, fast vårdkontakter and requests. Closed history is not needed.
+# The decision slice of each person, in one round trip: the person (with the register's guardians,
+# P3), the open listing and the last one (L1, L5: a change or a first listing), changes since the L5
+# window start, the open assignments, declines, fast vårdkontakter and requests, and the open pending
+# listing request (P3). Closed history is not needed.
 LOAD_PATIENTS = """
 SELECT p.patient_key, p.population_status, p.home_region, p.birth_date, p.protected_identity, p.sabo_resident,
+  p.guardian_keys,
   (SELECT jsonb_agg(to_jsonb(l) ORDER BY l.registered_on, l.created_at) FROM (
        SELECT listing_id, care_unit_id, registered_on, start_on, end_on, origin, channel, initiated_by,
               exemption_reason, end_reason, created_at
@@ -201,7 +224,11 @@ SELECT p.patient_key, p.population_status, p.home_region, p.birth_date, p.protec
        FROM listing.fast_vardkontakt x WHERE x.patient_key = p.patient_key AND x.end_on IS NULL) v) AS vardkontakter,
   (SELECT jsonb_agg(to_jsonb(q) ORDER BY q.requested_on, q.id) FROM (
        SELECT id, care_unit_id, requested_on, fulfilled_on FROM listing.fast_vardkontakt_request x
-       WHERE x.patient_key = p.patient_key AND x.fulfilled_on IS NULL) q) AS requests
+       WHERE x.patient_key = p.patient_key AND x.fulfilled_on IS NULL) q) AS requests,
+  (SELECT jsonb_agg(to_jsonb(w)) FROM (
+       SELECT care_unit_id, requested_on, expires_on, consented_guardian_keys, awaiting_guardian_keys, origin, channel,
+              initiated_by, exemption_reason, residency_exception, closed_on, outcome
+       FROM listing.pending_listing x WHERE x.patient_key = p.patient_key AND x.closed_on IS NULL) w) AS pending
 FROM listing.person p
 WHERE p.patient_key = ANY($1::text[])
 """
@@ -488,6 +515,48 @@ async def _listing_ended(repo: ListingRepository, e: ev.ListingEnded, ctx: Decis
     })
 
 
+UPSERT_PENDING = """INSERT INTO listing.pending_listing (pending_id, patient_key, care_unit_id, requested_on, expires_on,
+    consented_guardian_keys, awaiting_guardian_keys, origin, channel, initiated_by, exemption_reason,
+    residency_exception, command_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (patient_key) WHERE closed_on IS NULL DO UPDATE
+    SET consented_guardian_keys = EXCLUDED.consented_guardian_keys,
+        awaiting_guardian_keys = EXCLUDED.awaiting_guardian_keys"""
+CLOSE_PENDING = """UPDATE listing.pending_listing SET closed_on = GREATEST($2, requested_on), outcome = $3
+WHERE patient_key = $1 AND closed_on IS NULL"""
+
+
+async def _awaiting_consent(repo: ListingRepository, e: ev.ListingAwaitingConsent, ctx: DecisionContext, i: int):
+    """P3: open the pending request (announced again: the open one's consent sets change)."""
+    consented, awaiting = sorted(e.consented_guardian_keys), sorted(e.awaiting_guardian_keys)
+    await repo.execute(
+        UPSERT_PENDING,
+        derived_id("listing.pending_listing", ctx.message_id, i, e.patient_key), e.patient_key, e.care_unit_id,
+        e.requested_on, e.expires_on, consented, awaiting, e.origin.value, e.channel.value, e.initiated_by.value,
+        e.exemption_reason.value if e.exemption_reason else None, e.residency_exception, ctx.message_id,
+    )
+    return OutboxEvent("listing.awaiting_consent.v1", {
+        "patient_key": e.patient_key,
+        "care_unit_id": e.care_unit_id,
+        "requested_on": iso(e.requested_on),
+        "expires_on": iso(e.expires_on),
+        "consented_guardian_keys": consented,
+        "awaiting_guardian_keys": awaiting,
+        "command_id": ctx.command_uuid,
+    })
+
+
+async def _consent_closed(repo: ListingRepository, e: ev.ListingConsentClosed, ctx: DecisionContext, i: int):
+    await repo.execute(CLOSE_PENDING, e.patient_key, e.closed_on, e.outcome.value)
+    return OutboxEvent("listing.consent_closed.v1", {
+        "patient_key": e.patient_key,
+        "care_unit_id": e.care_unit_id,
+        "requested_on": iso(e.requested_on),
+        "closed_on": iso(max(e.closed_on, e.requested_on)),
+        "outcome": e.outcome.value,
+        "command_id": ctx.command_uuid,
+    })
+
+
 async def _flk_assigned(repo: ListingRepository, e: ev.FastLakarkontaktAssigned, ctx: DecisionContext, i: int):
     assignment_id = derived_id("listing.flk_assignment", ctx.message_id, i, e.patient_key, e.list_id)
     await repo.execute(
@@ -696,6 +765,8 @@ async def _record_rejected(repo: ListingRepository, e: ev.RecordRejected, ctx: D
 _WRITERS = {
     ev.ListingStarted: _listing_started,
     ev.ListingEnded: _listing_ended,
+    ev.ListingAwaitingConsent: _awaiting_consent,
+    ev.ListingConsentClosed: _consent_closed,
     ev.FastLakarkontaktAssigned: _flk_assigned,
     ev.FastLakarkontaktEnded: _flk_ended,
     ev.CoordinatingFastLakarkontaktChanged: _coordinating_changed,

@@ -12,6 +12,7 @@ from .model import (
     ExemptionReason,
     FastVardkontaktEndReason,
     FlkEndReason,
+    GuardianDecision,
     Initiator,
     ListingEndReason,
     ListingOrigin,
@@ -24,8 +25,10 @@ class RequestListing:
     """List a person at a unit (L1–L7, P1, P3).
 
     ``residency_exception`` names an L4 exception group the person belongs to, if any.
-    For a minor, ``consenting_guardian_keys`` are the guardians who consented and
-    ``guardian_count`` how many guardians the child has (P3).
+    For a minor, ``consenting_guardian_keys`` are the guardians who consented (the requesting
+    guardian). Who the guardians are, and how many, comes from the population register
+    (``Person.guardian_keys``); ``guardian_count`` — what the caller declares — is only read when
+    the register has no guardianship fact for the child (v1 compatibility).
     """
 
     patient_key: str
@@ -38,6 +41,25 @@ class RequestListing:
     residency_exception: str | None = None
     consenting_guardian_keys: frozenset[str] = frozenset()
     guardian_count: int | None = None
+
+
+@ids_only
+class AnswerListingConsent:
+    """P3: a guardian consents to (or refuses) the child's pending listing request at ``care_unit_id``."""
+
+    patient_key: str  # the child
+    care_unit_id: str
+    guardian_key: str  # who answers (must be a guardian of the child in the population register)
+    effective_date: date
+    decision: GuardianDecision = GuardianDecision.CONSENT
+
+
+@ids_only
+class ExpireListingConsent:
+    """P3: the periodic sweep — end the child's pending listing request if its wait is over."""
+
+    patient_key: str
+    effective_date: date
 
 
 @ids_only
@@ -165,6 +187,8 @@ class RecordSaboResidence:
 
 Command = (
     RequestListing
+    | AnswerListingConsent
+    | ExpireListingConsent
     | EndListing
     | AssignFastLakarkontakt
     | EndFastLakarkontakt

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from .model import (
     Channel,
+    ConsentOutcome,
     ExemptionReason,
     FastVardkontaktEndReason,
     FlkEndReason,
@@ -52,6 +53,41 @@ class ListingEnded:
     care_unit_id: str
     ended_on: date
     reason: ListingEndReason
+
+
+@ids_only
+class ListingAwaitingConsent:
+    """P3: a guardian asked to list the child; the request waits for ``awaiting_guardian_keys``.
+
+    Announced when the request is made and again (same ``requested_on``) when a consent leaves
+    someone still awaited (only when the register's guardianship changed meanwhile). ``expires_on``:
+    the first day it can no longer be consented to. The request's own fields are kept so the
+    ordinary listing decision can run on the consent's date.
+    """
+
+    patient_key: str
+    care_unit_id: str
+    requested_on: date
+    expires_on: date
+    consented_guardian_keys: frozenset[str]
+    awaiting_guardian_keys: frozenset[str]
+    origin: ListingOrigin
+    channel: Channel
+    initiated_by: Initiator
+    exemption_reason: ExemptionReason | None = None
+    residency_exception: str | None = None
+
+
+@ids_only
+class ListingConsentClosed:
+    """P3: the child's pending listing request ended (``outcome``); ``closed_on`` is the first day it is
+    no longer pending (for an expiry: its ``expires_on``)."""
+
+    patient_key: str
+    care_unit_id: str
+    requested_on: date
+    closed_on: date
+    outcome: ConsentOutcome
 
 
 # ---------------------------------------------------------------- fast läkarkontakt (F1–F8)
@@ -261,6 +297,8 @@ class RecordRejected(_Rejection):
 Event = (
     ListingStarted
     | ListingEnded
+    | ListingAwaitingConsent
+    | ListingConsentClosed
     | FastLakarkontaktAssigned
     | FastLakarkontaktEnded
     | CoordinatingFastLakarkontaktChanged

@@ -23,6 +23,7 @@ from .model import (
     ListingState,
     Period,
     PatientRecord,
+    PendingListing,
     PopulationStatus,
     with_item,
 )
@@ -97,6 +98,32 @@ def _listing_ended(state: ListingState, e: ev.ListingEnded) -> ListingState:
     if closed or e.patient_key not in state.patients:
         state = _bump(state, "listed_count_by_unit", e.care_unit_id, -1)
     return state
+
+
+def _awaiting_consent(state: ListingState, e: ev.ListingAwaitingConsent) -> ListingState:
+    """P3: a pending request opens — or, announced again (same unit and request date), its sets change."""
+    def change(r: PatientRecord) -> PatientRecord:
+        pending = PendingListing(
+            care_unit_id=e.care_unit_id, requested_on=e.requested_on, expires_on=e.expires_on,
+            consented_guardian_keys=e.consented_guardian_keys, awaiting_guardian_keys=e.awaiting_guardian_keys,
+            origin=e.origin, channel=e.channel, initiated_by=e.initiated_by, exemption_reason=e.exemption_reason,
+            residency_exception=e.residency_exception,
+        )
+        current = r.open_pending_listing
+        if current is not None and (current.care_unit_id, current.requested_on) == (e.care_unit_id, e.requested_on):
+            return replace(r, pending_listings=tuple(pending if p is current else p for p in r.pending_listings))
+        return replace(r, pending_listings=r.pending_listings + (pending,))
+
+    return _update_patient(state, e.patient_key, change)
+
+
+def _consent_closed(state: ListingState, e: ev.ListingConsentClosed) -> ListingState:
+    def change(r: PatientRecord) -> PatientRecord:
+        return replace(r, pending_listings=tuple(
+            replace(p, closed_on=max(e.closed_on, p.requested_on), outcome=e.outcome) if p.is_open else p
+            for p in r.pending_listings))
+
+    return _update_patient(state, e.patient_key, change)
 
 
 # ---------------------------------------------------------------- fast läkarkontakt
@@ -249,6 +276,8 @@ def _unchanged(state: ListingState, _e: object) -> ListingState:
 EVOLVERS: dict[type, Callable[[ListingState, Any], ListingState]] = {
     ev.ListingStarted: _listing_started,
     ev.ListingEnded: _listing_ended,
+    ev.ListingAwaitingConsent: _awaiting_consent,
+    ev.ListingConsentClosed: _consent_closed,
     ev.FastLakarkontaktAssigned: _flk_assigned,
     ev.FastLakarkontaktEnded: _flk_ended,
     ev.CoordinatingFastLakarkontaktChanged: _coordinating_changed,

@@ -106,6 +106,24 @@ class FlkEndReason(StrEnum):
     ENDED_BY_UNIT = "ended_by_unit"  # e.g. list reduction decided by the verksamhetschef
 
 
+class GuardianDecision(StrEnum):
+    """P3: what a guardian answers to a pending listing request (``listing.consent.v1``)."""
+
+    CONSENT = "consent"
+    REFUSE = "refuse"
+
+
+class ConsentOutcome(StrEnum):
+    """P3: how a pending listing request ended (``listing.consent_closed.v1``)."""
+
+    CONSENTED = "consented"  # every guardian consented and the listing decision accepted it
+    REJECTED = "rejected"  # every guardian consented, but a listing rule rejected it on the consent's date
+    REFUSED = "refused"  # a guardian refused (or the requesting guardian withdrew)
+    EXPIRED = "expired"  # no consent within p3_consent_wait_days
+    SUPERSEDED = "superseded"  # a newer listing request for the child replaced it
+    CANCELLED = "cancelled"  # the child left the population (death, emigration, moved out of the region)
+
+
 class FastVardkontaktEndReason(StrEnum):
     DECEASED = "deceased"
     EMIGRATED = "emigrated"
@@ -188,6 +206,10 @@ class Person:
     birth_date: date | None = None  # needed for minors (P3), newborns (L7) and F2 patient groups
     protected_identity: bool = False  # skyddad folkbokföring / sekretessmarkering (P2)
     sabo_resident: bool = False  # "Hemsjukvård SÄBO" (seed 001)
+    # P3: the child's vårdnadshavare as the population register states them (pseudonymous patient
+    # keys). None: the register has said nothing about guardianship (the command's guardian_count is
+    # then used, as before); an empty set: the register states that the person has no guardian.
+    guardian_keys: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +357,33 @@ class FastVardkontaktRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingListing:
+    """P3: a guardian's request to list a minor, waiting for the other guardian's consent.
+
+    It holds what the request asked for, so the ordinary listing decision can run on the consent's
+    date. ``expires_on`` is the first day it is no longer open for consent (half-open, like periods).
+    A child has at most one open pending request.
+    """
+
+    care_unit_id: str
+    requested_on: date
+    expires_on: date
+    consented_guardian_keys: frozenset[str]
+    awaiting_guardian_keys: frozenset[str]
+    origin: ListingOrigin
+    channel: Channel
+    initiated_by: Initiator
+    exemption_reason: ExemptionReason | None = None
+    residency_exception: str | None = None
+    closed_on: date | None = None
+    outcome: ConsentOutcome | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_on is None
+
+
+@dataclass(frozen=True, slots=True)
 class PatientRecord:
     """Everything the listing domain keeps about one person."""
 
@@ -345,6 +394,7 @@ class PatientRecord:
     declines: tuple[FlkDecline, ...] = ()
     fast_vardkontakter: tuple[FastVardkontakt, ...] = ()
     fast_vardkontakt_requests: tuple[FastVardkontaktRequest, ...] = ()
+    pending_listings: tuple[PendingListing, ...] = ()
 
     @property
     def patient_key(self) -> str:
@@ -369,6 +419,10 @@ class PatientRecord:
     @property
     def open_fast_vardkontakter(self) -> tuple[FastVardkontakt, ...]:
         return tuple(v for v in self.fast_vardkontakter if v.period.is_open)
+
+    @property
+    def open_pending_listing(self) -> PendingListing | None:
+        return next((p for p in reversed(self.pending_listings) if p.is_open), None)
 
 
 # --------------------------------------------------------------------------- the decision state

@@ -101,6 +101,8 @@ class PolicyProfile:
     p3_minor_below_age: int = 18
     p3_guardian_consent_required: bool = True
     p3_all_guardians_must_consent: bool = True
+    # how long a guardian's request for a minor waits for the other guardian's consent (days)
+    p3_consent_wait_days: int = 30
 
     # RUB focus (brief §1, §6; seed 004)
     rub_high_need_bands: frozenset[int] = frozenset({4, 5})
@@ -109,6 +111,8 @@ class PolicyProfile:
     def __post_init__(self) -> None:
         if self.valid_to is not None and self.valid_to <= self.valid_from:
             raise ValueError(f"{self.ref}: valid_to must be after valid_from")
+        if self.p3_consent_wait_days < 1:
+            raise ValueError(f"{self.ref}: p3_consent_wait_days must be >= 1")
         if self.f5_max_fast_lakarkontakter is not None and self.f5_max_fast_lakarkontakter < 1:
             raise ValueError(f"{self.ref}: f5_max_fast_lakarkontakter must be >= 1 or None")
 
@@ -161,6 +165,10 @@ NATIONAL_V1 = PolicyProfile(
     # F8: brief §3 F8 — the sources have no rule; project choice, a setting.
     # P3: brief §3 P3 — guardians list the child; "all guardians" is regional. Project choice:
     #     all guardians must consent by default (guardians decide jointly, föräldrabalken 6 kap.).
+    #     A request by one of two guardians waits p3_consent_wait_days (30) for the other's consent,
+    #     then expires: project choice (the seeds say nothing about guardian consent; 30 days is a
+    #     month for a guardian to answer a 1177 message), the same in every profile until a region
+    #     decides otherwise.
     # RUB: brief §6 — RUB 4–5 patients without FLK raise alerts.
 )
 

@@ -134,6 +134,36 @@ class RejectionReason(Enum):
         "Barnet listas av vårdnadshavarna. Samtycke saknas från minst en vårdnadshavare.",
         "A child is listed by the guardians. Consent is missing from at least one guardian.",
     )
+    CONSENT_BY_NON_GUARDIAN = (
+        "consent_by_non_guardian",
+        RuleId.P3,
+        "Samtycket kommer från någon som inte är barnets vårdnadshavare enligt folkbokföringen.",
+        "The consent comes from someone who is not the child's guardian according to the population register.",
+    )
+    GUARDIAN_REFUSED = (
+        "guardian_refused",
+        RuleId.P3,
+        "En vårdnadshavare har inte samtyckt till listningen. Barnet listas inte.",
+        "A guardian has refused the listing. The child is not listed.",
+    )
+    GUARDIAN_CONSENT_EXPIRED = (
+        "guardian_consent_expired",
+        RuleId.P3,
+        "Den andra vårdnadshavaren samtyckte inte inom svarstiden. Ansök om listning på nytt.",
+        "The other guardian did not consent within the time allowed. Request the listing again.",
+    )
+    NO_PENDING_LISTING_REQUEST = (
+        "no_pending_listing_request",
+        RuleId.P3,
+        "Det finns ingen listning av barnet på den här vårdcentralen som väntar på samtycke.",
+        "No listing of the child at this care unit is waiting for consent.",
+    )
+    CONSENT_ALREADY_GIVEN = (
+        "consent_already_given",
+        RuleId.P3,
+        "Vårdnadshavaren har redan samtyckt till listningen.",
+        "The guardian has already consented to the listing.",
+    )
     # ---- F1
     NOT_LEGITIMERAD_LAKARE = (
         "not_legitimerad_lakare",

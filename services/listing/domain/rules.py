@@ -13,7 +13,7 @@ L2 is enforced by absence: no check reads geography, and the model has nowhere t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -24,11 +24,13 @@ from .model import (
     ALLMANMEDICIN,
     LAKARE,
     CareUnit,
+    ConsentOutcome,
     DoctorList,
     EmploymentType,
     FastVardkontaktEndReason,
     FlkAssignment,
     FlkEndReason,
+    GuardianDecision,
     Initiator,
     ListingChange,
     ListingEndReason,
@@ -36,6 +38,7 @@ from .model import (
     ListingState,
     ListKind,
     PatientRecord,
+    PendingListing,
     Person,
     PopulationStatus,
     PractitionerRole,
@@ -184,18 +187,39 @@ def check_residency(ctx: ListingContext) -> RejectionReason | None:  # L4
     return RejectionReason.NOT_FOLKBOKFORD_IN_REGION
 
 
-def check_guardian_consent(ctx: ListingContext) -> RejectionReason | None:  # P3
-    policy, c = ctx.policy, ctx.command
+def guardian_consent(person: Person, c: cmd.RequestListing, policy: PolicyProfile
+                     ) -> tuple[RejectionReason | None, frozenset[str]]:
+    """P3: (rejection, guardians still awaited) for a listing request.
+
+    Who the guardians are comes from the population register (``person.guardian_keys``). Every
+    consent must come from one of them; at least one must have consented (the requesting guardian);
+    when all must consent, the others are *awaited* — the request waits instead of being rejected.
+    When the register has no guardianship fact, the caller's ``guardian_count`` is used as in v1
+    (all consents in the request itself; nobody can be awaited, since nobody knows who the others are).
+    """
     if not policy.p3_guardian_consent_required or c.initiated_by is not Initiator.PERSON:
-        return None
-    if not is_minor(ctx.person, c.effective_date, policy):
-        return None
-    consents = len(c.consenting_guardian_keys)
-    if consents == 0:
-        return RejectionReason.GUARDIAN_CONSENT_MISSING
-    if policy.p3_all_guardians_must_consent and (c.guardian_count is None or consents < c.guardian_count):
-        return RejectionReason.GUARDIAN_CONSENT_MISSING
-    return None
+        return None, frozenset()
+    if not is_minor(person, c.effective_date, policy):
+        return None, frozenset()
+    consents = c.consenting_guardian_keys
+    guardians = person.guardian_keys
+    if guardians is None:  # the register is silent: v1 behaviour, the caller's count
+        if not consents:
+            return RejectionReason.GUARDIAN_CONSENT_MISSING, frozenset()
+        if policy.p3_all_guardians_must_consent and (c.guardian_count is None or len(consents) < c.guardian_count):
+            return RejectionReason.GUARDIAN_CONSENT_MISSING, frozenset()
+        return None, frozenset()
+    if consents - guardians:
+        return RejectionReason.CONSENT_BY_NON_GUARDIAN, frozenset()
+    if not consents:
+        return RejectionReason.GUARDIAN_CONSENT_MISSING, frozenset()
+    if not policy.p3_all_guardians_must_consent:
+        return None, frozenset()
+    return None, frozenset(guardians - consents)
+
+
+def check_guardian_consent(ctx: ListingContext) -> RejectionReason | None:  # P3
+    return guardian_consent(ctx.person, ctx.command, ctx.policy)[0]
 
 
 def check_switch_limit(ctx: ListingContext) -> RejectionReason | None:  # L5
@@ -260,20 +284,57 @@ def _listing_rejected(c: Any, reason: RejectionReason, policy: PolicyProfile, ca
 
 
 def decide_request_listing(state: ListingState, c: cmd.RequestListing, policy: PolicyProfile) -> Events:
-    """L1–L7, P1, P3. Accepted: [ListingEnded, FastLakarkontaktEnded…(relisted)], ListingStarted."""
+    """L1–L7, P1, P3. Accepted: [ListingEnded, FastLakarkontaktEnded…(relisted)], ListingStarted.
+
+    A minor's request by one of two guardians (P3) that passes every other rule waits for the other
+    guardian: ``ListingAwaitingConsent``. A newer request that is accepted or waits replaces an open
+    pending request (``ListingConsentClosed(superseded)`` first)."""
     record = state.patients.get(c.patient_key)
     if record is None:
         return _listing_rejected(c, RejectionReason.PERSON_UNKNOWN, policy, c.care_unit_id)
+    superseded = record.open_pending_listing
+    closing = [] if superseded is None else [
+        _consent_closed(c.patient_key, superseded, c.effective_date, ConsentOutcome.SUPERSEDED)]
+    return _listing_decision(state, c, policy, record, closing, pending_may_wait=True)
+
+
+def _consent_closed(patient_key: str, p: PendingListing, on: date, outcome: ConsentOutcome) -> ev.ListingConsentClosed:
+    return ev.ListingConsentClosed(patient_key=patient_key, care_unit_id=p.care_unit_id, requested_on=p.requested_on,
+                                   closed_on=max(on, p.requested_on), outcome=outcome)
+
+
+def _listing_decision(state: ListingState, c: cmd.RequestListing, policy: PolicyProfile, record: PatientRecord,
+                      closing: Events, *, pending_may_wait: bool, on_reject: Events = ()) -> Events:
+    """The ordinary listing decision; ``closing`` precedes an accepted (or waiting) outcome,
+    ``on_reject`` precedes a rejection."""
     unit = state.units.get(c.care_unit_id)
     if unit is None:
-        return _listing_rejected(c, RejectionReason.UNIT_UNKNOWN, policy, c.care_unit_id)
+        return [*on_reject, *_listing_rejected(c, RejectionReason.UNIT_UNKNOWN, policy, c.care_unit_id)]
     ctx = ListingContext(state, c, policy, record, unit)
     for _rule, check in LISTING_CHECKS:
         if (reason := check(ctx)) is not None:
-            return _listing_rejected(c, reason, policy, c.care_unit_id)
+            return [*on_reject, *_listing_rejected(c, reason, policy, c.care_unit_id)]
+
+    _, awaiting = guardian_consent(record.person, c, policy)
+    if awaiting:  # P3: every other rule allows it; the other guardian's consent is missing
+        pending = ev.ListingAwaitingConsent(
+            patient_key=c.patient_key,
+            care_unit_id=unit.hsa_id,
+            requested_on=c.effective_date,
+            expires_on=c.effective_date + timedelta(days=policy.p3_consent_wait_days),
+            consented_guardian_keys=c.consenting_guardian_keys,
+            awaiting_guardian_keys=awaiting,
+            origin=c.origin,
+            channel=c.channel,
+            initiated_by=c.initiated_by,
+            exemption_reason=c.exemption_reason,
+            residency_exception=c.residency_exception,
+        )
+        return [*closing, pending] if pending_may_wait else [*on_reject, *_listing_rejected(
+            c, RejectionReason.GUARDIAN_CONSENT_MISSING, policy, c.care_unit_id)]
 
     start = ctx.responsibility_from
-    events: Events = []
+    events: Events = list(closing)
     current = record.open_listing
     if current is not None:  # L1: atomically end the previous listing; F4: and every FLK there
         events.append(
@@ -303,6 +364,86 @@ def decide_request_listing(state: ListingState, c: cmd.RequestListing, policy: P
         )
     )
     return events
+
+
+def _pending_request(p: PendingListing, patient_key: str, on: date, consents: frozenset[str]) -> cmd.RequestListing:
+    """The pending request as a listing request on ``on`` with the consents given so far."""
+    return cmd.RequestListing(
+        patient_key=patient_key, care_unit_id=p.care_unit_id, effective_date=on, initiated_by=p.initiated_by,
+        channel=p.channel, origin=p.origin, exemption_reason=p.exemption_reason,
+        residency_exception=p.residency_exception, consenting_guardian_keys=consents,
+    )
+
+
+def _expired(patient_key: str, p: PendingListing, on: date, policy: PolicyProfile) -> Events:
+    """P3: the wait is over — the request closes on its ``expires_on`` and is rejected."""
+    return [
+        ev.ListingConsentClosed(patient_key=patient_key, care_unit_id=p.care_unit_id, requested_on=p.requested_on,
+                                closed_on=p.expires_on, outcome=ConsentOutcome.EXPIRED),
+        ev.ListingRejected(patient_key=patient_key, care_unit_id=p.care_unit_id, effective_date=on,
+                           reason=RejectionReason.GUARDIAN_CONSENT_EXPIRED, decided_under=policy.ref),
+    ]
+
+
+def decide_answer_consent(state: ListingState, c: cmd.AnswerListingConsent, policy: PolicyProfile) -> Events:
+    """P3: a guardian answers the child's pending listing request.
+
+    * not a guardian in the population register → rejected ``consent_by_non_guardian`` (nothing changes);
+    * no open request at that unit → ``no_pending_listing_request``; after its wait → it expires now;
+    * a refusal (by any guardian, the requester included: a withdrawal) → closed ``refused`` + rejected
+      ``guardian_refused``;
+    * a consent already given → ``consent_already_given`` (nothing changes);
+    * a consent that completes the consents → the ordinary listing decision on the consent's date (not
+      before the request's), with every rule; accepted → closed ``consented`` + the listing events;
+      rejected by a rule → closed ``rejected`` + that rejection. If the register's guardians changed
+      meanwhile and someone is still awaited, the request is announced again with the new sets.
+    """
+    record = state.patients.get(c.patient_key)
+    if record is None:
+        return _listing_rejected(c, RejectionReason.PERSON_UNKNOWN, policy, c.care_unit_id)
+    pending = record.open_pending_listing
+    if pending is None or pending.care_unit_id != c.care_unit_id:
+        return _listing_rejected(c, RejectionReason.NO_PENDING_LISTING_REQUEST, policy, c.care_unit_id)
+    guardians = record.person.guardian_keys or frozenset()
+    if c.guardian_key not in guardians:
+        return _listing_rejected(c, RejectionReason.CONSENT_BY_NON_GUARDIAN, policy, c.care_unit_id)
+    if c.effective_date >= pending.expires_on:
+        return _expired(c.patient_key, pending, c.effective_date, policy)
+    on = max(c.effective_date, pending.requested_on)
+    if c.decision is GuardianDecision.REFUSE:
+        return [
+            _consent_closed(c.patient_key, pending, on, ConsentOutcome.REFUSED),
+            *_listing_rejected(c, RejectionReason.GUARDIAN_REFUSED, policy, c.care_unit_id),
+        ]
+    if c.guardian_key in pending.consented_guardian_keys:
+        return _listing_rejected(c, RejectionReason.CONSENT_ALREADY_GIVEN, policy, c.care_unit_id)
+    consents = (pending.consented_guardian_keys | {c.guardian_key}) & guardians
+    request = _pending_request(pending, c.patient_key, on, consents)
+    _, awaiting = guardian_consent(record.person, request, policy)
+    if awaiting:  # the register's guardians changed while it waited: still someone to ask
+        return [replace(_pending_event(pending, c.patient_key), consented_guardian_keys=consents,
+                        awaiting_guardian_keys=awaiting)]
+    return _listing_decision(
+        state, request, policy, record, [_consent_closed(c.patient_key, pending, on, ConsentOutcome.CONSENTED)],
+        pending_may_wait=False, on_reject=[_consent_closed(c.patient_key, pending, on, ConsentOutcome.REJECTED)])
+
+
+def _pending_event(p: PendingListing, patient_key: str) -> ev.ListingAwaitingConsent:
+    return ev.ListingAwaitingConsent(
+        patient_key=patient_key, care_unit_id=p.care_unit_id, requested_on=p.requested_on, expires_on=p.expires_on,
+        consented_guardian_keys=p.consented_guardian_keys, awaiting_guardian_keys=p.awaiting_guardian_keys,
+        origin=p.origin, channel=p.channel, initiated_by=p.initiated_by, exemption_reason=p.exemption_reason,
+        residency_exception=p.residency_exception)
+
+
+def decide_expire_consent(state: ListingState, c: cmd.ExpireListingConsent, policy: PolicyProfile) -> Events:
+    """P3: the sweep. An open request whose wait is over (``expires_on <= effective_date``) closes
+    ``expired`` on its ``expires_on`` and is rejected ``guardian_consent_expired``; otherwise nothing."""
+    record = state.patients.get(c.patient_key)
+    pending = record.open_pending_listing if record is not None else None
+    if pending is None or c.effective_date < pending.expires_on:
+        return []
+    return _expired(c.patient_key, pending, c.effective_date, policy)
 
 
 def decide_end_listing(state: ListingState, c: cmd.EndListing, policy: PolicyProfile) -> Events:
@@ -854,6 +995,8 @@ def _leaves_population(
         return events
     listing_reason, flk_reason = departure.listing_reason, departure.flk_reason
     vk_reason = departure.vardkontakt_reason
+    if (pending := record.open_pending_listing) is not None:  # P3: nobody is asked to consent any more
+        events.append(_consent_closed(patient_key, pending, on, ConsentOutcome.CANCELLED))
     current = record.open_listing
     if current is not None:
         events.append(
@@ -923,6 +1066,8 @@ def decide_sabo(state: ListingState, c: cmd.RecordSaboResidence, policy: PolicyP
 
 DECIDERS: dict[type, Callable[[ListingState, Any, PolicyProfile], Events]] = {
     cmd.RequestListing: decide_request_listing,
+    cmd.AnswerListingConsent: decide_answer_consent,
+    cmd.ExpireListingConsent: decide_expire_consent,
     cmd.EndListing: decide_end_listing,
     cmd.AssignFastLakarkontakt: decide_assign_flk,
     cmd.EndFastLakarkontakt: decide_end_flk,

@@ -5,6 +5,8 @@
 * F7: a patient who declined lacks an FLK in KPIs (:func:`lacks_fast_lakarkontakt`) but is not
   "missing" for alerts (:func:`missing_fast_lakarkontakt_for_alerts`) when the profile says so.
 * P1: deceased / emigrated persons never raise alerts.
+* P3: a minor's listing request waiting for the other guardian's consent is shown as pending (which
+  unit, since when, until when) while it is open and its wait is not over.
 * P2: the patient view holds ids, the unit's name and the doctor's list name — there is no field
   for the patient's own name or address, protected identity or not.
 """
@@ -110,6 +112,27 @@ class FastVardkontaktView:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingListingView:
+    """P3: the child's listing request that waits for a guardian's consent (ids and dates only)."""
+
+    care_unit_id: str
+    unit_display_name: str | None
+    requested_on: date
+    expires_on: date
+    awaiting_guardians: int
+
+
+def pending_listing_on(record: PatientRecord, state: ListingState, on: date) -> PendingListingView | None:
+    """The open pending request, unless its wait is over on ``on`` (the sweep may not have run yet)."""
+    p = record.open_pending_listing
+    if p is None or on >= p.expires_on:
+        return None
+    unit = state.units.get(p.care_unit_id)
+    return PendingListingView(p.care_unit_id, unit.name if unit is not None else None, p.requested_on,
+                              p.expires_on, len(p.awaiting_guardian_keys))
+
+
+@dataclass(frozen=True, slots=True)
 class PatientView:
     """What the patient sees on 1177. Never a fictive list (F3); never the patient's name (P2)."""
 
@@ -119,6 +142,7 @@ class PatientView:
     fast_lakarkontakter: tuple[FastLakarkontaktView, ...]
     fast_vardkontakter: tuple[FastVardkontaktView, ...]
     declined_fast_lakarkontakt: bool
+    pending_listing: PendingListingView | None = None
 
 
 def patient_view(record: PatientRecord, state: ListingState, on: date) -> PatientView:
@@ -142,4 +166,5 @@ def patient_view(record: PatientRecord, state: ListingState, on: date) -> Patien
             FastVardkontaktView(v.practitioner_id, v.profession) for v in fast_vardkontakter_on(record, on)
         ),
         declined_fast_lakarkontakt=has_declined_fast_lakarkontakt(record, on),
+        pending_listing=pending_listing_on(record, state, on),
     )

@@ -9,7 +9,8 @@
 * ``GET /patients/{patient_key}`` and ``.../history`` — own unit's patients only (404 otherwise),
   every read audit-logged.
 * ``GET /me/fast-lakarkontakt`` — the 1177 patient view: never a fictive list (F3), ids and the
-  unit's and doctor's list names only (P2).
+  unit's and doctor's list names only (P2); a listing request of the caller waiting for a guardian's
+  consent, and the children's requests waiting for the caller's own consent as their guardian (P3).
 
 Plus ``/healthz``, ``/readyz`` (flk.api) and ``/metrics``.
 """
@@ -46,6 +47,10 @@ UnitId = Annotated[str, Path(pattern=r"^SE[0-9]{10}-[0-9A-Za-z]{1,31}$", max_len
 
 #: commands a patient may send about themselves (the 1177 e-service)
 PATIENT_COMMANDS = frozenset({"listing.request.v1", "listing.end.v1", "fast_lakarkontakt.decline.v1"})
+#: commands a guardian sends about their child with their own patient token: the token's key must be
+#: the command's ``guardian_key`` (whether they are the child's guardian is the population register's
+#: fact, checked by the rule: P3 ``consent_by_non_guardian``)
+GUARDIAN_COMMANDS = frozenset({"listing.consent.v1"})
 
 
 @cache
@@ -77,6 +82,8 @@ def may_command(principal: Principal, command_type: str, data: dict) -> bool:
     if principal.role in UNIT_STAFF:
         return data.get("care_unit_id") in principal.units
     if principal.role is Role.PATIENT:
+        if command_type in GUARDIAN_COMMANDS:
+            return bool(principal.patient_key) and data.get("guardian_key") == principal.patient_key
         return command_type in PATIENT_COMMANDS and data.get("patient_key") == principal.patient_key
     return False
 
@@ -276,6 +283,10 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
                 "assigned_on": a.period.start.isoformat(), "named": a.list_kind.value == "doctor",
             } for a in record.open_assignments],
             "declined_fast_lakarkontakt": bool(record.open_declines),
+            "pending_listing": None if (p := record.open_pending_listing) is None else {  # P3
+                "care_unit_id": p.care_unit_id, "requested_on": p.requested_on.isoformat(),
+                "expires_on": p.expires_on.isoformat(), "consented_guardian_keys": sorted(p.consented_guardian_keys),
+                "awaiting_guardian_keys": sorted(p.awaiting_guardian_keys)},
             "fast_vardkontakter": [{
                 "practitioner_id": v.practitioner_id, "profession": v.profession, "care_unit_id": v.care_unit_id,
                 "appointed_on": v.period.start.isoformat()} for v in record.open_fast_vardkontakter],
@@ -301,10 +312,23 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
         if principal.role is not Role.PATIENT or not principal.patient_key:
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this view is for a patient token (1177)")
         record, state = await _guarded_record(request, guard, principal.patient_key, "listing.patient_view.read")
+        on = today()
+        async with request.app.state.db.acquire() as conn:
+            children = await read_model.awaiting_guardian(conn, principal.patient_key, on)
+        for child in children:  # the guardian reads the child's pending request: audited under the child
+            await guard.audit.record(AuditRecord(principal, "listing.guardian_view.read", "allowed",
+                                                 unit_id=child["care_unit_id"], patient_key=child["patient_key"],
+                                                 request_id=guard.request_id))
+        awaiting_my_consent = [{
+            "patient_key": c["patient_key"], "care_unit_id": c["care_unit_id"], "care_unit_name": c["care_unit_name"],
+            "requested_on": c["requested_on"].isoformat(), "expires_on": c["expires_on"].isoformat(),
+            "status": "awaiting_your_consent"} for c in children]
         if record is None:
             return JSONResponse({"care_unit_id": None, "care_unit_name": None, "fast_lakarkontakter": [],
-                                 "fast_vardkontakter": [], "declined_fast_lakarkontakt": False})
-        view = patient_view(record, state, today())
+                                 "fast_vardkontakter": [], "declined_fast_lakarkontakt": False,
+                                 "pending_listing": None, "awaiting_my_consent": awaiting_my_consent})
+        view = patient_view(record, state, on)
+        pending = view.pending_listing
         return JSONResponse({
             "care_unit_id": view.care_unit_id,
             "care_unit_name": view.unit_display_name,
@@ -313,6 +337,13 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
             "fast_vardkontakter": [{"practitioner_id": v.practitioner_id, "profession": v.profession}
                                    for v in view.fast_vardkontakter],
             "declined_fast_lakarkontakt": view.declined_fast_lakarkontakt,
+            # P3: a listing of the caller (a child) that waits for a guardian's consent
+            "pending_listing": None if pending is None else {
+                "care_unit_id": pending.care_unit_id, "care_unit_name": pending.unit_display_name,
+                "requested_on": pending.requested_on.isoformat(), "expires_on": pending.expires_on.isoformat(),
+                "status": "awaiting_guardian_consent", "awaiting_guardians": pending.awaiting_guardians},
+            # P3: the caller's children whose listing waits for the caller's consent as their guardian
+            "awaiting_my_consent": awaiting_my_consent,
         })
 
     return app

@@ -22,6 +22,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flk.events.envelope import derived_id
 from services.listing.adapters import reference
 from services.listing.adapters.repository import DecisionContext, ListingRepository, OutboxEvent
 from services.listing.domain import commands as cmd
@@ -30,6 +31,7 @@ from services.listing.domain.model import (
     Channel,
     ExemptionReason,
     FlkEndReason,
+    GuardianDecision,
     Initiator,
     ListingEndReason,
     ListingOrigin,
@@ -212,21 +214,7 @@ async def handle_request_listing(msg: Message, deps: Deps) -> Outcome:
             consenting_guardian_keys=frozenset(d.get("consenting_guardian_keys") or ()),
             guardian_count=d.get("guardian_count"),
         )
-        units = await repo.load_units([d["care_unit_id"]])
-        counts: dict[str, int] = {}
-        unit = units.get(d["care_unit_id"])
-        if unit is not None and unit.main_unit_id is not None:  # a filial: the main unit's limit (L7)
-            units = {**units, **await repo.load_units([unit.main_unit_id])}
-        holder = limit_holder(ListingState(units=units), unit) if unit is not None else None
-        policy = deps.policy(on)
-        responsibility_from = date.fromordinal(on.toordinal() + policy.l6_responsibility_offset_days)
-        if holder is not None and policy.l7_enforced and holder.listing_limit_on(responsibility_from) is not None:
-            await repo.lock_unit(holder.hsa_id)  # L7 counts: serialise listings at a limited unit and its filials
-            family = await repo.unit_family(holder.hsa_id)
-            units = {**units, **await repo.load_units(family)}
-            for member in family:
-                counts[member] = await repo.listed_count(member)
-        return command, {"units": units, "listed_count_by_unit": counts}, None
+        return command, await _unit_slice(repo, deps, d["care_unit_id"], on), None
 
     return await _patient_command(msg, deps, d["patient_key"], build, on, d["care_unit_id"])
 
@@ -313,8 +301,73 @@ async def handle_appoint_vardkontakt(msg: Message, deps: Deps) -> Outcome:
     return await _patient_command(msg, deps, d["patient_key"], build, on, d["care_unit_id"])
 
 
+async def handle_consent(msg: Message, deps: Deps) -> Outcome:
+    """P3: a guardian's answer to the child's pending listing request. The ordinary listing decision
+    may run (consent complete), so the unit and its L7 count are read as for a listing request."""
+    d = msg.data
+    on = effective_date(d, deps)
+
+    async def build(repo: ListingRepository, on: date):
+        command = cmd.AnswerListingConsent(patient_key=d["patient_key"], care_unit_id=d["care_unit_id"],
+                                           guardian_key=d["guardian_key"], effective_date=on,
+                                           decision=GuardianDecision(d["decision"]))
+        return command, await _unit_slice(repo, deps, d["care_unit_id"], on), None
+
+    return await _patient_command(msg, deps, d["patient_key"], build, on, d["care_unit_id"])
+
+
+async def _unit_slice(repo: ListingRepository, deps: Deps, care_unit_id: str, on: date) -> dict[str, Any]:
+    """The target unit and, when a listing limit applies on the responsibility date, the locked counts
+    (L7): a filial's limit is its main unit's, over the main unit and all its filials (seed 004)."""
+    units = await repo.load_units([care_unit_id])
+    counts: dict[str, int] = {}
+    unit = units.get(care_unit_id)
+    if unit is not None and unit.main_unit_id is not None:
+        units = {**units, **await repo.load_units([unit.main_unit_id])}
+    holder = limit_holder(ListingState(units=units), unit) if unit is not None else None
+    policy = deps.policy(on)
+    responsibility_from = date.fromordinal(on.toordinal() + policy.l6_responsibility_offset_days)
+    if holder is not None and policy.l7_enforced and holder.listing_limit_on(responsibility_from) is not None:
+        await repo.lock_unit(holder.hsa_id)  # L7 counts: serialise listings at a limited unit and its filials
+        family = await repo.unit_family(holder.hsa_id)
+        units = {**units, **await repo.load_units(family)}
+        for member in family:
+            counts[member] = await repo.listed_count(member)
+    return {"units": units, "listed_count_by_unit": counts}
+
+
+async def expire_consents(deps: Deps, today: date | None = None, limit: int = 500) -> int:
+    """P3: the expiry sweep. Every child whose pending listing request's wait is over (``expires_on <=
+    today``) gets ``ExpireListingConsent`` decided in its own transaction (person locked, as a command):
+    the request closes ``expired`` and ``listing.rejected.v1`` (``guardian_consent_expired``) is
+    published. Returns how many requests expired; idempotent (a request already closed gives nothing)."""
+    today = today or deps.local_date(deps.clock())
+    async with deps.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT patient_key, care_unit_id, requested_on FROM listing.pending_listing "
+            "WHERE closed_on IS NULL AND expires_on <= $1 ORDER BY expires_on, patient_key LIMIT $2", today, limit)
+    expired = 0
+    for row in rows:
+        key = row["patient_key"]
+        # the message id names the request, so its rejection's command_id is the same on every attempt
+        msg = Message(derived_id("listing.p3_expiry", key, row["care_unit_id"], row["requested_on"].isoformat()),
+                      "listing.consent_expiry", {"patient_key": key}, deps.clock())
+        async with deps.uow() as uow:
+            repo = uow.repo
+            await repo.lock_persons([key])
+            policy = deps.policy(today)
+            state = await _patient_state(repo, [key], policy, today)
+            command = cmd.ExpireListingConsent(patient_key=key, effective_date=today)
+            outcome, events = await _decide_and_persist(repo, msg, deps, command, state, policy, row["care_unit_id"])
+        if events:
+            expired += 1
+            deps.on_decided(msg, outcome, events)
+    return expired
+
+
 COMMAND_HANDLERS: dict[str, Handler] = {
     "listing.request.v1": handle_request_listing,
+    "listing.consent.v1": handle_consent,
     "listing.end.v1": handle_end_listing,
     "fast_lakarkontakt.assign.v1": handle_assign_flk,
     "fast_lakarkontakt.end.v1": handle_end_flk,
@@ -407,6 +460,7 @@ async def handle_person(msg: Message, deps: Deps) -> Outcome:
             uow.conn, key, population_status=d["status"], home_region=d.get("region_code"),
             birth_date=date.fromisoformat(d["birth_date"]) if d.get("birth_date") else None,
             status_date=on if d["status"] != "folkbokford" else None,
+            guardian_keys=d.get("guardian_keys"),
         )
         commands: list[Any] = []
         if previous is None:  # a new person: nothing to end; store the flags as given

@@ -175,7 +175,8 @@ async def test_P2_the_1177_view_of_a_protected_person_holds_ids_and_the_units_na
     view = (await listing.client.get("/me/fast-lakarkontakt", headers=listing.token(Role.PATIENT, (), key))).json()
 
     assert set(view) == {"care_unit_id", "care_unit_name", "fast_lakarkontakter", "fast_vardkontakter",
-                         "declined_fast_lakarkontakt"}
+                         "declined_fast_lakarkontakt", "pending_listing", "awaiting_my_consent"}  # P3: ids and dates
+    assert view["pending_listing"] is None and view["awaiting_my_consent"] == []
     assert [f["practitioner_id"] for f in view["fast_lakarkontakter"]] == [DOCTOR_1]
     text = json.dumps(view, ensure_ascii=False)
     assert key not in text and "1961" not in text

@@ -11,8 +11,11 @@ must agree —
 Every step also compares the service's answer (accepted, or rejected with a reason) with the pure
 domain's decision. Commands are drawn from the pure state (hypothesis ``st.data()``), so most are
 about things that exist and the accepted paths run, not only the rejections; every command kind of
-the contracts (listing, FLK, fast vårdkontakt) and the register facts that end things (a doctor
-leaving, death, emigration, moving out, SÄBO residence) take part, under every policy profile.
+the contracts (listing, FLK, fast vårdkontakt, a guardian's consent) and the register facts that end
+things (a doctor leaving, death, emigration, moving out, SÄBO residence, the child's guardianship) take
+part, and the P3 expiry sweep runs, under every policy profile. A minor's listing request by one of two
+guardians is pending in all three views until the other guardian consents or refuses, it expires, a
+newer request supersedes it or the child leaves the population.
 
 ``FLK_STREAM_PROPERTY_EXAMPLES`` sets the number of examples (default 100, each up to 30 steps: about
 20 s; ``FLK_STREAM_PROPERTY_SHRINK=0`` skips shrinking a failure, which takes minutes). What it found
@@ -63,7 +66,8 @@ from services.listing.domain.model import (
 from services.listing.domain.policy import profile_for
 from services.listing.domain.rules import decide
 from services.listing.service_layer.dispatch import handle_message
-from services.listing.service_layer.handlers import REJECTIONS, Message, _end_listing_unit_check
+from services.listing.domain.model import GuardianDecision
+from services.listing.service_layer.handlers import REJECTIONS, Message, _end_listing_unit_check, expire_consents
 from services.listing.settings import ListingSettings
 from tests.support.builders import a_patient_key
 
@@ -92,6 +96,8 @@ class Region:
     keys: list[str] = field(default_factory=list)
     status: dict[str, str] = field(default_factory=dict)  # the population register, as last told
     residence: dict[str, str] = field(default_factory=dict)  # patient → residence id
+    #: the child's guardians as the population register states them (None: the register is silent, v1)
+    guardians: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.unit_a, self.unit_b = f"SE2321000016-P{self.n}A", f"SE2321000016-P{self.n}B"
@@ -114,6 +120,10 @@ class Region:
                 far: ("1970-01-01", "07")}
 
 
+#: the child's guardians (P3) and someone who is not one
+GUARDIAN_1, GUARDIAN_2, NOT_A_GUARDIAN = a_patient_key(9001), a_patient_key(9002), a_patient_key(9003)
+
+
 def _rfc3339(on: date) -> str:
     return datetime.combine(on, time(10), timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -131,10 +141,13 @@ def _facts(region: Region, limit_a: int | None) -> list[tuple[str, dict]]:
     for role_id, role in region.roles.items():
         facts.append(("practitioner_role.started.v1", {
             "role_id": role_id, "specialty": "allmanmedicin", "fte": 1.0, "valid_from": since, **role}))
+    child = region.keys[1]
     for key, (birth, home) in region.births().items():
-        facts.append(("person.registered.v1", {
-            "patient_key": key, "id_kind": "personnummer", "birth_date": birth, "region_code": home,
-            "protected_identity": False, "status": "folkbokford", "updated_at": _rfc3339(START - timedelta(days=400))}))
+        person = {"patient_key": key, "id_kind": "personnummer", "birth_date": birth, "region_code": home,
+                  "protected_identity": False, "status": "folkbokford", "updated_at": _rfc3339(START - timedelta(days=400))}
+        if key == child and region.guardians is not None:
+            person["guardian_keys"] = region.guardians
+        facts.append(("person.registered.v1", person))
     return facts
 
 
@@ -150,6 +163,8 @@ class Step:
     pure: Callable[[ListingState, Any], list[ev.Event]] | None
     #: what the fact itself changes in the register before anything is decided (reference data)
     fact: Callable[[ListingState], ListingState] | None = None
+    #: not a message: how the service runs the step (the P3 expiry sweep)
+    run: Callable[[Any, datetime], Any] | None = None
 
 
 def _command(key: str, unit: str, on: date, **fields: Any) -> dict:
@@ -168,8 +183,8 @@ def _request(key: str, on: date, unit: str, d: st.DataObject) -> Step:
                     channel=d.draw(st.sampled_from(["1177", "ehr", "admin"])))
     if d.draw(st.integers(0, 4)) == 0:
         data["exemption_reason"] = d.draw(st.sampled_from(["sarskilda_skal", "unit_closed", "moved"]))
-    g1, g2 = a_patient_key(9001), a_patient_key(9002)
-    guardians = d.draw(st.sampled_from([None, [g1], [g1, g2]]))
+    g1, g2 = GUARDIAN_1, GUARDIAN_2
+    guardians = d.draw(st.sampled_from([None, [g1], [g1], [g2], [g1, g2], [NOT_A_GUARDIAN]]))
     if guardians is not None:
         data["consenting_guardian_keys"] = guardians
         data["guardian_count"] = d.draw(st.integers(1, 2))
@@ -180,6 +195,39 @@ def _request(key: str, on: date, unit: str, d: st.DataObject) -> Step:
         consenting_guardian_keys=frozenset(data.get("consenting_guardian_keys") or ()),
         guardian_count=data.get("guardian_count"))
     return Step("listing.request.v1", data, lambda s, policy: decide(s, command, policy))
+
+
+def _consent(key: str, on: date, unit: str, d: st.DataObject) -> Step:
+    guardian = d.draw(st.sampled_from([GUARDIAN_1, GUARDIAN_2, GUARDIAN_2, NOT_A_GUARDIAN]))
+    decision = d.draw(st.sampled_from(["consent", "consent", "consent", "refuse"]))
+    command = cmd.AnswerListingConsent(patient_key=key, care_unit_id=unit, guardian_key=guardian, effective_date=on,
+                                       decision=GuardianDecision(decision))
+    return Step("listing.consent.v1", _command(key, unit, on, guardian_key=guardian, decision=decision),
+                lambda s, policy: decide(s, command, policy))
+
+
+def _expiry(region: Region, on: date) -> Step:
+    """The P3 sweep on ``on`` (it expires every open request whose wait is over, the region's all)."""
+    def pure(s: ListingState, policy: Any) -> list[ev.Event]:
+        return [e for k in region.keys for e in decide(s, cmd.ExpireListingConsent(patient_key=k, effective_date=on),
+                                                       policy)]
+
+    return Step("p3.expiry_sweep", {"today": on.isoformat()}, pure,
+                run=lambda deps, now: expire_consents(deps, today=on, limit=100_000))
+
+
+def _guardianship(region: Region, key: str, on: date, d: st.DataObject) -> Step:
+    """The register states the child's guardians anew (reference data: no decision)."""
+    guardians = d.draw(st.sampled_from([[GUARDIAN_1, GUARDIAN_2], [GUARDIAN_1], [GUARDIAN_2, NOT_A_GUARDIAN]]))
+    birth, home = region.births()[key]
+    data = {"patient_key": key, "birth_date": birth, "region_code": home, "status": region.status[key],
+            "guardian_keys": guardians, "updated_at": _rfc3339(on)}
+
+    def fact(s: ListingState) -> ListingState:
+        record = s.patients[key]
+        return s.with_patient(replace(record, person=replace(record.person, guardian_keys=frozenset(guardians))))
+
+    return Step("person.updated.v1", data, None, fact)
 
 
 def _end_listing(key: str, on: date, unit: str, d: st.DataObject) -> Step:
@@ -272,8 +320,13 @@ def draw_step(region: Region, state: ListingState, key: str, on: date, d: st.Dat
     mine = sorted(a.list_id for a in record.open_assignments)
     some_list = d.draw(_weighted((5, st.sampled_from(lists_here or ["none"])), (1, st.sampled_from(sorted(state.lists)))))
     listed = listing is not None
+    pending = record.open_pending_listing
+    child = key == region.keys[1]
     kind = d.draw(_weighted(
         (3 if listed else 12, st.just("request")),
+        (20 if pending else 1, st.just("consent")),
+        (2 if pending else 0, st.just("expiry")),
+        (1 if child else 0, st.just("guardianship")),
         (12 if listed else 1, st.just("assign")),
         (4 if mine else 0, st.just("end_flk")),
         (1, st.just("end_listing")),
@@ -285,6 +338,13 @@ def draw_step(region: Region, state: ListingState, key: str, on: date, d: st.Dat
     ), label="kind")
     if kind == "request":
         return _request(key, on, d.draw(st.sampled_from([region.unit_a, region.unit_b, region.unit_a])), d)
+    if kind == "consent":
+        target = pending.care_unit_id if pending else unit
+        return _consent(key, on, d.draw(_weighted((5, st.just(target)), (1, st.just(region.unit_b)))), d)
+    if kind == "expiry":
+        return _expiry(region, on)
+    if kind == "guardianship":
+        return _guardianship(region, key, on, d)
     if kind == "assign":
         return _assign(key, on, unit, some_list, d)
     if kind == "end_flk":
@@ -318,6 +378,9 @@ def project_record(r: PatientRecord) -> dict[str, list[tuple]]:
         "declines": [(x.care_unit_id, x.period.start, x.period.end) for x in r.declines],
         "fast_vardkontakt": [(v.practitioner_id, v.care_unit_id, v.period.start, v.period.end)
                              for v in r.fast_vardkontakter],
+        "pending": [(p.care_unit_id, p.requested_on, p.expires_on, p.closed_on, p.outcome.value if p.outcome else None,
+                     tuple(sorted(p.consented_guardian_keys)), tuple(sorted(p.awaiting_guardian_keys)))
+                    for p in r.pending_listings],
     })
 
 
@@ -327,8 +390,8 @@ def _sorted(view: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
 
 async def register_view(conn: asyncpg.Connection, keys: list[str]) -> dict[str, dict]:
     """Every row the SQL writers left, closed history included."""
-    views: dict[str, dict[str, list[tuple]]] = {k: {"listings": [], "flk": [], "declines": [], "fast_vardkontakt": []}
-                                                for k in keys}
+    views: dict[str, dict[str, list[tuple]]] = {k: {"listings": [], "flk": [], "declines": [], "fast_vardkontakt": [],
+                                                    "pending": []} for k in keys}
     for r in await conn.fetch("SELECT * FROM listing.listing WHERE patient_key = ANY($1)", keys):
         views[r["patient_key"]]["listings"].append(
             (r["care_unit_id"], r["registered_on"], r["start_on"], r["end_on"], r["end_reason"]))
@@ -341,13 +404,17 @@ async def register_view(conn: asyncpg.Connection, keys: list[str]) -> dict[str, 
     for r in await conn.fetch("SELECT * FROM listing.fast_vardkontakt WHERE patient_key = ANY($1)", keys):
         views[r["patient_key"]]["fast_vardkontakt"].append(
             (r["practitioner_id"], r["care_unit_id"], r["start_on"], r["end_on"]))
+    for r in await conn.fetch("SELECT * FROM listing.pending_listing WHERE patient_key = ANY($1)", keys):
+        views[r["patient_key"]]["pending"].append(
+            (r["care_unit_id"], r["requested_on"], r["expires_on"], r["closed_on"], r["outcome"],
+             tuple(sorted(r["consented_guardian_keys"])), tuple(sorted(r["awaiting_guardian_keys"]))))
     return {k: _sorted(v) for k, v in views.items()}
 
 
 def stream_view(events: list[tuple[str, dict]], keys: list[str]) -> dict[str, dict]:
     """Fold the published events as a downstream consumer does, with nothing but the contracts."""
-    open_: dict[str, dict[str, list[dict]]] = {k: {"listings": [], "flk": [], "declines": [], "fast_vardkontakt": []}
-                                               for k in keys}
+    open_: dict[str, dict[str, list[dict]]] = {k: {"listings": [], "flk": [], "declines": [], "fast_vardkontakt": [],
+                                                   "pending": []} for k in keys}
     d_ = date.fromisoformat
 
     def close(rows: list[dict], match: Callable[[dict], bool], on: date, **extra: Any) -> None:
@@ -384,12 +451,28 @@ def stream_view(events: list[tuple[str, dict]], keys: list[str]) -> dict[str, di
             close(p["fast_vardkontakt"],
                   lambda r: r["who"] == data["practitioner_id"] and r["unit"] == data["care_unit_id"],
                   d_(data["ended_on"]))
+        elif event_type == "listing.awaiting_consent.v1":  # P3: opens, or (announced again) updates, the open one
+            sets = {"consented": tuple(sorted(data["consented_guardian_keys"])),
+                    "awaiting": tuple(sorted(data["awaiting_guardian_keys"]))}
+            current = next((r for r in p["pending"] if r["end"] is None), None)
+            if current is not None and (current["unit"], current["requested"]) == (
+                    data["care_unit_id"], d_(data["requested_on"])):
+                current.update(sets)
+            else:
+                p["pending"].append({"unit": data["care_unit_id"], "requested": d_(data["requested_on"]),
+                                     "expires": d_(data["expires_on"]), "end": None, "outcome": None, **sets})
+        elif event_type == "listing.consent_closed.v1":
+            for row in p["pending"]:
+                if row["end"] is None:
+                    row.update(end=d_(data["closed_on"]), outcome=data["outcome"])
     return {k: _sorted({
         "listings": [(r["unit"], r["registered"], r["start"], r["end"], r["reason"]) for r in p["listings"]],
         "flk": [(r["list"], r["unit"], r["doctor"], r["start"], r["end"], r["reason"],
                  r["coordinating"] if r["end"] is None else None) for r in p["flk"]],
         "declines": [(r["unit"], r["start"], r["end"]) for r in p["declines"]],
         "fast_vardkontakt": [(r["who"], r["unit"], r["start"], r["end"]) for r in p["fast_vardkontakt"]],
+        "pending": [(r["unit"], r["requested"], r["expires"], r["end"], r["outcome"], r["consented"], r["awaiting"])
+                    for r in p["pending"]],
     }) for k, p in open_.items()}
 
 
@@ -479,6 +562,8 @@ def _answer(events: list[ev.Event]) -> tuple[str, str | None]:
 
 async def run_example(svc: Service, profile: str, d: st.DataObject) -> None:
     region = Region(next(_serial))
+    region.guardians = d.draw(st.sampled_from([None, [GUARDIAN_1, GUARDIAN_2], [GUARDIAN_1, GUARDIAN_2], [GUARDIAN_1]]),
+                              label="the child's guardians in the register")
     clock = Clock()
     deps = build_deps(ListingSettings(platform=svc.settings, profile=profile), svc.pool, clock=clock)
     for event_type, data in _facts(region, d.draw(st.sampled_from([None, None, 2]), label="listing limit at A")):
@@ -503,20 +588,33 @@ async def run_example(svc: Service, profile: str, d: st.DataObject) -> None:
 
     on = START
     for step_no in range(d.draw(st.integers(1, 30), label="steps")):
-        on += timedelta(days=d.draw(st.integers(0, 45), label="days to the next step"))
+        waiting = [k for k in region.keys if state.patients[k].open_pending_listing is not None]
+        # a request waiting for consent (P3, 30 days) is answered soon more often than not
+        on += timedelta(days=d.draw(_weighted((1, st.integers(0, 45)), (2 if waiting else 0, st.integers(0, 10))),
+                                    label="days to the next step"))
         clock.now = datetime.combine(on, time(10), timezone.utc)
-        key = d.draw(st.sampled_from(region.keys), label="patient")
+        key = d.draw(_weighted((3, st.sampled_from(region.keys)), (2 if waiting else 0, st.sampled_from(waiting or [""]))),
+                     label="patient")
         step = draw_step(region, state, key, on, d, late=step_no >= 15)
         note(f"step {step_no} on {on}: patient #{region.keys.index(key)} {step.message_type} "
              f"{ {k: v for k, v in step.data.items() if k not in ('command_id', 'patient_key', 'requested_at')} }")
         state = step.fact(state) if step.fact is not None else state
-        outcome = await handle(deps, step.message_type, step.data, clock.now)
+        outcome = await (step.run(deps, clock.now) if step.run is not None
+                         else handle(deps, step.message_type, step.data, clock.now))
         events = step.pure(state, profile_for(profile, on)) if step.pure is not None else []
         for e in events:  # hypothesis' statistics: which transitions and rejections the examples reached
-            event(f"{type(e).__name__} {e.reason.value}" if isinstance(e, REJECTIONS) else type(e).__name__)
+            event(f"{type(e).__name__} {e.reason.value}" if isinstance(e, REJECTIONS)
+                  else f"{type(e).__name__} {e.outcome.value}" if isinstance(e, ev.ListingConsentClosed)
+                  else type(e).__name__)
+        if step.run is not None:  # the sweep: how many requests it expired (earlier examples' too: one database)
+            note(f"  domain: {[type(e).__name__ for e in events]}; service: {outcome} expired")
+            assert outcome >= sum(isinstance(e, ev.ListingConsentClosed) for e in events), f"step {step_no} sweep"
+            state = evolve_all(state, events)
+            continue
         note(f"  domain: {[type(e).__name__ for e in events]}; service: {outcome.status} "
              f"{[e['type'] for e in outcome.events]}")
-        if step.message_type.endswith((".request.v1", ".end.v1", ".assign.v1", ".decline.v1", ".appoint.v1")):
+        if step.message_type.endswith((".request.v1", ".end.v1", ".assign.v1", ".decline.v1", ".appoint.v1",
+                                       ".consent.v1")):
             got = (outcome.status, (outcome.rejection or {}).get("reason_code"))
             assert got == _answer(events), f"step {step_no} {step.message_type}: service {got}, domain {events}"
         state = evolve_all(state, events)

@@ -56,7 +56,7 @@ ROUTING_BODY = {"unit_name": "Vårdcentral VCA1", "email_to": ["vc@example.se"],
                 "quiet_hours": None, "escalation_after_days": 14}
 
 COMMAND_TYPES = ("listing.request.v1", "listing.end.v1", "fast_lakarkontakt.assign.v1", "fast_lakarkontakt.end.v1",
-                 "fast_lakarkontakt.decline.v1", "fast_vardkontakt.appoint.v1")
+                 "fast_lakarkontakt.decline.v1", "fast_vardkontakt.appoint.v1", "listing.consent.v1")
 
 
 def command_body(command_type: str) -> dict:

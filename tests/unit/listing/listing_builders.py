@@ -104,6 +104,7 @@ def person(
     status: PopulationStatus = PopulationStatus.FOLKBOKFORD,
     protected: bool = False,
     sabo: bool = False,
+    guardians: frozenset[str] | None = None,
 ) -> Person:
     return Person(
         patient_key=key,
@@ -112,6 +113,7 @@ def person(
         birth_date=birth,
         protected_identity=protected,
         sabo_resident=sabo,
+        guardian_keys=guardians,
     )
 
 
