@@ -105,6 +105,23 @@ G4_COHORT = ("SÄBO residents who get their main health care there, or whose res
 
 # ------------------------------------------------------------------ Region goals
 
+#: the fasta kontakter table (migration 0007): shares as percent, the person counts as numbers
+FASTA_KONTAKTER_OVERRIDES = [
+    {"matcher": {"id": "byRegexp", "options": "named FLK|fast vårdkontakt|both|survey.*"},
+     "properties": [{"id": "unit", "value": "percentunit"}, {"id": "decimals", "value": 1}]},
+]
+FASTA_KONTAKTER_HELP = (
+    "Named FLK: an FLK on a doctor list (a fictive list, F3, is not one). Fast vårdkontakt: an open "
+    "appointment of any profession (V1). RUB 4–5: the person's latest risk assessment; persons never "
+    "assessed are in neither group. SÄBO: G3's population (residents who get their main care there, or it is "
+    "not recorded). "
+    "Seed 004 (Kalmar) asks for both an FLK and a fast vårdkontakt for RUB high-need patients. Reference, "
+    "not a target: SKR's survey of autumn 2021 (seed 002) found 93 % of SÄBO residents with a fast "
+    "läkarkontakt and 97 % with a fast vårdkontakt — the latter within the municipal health care, which "
+    "this register does not hold, so a lower figure here need not mean fewer contacts. "
+    "Source: listing.fasta_kontakter_kpi_region (per unit: listing.fasta_kontakter_kpi_unit).")
+
+
 def region_goals() -> dict:
     lay = Layout()
     region = "entity_id = '$region'"
@@ -241,6 +258,22 @@ def region_goals() -> dict:
                   w=12, h=9, unit="percentunit", thresholds=SHARE_GOAL(0.80), minimum=0, maximum=1,
                   options={"orientation": "horizontal", "displayMode": "basic",
                            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True}}),
+        lay.panel("table", "Fasta kontakter — share with a named FLK, a fast vårdkontakt, and both",
+                  [sql("""SELECT 'Population' AS "group", population AS "persons",
+                          share_named_flk AS "named FLK", share_fast_vardkontakt AS "fast vårdkontakt",
+                          share_both AS "both", NULL::numeric AS "survey 2021: FLK",
+                          NULL::numeric AS "survey 2021: fast vårdkontakt"
+                          FROM listing.fasta_kontakter_kpi_region WHERE region_code = '$region'
+                          UNION ALL
+                          SELECT 'RUB 4–5 (latest assessment)', rub_4_5, rub_4_5_share_named_flk,
+                          rub_4_5_share_fast_vardkontakt, rub_4_5_share_both, NULL, NULL
+                          FROM listing.fasta_kontakter_kpi_region WHERE region_code = '$region'
+                          UNION ALL
+                          SELECT 'SÄBO (G3 population)', g3_residents, g3_share_named_flk,
+                          g3_share_fast_vardkontakt, g3_share_both, 0.93, 0.97
+                          FROM listing.fasta_kontakter_kpi_region WHERE region_code = '$region'""")],
+                  w=24, h=6, options=TABLE, overrides=FASTA_KONTAKTER_OVERRIDES,
+                  description=FASTA_KONTAKTER_HELP),
         lay.panel("table", "Continuity by care unit — doctor contacts now vs baseline",
                   [sql("SELECT entity_id AS unit, now_n AS \"n now\", now_mean AS \"now COC\", "
                        "now_ci_low AS \"95 % low\", now_ci_high AS \"95 % high\", baseline_mean AS \"baseline COC\", "
@@ -288,9 +321,11 @@ def care_unit() -> dict:
                   w=8, h=5, unit="percentunit", thresholds=SHARE_GOAL(0.80),
                   options=STAT, overrides=COUNTS_AS_NUMBERS,
                   description=G3_COUNTS + " Of the unit's listed patients. Source: listing.goal_kpi_unit."),
-        lay.panel("stat", "Open care gaps (RUB 4–5 or SÄBO without a named FLK)",
+        lay.panel("stat", "Open care gaps (RUB 4–5 or SÄBO without a named FLK; RUB 4–5 without a fast vårdkontakt "
+                          "where the region requires one)",
                   [sql(f"SELECT open_gaps AS \"open gaps\", open_gaps_rub_4_5 AS \"RUB 4–5\", "
-                       f"open_gaps_sabo AS \"SÄBO\", extract(epoch FROM now() - oldest_opened_at) / 86400 "
+                       f"open_gaps_sabo AS \"SÄBO\", open_gaps_fast_vardkontakt AS \"no fast vårdkontakt\", "
+                       f"extract(epoch FROM now() - oldest_opened_at) / 86400 "
                        f"AS \"oldest (days)\" FROM notifier.open_care_gaps_by_unit WHERE {unit}")],
                   w=8, h=5, options={**STAT, "colorMode": "value"}),
         lay.panel("barchart", "Lists vs capacity per doctor (1 100 × FTE, ST 550 × FTE; fictive lists have none)",

@@ -15,7 +15,7 @@ from typing import Any
 
 from services.notifier.adapters.outbound import OutboxEvent
 from services.notifier.domain.alerts import Alert, AlertKind, AlertMode, OpenGapRow, QuietHours, UnitGapSummary, UnitRouting
-from services.notifier.domain.care_gaps import GapCause
+from services.notifier.domain.care_gaps import GapCause, GapKind
 
 # ---- routing -----------------------------------------------------------------------------------
 
@@ -116,12 +116,12 @@ def parse_quiet_hours(text: str | None) -> QuietHours | None:
 
 async def open_gap_rows(conn, unit_id: str) -> list[OpenGapRow]:
     rows = await conn.fetch(
-        "SELECT gap_id, care_unit_id, cause, rub, sabo, opened_at FROM notifier.open_care_gap_for_alerting "
+        "SELECT gap_id, care_unit_id, cause, rub, sabo, opened_at, kind FROM notifier.open_care_gap_for_alerting "
         "WHERE care_unit_id = $1",
         unit_id,
     )
-    return [OpenGapRow(r["gap_id"], r["care_unit_id"], GapCause(r["cause"]), r["rub"], r["sabo"], r["opened_at"])
-            for r in rows]
+    return [OpenGapRow(r["gap_id"], r["care_unit_id"], GapCause(r["cause"]), r["rub"], r["sabo"], r["opened_at"],
+                       GapKind(r["kind"])) for r in rows]
 
 
 async def open_gap_stats(conn) -> dict[str, tuple[int, datetime]]:
@@ -149,6 +149,7 @@ def summary_to_json(summary: UnitGapSummary) -> dict[str, Any]:
         "by_rub": [[r, n] for r, n in summary.by_rub],
         "sabo": summary.sabo,
         "oldest_age_days": summary.oldest_age_days,
+        "by_kind": [[k.value, n] for k, n in summary.by_kind],
     }
 
 
@@ -161,7 +162,18 @@ def summary_from_json(raw: dict[str, Any]) -> UnitGapSummary:
         by_rub=tuple((r, n) for r, n in raw["by_rub"]),
         sabo=raw["sabo"],
         oldest_age_days=raw["oldest_age_days"],
+        # a summary stored before gap kinds existed: every gap was an FLK gap
+        by_kind=tuple((GapKind(k), n) for k, n in raw["by_kind"]) if "by_kind" in raw
+        else (((GapKind.FAST_LAKARKONTAKT, raw["total"]),) if raw["total"] else ()),
     )
+
+
+def gap_kinds_to_json(kinds: tuple[tuple[GapKind, int], ...]) -> dict[str, int]:
+    return {k.value: n for k, n in kinds}
+
+
+def gap_kinds_from_json(raw: dict[str, int]) -> tuple[tuple[GapKind, int], ...]:
+    return tuple((k, raw[k.value]) for k in GapKind if raw.get(k.value))
 
 
 async def insert_alert(conn, alert: Alert, summary: UnitGapSummary, now: datetime) -> bool:
@@ -169,10 +181,12 @@ async def insert_alert(conn, alert: Alert, summary: UnitGapSummary, now: datetim
     False (and nothing written) if the alert id exists already."""
     inserted = await conn.fetchval(
         "INSERT INTO notifier.alert (alert_id, care_unit_id, kind, unit_name, gap_count, gap_ids, summary, "
-        "digest_date, escalation_after_days, planned_at) VALUES ($1, $2, $3, $4, $5, $6::uuid[], $7::jsonb, $8, $9, $10) "
+        "digest_date, escalation_after_days, planned_at, gap_kinds) "
+        "VALUES ($1, $2, $3, $4, $5, $6::uuid[], $7::jsonb, $8, $9, $10, $11::jsonb) "
         "ON CONFLICT (alert_id) DO NOTHING RETURNING true",
         alert.alert_id, alert.unit_id, alert.kind.value, alert.unit_name, alert.gap_count, list(alert.gap_ids),
         json.dumps(summary_to_json(summary), ensure_ascii=False), alert.digest_date, alert.escalation_after_days, now,
+        json.dumps(gap_kinds_to_json(alert.gap_kinds)),
     )
     if not inserted:
         return False
@@ -213,6 +227,7 @@ class DeliveryJob:
     digest_date: date | None
     escalation_after_days: int | None
     planned_at: datetime
+    gap_kinds: tuple[tuple[GapKind, int], ...] = ()
 
     def alert(self) -> Alert:
         """The alert to render on this channel (counts only)."""
@@ -221,6 +236,7 @@ class DeliveryJob:
             gap_count=self.gap_count, email_to=self.recipients,
             teams_webhook_secret_ref=self.secret_ref, dedup_ids=frozenset(),
             digest_date=self.digest_date, escalation_after_days=self.escalation_after_days,
+            gap_kinds=self.gap_kinds,
         )
 
 
@@ -239,7 +255,7 @@ async def claim_due_deliveries(conn, now: datetime, lease_until: datetime, limit
         WHERE d.delivery_id = due.delivery_id AND a.alert_id = d.alert_id
         RETURNING d.delivery_id, d.alert_id, d.channel, d.recipients, d.secret_ref, d.attempts,
                   a.care_unit_id, a.unit_name, a.kind, a.gap_count, a.summary, a.digest_date,
-                  a.escalation_after_days, a.planned_at
+                  a.escalation_after_days, a.planned_at, a.gap_kinds
         """,
         now, lease_until, limit,
     )
@@ -250,7 +266,7 @@ async def claim_due_deliveries(conn, now: datetime, lease_until: datetime, limit
             unit_id=r["care_unit_id"], unit_name=r["unit_name"], kind=AlertKind(r["kind"]),
             gap_count=r["gap_count"], summary=summary_from_json(json.loads(r["summary"])),
             digest_date=r["digest_date"], escalation_after_days=r["escalation_after_days"],
-            planned_at=r["planned_at"],
+            planned_at=r["planned_at"], gap_kinds=gap_kinds_from_json(json.loads(r["gap_kinds"])),
         )
         for r in rows
     ]

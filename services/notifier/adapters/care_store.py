@@ -48,7 +48,7 @@ async def save_state(conn, state: PatientCareState, next_wakeup: datetime | None
 
 async def record_gap_events(conn, events: list[GapEvent]) -> None:
     """Open/resolve rows in notifier.care_gap (the partial unique index allows one open gap
-    per patient and unit; a violation is a bug and fails the transaction)."""
+    per patient, unit and kind; a violation is a bug and fails the transaction)."""
     for event in events:
         if isinstance(event, CareGapResolved):
             await conn.execute(
@@ -58,10 +58,10 @@ async def record_gap_events(conn, events: list[GapEvent]) -> None:
             )
         elif isinstance(event, CareGapOpened):
             await conn.execute(
-                "INSERT INTO notifier.care_gap (gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (gap_id) DO NOTHING",
+                "INSERT INTO notifier.care_gap (gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at, kind) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (gap_id) DO NOTHING",
                 event.gap_id, event.patient_key, event.unit_id, event.cause.value, event.rub, event.sabo,
-                event.opened_at,
+                event.opened_at, event.kind.value,
             )
 
 
@@ -150,7 +150,9 @@ async def record_gap_events_many(conn, events: list[GapEvent]) -> None:
     if opened:
         await conn.executemany(
             "INSERT INTO notifier.care_gap (gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at, "
-            "resolved_at, resolution) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (gap_id) DO NOTHING",
-            [(e.gap_id, e.patient_key, e.unit_id, e.cause.value, e.rub, e.sabo, e.opened_at, at, resolution)
+            "resolved_at, resolution, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+            "ON CONFLICT (gap_id) DO NOTHING",
+            [(e.gap_id, e.patient_key, e.unit_id, e.cause.value, e.rub, e.sabo, e.opened_at, at, resolution,
+              e.kind.value)
              for e, at, resolution in opened.values()],
         )

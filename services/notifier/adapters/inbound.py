@@ -19,6 +19,8 @@ from services.notifier.domain.care_gaps import (
     FlkDeclinedFact,
     FlkEndedFact,
     FlkEndReason,
+    FvkAppointedFact,
+    FvkEndedFact,
     ListingEndedFact,
     ListingEndReason,
     ListingStartedFact,
@@ -34,6 +36,8 @@ CONSUMED_EVENT_TYPES = (
     "fast_lakarkontakt.assigned.v1",
     "fast_lakarkontakt.ended.v1",
     "fast_lakarkontakt.declined.v1",
+    "fast_vardkontakt.appointed.v1",
+    "fast_vardkontakt.ended.v1",
     "risk.assessed.v1",
     "residence.recorded.v1",
     "person.registered.v1",
@@ -68,6 +72,8 @@ class FactMapper:
             "fast_lakarkontakt.assigned.v1": self._flk_assigned,
             "fast_lakarkontakt.ended.v1": self._flk_ended,
             "fast_lakarkontakt.declined.v1": self._flk_declined,
+            "fast_vardkontakt.appointed.v1": self._fvk_appointed,
+            "fast_vardkontakt.ended.v1": self._fvk_ended,
             "risk.assessed.v1": self._risk_assessed,
             "residence.recorded.v1": self._residence,
             "person.registered.v1": self._person,
@@ -130,6 +136,14 @@ class FactMapper:
         d = e.data
         return [FlkDeclinedFact(d["patient_key"], d["care_unit_id"], self._at(d["declined_on"], e), declined=True,
                                 suppresses_alerts=d.get("suppresses_alerts", True))]
+
+    def _fvk_appointed(self, e: Envelope) -> list[Fact]:
+        d = e.data
+        return [FvkAppointedFact(d["patient_key"], d["appointment_id"], d["care_unit_id"], self._at(d["appointed_on"], e))]
+
+    def _fvk_ended(self, e: Envelope) -> list[Fact]:
+        d = e.data
+        return [FvkEndedFact(d["patient_key"], d["appointment_id"], d["care_unit_id"], self._at(d["ended_on"], e))]
 
     def _risk_assessed(self, e: Envelope) -> list[Fact]:
         d = e.data

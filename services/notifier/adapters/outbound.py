@@ -36,6 +36,7 @@ def gap_event(event: GapEvent) -> OutboxEvent:
             "rub": event.rub,
             "sabo": event.sabo,
             "opened_at": _ts(event.opened_at),
+            "kind": event.kind.value,
         }
         result = OutboxEvent(derived_id(CARE_GAP_OPENED, event.gap_id), CARE_GAP_OPENED, data, event.opened_at)
     elif isinstance(event, CareGapResolved):
@@ -45,6 +46,7 @@ def gap_event(event: GapEvent) -> OutboxEvent:
             "care_unit_id": event.unit_id,
             "resolution": event.resolution.value,
             "resolved_at": _ts(event.resolved_at),
+            "kind": event.kind.value,
         }
         result = OutboxEvent(derived_id(CARE_GAP_RESOLVED, event.gap_id), CARE_GAP_RESOLVED, data, event.resolved_at)
     else:  # pragma: no cover

@@ -3,6 +3,12 @@
 Generic over the domain's frozen dataclasses, driven by their type hints, so a field added to
 the domain is stored without touching this module. Compact: fields equal to their default are
 left out (most patients have no SÄBO period, no decline, no gap).
+
+Formats: 1 (no ``_format`` key) is the FLK-only state; 2 added the fast-vårdkontakt fields
+(:data:`FORMAT_2_FIELDS`, all with defaults). A state is stored as format 2 (``"_format": 2``)
+only when it holds one of them, so a patient without fast-vårdkontakt data is stored exactly as
+before, and a format-1 state decodes unchanged. A state of a newer format than this code knows
+is refused with a clear error rather than decoded wrongly.
 """
 from __future__ import annotations
 
@@ -76,9 +82,27 @@ def _decode(tp: Any, raw: Any) -> Any:
     raise TypeError(f"cannot decode {tp}")
 
 
+#: the newest state format this code writes and reads
+STATE_FORMAT = 2
+#: the PatientCareState fields that format 2 added (fast vårdkontakt)
+FORMAT_2_FIELDS = frozenset({"fvk_appointments", "ended_fvk_ids", "last_fvk_ended_at", "open_fvk_gap", "last_fvk_gap"})
+_FORMAT_KEY = "_format"
+
+
+class UnknownStateFormat(ValueError):
+    pass
+
+
 def encode_state(state: PatientCareState) -> dict[str, Any]:
-    return _encode(state)
+    out = _encode(state)
+    if FORMAT_2_FIELDS & out.keys():
+        out[_FORMAT_KEY] = 2
+    return out
 
 
 def decode_state(raw: dict[str, Any]) -> PatientCareState:
+    raw = dict(raw)
+    fmt = raw.pop(_FORMAT_KEY, 1)
+    if not isinstance(fmt, int) or fmt > STATE_FORMAT:
+        raise UnknownStateFormat(f"care state format {fmt!r} is newer than this notifier ({STATE_FORMAT})")
     return _decode(PatientCareState, raw)

@@ -16,17 +16,17 @@ from cryptography.exceptions import InvalidTag
 from flk.security.audit import INSERT as AUDIT_INSERT, AuditRecord
 from flk.security.pseudonym import PersonId
 from flk.security.vault import IdentityVault
-from services.notifier.domain.care_gaps import GapCause
+from services.notifier.domain.care_gaps import GapCause, GapKind
 from services.notifier.domain.worklist import OpenGap
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = "gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at"
+_COLUMNS = "gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at, kind"
 
 
 def _gap(row) -> OpenGap:
     return OpenGap(row["gap_id"], row["patient_key"], row["care_unit_id"], GapCause(row["cause"]), row["rub"],
-                   row["sabo"], row["opened_at"])
+                   row["sabo"], row["opened_at"], GapKind(row["kind"]))
 
 
 async def open_gaps_of_unit(conn, unit_id: str) -> list[OpenGap]:

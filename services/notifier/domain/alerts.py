@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import AbstractSet, Iterable
 from zoneinfo import ZoneInfo
 
-from services.notifier.domain.care_gaps import CareGapOpened, GapCause
+from services.notifier.domain.care_gaps import CareGapOpened, GapCause, GapKind
 
 __all__ = [
     "ALERT_NAMESPACE",
@@ -180,6 +180,7 @@ class OpenGapRow:
     rub: int | None
     sabo: bool
     opened_at: datetime
+    kind: GapKind = GapKind.FAST_LAKARKONTAKT
 
     @classmethod
     def from_opened(cls, event: CareGapOpened) -> OpenGapRow:
@@ -191,6 +192,7 @@ class OpenGapRow:
             rub=event.rub,
             sabo=event.sabo,
             opened_at=event.opened_at,
+            kind=event.kind,
         )
 
 
@@ -209,6 +211,8 @@ class UnitGapSummary:
     """Gaps of SÄBO residents (they may also be counted under a RUB band)."""
     oldest_age_days: int | None
     """Whole days since the oldest open gap opened; None when there is none."""
+    by_kind: tuple[tuple[GapKind, int], ...] = ()
+    """Non-zero counts by what the patients lack, in the order of :class:`GapKind`."""
 
     def count_for(self, cause: GapCause) -> int:
         return dict(self.by_cause).get(cause, 0)
@@ -227,6 +231,7 @@ def summarize(unit_id: str, rows: Iterable[OpenGapRow], now: datetime) -> UnitGa
         raise ValueError("rows of another unit in the summary")
     causes = Counter(r.cause for r in rows)
     rubs = Counter(r.rub for r in rows)
+    kinds = _kind_counts(rows)
     return UnitGapSummary(
         unit_id=unit_id,
         as_of=now,
@@ -237,7 +242,13 @@ def summarize(unit_id: str, rows: Iterable[OpenGapRow], now: datetime) -> UnitGa
         ),
         sabo=sum(1 for r in rows if r.sabo),
         oldest_age_days=max((_age_days(r.opened_at, now) for r in rows), default=None),
+        by_kind=kinds,
     )
+
+
+def _kind_counts(rows: Iterable[OpenGapRow]) -> tuple[tuple[GapKind, int], ...]:
+    kinds = Counter(r.kind for r in rows)
+    return tuple((k, kinds[k]) for k in GapKind if kinds[k])
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,6 +274,13 @@ class Alert:
     gap_ids: tuple[uuid.UUID, ...] = ()
     digest_date: date | None = None
     escalation_after_days: int | None = None
+    gap_kinds: tuple[tuple[GapKind, int], ...] = ()
+    """How many of this alert's gaps are of each kind (what the patients lack); empty: all FLK
+    gaps (an alert planned before gap kinds existed)."""
+
+    @property
+    def kinds(self) -> frozenset[GapKind]:
+        return frozenset(k for k, n in self.gap_kinds if n) or frozenset({GapKind.FAST_LAKARKONTAKT})
 
 
 def _name(*parts: object) -> uuid.UUID:
@@ -329,6 +347,7 @@ def plan_alerts(
                         teams_webhook_secret_ref=routing.teams_webhook_secret_ref,
                         dedup_ids=frozenset({batch, *(alert_id_for_new_gap(routing.unit_id, g) for g in ids)}),
                         gap_ids=ids,
+                        gap_kinds=_kind_counts(new),
                     )
                 )
 
@@ -352,6 +371,7 @@ def plan_alerts(
                     dedup_ids=frozenset({digest_id}),
                     gap_ids=tuple(r.gap_id for r in rows),
                     digest_date=today,
+                    gap_kinds=_kind_counts(rows),
                 )
             )
 
@@ -384,6 +404,7 @@ def plan_alerts(
                     ),
                     gap_ids=ids,
                     escalation_after_days=routing.escalation_after_days,
+                    gap_kinds=_kind_counts(overdue),
                 )
             )
     return alerts

@@ -17,6 +17,17 @@ A *care gap* (vårdlucka) is a patient with a large care need who is listed at a
 * dead or emigrated persons never have gaps (P1);
 * a gap opens only once ``policy.grace_days`` have passed since the listing started.
 
+A second kind of gap, the **fast-vårdkontakt gap** (:attr:`GapKind.FAST_VARDKONTAKT`), exists in
+regions whose profile requires a fast vårdkontakt for high-need patients (Kalmar, seed 004:
+"Vårdenheten ska säkerställa att patienter med ett stort vårdbehov identifierat med hjälp av RUB
+har en fast läkarkontakt ... [och] en fast vårdkontakt"): a listed patient whose latest RUB is in
+``policy.fast_vardkontakt_rub_bands`` (empty: the region does not require one) and who has no
+open fast vårdkontakt (at any unit, as the listing register counts it). SÄBO residence and a
+declined FLK do not matter to it. The same grace period, the same resolutions (relisted, listing
+ended, deceased, emigrated, no longer qualifies) and ``fast_vardkontakt_appointed``. The two
+kinds are independent: a patient may have one open gap of each kind (one per patient, unit and
+kind); their ids differ by kind.
+
 The state of one patient is a frozen :class:`PatientCareState`; facts from the event streams
 are applied with :func:`apply`, which returns the new state and the :class:`CareGapOpened` /
 :class:`CareGapResolved` events. Time is always explicit (``now``); the service sends a
@@ -55,8 +66,12 @@ __all__ = [
     "FlkEnd",
     "FlkEndReason",
     "FlkEndedFact",
+    "FvkAppointedFact",
+    "FvkAppointment",
+    "FvkEndedFact",
     "GapCause",
     "GapEvent",
+    "GapKind",
     "GapResolution",
     "Listing",
     "ListingEnd",
@@ -91,8 +106,16 @@ RISK_HISTORY_LIMIT = 24
 # --------------------------------------------------------------------------------------------
 
 
+class GapKind(StrEnum):
+    """What the patient lacks (the ``kind`` of the care_gap contracts; absent = FLK)."""
+
+    FAST_LAKARKONTAKT = "fast_lakarkontakt"
+    FAST_VARDKONTAKT = "fast_vardkontakt"
+
+
 class GapCause(StrEnum):
-    """Why a qualifying patient lacks a real FLK at the listing unit (recorded at opening)."""
+    """Why a qualifying patient lacks a real FLK at the listing unit, or (the last two) a fast
+    vårdkontakt (recorded at opening)."""
 
     NEVER_ASSIGNED = "never_assigned"
     """No FLK in this listing episode, and none was lost by relisting."""
@@ -104,6 +127,10 @@ class GapCause(StrEnum):
     """Had a real FLK at the previous unit, which ended when the patient relisted here (F4)."""
     FLK_ENDED = "flk_ended"
     """The FLK assignment ended for another reason (e.g. the patient asked to change)."""
+    NO_FAST_VARDKONTAKT = "no_fast_vardkontakt"
+    """Fast-vårdkontakt gap: none has been appointed (none known to the notifier)."""
+    FAST_VARDKONTAKT_ENDED = "fast_vardkontakt_ended"
+    """Fast-vårdkontakt gap: the patient had one and it ended."""
 
 
 class GapResolution(StrEnum):
@@ -115,6 +142,7 @@ class GapResolution(StrEnum):
     EMIGRATED = "emigrated"
     NO_LONGER_QUALIFIES = "no_longer_qualifies"
     DECLINED = "declined"
+    FAST_VARDKONTAKT_APPOINTED = "fast_vardkontakt_appointed"
 
 
 class FlkEndReason(StrEnum):
@@ -160,12 +188,24 @@ class CarePolicy:
     rub_threshold: int = 4
     include_sabo: bool = True
     include_sabo_main_care_elsewhere: bool = False
+    fast_vardkontakt_rub_bands: frozenset[int] = frozenset()
+    """The RUB bands whose listed patients must have a fast vårdkontakt (fast-vårdkontakt gaps);
+    empty (the default): the region does not require one. Not a notifier setting of its own: the
+    service takes it from the region's listing policy profile (``rub_high_need_bands`` when
+    ``rub_high_need_requires_fast_vardkontakt``), see ``NotifierSettings.care_policy``."""
 
     def __post_init__(self) -> None:
         if self.grace_days < 0:
             raise ValueError("grace_days must be >= 0")
         if not 0 <= self.rub_threshold <= 5:
             raise ValueError("rub_threshold must be a RUB band 0..5")
+        object.__setattr__(self, "fast_vardkontakt_rub_bands", frozenset(self.fast_vardkontakt_rub_bands))
+        if any(not 0 <= b <= 5 for b in self.fast_vardkontakt_rub_bands):
+            raise ValueError("fast_vardkontakt_rub_bands must be RUB bands 0..5")
+
+    @property
+    def requires_fast_vardkontakt(self) -> bool:
+        return bool(self.fast_vardkontakt_rub_bands)
 
     @property
     def grace(self) -> timedelta:
@@ -247,6 +287,30 @@ class FlkDeclinedFact:
 
 
 @dataclass(frozen=True, slots=True)
+class FvkAppointedFact:
+    """A fast vårdkontakt (any profession, V1) was appointed for the patient at ``unit_id``."""
+
+    patient_key: str
+    appointment_id: str
+    unit_id: str
+    appointed_at: datetime
+
+    def __post_init__(self) -> None:
+        _aware(self.appointed_at, "appointed_at")
+
+
+@dataclass(frozen=True, slots=True)
+class FvkEndedFact:
+    patient_key: str
+    appointment_id: str
+    unit_id: str
+    ended_at: datetime
+
+    def __post_init__(self) -> None:
+        _aware(self.ended_at, "ended_at")
+
+
+@dataclass(frozen=True, slots=True)
 class RiskAssessedFact:
     patient_key: str
     rub: int
@@ -318,6 +382,8 @@ Fact: TypeAlias = (
     | FlkAssignedFact
     | FlkEndedFact
     | FlkDeclinedFact
+    | FvkAppointedFact
+    | FvkEndedFact
     | RiskAssessedFact
     | ResidenceFact
     | PersonStatusFact
@@ -340,6 +406,7 @@ class CareGapOpened:
     """The latest RUB when the gap opened (None: no assessment; the patient is a SÄBO resident)."""
     sabo: bool
     opened_at: datetime
+    kind: GapKind = GapKind.FAST_LAKARKONTAKT
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +416,7 @@ class CareGapResolved:
     unit_id: str
     resolution: GapResolution
     resolved_at: datetime
+    kind: GapKind = GapKind.FAST_LAKARKONTAKT
 
 
 GapEvent: TypeAlias = CareGapOpened | CareGapResolved
@@ -402,6 +470,13 @@ class Decline:
 
 
 @dataclass(frozen=True, slots=True)
+class FvkAppointment:
+    appointment_id: str
+    unit_id: str
+    appointed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RiskAssessment:
     rub: int
     computed_at: datetime
@@ -442,7 +517,8 @@ class OpenGap:
     sabo: bool
     opened_at: datetime
     seq_in_episode: int = 1
-    """1 for the first gap of the listing episode, 2 for the next, ..."""
+    """1 for the first gap of the listing episode, 2 for the next, ... (counted per kind)"""
+    kind: GapKind = GapKind.FAST_LAKARKONTAKT
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,6 +549,15 @@ class PatientCareState:
     status: PersonStatus | None = None
     open_gap: OpenGap | None = None
     last_gap: _LastGap | None = None
+    # fast vårdkontakt (state format 2: every field below defaults, so a state stored before
+    # them decodes unchanged, and a state without them encodes as before)
+    fvk_appointments: tuple[FvkAppointment, ...] = ()
+    """Open fast-vårdkontakt appointments (at any unit)."""
+    ended_fvk_ids: frozenset[str] = frozenset()
+    last_fvk_ended_at: datetime | None = None
+    """When the patient's last fast vårdkontakt ended (the cause of a later gap)."""
+    open_fvk_gap: OpenGap | None = None
+    last_fvk_gap: _LastGap | None = None
 
     @property
     def latest_risk(self) -> RiskAssessment | None:
@@ -502,6 +587,9 @@ class PatientCareState:
         """An active FLK at the listing unit that is a real doctor (not a fictive list)."""
         return any(not a.is_fictive for a in self.active_at_listing_unit())
 
+    def has_fast_vardkontakt(self) -> bool:
+        return bool(self.fvk_appointments)
+
     @property
     def declined_at_listing_unit(self) -> bool:
         return (
@@ -516,10 +604,15 @@ def initial_state(patient_key: str) -> PatientCareState:
     return PatientCareState(patient_key=patient_key)
 
 
-def care_gap_id(patient_key: str, unit_id: str, listing_id: str, opened_at: datetime) -> uuid.UUID:
-    """Deterministic id of a gap: the same facts replayed give the same id."""
+def care_gap_id(patient_key: str, unit_id: str, listing_id: str, opened_at: datetime,
+                kind: GapKind = GapKind.FAST_LAKARKONTAKT) -> uuid.UUID:
+    """Deterministic id of a gap: the same facts replayed give the same id. An FLK gap's id is
+    what it was before gap kinds existed; a fast-vårdkontakt gap's name adds its kind."""
     stamp = opened_at.astimezone(timezone.utc).isoformat()
-    return uuid.uuid5(CARE_GAP_NAMESPACE, f"{patient_key}|{unit_id}|{listing_id}|{stamp}")
+    name = f"{patient_key}|{unit_id}|{listing_id}|{stamp}"
+    if kind is not GapKind.FAST_LAKARKONTAKT:
+        name += f"|{kind.value}"
+    return uuid.uuid5(CARE_GAP_NAMESPACE, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -532,7 +625,7 @@ def apply(
     """Apply one fact at processing time ``now``; return the new state and the gap events.
 
     Idempotent: applying the same fact again (at the same ``now``) changes nothing and emits
-    nothing. At most one gap is open per patient (and so per patient and unit).
+    nothing. At most one gap of each kind is open per patient (and so per patient and unit).
     """
     _aware(now, "now")
     key = getattr(fact, "patient_key", None)
@@ -555,7 +648,9 @@ def next_wakeup(
     """The earliest moment after ``now`` at which a :class:`Tick` may change something
     without any new fact (the end of the grace period, a SÄBO period starting or ending)."""
     candidates: list[datetime] = []
-    if state.listing is not None and state.open_gap is None:
+    if state.listing is not None and (
+        state.open_gap is None or (policy.requires_fast_vardkontakt and state.open_fvk_gap is None)
+    ):
         grace_end = state.listing.started_at + policy.grace
         if grace_end > now:
             candidates.append(grace_end)
@@ -576,6 +671,8 @@ def _effective_at(fact: Fact, now: datetime) -> datetime:
         case FlkAssignedFact(assigned_at=t):
             return t
         case FlkDeclinedFact(decided_at=t):
+            return t
+        case FvkAppointedFact(appointed_at=t) | FvkEndedFact(ended_at=t):
             return t
         case RiskAssessedFact(computed_at=t):
             return t
@@ -602,6 +699,10 @@ def _update(state: PatientCareState, fact: Fact) -> PatientCareState:
             return _flk_ended(state, fact)
         case FlkDeclinedFact():
             return _flk_declined(state, fact)
+        case FvkAppointedFact():
+            return _fvk_appointed(state, fact)
+        case FvkEndedFact():
+            return _fvk_ended(state, fact)
         case RiskAssessedFact():
             return _risk_assessed(state, fact)
         case ResidenceFact():
@@ -760,6 +861,29 @@ def _flk_declined(state: PatientCareState, fact: FlkDeclinedFact) -> PatientCare
     )
 
 
+def _fvk_appointed(state: PatientCareState, fact: FvkAppointedFact) -> PatientCareState:
+    if fact.appointment_id in state.ended_fvk_ids:
+        return state  # ended already (redelivery, or the end arrived first)
+    if any(a.appointment_id == fact.appointment_id for a in state.fvk_appointments):
+        return state
+    appointment = FvkAppointment(fact.appointment_id, fact.unit_id, fact.appointed_at)
+    return replace(state, fvk_appointments=state.fvk_appointments + (appointment,))
+
+
+def _fvk_ended(state: PatientCareState, fact: FvkEndedFact) -> PatientCareState:
+    if fact.appointment_id in state.ended_fvk_ids:
+        return state
+    was_open = any(a.appointment_id == fact.appointment_id for a in state.fvk_appointments)
+    state = replace(
+        state,
+        fvk_appointments=tuple(a for a in state.fvk_appointments if a.appointment_id != fact.appointment_id),
+        ended_fvk_ids=state.ended_fvk_ids | {fact.appointment_id},
+    )
+    if was_open and (state.last_fvk_ended_at is None or fact.ended_at > state.last_fvk_ended_at):
+        state = replace(state, last_fvk_ended_at=fact.ended_at)
+    return state
+
+
 def _risk_assessed(state: PatientCareState, fact: RiskAssessedFact) -> PatientCareState:
     if any(r.computed_at == fact.computed_at for r in state.risk_history):
         return state  # the same version (first writer wins): redelivery
@@ -900,13 +1024,72 @@ def _wanted(state: PatientCareState, now: datetime, policy: CarePolicy) -> _Want
     )
 
 
+def _wanted_fvk(state: PatientCareState, now: datetime, policy: CarePolicy) -> _Wanted | _NotWanted:
+    """The fast-vårdkontakt gap (module doc): a listed patient whose latest RUB is in the
+    profile's bands, without an open fast vårdkontakt, after the grace period."""
+    if state.deceased:
+        return _NotWanted(GapResolution.DECEASED)
+    if state.emigrated:
+        return _NotWanted(GapResolution.EMIGRATED)
+    listing = state.listing
+    if listing is None:
+        return _NotWanted(_resolution_without_listing(state))
+    if state.has_fast_vardkontakt():
+        return _NotWanted(GapResolution.FAST_VARDKONTAKT_APPOINTED)
+    bands = policy.fast_vardkontakt_rub_bands
+    history = state.risk_history
+    if not bands or not history or history[-1].rub not in bands:
+        return _NotWanted(GapResolution.NO_LONGER_QUALIFIES)
+    qualifying_since = history[-1].computed_at
+    for assessment in reversed(history):
+        if assessment.rub not in bands:
+            break
+        qualifying_since = assessment.computed_at
+    grace_end = listing.started_at + policy.grace
+    if now < grace_end:
+        return _NotWanted(None)
+
+    since = [grace_end, qualifying_since, listing.started_at]
+    if state.last_fvk_ended_at is not None:
+        since.append(state.last_fvk_ended_at)
+    last = state.last_fvk_gap
+    if last is not None and last.listing_id == listing.listing_id:
+        since.append(last.resolved_at)
+    cause = GapCause.FAST_VARDKONTAKT_ENDED if state.last_fvk_ended_at is not None else GapCause.NO_FAST_VARDKONTAKT
+    return _Wanted(
+        cause=cause,
+        rub=history[-1].rub,
+        sabo=bool(state.qualifying_sabo_periods(now, policy)),
+        opened_at=min(max(since), now),
+    )
+
+
+#: the state fields that hold each kind's open gap and last resolved gap
+_SLOTS: dict[GapKind, tuple[str, str]] = {
+    GapKind.FAST_LAKARKONTAKT: ("open_gap", "last_gap"),
+    GapKind.FAST_VARDKONTAKT: ("open_fvk_gap", "last_fvk_gap"),
+}
+
+
 def _evaluate(
     state: PatientCareState, now: datetime, policy: CarePolicy, effective_at: datetime
 ) -> tuple[PatientCareState, list[GapEvent]]:
-    events: list[GapEvent] = []
-    wanted = _wanted(state, now, policy)
+    state, events = _evaluate_kind(state, GapKind.FAST_LAKARKONTAKT, _wanted(state, now, policy), now, effective_at)
+    if policy.requires_fast_vardkontakt or state.open_fvk_gap is not None:
+        # (a gap opened under a profile that required it resolves, no_longer_qualifies, if it no longer does)
+        state, more = _evaluate_kind(state, GapKind.FAST_VARDKONTAKT, _wanted_fvk(state, now, policy), now,
+                                     effective_at)
+        events.extend(more)
+    return state, events
 
-    gap = state.open_gap
+
+def _evaluate_kind(
+    state: PatientCareState, kind: GapKind, wanted: _Wanted | _NotWanted, now: datetime, effective_at: datetime
+) -> tuple[PatientCareState, list[GapEvent]]:
+    open_field, last_field = _SLOTS[kind]
+    events: list[GapEvent] = []
+
+    gap: OpenGap | None = getattr(state, open_field)
     if gap is not None:
         resolution: GapResolution | None
         if state.deceased:
@@ -930,24 +1113,27 @@ def _evaluate(
                     unit_id=gap.unit_id,
                     resolution=resolution,
                     resolved_at=resolved_at,
+                    kind=kind,
                 )
             )
             state = replace(
                 state,
-                open_gap=None,
-                last_gap=_LastGap(
-                    gap_id=gap.gap_id,
-                    listing_id=gap.listing_id,
-                    resolved_at=resolved_at,
-                    seq_in_episode=gap.seq_in_episode,
-                ),
+                **{
+                    open_field: None,
+                    last_field: _LastGap(
+                        gap_id=gap.gap_id,
+                        listing_id=gap.listing_id,
+                        resolved_at=resolved_at,
+                        seq_in_episode=gap.seq_in_episode,
+                    ),
+                },
             )
 
-    if state.open_gap is None and isinstance(wanted, _Wanted):
+    if getattr(state, open_field) is None and isinstance(wanted, _Wanted):
         listing = state.listing
         assert listing is not None
-        gap_id = care_gap_id(state.patient_key, listing.unit_id, listing.listing_id, wanted.opened_at)
-        last = state.last_gap
+        gap_id = care_gap_id(state.patient_key, listing.unit_id, listing.listing_id, wanted.opened_at, kind)
+        last: _LastGap | None = getattr(state, last_field)
         seq = 1
         if last is not None and last.listing_id == listing.listing_id:
             seq = last.seq_in_episode + 1
@@ -964,6 +1150,7 @@ def _evaluate(
             sabo=wanted.sabo,
             opened_at=wanted.opened_at,
             seq_in_episode=seq,
+            kind=kind,
         )
         events.append(
             CareGapOpened(
@@ -974,7 +1161,8 @@ def _evaluate(
                 rub=opened.rub,
                 sabo=opened.sabo,
                 opened_at=opened.opened_at,
+                kind=kind,
             )
         )
-        state = replace(state, open_gap=opened)
+        state = replace(state, **{open_field: opened})
     return state, events

@@ -1,7 +1,9 @@
 """Alert texts in Swedish: email (text + HTML) and a Teams Workflows Adaptive Card (pure).
 
 Email and Teams are not approved channels for patient data (domain brief §6, P2). A message
-therefore carries only the unit's name, counts by cause and by RUB/SÄBO, the age of the oldest
+therefore carries only the unit's name, what the patients lack (a fast läkarkontakt, or — where
+the region requires one for RUB high-need patients — a fast vårdkontakt), counts by kind, cause
+and by RUB/SÄBO, the age of the oldest
 gap and a link to the unit's worklist (which requires login). The renderers take a
 :class:`UnitGapSummary`, which has no field for a patient key, name or personnummer; as a second
 line of defence every rendered text is scanned by :func:`ensure_no_personal_identity_number`
@@ -18,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.notifier.domain.alerts import Alert, AlertKind, UnitGapSummary
-from services.notifier.domain.care_gaps import GapCause
+from services.notifier.domain.care_gaps import GapCause, GapKind
 
 __all__ = [
     "ADAPTIVE_CARD_CONTENT_TYPE",
     "ADAPTIVE_CARD_SCHEMA",
     "CAUSE_TEXT",
+    "KIND_TEXT",
     "PERSONAL_IDENTITY_NUMBER_PATTERN",
     "PatientIdentifierLeak",
     "RenderedEmail",
@@ -43,6 +46,14 @@ CAUSE_TEXT: dict[GapCause, str] = {
     GapCause.DOCTOR_LEFT: "Läkaren har slutat",
     GapCause.RELISTED: "Nylistad – fast läkarkontakt upphörde vid byte av vårdcentral",
     GapCause.FLK_ENDED: "Fast läkarkontakt avslutad av annan orsak",
+    GapCause.NO_FAST_VARDKONTAKT: "Har ingen fast vårdkontakt",
+    GapCause.FAST_VARDKONTAKT_ENDED: "Fast vårdkontakt avslutad",
+}
+
+#: what the patient lacks, per kind of gap (worklist column, message lines)
+KIND_TEXT: dict[GapKind, str] = {
+    GapKind.FAST_LAKARKONTAKT: "Saknar fast läkarkontakt",
+    GapKind.FAST_VARDKONTAKT: "Saknar fast vårdkontakt",
 }
 
 _RUB_TEXT = {
@@ -122,39 +133,77 @@ def _days(n: int) -> str:
     return f"{n} dag" if n == 1 else f"{n} dagar"
 
 
+def _lacks(kinds: frozenset[GapKind]) -> str:
+    """What the patients lack: 'fast läkarkontakt', 'fast vårdkontakt', or both."""
+    if kinds == {GapKind.FAST_VARDKONTAKT}:
+        return "fast vårdkontakt"
+    if GapKind.FAST_VARDKONTAKT in kinds:
+        return "fast läkarkontakt eller fast vårdkontakt"
+    return "fast läkarkontakt"
+
+
+def _need_group(kinds: frozenset[GapKind]) -> str:
+    # the fast-vårdkontakt gap is for RUB high-need patients only; the FLK gap also for SÄBO residents
+    return "(RUB 4–5)" if kinds == {GapKind.FAST_VARDKONTAKT} else "(RUB 4–5 eller boende på SÄBO)"
+
+
 def _subject(alert: Alert, summary: UnitGapSummary) -> str:
     unit = alert.unit_name
+    lacks = _lacks(alert.kinds)
     if alert.kind is AlertKind.NEW_GAPS:
         n = alert.gap_count
         heading = "Ny vårdlucka" if n == 1 else "Nya vårdluckor"
-        return f"{heading}: {_patients(n)} med stort vårdbehov saknar fast läkarkontakt – {unit}"
+        if len(alert.kinds) == 1:
+            return f"{heading}: {_patients(n)} med stort vårdbehov saknar {lacks} – {unit}"
+        return f"{heading}: patienter med stort vårdbehov saknar {lacks} ({n}) – {unit}"
     if alert.kind is AlertKind.ESCALATION:
         return (
             f"Eskalering: {_gaps(alert.gap_count)} {_open(alert.gap_count)} i minst "
             f"{_days(alert.escalation_after_days or 0)} – {unit}"
         )
     day = alert.digest_date.isoformat() if alert.digest_date else summary.as_of.date().isoformat()
-    return f"Daglig sammanställning {day}: {_patients(summary.total)} saknar fast läkarkontakt – {unit}"
+    if len(alert.kinds) > 1:
+        return f"Daglig sammanställning {day}: {_gaps(summary.total)}, patienter saknar {lacks} – {unit}"
+    return f"Daglig sammanställning {day}: {_patients(summary.total)} saknar {lacks} – {unit}"
 
 
 def _lead(alert: Alert, summary: UnitGapSummary) -> str:
     unit = alert.unit_name
+    lacks = _lacks(alert.kinds)
+    group = _need_group(alert.kinds)
     if alert.kind is AlertKind.NEW_GAPS:
+        if len(alert.kinds) > 1:
+            return (
+                f"{_gaps(alert.gap_count, new=True).capitalize()} på {unit}: "
+                f"patienter med stort vårdbehov {group} saknar {lacks} (se Typ av vårdlucka)."
+            )
         return (
             f"{_gaps(alert.gap_count, new=True).capitalize()} på {unit}: "
-            f"{_patients(alert.gap_count)} med stort vårdbehov (RUB 4–5 eller boende på SÄBO) "
-            "saknar fast läkarkontakt."
+            f"{_patients(alert.gap_count)} med stort vårdbehov {group} "
+            f"saknar {lacks}."
         )
     if alert.kind is AlertKind.ESCALATION:
         return (
             f"{_gaps(alert.gap_count).capitalize()} på {unit} har varit {_open(alert.gap_count)} i minst "
             f"{_days(alert.escalation_after_days or 0)} utan att "
-            f"{'patienten' if alert.gap_count == 1 else 'patienterna'} fått fast läkarkontakt."
+            f"{'patienten' if alert.gap_count == 1 else 'patienterna'} fått {lacks}."
+        )
+    if len(alert.kinds) > 1:
+        return (
+            f"{_gaps(summary.total).capitalize()} på {unit}: patienter med stort vårdbehov {group} "
+            f"saknar {lacks} (se Typ av vårdlucka)."
         )
     return (
-        f"{_patients(summary.total).capitalize()} med stort vårdbehov (RUB 4–5 eller boende på SÄBO) "
-        f"listade på {unit} saknar fast läkarkontakt."
+        f"{_patients(summary.total).capitalize()} med stort vårdbehov {group} "
+        f"listade på {unit} saknar {lacks}."
     )
+
+
+def _kind_lines(summary: UnitGapSummary) -> list[tuple[str, str]]:
+    """By kind, shown only when the unit has a fast-vårdkontakt gap (an FLK-only unit reads as before)."""
+    if not any(k is GapKind.FAST_VARDKONTAKT for k, _ in summary.by_kind):
+        return []
+    return [(KIND_TEXT[kind], str(n)) for kind, n in summary.by_kind]
 
 
 def _cause_lines(summary: UnitGapSummary) -> list[tuple[str, str]]:
@@ -198,8 +247,11 @@ def render_email(alert: Alert, summary: UnitGapSummary, worklist_url: str) -> Re
     lead = _lead(alert, summary)
     causes = _cause_lines(summary)
     needs = _need_lines(summary)
+    kinds = _kind_lines(summary)
 
     text = [lead, "", f"Totalt öppna vårdluckor på {alert.unit_name}: {summary.total}"]
+    if kinds:
+        text += ["", "Typ av vårdlucka:"] + [f"- {label}: {n}" for label, n in kinds]
     if causes:
         text += ["", "Orsak:"] + [f"- {label}: {n}" for label, n in causes]
     if needs:
@@ -228,7 +280,7 @@ def render_email(alert: Alert, summary: UnitGapSummary, worklist_url: str) -> Re
         f"<title>{e(subject)}</title></head><body>"
         f"<p>{e(lead)}</p>"
         f"<p>Totalt öppna vårdluckor på {e(alert.unit_name)}: <strong>{summary.total}</strong></p>"
-        f"{table('Orsak', causes)}{table('Vårdbehov', needs)}"
+        f"{table('Typ av vårdlucka', kinds)}{table('Orsak', causes)}{table('Vårdbehov', needs)}"
         f"<p>{e(_oldest(summary))}</p>"
         f'<p><a href="{e(worklist_url, quote=True)}">Öppna arbetslistan</a> (kräver inloggning)</p>'
         f"<p><small>{e(_PRIVACY)} {e(_AUTOMATIC)}</small></p>"
@@ -257,6 +309,9 @@ def render_teams_card(alert: Alert, summary: UnitGapSummary, worklist_url: str) 
         _text(_lead(alert, summary)),
         _fact_set([("Totalt öppna vårdluckor", str(summary.total))]),
     ]
+    kinds = _kind_lines(summary)
+    if kinds:
+        body += [_text("Typ av vårdlucka", weight="Bolder", spacing="Medium"), _fact_set(kinds)]
     causes = _cause_lines(summary)
     if causes:
         body += [_text("Orsak", weight="Bolder", spacing="Medium"), _fact_set(causes)]

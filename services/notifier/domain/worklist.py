@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from flk.security.access import UNIT_STAFF
 from flk.security.pseudonym import PersonId
 from flk.security.tokens import Principal
-from services.notifier.domain.care_gaps import GapCause
-from services.notifier.domain.messages import CAUSE_TEXT, rub_text
+from services.notifier.domain.care_gaps import GapCause, GapKind
+from services.notifier.domain.messages import CAUSE_TEXT, KIND_TEXT, rub_text
 
 #: namespace of the command ids the worklist derives (a double-submitted form gives the same id)
 WORKLIST_COMMAND_NAMESPACE = uuid.UUID("6f0c2f3e-3d7b-5b7e-9a51-8d2c1f0b7a11")
@@ -36,9 +36,16 @@ class OpenGap:
     rub: int | None
     sabo: bool
     opened_at: datetime
+    kind: GapKind = GapKind.FAST_LAKARKONTAKT
 
     def __repr__(self) -> str:  # never print the patient key
-        return f"OpenGap(gap_id={self.gap_id}, unit_id={self.unit_id!r}, cause={self.cause.value})"
+        return f"OpenGap(gap_id={self.gap_id}, unit_id={self.unit_id!r}, kind={self.kind.value}, cause={self.cause.value})"
+
+    @property
+    def assignable(self) -> bool:
+        """Closed by assigning an FLK from the worklist (a fast vårdkontakt is appointed by the
+        verksamhetschef, V1, not from this page)."""
+        return self.kind is GapKind.FAST_LAKARKONTAKT
 
 
 IdentityKind = Literal["personnummer", "samordningsnummer", "reservnummer", "pseudonym"]
@@ -64,6 +71,12 @@ class WorklistRow:
     sabo: bool
     opened_on: str  # local date, YYYY-MM-DD
     days_open: int
+    kind: GapKind = GapKind.FAST_LAKARKONTAKT
+    kind_text: str = KIND_TEXT[GapKind.FAST_LAKARKONTAKT]
+
+    @property
+    def assignable(self) -> bool:
+        return self.kind is GapKind.FAST_LAKARKONTAKT
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,8 @@ def worklist_rows(
             sabo=gap.sabo,
             opened_on=gap.opened_at.astimezone(tz).date().isoformat(),
             days_open=days_open(gap.opened_at, now),
+            kind=gap.kind,
+            kind_text=KIND_TEXT[gap.kind],
         ))
     return rows
 

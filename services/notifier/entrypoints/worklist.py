@@ -289,6 +289,11 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
         if gap is None:
             pages.probe(request, ACTION_ASSIGN, "gap_closed")
             return pages.redirect(f"{back}?tilldelning=stangd")
+        if not gap.assignable:
+            pages.probe(request, ACTION_ASSIGN, "not_assignable")
+            return await pages.worklist(request, principal, token, unit_id, [
+                ("error", "Vårdluckan gäller fast vårdkontakt: den stängs när verksamhetschefen utser en fast "
+                          "vårdkontakt, inte genom att tilldela en fast läkarkontakt.")], 409)
 
         async def failed(status: int, message: str, outcome: str) -> Response:
             pages.probe(request, ACTION_ASSIGN, outcome)

@@ -77,12 +77,14 @@ def bearer(notifier, role: Role = Role.CLINICIAN, units: tuple[str, ...] = (UNIT
 
 
 async def a_gap(notifier, serial: int, *, unit_id: str = UNIT_A, cause: str = "never_assigned", rub: int | None = 5,
-                sabo: bool = False, days_open: int = 3, protected: bool = False, identity: bool = True) -> str:
+                sabo: bool = False, days_open: int = 3, protected: bool = False, identity: bool = True,
+                kind: str = "fast_lakarkontakt") -> str:
     key = a_patient_key(serial)
     await notifier.pool.execute(
-        "INSERT INTO notifier.care_gap (gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        uuid.uuid4(), key, unit_id, cause, rub, sabo, datetime.now(timezone.utc) - timedelta(days=days_open, hours=1))
+        "INSERT INTO notifier.care_gap (gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at, kind) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        uuid.uuid4(), key, unit_id, cause, rub, sabo, datetime.now(timezone.utc) - timedelta(days=days_open, hours=1),
+        kind)
     if identity:
         async with notifier.pool.acquire() as conn:
             await IdentityVault(notifier.settings.platform.identity_vault_key.get_secret_value()).store(
@@ -331,6 +333,25 @@ async def test_a_rejected_assignment_shows_the_listing_services_swedish_message_
     assert answer.status_code == 409
     assert "Läkarens lista är full (1 100 patienter per heltid)." in answer.text
     assert len(gap_rows(answer.text)) == 1
+
+
+async def test_a_fast_vardkontakt_gap_shows_what_is_missing_and_offers_no_flk_assignment(notifier, browser, listing):
+    await a_gap(notifier, 1, days_open=5)  # an FLK gap: assignable
+    await a_gap(notifier, 1, cause="no_fast_vardkontakt", days_open=2, kind="fast_vardkontakt")
+    await login(browser, token(notifier))
+    page = await browser.get(f"/units/{UNIT_A}/worklist")
+
+    flk_row, fvk_row = gap_rows(page.text)
+    assert "Saknar fast läkarkontakt" in flk_row and "<form" in flk_row
+    assert "Saknar fast vårdkontakt" in fvk_row and "Har ingen fast vårdkontakt" in fvk_row
+    assert "<form" not in fvk_row and "utses av verksamhetschefen" in fvk_row
+
+    # a forged assignment for the fast-vårdkontakt gap is refused before the listing service is asked
+    form = assign_form(page.text)
+    fvk_gap_id = await notifier.fetchval("SELECT gap_id::text FROM notifier.care_gap WHERE kind = 'fast_vardkontakt'")
+    answer = await browser.post(f"/units/{UNIT_A}/worklist/assign", data=form | {"gap_id": fvk_gap_id})
+    assert answer.status_code == 409 and "gäller fast vårdkontakt" in answer.text
+    assert listing.commands == []
 
 
 async def test_an_assignment_without_the_csrf_token_is_refused_and_nothing_reaches_the_listing_service(

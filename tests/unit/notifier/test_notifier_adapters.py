@@ -133,7 +133,7 @@ def test_events_that_do_not_concern_care_gaps_map_to_no_facts():
     data = {"patient_key": KEY, "care_unit_id": UNIT_A, "declined_on": "2026-03-02"}
     assert FactMapper().facts(_envelope("fast_lakarkontakt.declined.v1", data))
     fake = _envelope("fast_lakarkontakt.declined.v1", data)
-    assert FactMapper().facts(type(fake)(fake.id, "fast_vardkontakt.appointed.v1", fake.source, fake.time,
+    assert FactMapper().facts(type(fake)(fake.id, "visit.recorded.v1", fake.source, fake.time,
                                          fake.key, {})) == []
 
 

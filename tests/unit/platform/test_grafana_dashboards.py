@@ -157,3 +157,21 @@ def test_every_panel_that_shows_G3_or_G4_says_they_count_sabo_residents_who_get_
             assert "main care there" in said or "main health care there" in said, f"{name}: '{panel['title']}'"
             assert "sabo_residents" not in sql, f"{name}: '{panel['title']}' counts every SÄBO resident"
     assert shown >= 6
+
+
+def test_the_region_goals_show_the_shares_with_flk_fast_vardkontakt_and_both_with_the_seed_002_survey_as_reference():
+    """Issue 13, item 6: population, RUB 4–5 and SÄBO, each with FLK, fast vårdkontakt and both (migration
+    0007); seed 002's survey (93 % FLK, 97 % fast vårdkontakt among SÄBO residents) is a reference."""
+    panels = [p for p in _dashboards()["region-goals.json"]["panels"]
+              if any("fasta_kontakter_kpi_region" in t.get("rawSql", "") for t in p["targets"])]
+    assert len(panels) == 1
+    (panel,) = panels
+    sql = panel["targets"][0]["rawSql"]
+    for column in ("share_named_flk", "share_fast_vardkontakt", "share_both", "rub_4_5_share_named_flk",
+                   "rub_4_5_share_fast_vardkontakt", "rub_4_5_share_both", "g3_share_named_flk",
+                   "g3_share_fast_vardkontakt", "g3_share_both"):
+        assert re.search(rf"\b{column}\b", sql), column
+    assert "0.93" in sql and "0.97" in sql
+    assert "93 %" in panel["description"] and "97 %" in panel["description"] and "seed 002" in panel["description"]
+    migration = (ROOT / "services" / "listing" / "migrations" / "0007_fasta_kontakter_kpis.sql").read_text()
+    assert "fasta_kontakter_kpi_region_on" in migration
