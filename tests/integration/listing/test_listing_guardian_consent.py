@@ -154,3 +154,39 @@ async def test_P3_the_register_states_guardianship_later_and_the_last_statement_
                                              "updated_at": "2030-01-02T00:00:00Z"})
     [row] = await listing.fetch("SELECT guardian_keys FROM listing.person WHERE patient_key = $1", child)
     assert sorted(row["guardian_keys"]) == sorted([mother, father])
+
+
+async def test_P3_metrics_show_the_open_requests_and_the_closed_ones_by_outcome_without_keys(listing):
+    import asyncio
+
+    from services.listing.adapters.repository import open_pending_listings
+
+    await listing.given_region()
+    child, mother, father = await given_child(listing)
+    other, other_mother, _ = await given_child(listing)
+    await listing.post("listing.request.v1", list_request(child, on=TODAY, consenting_guardian_keys=[mother]))
+    await listing.post("listing.request.v1", list_request(
+        other, on=TODAY - timedelta(days=WAIT + 1), consenting_guardian_keys=[other_mother]))
+    runtime = listing.app.state.runtime
+    assert await open_pending_listings(runtime.pool) == 2
+
+    async def metrics_once(line: str) -> str:
+        text = ""
+        for _ in range(50):  # the gauge is refreshed by the relay loop, at most once a second
+            text = (await listing.client.get("/metrics")).text
+            if line in text:
+                break
+            await asyncio.sleep(0.1)
+        return text
+
+    assert "flk_listing_guardian_consent_pending 2.0" in await metrics_once("flk_listing_guardian_consent_pending 2.0")
+    await listing.post("listing.consent.v1", consent(child, father, "refuse"), listing.token(Role.PATIENT, (), father))
+    assert await expire_consents(runtime.deps) == 1
+    assert await open_pending_listings(runtime.pool) == 0
+
+    text = await metrics_once("flk_listing_guardian_consent_pending 0.0")
+    assert "flk_listing_guardian_consent_pending 0.0" in text
+    assert 'flk_listing_guardian_consent_closed_total{outcome="refused"} 1.0' in text
+    assert 'flk_listing_guardian_consent_closed_total{outcome="expired"} 1.0' in text
+    for key in (child, mother, father, other, other_mother):
+        assert key not in text

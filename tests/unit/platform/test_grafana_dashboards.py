@@ -157,3 +157,10 @@ def test_every_panel_that_shows_G3_or_G4_says_they_count_sabo_residents_who_get_
             assert "main care there" in said or "main health care there" in said, f"{name}: '{panel['title']}'"
             assert "sabo_residents" not in sql, f"{name}: '{panel['title']}' counts every SÄBO resident"
     assert shown >= 6
+
+
+def test_the_operations_dashboard_shows_the_guardian_consent_requests_waiting_closed_and_expired():
+    exprs = {name for panel, target in _targets(_dashboards()["operations.json"])
+             for name in re.findall(r"\b(flk_listing_[a-z_]*consent[a-z_]*)\b", target.get("expr", ""))}
+    assert exprs == {"flk_listing_guardian_consent_pending", "flk_listing_guardian_consent_closed_total",
+                     "flk_listing_consent_expired_total", "flk_listing_consent_expiry_runs_total"}
