@@ -190,3 +190,35 @@ async def test_P3_metrics_show_the_open_requests_and_the_closed_ones_by_outcome_
     assert 'flk_listing_guardian_consent_closed_total{outcome="expired"} 1.0' in text
     for key in (child, mother, father, other, other_mother):
         assert key not in text
+
+
+async def test_P3_the_main_job_expires_what_waited_too_long_and_counts_the_requests_by_outcome(listing, tmp_path):
+    import asyncpg
+
+    from flk.mainjob.goals import read_guardian_consent
+    from flk.mainjob.job import JobConfig, MainJob
+
+    await listing.given_region()
+    waiting, w_mother, _ = await given_child(listing)
+    forgotten, f_mother, _ = await given_child(listing)
+    refused, r_mother, r_father = await given_child(listing)
+    await listing.post("listing.request.v1", list_request(waiting, on=TODAY, consenting_guardian_keys=[w_mother]))
+    await listing.post("listing.request.v1", list_request(
+        forgotten, on=TODAY - timedelta(days=WAIT + 1), consenting_guardian_keys=[f_mother]))
+    await listing.post("listing.request.v1", list_request(refused, on=TODAY, consenting_guardian_keys=[r_mother]))
+    await listing.post("listing.consent.v1", consent(refused, r_father, "refuse"),
+                       listing.token(Role.PATIENT, (), r_father))
+    since = TODAY - timedelta(days=365)
+
+    conn = await asyncpg.connect(listing.dsn)
+    try:
+        before = await read_guardian_consent(conn, since, TODAY)
+        assert (before.pending, before.past_expiry, before.refused, before.expired) == (2, 1, 1, 0)
+        job = MainJob(JobConfig(bootstrap=listing.bootstrap, database_url=listing.dsn, state_dir=tmp_path,
+                                limit_people=50, demo_sinks=False), echo=lambda _: None)
+        assert await job._expire_consents() == 1
+        after = await read_guardian_consent(conn, since, TODAY)
+        assert (after.pending, after.past_expiry, after.refused, after.expired, after.total) == (1, 0, 1, 1, 3)
+        assert (await read_guardian_consent(conn, TODAY + timedelta(days=1), TODAY)).total == 0
+    finally:
+        await conn.close()
