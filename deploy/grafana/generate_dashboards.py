@@ -471,6 +471,19 @@ def operations() -> dict:
                    prom(f"sum(rate(flk_continuity_indices_changed_total[{ri}]))", "continuity indices changed",
                         ref="C")],
                   w=12, unit="ops"),
+        lay.panel("timeseries", "Guardian consent (P3) — minors' listing requests waiting, closed, expired",
+                  [prom("sum(flk_listing_guardian_consent_pending)", "waiting for a guardian now"),
+                   prom(f"sum by (outcome) (increase(flk_listing_guardian_consent_closed_total[{ri}]))",
+                        "closed {{outcome}}", ref="B"),
+                   prom(f"sum(increase(flk_listing_consent_expired_total[{ri}]))", "expired by the sweep", ref="C"),
+                   prom(f"sum by (result) (increase(flk_listing_consent_expiry_runs_total[{ri}]))",
+                        "sweep runs {{result}}", ref="D")],
+                  w=24, description="A minor's listing request by one of two guardians waits for the other "
+                                    "guardian's listing.consent.v1 (P3). Waiting now: open requests in the register "
+                                    "(including any past their expires_on until the sweep runs). Closed: consented, "
+                                    "rejected (a rule on the consent's date), refused, expired, superseded, "
+                                    "cancelled. The sweep runs every FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S; a "
+                                    "failed run is retried at the next interval. Counts only, no patient keys."),
         lay.panel("timeseries", "Alert deliveries by outcome (delivery log, per hour)",
                   [sql("SELECT date_trunc('hour', finished_at) AS \"time\", outcome AS metric, count(*) AS value "
                        "FROM notifier.delivery_log WHERE $__timeFilter(finished_at) GROUP BY 1, 2 ORDER BY 1",

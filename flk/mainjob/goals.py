@@ -132,6 +132,25 @@ class G3Population:
 
 
 @dataclass(frozen=True)
+class GuardianConsent:
+    """P3: the minors' listing requests of the period that waited for a guardian's consent, by where
+    they stand now (``listing.pending_listing``): still pending (of them, past their expiry date and
+    left for the sweep), and closed consented, refused, expired or otherwise (a rule rejected it on
+    the consent's date, a newer request superseded it, the child left the population)."""
+
+    pending: int = 0
+    past_expiry: int = 0
+    consented: int = 0
+    refused: int = 0
+    expired: int = 0
+    other: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.consented + self.refused + self.expired + self.other
+
+
+@dataclass(frozen=True)
 class Summary:
     region: str
     preset: str
@@ -144,6 +163,7 @@ class Summary:
     coverage: Coverage = field(default_factory=Coverage)
     report_path: str | None = None
     g3_population: G3Population | None = None
+    guardian_consent: GuardianConsent | None = None  # None: not read (no listing service)
 
 
 # ------------------------------------------------------------------ rendering
@@ -207,6 +227,16 @@ def format_g3_population(p: G3Population | None) -> str:
             f"elsewhere, not counted; {p.main_care_unknown} not recorded, counted)")
 
 
+def format_guardian_consent(c: GuardianConsent) -> str:
+    text = (f"Guardian consent (P3): {c.total} minors' listing requests in the period waited for a second "
+            f"guardian — {c.pending} pending, {c.consented} consented, {c.refused} refused, {c.expired} expired")
+    if c.other:
+        text += f", {c.other} otherwise closed (rejected on the consent's date, superseded or cancelled)"
+    if c.past_expiry:
+        text += f"; {c.past_expiry} of the pending are past their expiry date, left for the expiry sweep"
+    return text
+
+
 def render_summary(summary: Summary) -> str:
     """The terminal summary (plain text, fixed-width table, notes under it)."""
     start, end = summary.period
@@ -264,6 +294,8 @@ def render_summary(summary: Summary) -> str:
     lines.append(f"Care gaps in the register: {a.gaps_open} open ({a.gaps_opened} opened in all). "
                  f"Alerts this run: {a.alerts_planned} planned; deliveries sent: {delivered}; "
                  f"{a.failed} failed, {a.pending} pending")
+    if summary.guardian_consent is not None:
+        lines.append(format_guardian_consent(summary.guardian_consent))
     caught = []
     if a.mail_caught is not None:
         caught.append(f"mail catcher received {a.mail_caught} email(s)")
@@ -297,6 +329,22 @@ async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str
         return {}
     return {"G1": Estimate(_float(row["g1_share_of_population"]), n=row["population"]),
             "G3": Estimate(_float(row["g3_share"]), n=row["g3_residents"])}
+
+
+async def read_guardian_consent(conn, since: date, today: date) -> GuardianConsent | None:
+    """P3: the guardian-consent requests made on or after ``since`` (the simulated period), from the
+    listing register; None when the register has no such table (no listing service in this checkout)."""
+    if not await _table_exists(conn, "listing.pending_listing"):
+        return None
+    rows = await conn.fetch(
+        "SELECT coalesce(outcome, 'pending') AS outcome, count(*) AS n, "
+        "count(*) FILTER (WHERE outcome IS NULL AND expires_on <= $2) AS past_expiry "
+        "FROM listing.pending_listing WHERE requested_on >= $1 GROUP BY 1", since, today)
+    by = {r["outcome"]: r["n"] for r in rows}
+    known = ("pending", "consented", "refused", "expired")
+    return GuardianConsent(pending=by.get("pending", 0), past_expiry=sum(r["past_expiry"] for r in rows),
+                           consented=by.get("consented", 0), refused=by.get("refused", 0),
+                           expired=by.get("expired", 0), other=sum(n for o, n in by.items() if o not in known))
 
 
 async def read_g3_population(conn, region_code: str, on_date: date) -> G3Population | None:

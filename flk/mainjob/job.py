@@ -17,6 +17,9 @@ themselves when the region stood at that date:
    `listing.record_goal_kpis`, which the daily `flk listing kpi-snapshot` calls); then the figures
    are read (G1/G3 from `listing.goal_kpi_region_on(date)`, G2/G4 from
    `continuity.goal_comparison(baseline)`) and the goal report is written (`flk report`).
+   The listing service runs with P3's consent expiry sweep off during the replay (it works on
+   today's date, which a fast-forwarded year is not); one pass of it runs after the replay, and the
+   summary counts the period's guardian-consent requests by outcome.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from flk.mainjob.goals import (
     read_continuity,
     read_coverage,
     read_g3_population,
+    read_guardian_consent,
     read_listing_shares,
     record_listing_kpi_days,
 )
@@ -161,8 +165,11 @@ class MainJob:
         return f"http://{self.c.host}:{port}{path}"
 
     def _listing(self) -> ServiceProcess:
+        # P3's expiry sweep is off during the replay (it runs on today's date: in a fast-forwarded year it
+        # would expire requests whose second guardian's answer is still to come); _expire_consents runs
+        # one pass of it at the end
         env = {**self._platform_env(), "FLK_LISTING_HOST": self.c.host, "FLK_LISTING_PORT": str(self.c.listing_port),
-               "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s)}
+               "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s), "FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S": "0"}
         return ServiceProcess("listing", ["listing", "run"], env, self.url(self.c.listing_port, "/readyz"), self.logs)
 
     def _continuity(self, as_of: date | None) -> ServiceProcess:
@@ -257,6 +264,9 @@ class MainJob:
         await self._restart_continuity(as_of=None)
         sent += await self._publish(split.after())
         await self._settle("the end of the period")
+        if self.with_listing and (expired := await self._expire_consents()):
+            self.echo(f"the consent expiry sweep expired {expired:,} minors' listing request(s) nobody consented to")
+            await self._settle("the consent expiry sweep")
         await self._wait_for_snapshot(local_today())
         await self._wait_for_alerts()
         days = _monthly(self.sim.start_date, local_today()) + [self.baseline]
@@ -293,10 +303,12 @@ class MainJob:
                                   alerts.failed, alerts.pending,
                                   self.mail.received if self.mail else None,
                                   self.teams.received if self.teams else None)
+        consent = await self._read(lambda conn: read_guardian_consent(conn, self.sim.start_date, local_today()))
         dead = await count_dead_letters(self.c.bootstrap, self.c.topic_prefix, self.c.kafka_connection)
         return Summary(f"Region {self.region_name}", self.c.preset, (self.sim.start_date, self.sim.end_date),
                        self.baseline, goals_from(baseline_shares, now_shares, continuity), alerts, dead,
-                       time.monotonic() - self.started_at, coverage, g3_population=g3_population)
+                       time.monotonic() - self.started_at, coverage, g3_population=g3_population,
+                       guardian_consent=consent)
 
     # ------------------------------------------------------------------ steps
 
@@ -312,6 +324,26 @@ class MainJob:
         else:  # no history: nobody knows that the data are complete
             await clear_coverage(conn, self.region_code)
         await pin_baseline(conn, self.region_code, self.baseline, note=f"flk run --preset {self.c.preset}")
+
+    async def _expire_consents(self) -> int:
+        """P3: one pass of the listing service's expiry sweep as of today, once the replay is over (the
+        service runs with it off, see ``_listing``): the service's own handler, in this process; the
+        service's relay publishes the rejections. Returns how many requests expired."""
+        from services.listing.bootstrap import build_deps
+        from services.listing.service_layer.handlers import expire_consents
+        from services.listing.settings import ListingSettings
+
+        pool = await _pool(self.c.database_url)
+        try:
+            deps = build_deps(ListingSettings(), pool)
+            total = 0
+            while True:
+                expired = await expire_consents(deps, limit=500)
+                total += expired
+                if expired < 500:
+                    return total
+        finally:
+            await pool.close()
 
     async def _restart_continuity(self, as_of: date | None) -> None:
         await self.services["continuity"].stop()

@@ -92,6 +92,10 @@ def _print_summary(sim, elapsed: float, sink: str, out: Path | None) -> None:
         echo(f"  {event_type:34s} {n:>12,}")
     echo(f"{contract:,} contract events ({total:,} items) in {elapsed:.1f} s = {total / max(elapsed, 1e-9):,.0f} items/s"
          + (f" → {out}" if sink == "files" else f" → {sink}"))
+    p3 = summary["guardian_consent"]
+    if p3["one_guardian_requests"]:
+        echo(f"minors' listing requests by one of two guardians (P3): {p3['one_guardian_requests']:,}; the other "
+             f"consented {p3['consents']:,}, refused {p3['refusals']:,}, did not answer {p3['unanswered']:,}")
     if summary["extract_violations"]:
         echo("listing extract violations (deliberate): "
              + ", ".join(f"{k} {v}" for k, v in summary["extract_violations"].items()))

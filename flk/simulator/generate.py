@@ -180,6 +180,8 @@ class Summary:
     # unit hsa id -> [doctor visits of patients with an active FLK at their unit, of which with the FLK]
     unit_continuity: dict[str, list[int]] = field(default_factory=dict)
     extract_violations: Counter = field(default_factory=Counter)
+    # P3: requests by one of two guardians, and the second guardian's answers sent in the period
+    guardian_consent: Counter = field(default_factory=Counter)
 
     @staticmethod
     def coverage(counts: Counter) -> dict[str, float | None]:
@@ -211,6 +213,8 @@ class Summary:
                 for unit, (total, hits) in self.unit_continuity.items()
             },
             "extract_violations": dict(sorted(self.extract_violations.items())),
+            "guardian_consent": {k: self.guardian_consent[k]
+                                 for k in ("one_guardian_requests", "consents", "refusals", "unanswered")},
         }
 
 
@@ -344,6 +348,10 @@ class _Area:
             self.other_cats.append(cat)
             self.other_cum.append(acc)
         self.staff: list[dict[str, tuple[list[Role], list[float] | None]]] = []
+        # P3: the guardians and the second guardian's answers have streams of their own, so that the
+        # rest of the stream does not depend on how many draws they take
+        self.guardian_rng = random.Random(f"{self.base}:guardians")
+        self.consent_rng = random.Random(f"{self.base}:consent")
 
     # ------------------------------------------------------------------ progress
 
@@ -658,6 +666,8 @@ class _Area:
         )
         if sabo:
             person.sabo_residence_id = f"SABO{self.a:03d}-{person.serial:08d}"
+        if person.age_on(ref_day) < 18:
+            person.guardian_keys = self._pick_guardians(person)
         self.summary.people_registered += 1
         return person, pnr
 
@@ -673,6 +683,8 @@ class _Area:
         }
         if not p.protected:  # P2: nothing address-like for protected identities
             data["municipality_code"] = p.municipality_code
+        if p.guardian_keys is not None:  # P3: a minor's vårdnadshavare, as the register states them
+            data["guardian_keys"] = list(p.guardian_keys)
         return Emitted("person.registered.v1", data, at)
 
     def _risk(self, p: Person, run: int, at: int) -> Emitted:
@@ -701,6 +713,7 @@ class _Area:
         return Emitted("residence.recorded.v1", data, at)
 
     def _guardians(self, rng: random.Random, day: int) -> list[str]:
+        """Guardians for a listing request when the register names none (see ``_listing_request``)."""
         want = 2 if rng.random() < 0.85 else 1
         keys: list[str] = []
         for _ in range(12 * want):
@@ -714,12 +727,88 @@ class _Area:
             keys.append(patient_key(PersonId("personnummer", personnummer12(date.fromordinal(g), nnn)), self.sim.key))
         return keys
 
+    def _pick_guardians(self, child: Person) -> tuple[str, ...]:
+        """P3: the child's one or two guardians — adults of the area who were 18–50 when the child was
+        born, else people outside the region (a key all the same). Their own random stream; no birth
+        number of the area is taken for a guardian outside it."""
+        rng = self.guardian_rng
+        want = 2 if rng.random() < self.s.two_guardians_share else 1
+        keys: list[str] = []
+        for _ in range(12 * want):
+            if len(keys) == want or not self.persons:
+                break
+            q = self.persons[rng.randrange(len(self.persons))]
+            if not q.gone and 18 <= (child.birth - q.birth) / 365.25 <= 50 and q.key not in keys:
+                keys.append(q.key)
+        while len(keys) < want:
+            born = date.fromordinal(child.birth - rng.randint(18 * 365, 45 * 365))
+            key = patient_key(PersonId("personnummer", personnummer12(born, rng.randrange(1, 1000))), self.sim.key)
+            if key not in keys and key != child.key:
+                keys.append(key)
+        return tuple(keys)
+
+    def _second_guardian(self, p: Person, day: int) -> str | None:
+        """P3: for a minor's request by the guardians, whether one of two guardians asks alone and, if
+        so, what the other answers: ``consent``, ``refuse`` or ``silent`` (never); None: both consent."""
+        s = self.s
+        if p.guardian_keys is None or len(p.guardian_keys) < 2 or p.age_on(day) >= 18:
+            return None
+        rng = self.consent_rng
+        if rng.random() >= s.one_guardian_request_share:
+            return None
+        r = rng.random()
+        return "refuse" if r < s.second_guardian_refuses_share else (
+            "silent" if r < s.second_guardian_refuses_share + s.second_guardian_silent_share else "consent")
+
+    def _await_second_guardian(self, p: Person, unit: int, day: int, answer: str) -> bool:
+        """P3: the second guardian's ``listing.consent.v1`` some days after the request (held in
+        ``pending`` until its month); nothing for one who never answers. True when the child is
+        listed at ``unit`` by the consent within the period (else it stays where it was)."""
+        counts = self.summary.guardian_consent
+        counts["one_guardian_requests"] += 1
+        if answer == "silent":
+            counts["unanswered"] += 1
+            return False
+        rng = self.consent_rng
+        answer_day = day + rng.randint(*self.s.second_guardian_answer_days)
+        at = ts(answer_day, 8 * 3600 + rng.randrange(12 * 3600))
+        command_id = self._command_id(rng)
+        if at >= self.end_ts:  # after the period: still waiting at its end
+            counts["unanswered"] += 1
+            return False
+        assert p.guardian_keys is not None
+        item = Emitted("listing.consent.v1", {
+            "command_id": command_id,
+            "patient_key": p.key,
+            "care_unit_id": self.units[unit].hsa_id,
+            "guardian_key": p.guardian_keys[1],
+            "decision": answer,
+            "requested_at": iso_time(at),
+            "effective_date": iso_date(answer_day),
+            "channel": "1177",
+            "requested_by": "guardian",
+        }, at)
+        self.pending.append(item)
+        p.consent_item = item
+        counts["consents" if answer == "consent" else "refusals"] += 1
+        return answer == "consent"
+
+    def _drop_answer(self, p: Person, at: int) -> None:
+        """The child left the population before the second guardian answered: no answer comes."""
+        item, p.consent_item = p.consent_item, None
+        if item is not None and item.at > at:
+            self.pending = [i for i in self.pending if i is not item]
+            counts = self.summary.guardian_consent
+            counts["consents" if item.data["decision"] == "consent" else "refusals"] -= 1
+            counts["unanswered"] += 1
+
     def _listing_request(self, rng: random.Random, p: Person, at: int, effective: int, *, channel: str,
-                         origin: str, initiated_by: str) -> Emitted:
+                         origin: str, initiated_by: str, unit: int | None = None,
+                         one_guardian: bool = False) -> Emitted:
         data: dict[str, Any] = {
             "command_id": self._command_id(rng),
             "patient_key": p.key,
-            "care_unit_id": self.units[p.unit].hsa_id,
+            "care_unit_id": self.units[p.unit if unit is None else unit].hsa_id,
             "requested_at": iso_time(at),
             "channel": channel,
             "effective_date": iso_date(effective),
@@ -730,9 +819,14 @@ class _Area:
         if channel == "1177":
             data["requested_by"] = "guardian" if minor else "patient"
         if minor and initiated_by == "person":  # P3: the guardians chose (also for imported listings)
-            keys = self._guardians(rng, effective)
+            # Drawn from the main stream as before the register stated guardians, so that a seed's stream
+            # stays what it was; used when the register names none: a person registered as an adult
+            # but a minor on the listing's date (an imported listing of years ago) — the request names
+            # those who chose then. A registered minor's request names the register's guardians.
+            drawn = self._guardians(rng, effective)
+            keys = list(p.guardian_keys) if p.guardian_keys is not None else drawn
             data["guardian_count"] = len(keys)
-            data["consenting_guardian_keys"] = keys
+            data["consenting_guardian_keys"] = keys[:1] if one_guardian else keys
         return Emitted("listing.request.v1", data, at)
 
     def _assign(self, rng: random.Random, p: Person, at: int, effective: int, channel: str,
@@ -1074,8 +1168,11 @@ class _Area:
                     add(self._listing_request(rng, p, at + 120, day, channel="admin", origin="assigned",
                                               initiated_by="region"))
                 elif rng.random() < 0.7:
+                    answer = self._second_guardian(p, day)
                     add(self._listing_request(rng, p, at + 120, day, channel="1177", origin="active_choice",
-                                              initiated_by="person"))
+                                              initiated_by="person", one_guardian=answer is not None))
+                    if answer is not None and not self._await_second_guardian(p, p.unit, day, answer):
+                        p.unit = -1  # refused, never answered or not yet: not listed
                 else:
                     add(self._listing_request(rng, p, at + 120, day, channel="admin",
                                               origin="no_choice_placement", initiated_by="region"))
@@ -1094,6 +1191,7 @@ class _Area:
             if p.sabo and p.sabo_residence_id:  # the municipality closes the residence
                 add(self._residence(p, p.sabo_from, day, at + 3600))
             self._release_flk(p)
+            self._drop_answer(p, at)
             p.gone = True
         elif kind == 3:  # protected identity (P2)
             p.protected = True
@@ -1109,13 +1207,16 @@ class _Area:
         elif kind == 5:  # the person chooses another unit (L1: the new listing ends the old one)
             others = len(self.units) - 1
             new_unit = (p.unit + 1 + min(int(rng.random() * others), others - 1)) % len(self.units)
-            self._release_flk(p)
-            p.unit = new_unit
-            p.usual_doctor = p.usual_nurse = None
+            answer = self._second_guardian(p, day)
             p.last_relisted = day
-            p.flk_lost_on = 0
             add(self._listing_request(rng, p, at, day, channel="1177", origin="active_choice",
-                                      initiated_by="person"))
+                                      initiated_by="person", unit=new_unit, one_guardian=answer is not None))
+            if answer is None or self._await_second_guardian(p, new_unit, day, answer):
+                self._release_flk(p)
+                p.unit = new_unit
+                p.usual_doctor = p.usual_nurse = None
+                p.flk_lost_on = 0
+            # refused, never answered or not yet: the child stays listed where it was, with its FLK
         elif kind == 6:  # an FLK is assigned
             role = self._pick_flk(rng, p.unit, day)
             if role is not None:

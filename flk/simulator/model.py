@@ -7,6 +7,7 @@ Mutable on purpose: one area's objects live for the area's simulation and are th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 DOCTOR = "läkare"
 
@@ -99,6 +100,10 @@ class Person:
     last_relisted: int = 0
     gone: bool = False  # deceased, emigrated or moved out
     rub_reported: int = -1  # last RUB emitted by the ACG feed
+    #: P3: the register's vårdnadshavare (pseudonymous keys), stated for a person registered as a minor
+    guardian_keys: tuple[str, ...] | None = None
+    #: P3: the second guardian's answer still to come (removed if the child leaves before it)
+    consent_item: Any = None
 
     def age_on(self, day: int) -> float:
         return (day - self.birth) / 365.25

@@ -71,6 +71,23 @@ Visits (contacts)
       FLK is assigned.
     * 2 % of visits are later cancelled / entered in error / no-shows (``visit.cancelled.v1``).
 
+Guardians (P3) — what the population register says and how the second guardian answers
+    * Every person registered as a minor is registered with ``guardian_keys``: two guardians for
+      ``two_guardians_share`` (90 %: most children are in joint custody, gemensam vårdnad), one for
+      the rest. Guardians are adults of the area who were 18–50 when the child was born (picked from
+      those already registered), otherwise people outside the region (a key all the same). Drawn
+      from their own random stream, so the rest of the stream does not depend on them. The register
+      is not updated when a child turns 18 (P3 no longer applies then).
+    * A minor's listing request by the guardians during the period (1177: a child moving in, a
+      child choosing another unit) carries every guardian's consent, except that for
+      ``one_guardian_request_share`` (20 %) of children with two guardians one guardian asks alone
+      (``consenting_guardian_keys`` = that one): the listing service lets it wait. The other
+      guardian answers ``second_guardian_answer_days`` (1–14) days later with ``listing.consent.v1``:
+      refuses with ``second_guardian_refuses_share`` (5 %), never answers with
+      ``second_guardian_silent_share`` (10 %; the request expires through the listing service's
+      sweep after the profile's 30 days), else consents. A refused or unanswered child stays where
+      it was (another unit, or unlisted).
+
 History
     * ``history_months`` (18, the follow-up window of the continuity measure) of visits before the
       period, for everyone registered at its start, drawn with the same rates and behaviour as the
@@ -178,3 +195,10 @@ class SimSettings:
 
     # listing import extract
     extract_violation_share: float = 0.01
+
+    # P3: guardians (vårdnadshavare) of minors and the second guardian's consent
+    two_guardians_share: float = 0.90
+    one_guardian_request_share: float = 0.20
+    second_guardian_refuses_share: float = 0.05
+    second_guardian_silent_share: float = 0.10
+    second_guardian_answer_days: tuple[int, int] = (1, 14)

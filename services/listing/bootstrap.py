@@ -11,7 +11,9 @@ the loops (each supervised: an error is logged and the loop goes on after a paus
              (adapters/kpi_snapshots.py; today stays live)
 * consent expiry — every ``consent_expiry_interval_s`` a minor's listing requests whose wait for the
              other guardian's consent is over (P3, ``p3_consent_wait_days``) are rejected
-             ``guardian_consent_expired`` (service_layer/handlers.expire_consents)
+             ``guardian_consent_expired`` (service_layer/handlers.expire_consents); its runs and
+             expiries are counted, the requests closed by outcome counted by ``observe_decisions``,
+             and the requests open now are a gauge refreshed with the outbox's
 * parked commands — Kafka commands whose person the register does not know yet wait in
              ``listing.parked_command`` and go to the handlers once the person is known, or after
              ``person_wait_s`` (then rejected person_unknown) — adapters/parking.py
@@ -45,6 +47,8 @@ from services.listing.adapters.kpi_snapshots import store_finished_days
 from services.listing.adapters.metrics import ListingProbe
 from services.listing.adapters.parking import ParkedCommand, ParkedCommands
 from services.listing.adapters.relay import listing_relay
+from services.listing.adapters.repository import open_pending_listings
+from services.listing.domain.events import ListingConsentClosed
 from services.listing.service_layer.chunks import handle_chunk
 from services.listing.service_layer.dispatch import check_values, handle_message
 from services.listing.service_layer.handlers import (
@@ -152,6 +156,20 @@ async def _park(parking: ParkedCommands, msgs: list[Message], envelopes: list[En
     return waiting
 
 
+def observe_decisions(probe: ListingProbe, then: Callable[..., None] | None = None) -> Callable[..., None]:
+    """``Deps.on_decided`` that counts the P3 requests closed, by outcome (every path that closes one —
+    a command, the API, the expiry sweep, the register's P1 facts — reports its events here after its
+    commit), then calls ``then`` (the relay's wake-up)."""
+    def on_decided(msg: Message, outcome: object, events: list) -> None:
+        for event in events:
+            if isinstance(event, ListingConsentClosed):
+                probe.consent_closed(event.outcome.value)
+        if then is not None:
+            then(msg, outcome, events)
+
+    return on_decided
+
+
 def build_deps(settings: ListingSettings, pool: object, on_decided: Callable[..., None] | None = None,
                clock: Callable[[], datetime] | None = None) -> Deps:
     return Deps(pool=pool, profile_name=settings.profile, timezone=settings.timezone,
@@ -175,7 +193,7 @@ class ListingRuntime:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.deps = build_deps(s, self.pool, self.relay_wake)
+        self.deps = build_deps(s, self.pool, observe_decisions(self.probe, self.relay_wake))
         self.parking = ParkedCommands(self.pool) if s.person_wait_s > 0 else None
         self.relay = listing_relay(self.pool, self.producer, s.source, s.platform.topic_prefix, s.relay_batch,
                                   self.probe)
@@ -237,8 +255,9 @@ class ListingRuntime:
         gauge_at = 0.0
         while True:
             await self.relay.publish_all()
-            if loop.time() >= gauge_at:  # the pending count is a query: at most once a second
+            if loop.time() >= gauge_at:  # the pending counts are queries: at most once a second
                 self.probe.outbox_pending(await self.relay.pending())
+                self.probe.consents_pending(await open_pending_listings(self.pool))
                 gauge_at = loop.time() + 1.0
             await self.relay_wake.wait(self.settings.relay_interval_s)
             # gather the decisions of the next few milliseconds into one batch (one transaction and
@@ -296,7 +315,10 @@ class ListingRuntime:
             except Exception as exc:  # noqa: BLE001 - e.g. the database is away: tried again, quietly
                 log.warning("listing consent expiry not run (%s); trying again in %g s",
                             type(exc).__name__, s.consent_expiry_interval_s)
+                self.probe.consent_sweep("failed", 0)
                 expired = 0
+            else:
+                self.probe.consent_sweep("ok", expired)
             if expired:
                 log.info("listing: %d pending listing request(s) of minors expired without consent", expired)
             if expired < 500:

@@ -1,6 +1,8 @@
 """Prometheus metrics of the listing service (prefix ``flk_listing_``; no patient ids in labels).
 
 Labels are bounded: message type (a contract type), outcome, reason code (an enum), event type.
+P3 (guardian consent): the requests open now, those closed by outcome (``listing.consent_closed.v1``'s
+enum) and the expiry sweep's runs and expiries — counts only, never a child's or a guardian's key.
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ class ListingProbe(Protocol):
     def parked(self, message_type: str) -> None: ...
     def released(self, outcome: str) -> None: ...
     def parked_waiting(self, n: int) -> None: ...
+    def consents_pending(self, n: int) -> None: ...
+    def consent_closed(self, outcome: str) -> None: ...
+    def consent_sweep(self, result: str, expired: int) -> None: ...
 
 
 class NullListingProbe:
@@ -29,6 +34,9 @@ class NullListingProbe:
     def parked(self, message_type: str) -> None: ...
     def released(self, outcome: str) -> None: ...
     def parked_waiting(self, n: int) -> None: ...
+    def consents_pending(self, n: int) -> None: ...
+    def consent_closed(self, outcome: str) -> None: ...
+    def consent_sweep(self, result: str, expired: int) -> None: ...
 
 
 class PrometheusListingProbe:
@@ -59,6 +67,17 @@ class PrometheusListingProbe:
             "dead_lettered", ["outcome"], **kw)
         self.waiting = Gauge("flk_listing_parked_commands_waiting", "Kafka commands waiting for their person (parked)",
                              **kw)
+        self.consent_pending = Gauge(
+            "flk_listing_guardian_consent_pending",
+            "Minors' listing requests waiting for a guardian's consent (P3), open in the register now", **kw)
+        self.consent_closed_total = Counter(
+            "flk_listing_guardian_consent_closed_total",
+            "Minors' pending listing requests closed, by outcome: consented, rejected, refused, expired, "
+            "superseded, cancelled", ["outcome"], **kw)
+        self.sweep_runs_total = Counter(
+            "flk_listing_consent_expiry_runs_total", "Runs of the P3 consent expiry sweep: ok, failed", ["result"], **kw)
+        self.sweep_expired_total = Counter(
+            "flk_listing_consent_expired_total", "Pending listing requests the P3 expiry sweep expired", **kw)
 
     def decided(self, message_type: str, outcome: str, reason_code: str | None, seconds: float) -> None:
         self.messages_total.labels(message_type, outcome).inc()
@@ -86,3 +105,14 @@ class PrometheusListingProbe:
 
     def parked_waiting(self, n: int) -> None:
         self.waiting.set(n)
+
+    def consents_pending(self, n: int) -> None:
+        self.consent_pending.set(n)
+
+    def consent_closed(self, outcome: str) -> None:
+        self.consent_closed_total.labels(outcome).inc()
+
+    def consent_sweep(self, result: str, expired: int) -> None:
+        self.sweep_runs_total.labels(result).inc()
+        if expired:
+            self.sweep_expired_total.inc(expired)

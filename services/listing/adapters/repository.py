@@ -298,6 +298,13 @@ class DecisionContext:
             return derived_id("listing.message", self.message_id)
 
 
+async def open_pending_listings(pool: Any) -> int:
+    """P3: how many minors' listing requests wait for a guardian's consent now (the metrics gauge; the
+    partial index of the open requests answers it)."""
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) FROM listing.pending_listing WHERE closed_on IS NULL")
+
+
 def iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 

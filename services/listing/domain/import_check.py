@@ -163,6 +163,15 @@ class Violation(Enum):
         "Registret listar redan personen på en annan vårdenhet; den listningen ändras inte av en import.",
         "The register already lists the person at another unit; an import does not change that listing.",
     )
+    AWAITING_GUARDIAN_CONSENT = (
+        "guardian_consent_pending_in_register", RuleId.P3, Outcome.SKIPPED,
+        "I registret väntar en vårdnadshavares begäran om att lista barnet på den andra vårdnadshavarens "
+        "samtycke. En import avgör inte begäran: den avslutas med samtycke, vägran eller när tiden gått ut. "
+        "Importera raden igen därefter.",
+        "In the register a guardian's request to list the child waits for the other guardian's consent. An "
+        "import does not decide it: it ends with a consent, a refusal or its expiry. Import the row again "
+        "after that.",
+    )
     LOCUM_AS_FLK = (
         "locum_as_flk", RuleId.F2, Outcome.FICTIVE,
         "Hyr-, stafett- och konsultläkare får inte vara fast läkarkontakt enligt regionens profil. Patienterna "
@@ -431,10 +440,21 @@ class PersonIndex:
 def listing_command(patient_key: str, row: ImportRow, record: PatientRecord, on: date
                     ) -> cmd.RequestListing | Violation | None:
     """The listing the row asks for: None when the register already lists the person at the unit
-    (re-import is a no-op), ``LISTED_ELSEWHERE`` when it lists them at another unit."""
+    (re-import is a no-op), ``LISTED_ELSEWHERE`` when it lists them at another unit,
+    ``AWAITING_GUARDIAN_CONSENT`` when a guardian's request for the child waits in the register (P3).
+
+    P3 and the import. The extract is the source register's listings, made under its own consent
+    checks, and carries no consents; the row is a region placement (``initiated_by`` region), to
+    which P3 does not apply — a minor's listing is imported like anyone's, whatever the population
+    register says of the guardians (re-checking would drop every child from the register at the
+    migration, with nobody to ask). What the import does not do is decide a request that waits for a
+    guardian in this register: a placement would close it ``superseded`` and the guardians' answer
+    would go unheard, so the row is skipped with its reason until the request has closed."""
     current = record.open_listing
     if current is not None:
         return None if current.care_unit_id == row.care_unit_id else Violation.LISTED_ELSEWHERE
+    if record.open_pending_listing is not None:
+        return Violation.AWAITING_GUARDIAN_CONSENT
     return cmd.RequestListing(
         patient_key=patient_key,
         care_unit_id=row.care_unit_id,

@@ -111,7 +111,7 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
 
     async def start(app: FastAPI):
         from flk.tasks import Wakeup
-        from services.listing.bootstrap import ListingRuntime, build_deps
+        from services.listing.bootstrap import ListingRuntime, build_deps, observe_decisions
 
         app.state.listing_settings = settings
         # concurrent requests' audit records share one write (each request still waits for its own)
@@ -119,7 +119,7 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
         wake = Wakeup()
         app.state.runtime = None
         if not run_workers:
-            app.state.deps = build_deps(settings, app.state.db)
+            app.state.deps = build_deps(settings, app.state.db, observe_decisions(probe))
             return None
         from flk.events.producer import new_producer
         from flk.observability.metrics import PrometheusConsumerProbe
@@ -132,7 +132,7 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
                                  relay_wake=wake)
         await runtime.start()
         app.state.runtime = runtime
-        app.state.deps = build_deps(settings, app.state.db, wake)
+        app.state.deps = build_deps(settings, app.state.db, observe_decisions(probe, wake))
 
         async def close() -> None:
             await runtime.stop()

@@ -154,3 +154,71 @@ async def test_P3_the_register_states_guardianship_later_and_the_last_statement_
                                              "updated_at": "2030-01-02T00:00:00Z"})
     [row] = await listing.fetch("SELECT guardian_keys FROM listing.person WHERE patient_key = $1", child)
     assert sorted(row["guardian_keys"]) == sorted([mother, father])
+
+
+async def test_P3_metrics_show_the_open_requests_and_the_closed_ones_by_outcome_without_keys(listing):
+    import asyncio
+
+    from services.listing.adapters.repository import open_pending_listings
+
+    await listing.given_region()
+    child, mother, father = await given_child(listing)
+    other, other_mother, _ = await given_child(listing)
+    await listing.post("listing.request.v1", list_request(child, on=TODAY, consenting_guardian_keys=[mother]))
+    await listing.post("listing.request.v1", list_request(
+        other, on=TODAY - timedelta(days=WAIT + 1), consenting_guardian_keys=[other_mother]))
+    runtime = listing.app.state.runtime
+    assert await open_pending_listings(runtime.pool) == 2
+
+    async def metrics_once(line: str) -> str:
+        text = ""
+        for _ in range(50):  # the gauge is refreshed by the relay loop, at most once a second
+            text = (await listing.client.get("/metrics")).text
+            if line in text:
+                break
+            await asyncio.sleep(0.1)
+        return text
+
+    assert "flk_listing_guardian_consent_pending 2.0" in await metrics_once("flk_listing_guardian_consent_pending 2.0")
+    await listing.post("listing.consent.v1", consent(child, father, "refuse"), listing.token(Role.PATIENT, (), father))
+    assert await expire_consents(runtime.deps) == 1
+    assert await open_pending_listings(runtime.pool) == 0
+
+    text = await metrics_once("flk_listing_guardian_consent_pending 0.0")
+    assert "flk_listing_guardian_consent_pending 0.0" in text
+    assert 'flk_listing_guardian_consent_closed_total{outcome="refused"} 1.0' in text
+    assert 'flk_listing_guardian_consent_closed_total{outcome="expired"} 1.0' in text
+    for key in (child, mother, father, other, other_mother):
+        assert key not in text
+
+
+async def test_P3_the_main_job_expires_what_waited_too_long_and_counts_the_requests_by_outcome(listing, tmp_path):
+    import asyncpg
+
+    from flk.mainjob.goals import read_guardian_consent
+    from flk.mainjob.job import JobConfig, MainJob
+
+    await listing.given_region()
+    waiting, w_mother, _ = await given_child(listing)
+    forgotten, f_mother, _ = await given_child(listing)
+    refused, r_mother, r_father = await given_child(listing)
+    await listing.post("listing.request.v1", list_request(waiting, on=TODAY, consenting_guardian_keys=[w_mother]))
+    await listing.post("listing.request.v1", list_request(
+        forgotten, on=TODAY - timedelta(days=WAIT + 1), consenting_guardian_keys=[f_mother]))
+    await listing.post("listing.request.v1", list_request(refused, on=TODAY, consenting_guardian_keys=[r_mother]))
+    await listing.post("listing.consent.v1", consent(refused, r_father, "refuse"),
+                       listing.token(Role.PATIENT, (), r_father))
+    since = TODAY - timedelta(days=365)
+
+    conn = await asyncpg.connect(listing.dsn)
+    try:
+        before = await read_guardian_consent(conn, since, TODAY)
+        assert (before.pending, before.past_expiry, before.refused, before.expired) == (2, 1, 1, 0)
+        job = MainJob(JobConfig(bootstrap=listing.bootstrap, database_url=listing.dsn, state_dir=tmp_path,
+                                limit_people=50, demo_sinks=False), echo=lambda _: None)
+        assert await job._expire_consents() == 1
+        after = await read_guardian_consent(conn, since, TODAY)
+        assert (after.pending, after.past_expiry, after.refused, after.expired, after.total) == (1, 0, 1, 1, 3)
+        assert (await read_guardian_consent(conn, TODAY + timedelta(days=1), TODAY)).total == 0
+    finally:
+        await conn.close()

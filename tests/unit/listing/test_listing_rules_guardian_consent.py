@@ -227,3 +227,45 @@ def test_P3_other_rules_are_checked_before_the_request_waits() -> None:
 def test_P3_one_guardians_consent_is_enough_where_the_profile_says_so() -> None:
     one_enough = replace(profile_for("national", DAY), p3_all_guardians_must_consent=False)
     assert types_of(decide(two_guardians(), by_mother(), one_enough)) == [ev.ListingStarted]
+
+
+# --------------------------------------------------------------------------- the listing import (flk listing import)
+
+
+def _import_row(unit: str = UNIT_A):
+    from flk.security.pseudonym import PersonId
+    from flk.simulator.generate import personnummer12
+    from services.listing.domain.import_check import ImportRow, Target
+
+    return ImportRow(2, PersonId("personnummer", personnummer12(date(2015, 4, 2), 123)), unit, Target.NONE)
+
+
+def test_P3_an_imported_minors_listing_is_a_region_placement_listed_without_consents() -> None:
+    """The extract is the source register's listings (made under its consent checks) and carries no
+    consents: the row is a region placement, to which P3 does not apply, whatever the guardians."""
+    from services.listing.domain.import_check import listing_command
+
+    state = two_guardians()
+    command = listing_command(CHILD, _import_row(), state.patients[CHILD], DAY)
+    assert command.consenting_guardian_keys == frozenset() and command.initiated_by is Initiator.REGION
+    events, after = run(state, command)
+    assert types_of(events) == [ev.ListingStarted]
+    assert after.patients[CHILD].open_listing.origin is ListingOrigin.IMPORT
+
+
+@pytest.mark.parametrize("unit", [UNIT_A, UNIT_B])
+def test_P3_an_import_does_not_decide_a_request_waiting_for_a_guardian_it_skips_the_row_with_the_reason(unit) -> None:
+    from services.listing.domain.import_check import Outcome, Violation, listing_command
+
+    state = pending_state()
+    verdict = listing_command(CHILD, _import_row(unit), state.patients[CHILD], DAY + timedelta(days=1))
+    assert verdict is Violation.AWAITING_GUARDIAN_CONSENT
+    assert (verdict.value, verdict.rule_id, verdict.outcome) == (
+        "guardian_consent_pending_in_register", RuleId.P3, Outcome.SKIPPED)
+    assert "consent" in verdict.message_en and "samtycke" in verdict.message_sv
+
+    # once the request has closed (here: refused), the row is imported
+    _, closed = run(state, answer(FATHER, decision=GuardianDecision.REFUSE))
+    command = listing_command(CHILD, _import_row(unit), closed.patients[CHILD], DAY + timedelta(days=5))
+    events, _ = run(closed, command)
+    assert types_of(events) == [ev.ListingStarted]

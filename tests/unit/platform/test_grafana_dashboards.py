@@ -175,3 +175,10 @@ def test_the_region_goals_show_the_shares_with_flk_fast_vardkontakt_and_both_wit
     assert "93 %" in panel["description"] and "97 %" in panel["description"] and "seed 002" in panel["description"]
     migration = (ROOT / "services" / "listing" / "migrations" / "0007_fasta_kontakter_kpis.sql").read_text()
     assert "fasta_kontakter_kpi_region_on" in migration
+
+
+def test_the_operations_dashboard_shows_the_guardian_consent_requests_waiting_closed_and_expired():
+    exprs = {name for panel, target in _targets(_dashboards()["operations.json"])
+             for name in re.findall(r"\b(flk_listing_[a-z_]*consent[a-z_]*)\b", target.get("expr", ""))}
+    assert exprs == {"flk_listing_guardian_consent_pending", "flk_listing_guardian_consent_closed_total",
+                     "flk_listing_consent_expired_total", "flk_listing_consent_expiry_runs_total"}

@@ -180,3 +180,26 @@ def test_each_month_is_replayed_facts_first_then_commands_and_visits_in_stream_o
              Emitted("risk.assessed.v1", {"n": 7}, at(2, 3))]
     chunks = [([f.data["n"] for f in facts], [r.data["n"] for r in rest]) for facts, rest in monthly_chunks(iter(items))]
     assert chunks == [([1, 4], [2, 3, 5]), ([7], [6])]
+
+
+def test_the_summary_counts_the_periods_guardian_consent_requests_by_outcome():
+    from flk.mainjob.goals import GuardianConsent
+
+    consent = GuardianConsent(pending=2, past_expiry=1, consented=9, refused=1, expired=1, other=3)
+    text = render_summary(_summary(goals_from({}, {}, {}), guardian_consent=consent))
+    [line] = [line for line in text.splitlines() if line.startswith("Guardian consent (P3)")]
+    assert "16 minors' listing requests in the period waited for a second guardian" in line
+    assert "2 pending, 9 consented, 1 refused, 1 expired" in line
+    assert "3 otherwise closed" in line and "1 of the pending are past their expiry date" in line
+    # nothing read (no listing service): no line, rather than zeros
+    assert "Guardian consent" not in render_summary(_summary(goals_from({}, {}, {})))
+
+
+def test_the_main_job_runs_the_listing_service_with_the_consent_expiry_sweep_off_during_the_replay(tmp_path):
+    """The sweep expires on today's date; in a fast-forwarded year it would expire requests whose second
+    guardian's answer is still to be replayed. The job runs one pass itself after the replay."""
+    from flk.mainjob.job import JobConfig, MainJob
+
+    job = MainJob(JobConfig(bootstrap="127.0.0.1:1", database_url="postgresql://x@127.0.0.1:1/x", state_dir=tmp_path,
+                            end_date=date(2026, 6, 30), limit_people=50, demo_sinks=False), echo=lambda _: None)
+    assert job._listing().env["FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S"] == "0"

@@ -33,7 +33,7 @@ def test_every_event_of_the_small_preset_passes_make_record(small_run) -> None:
     assert seen == {
         "practitioner_role.started.v1", "practitioner_role.ended.v1", "person.registered.v1", "person.updated.v1",
         "risk.assessed.v1", "residence.recorded.v1", "listing.request.v1", "fast_lakarkontakt.assign.v1",
-        "visit.recorded.v1", "visit.cancelled.v1", "care_unit.contracted.v1",
+        "visit.recorded.v1", "visit.cancelled.v1", "care_unit.contracted.v1", "listing.consent.v1",
     }
 
 
