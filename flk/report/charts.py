@@ -50,7 +50,7 @@ def _dates(ax) -> None:
 
 
 @_styled
-def share_chart(points: Sequence[SharePoint], baseline: date) -> str:
+def share_chart(points: Sequence[SharePoint], baseline: date | None) -> str:
     """G1 and G3 over time against their floors (55 %, 80 %)."""
     fig, ax = plt.subplots(figsize=(7.2, 3.0))
     days = [p.day for p in points]
@@ -62,8 +62,7 @@ def share_chart(points: Sequence[SharePoint], baseline: date) -> str:
         ax.axhline(target * 100, color=colour, ls="--", lw=1)
         ax.annotate(f"target ≥ {target * 100:.0f} %", (days[0] if days else baseline, target * 100),
                     xytext=(2, 3), textcoords="offset points", color=colour, fontsize=8)
-    ax.axvline(baseline, color="#555", ls=":", lw=1)
-    ax.annotate("baseline", (baseline, 2), xytext=(3, 0), textcoords="offset points", fontsize=8, color="#555")
+    _baseline_line(ax, baseline)
     ax.set_ylim(0, 100)
     ax.set_ylabel("%")
     _dates(ax)
@@ -71,11 +70,19 @@ def share_chart(points: Sequence[SharePoint], baseline: date) -> str:
     return to_svg(fig)
 
 
+def _baseline_line(ax, baseline: date | None) -> None:
+    if baseline is not None:
+        ax.axvline(baseline, color="#555", ls=":", lw=1)
+        ax.annotate("baseline", (baseline, 0.02), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                    textcoords="offset points", fontsize=8, color="#555")
+
+
 @_styled
-def index_chart(series: dict[str, Sequence[IndexPoint]], baseline: date, *, target_change: float | None,
+def index_chart(series: dict[str, Sequence[IndexPoint]], baseline: date | None, *, target_change: float | None,
                 title: str) -> str:
-    """Mean COC over time with 95 % intervals, one line per series; incomplete windows drawn apart; the
-    target drawn from the baseline's mean (G2: +20 %)."""
+    """Mean COC over time with 95 % intervals, one line per series; incomplete windows drawn apart on a
+    shaded, labelled band. The target is drawn from the baseline's mean (the latest complete snapshot on or
+    before it): G2 at +20 %; G4 (a significant increase) against the baseline's level itself."""
     fig, ax = plt.subplots(figsize=(7.2, 3.0))
     incomplete_days: list[date] = []
     for (label, points), colour in zip(series.items(), SERIES):
@@ -83,21 +90,26 @@ def index_chart(series: dict[str, Sequence[IndexPoint]], baseline: date, *, targ
         partial = [p for p in points if not p.complete and p.mean is not None]
         incomplete_days += [p.day for p in partial]
         if done:
-            ax.fill_between([p.day for p in done], [p.low for p in done], [p.high for p in done], color=colour,
-                            alpha=0.18, lw=0)
+            ax.fill_between([p.day for p in done], [p.low if p.low is not None else p.mean for p in done],
+                            [p.high if p.high is not None else p.mean for p in done], color=colour, alpha=0.18, lw=0)
             ax.plot([p.day for p in done], [p.mean for p in done], marker="o", ms=3, color=colour,
                     label=f"{label} (95 % interval shaded)")
         if partial:
             ax.plot([p.day for p in partial], [p.mean for p in partial], ls="none", marker="o", ms=4, mfc="white",
                     mec=INCOMPLETE, label=f"{label}: incomplete window, not a goal figure")
-        base = next((p for p in done if p.day == baseline), None)
-        if base is not None and target_change:
-            ax.axhline(base.mean * (1 + target_change), color=colour, ls="--", lw=1)
-            ax.annotate(f"target: baseline +{target_change * 100:.0f} %", (done[0].day, base.mean * (1 + target_change)),
-                        xytext=(2, 3), textcoords="offset points", color=colour, fontsize=8)
+        base = None if baseline is None else next((p for p in reversed(done) if p.day <= baseline), None)
+        if base is not None:
+            level = base.mean * (1 + (target_change or 0))
+            ax.axhline(level, color=colour, ls="--", lw=1)
+            text = (f"target: baseline +{target_change * 100:.0f} %" if target_change
+                    else "baseline level: the target is a significant rise above it")
+            ax.annotate(text, (done[0].day, level), xytext=(2, 3), textcoords="offset points", color=colour,
+                        fontsize=8)
     if incomplete_days:
-        ax.axvspan(min(incomplete_days), max(incomplete_days), color=INCOMPLETE, alpha=0.12, lw=0)
-    ax.axvline(baseline, color="#555", ls=":", lw=1)
+        ax.axvspan(min(incomplete_days), max(incomplete_days), color=INCOMPLETE, alpha=0.15, lw=0)
+        ax.annotate("incomplete windows", (min(incomplete_days), 0.97), xycoords=("data", "axes fraction"),
+                    xytext=(3, -9), textcoords="offset points", fontsize=8, color="#666")
+    _baseline_line(ax, baseline)
     ax.set_ylim(0, 1)
     ax.set_ylabel("mean COC")
     ax.set_title(title, fontsize=9, loc="left")
@@ -136,6 +148,7 @@ def gap_chart(gaps: Sequence[GapCount]) -> str:
         counts = [sum(g.open for g in gaps if g.name == u and g.cause == cause) for u in units]
         ax.barh(units, counts, left=left, color=palette(i), label=cause.replace("_", " "))
         left = [a + b for a, b in zip(left, counts)]
+    ax.invert_yaxis()  # the first unit on top, as in the tables
     ax.tick_params(axis="y", labelsize=7)
     ax.set_xlabel("open care gaps (RUB 4–5 or SÄBO residents without a named FLK)")
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))

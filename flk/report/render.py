@@ -68,8 +68,9 @@ TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
       border-bottom: 1px solid #ccc; } .meta { color: #555; }
  table { border-collapse: collapse; width: 100%; margin: 0.5em 0; font-size: 0.88em; }
  th, td { padding: 0.3em 0.5em; border-bottom: 1px solid #e3e3e3; text-align: right; vertical-align: top; }
- td { white-space: nowrap; } td:nth-child(2) { white-space: normal; min-width: 16em; } .hsa { color: #777; font-size: 0.85em; }
- th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
+ td { white-space: nowrap; } table.goals td:nth-child(2) { white-space: normal; min-width: 16em; }
+ .hsa { color: #777; font-size: 0.85em; }
+ th:first-child, td:first-child, table.goals th:nth-child(2), table.goals td:nth-child(2), .hsa { text-align: left; }
  .verdict-met { color: #1b5e20; font-weight: 600; } .verdict-not_met { color: #b71c1c; font-weight: 600; }
  .verdict-inconclusive, .verdict-too_few_patients, .verdict-incomplete_window, .verdict-no_data { color: #8a6d00; }
  .panel td { color: #555; font-size: 0.9em; border-bottom: none; }
@@ -81,7 +82,10 @@ TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
  @media print { body { margin: 0; max-width: none; } h2 { page-break-after: avoid; } }
 </style></head><body>
 <h1>Goal report — {{ d.region_name }}</h1>
-<p class="meta">Now {{ d.as_of }} · baseline {{ d.baseline }} · generated {{ d.generated_at.strftime("%Y-%m-%d %H:%M") }}
+<p class="meta">{% if period_from %}Period {{ period_from }} – {{ d.as_of }}{% else %}Now {{ d.as_of }}{% endif %}
+ · {% if d.baseline %}baseline {{ d.baseline }}{% else %}<strong>no baseline pinned yet</strong> (G2 and G4 need one:
+ <code>flk continuity baseline pin</code>, or pass <code>--baseline</code>){% endif %}
+ · generated {{ d.generated_at.strftime("%Y-%m-%d %H:%M") }}
  · {% if d.coverage.complete_from %}visit data complete from {{ d.coverage.complete_from }} ({{ d.coverage.source }}){%
  else %}<strong>visit data coverage not recorded: every continuity window counts as incomplete</strong>{% endif %}
  {% if d.coverage.window_months %}· continuity over {{ d.coverage.window_months }}-month windows{% endif %}</p>
@@ -111,12 +115,12 @@ which the visit data are complete, so it counts fewer visits and fewer eligible 
 
 <h2>Care units</h2>
 {% if best %}
-<table><tr><th>Best units: doctor continuity now</th><th>HSA-id</th><th>mean COC (95 % CI)</th><th>n</th>
+<table class="units"><tr><th>Best units: doctor continuity now</th>{% if named %}<th class="hsa">HSA-id</th>{% endif %}<th>mean COC (95 % CI)</th><th>n</th>
 <th>change (95 % CI)</th><th>named FLK (G1)</th><th>listed</th></tr>
-{% for u in best %}{{ unit_row(u) }}{% endfor %}</table>
-{% if worst %}<table><tr><th>Units with the lowest doctor continuity now</th><th>HSA-id</th><th>mean COC (95 % CI)</th><th>n</th>
+{% for u in best %}{{ unit_row(u, named) }}{% endfor %}</table>
+{% if worst %}<table class="units"><tr><th>Units with the lowest doctor continuity now</th>{% if named %}<th class="hsa">HSA-id</th>{% endif %}<th>mean COC (95 % CI)</th><th>n</th>
 <th>change (95 % CI)</th><th>named FLK (G1)</th><th>listed</th></tr>
-{% for u in worst %}{{ unit_row(u) }}{% endfor %}</table>{% endif %}
+{% for u in worst %}{{ unit_row(u, named) }}{% endfor %}</table>{% endif %}
 {% if small_units %}<p class="meta">Not ranked (fewer than {{ min_cohort }} eligible patients: too few for the interval
 to be trusted): {{ small_units }}.</p>{% endif %}
 {% else %}<p class="empty">No unit has {{ min_cohort }} or more eligible patients yet.</p>{% endif %}
@@ -127,8 +131,8 @@ interval and cohort size. A wide interval is a small cohort, not a bad unit.</fi
 {% if gap_svg %}<figure>{{ gap_svg }}<figcaption>Open care gaps by unit and cause: patients with RUB 4–5 or living in
 SÄBO who lack a named fast läkarkontakt (never assigned, their doctor left, a locum's fictive list, re-listed
 elsewhere).</figcaption></figure>
-<table><tr><th>Cause</th><th></th><th>open</th></tr>{% for cause, n in gap_totals %}
-<tr><td>{{ cause }}</td><td></td><td>{{ n }}</td></tr>{% endfor %}</table>
+<table class="causes"><tr><th>Cause (the whole region)</th><th>open gaps</th></tr>{% for cause, n in gap_totals %}
+<tr><td>{{ cause }}</td><td>{{ n }}</td></tr>{% endfor %}</table>
 {% else %}<p class="empty">No open care gaps.</p>{% endif %}
 
 <h2>How to read this</h2>
@@ -146,24 +150,29 @@ target. <em>Inconclusive</em>: the interval straddles the target — more time o
 <li><strong>Complete windows.</strong> A continuity figure counts 18 months of visits. If the visit data begin
 inside that window, the figure counts fewer visits and patients and is not comparable: it is marked and never
 shown as a goal figure.</li>
+<li><strong>Significant.</strong> A change is significant when its 95 % interval lies wholly above (or below)
+0: chance alone would rarely give it. G4 asks for a significant increase ("betydande ökning"): met only when the
+lower bound of the change is above 0 — a rising point whose interval still reaches below 0 is not enough.</li>
 <li><strong>Same patients.</strong> The line under G2/G4 follows the patients eligible at both dates: whether
 continuity changed for them, rather than through who entered or left the cohort.</li>
 <li>G1 and G3 count the whole register (not a sample): they have no interval; n is the population and the
 number of SÄBO residents who get their main care there.</li>
 <li><strong>Which SÄBO residents.</strong> {{ g3_population }}. G4's cohort is the same residents.</li>
 </ul>
-<p class="meta">Aggregates only: no patient appears in this report. Sources: listing.goal_kpi_region_on,
-listing.goal_kpi_region_history, listing.goal_kpi_unit, continuity.goal_comparison, continuity.goal_series,
-continuity.data_coverage, notifier.care_gap_history.</p>
+<p class="meta">Aggregates only: no patient appears in this report, which reads only what the dashboards'
+read-only role (flk_reader) may read. Sources: listing.goal_kpi_region_daily (else goal_kpi_region_on),
+listing.goal_kpi_region_history, listing.goal_kpi_unit_daily (else goal_kpi_unit_on), continuity.goal_comparison,
+continuity.goal_series, continuity.data_coverage, notifier.care_gap_history (counted per unit and cause).
+{% if not named %}Units by HSA-id (unit names come from the unit register, which this role does not read).{% endif %}</p>
 </body></html>
 """)
 
 UNIT_ROW = jinja2.Environment(autoescape=True).from_string(
-    "<tr><td>{{ u.name }}</td><td class=\"hsa\">{{ u.unit_id }}</td><td>{{ mean }}</td><td>{{ u.now_n }}</td><td>{{ change }}</td>"
+    "<tr><td>{{ u.name }}</td>{% if named %}<td class=\"hsa\">{{ u.unit_id }}</td>{% endif %}<td>{{ mean }}</td><td>{{ u.now_n }}</td><td>{{ change }}</td>"
     "<td>{{ g1 }}</td><td>{{ u.listed if u.listed is not none else 'n/a' }}</td></tr>")
 
 
-def _unit_row(u: UnitFigure) -> Markup:
+def _unit_row(u: UnitFigure, named: bool = True) -> Markup:
     mean = "n/a" if u.now_mean is None else (
         f"{u.now_mean:.3f}" if u.now_low is None else f"{u.now_mean:.3f} ({u.now_low:.3f}–{u.now_high:.3f})")
     if u.change is None:
@@ -173,7 +182,7 @@ def _unit_row(u: UnitFigure) -> Markup:
     else:
         change = f"{format_signed_pct(u.change)} ({format_signed_pct(u.change_low)} to {format_signed_pct(u.change_high)})"
     g1 = "n/a" if u.g1_share is None else f"{u.g1_share * 100:.1f} %"
-    return Markup(UNIT_ROW.render(u=u, mean=mean, change=change, g1=g1))
+    return Markup(UNIT_ROW.render(u=u, mean=mean, change=change, g1=g1, named=named))
 
 
 def render_report(d: ReportData) -> str:
@@ -198,8 +207,9 @@ def render_report(d: ReportData) -> str:
                                                      d.baseline, target_change=None,
                                                      title="G4 — mean COC of doctor contacts, SÄBO residents "
                                                            "(main care there)")),
-                           "G4: the target is a significant increase: the change's interval above zero (see the "
-                           "table above). A small cohort: note the width of the interval."))
+                           "G4: the target is a significant increase — the change's 95 % interval above zero (see "
+                           "the table above), not the line above the dashed baseline level. A small cohort: note "
+                           "the width of the interval."))
     best, worst = best_and_worst(d.units)
     ranked = {u.unit_id for u in best + worst}
     small = [f"{u.name} (n = {u.now_n or 0})" for u in d.units
@@ -207,11 +217,12 @@ def render_report(d: ReportData) -> str:
     gap_totals: dict[str, int] = {}
     for g in d.gaps:
         gap_totals[g.cause.replace("_", " ")] = gap_totals.get(g.cause.replace("_", " "), 0) + g.open
+    days = [p.day for p in d.shares] + [p.day for points in d.series.values() for p in points]
     return TEMPLATE.render(
-        d=d, goals=goals, windows=windows, any_incomplete=any(not g.plain for g in goals),
+        d=d, goals=goals, period_from=min(days) if days else None, windows=windows, any_incomplete=any(not g.plain for g in goals),
         share_svg=Markup(charts.share_chart(d.shares, d.baseline)) if d.shares else None,
         index_svgs=index_svgs, best=best, worst=worst, small_units=", ".join(small), min_cohort=MIN_COHORT,
-        unit_row=_unit_row,
+        unit_row=_unit_row, named=any(u.name != u.unit_id for u in d.units),
         unit_svg=Markup(charts.unit_chart(d.units)) if any(u.now_mean is not None for u in d.units) else None,
         gap_svg=Markup(charts.gap_chart(d.gaps)) if d.gaps else None,
         gap_totals=sorted(gap_totals.items(), key=lambda kv: -kv[1]),

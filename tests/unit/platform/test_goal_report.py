@@ -2,6 +2,7 @@
 no patient data, nothing fetched from outside the file."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import date, datetime, timedelta, timezone
 
@@ -102,3 +103,33 @@ def test_sections_without_data_say_so_instead_of_failing():
     assert "No stored G1/G3 days yet" in html and "No continuity snapshots yet" in html
     assert "No open care gaps" in html and "visit data coverage not recorded" in html
     assert html.count("<svg") == 0
+
+
+def test_a_region_without_a_pinned_baseline_gets_its_shares_now_and_is_told_how_to_pin_one():
+    now_only = ReportData("19", "Region X", None, NOW, datetime(2026, 12, 1, tzinfo=timezone.utc), Coverage(),
+                          goals_from({}, {"G1": Estimate(0.45, n=281_000), "G3": Estimate(0.71, n=2_950)}, {}),
+                          shares=a_report().shares)
+    html = render_report(now_only)
+    assert "no baseline pinned yet" in html and "flk continuity baseline pin" in html
+    assert "45.0 %" in html and html.count("<svg") == 1      # G1/G3 over time, no baseline line
+    assert ">baseline<" not in html
+
+
+def test_the_charts_mark_incomplete_windows_and_draw_each_target_from_the_baseline():
+    partial = render_report(a_report(complete=False))
+    assert ">incomplete windows<" in partial                               # the shaded band's label (SVG text)
+    assert "target: baseline" not in partial    # the baseline's own window is incomplete: no target from it
+    html = render_report(a_report())
+    assert ">incomplete windows<" not in html
+    assert "target: baseline +20 %" in html                                # G2
+    assert "baseline level: the target is a significant rise above it" in html  # G4
+    assert "Period 2025-12-01 – 2026-12-01" in html
+
+
+def test_units_without_names_read_by_the_reporting_role_are_shown_once_by_hsa_id():
+    report = a_report()
+    report.units = [dataclasses.replace(u, name=u.unit_id) for u in report.units]
+    html = render_report(report)
+    assert '<th class="hsa">HSA-id</th>' not in html and "Units by HSA-id" in html
+    assert "<td>SE2321000016-VC000011</td><td>0.630" in html
+    assert '<th class="hsa">HSA-id</th>' in render_report(a_report())
