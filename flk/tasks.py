@@ -68,7 +68,8 @@ async def stop_tasks(tasks: Iterable[asyncio.Task], log: logging.Logger, timeout
         _, pending = await asyncio.wait(pending, timeout=min(1.0, left))
     for task in tasks:  # retrieved, so that asyncio does not log them as never retrieved
         if task.done() and not task.cancelled() and task.exception() is not None:
-            log.warning("task %s had ended with %r", task.get_name(), task.exception())
+            # the type only: an exception's text may carry a value from the data (no patient data in logs)
+            log.warning("task %s had ended with %s", task.get_name(), type(task.exception()).__name__)
     stuck = sorted(t.get_name() for t in pending)
     if stuck:
         log.warning("tasks still running %g s after their cancellation: %s", timeout_s, ", ".join(stuck))
