@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flk.settings import PlatformSettings
-from services.listing.domain.policy import PROFILES
+from services.listing.domain.policy import known_profile
 
 #: Project choice (the sources give no weights): relative workload of a patient per RUB band,
 #: used for the RUB-weighted list load. A patient without an assessment weighs 1.0.
@@ -63,9 +63,7 @@ class ListingSettings(BaseSettings):
     @field_validator("profile")
     @classmethod
     def _known_profile(cls, value: str) -> str:
-        if value not in PROFILES:
-            raise ValueError(f"unknown policy profile {value!r}; known: {', '.join(sorted(PROFILES))}")
-        return value
+        return known_profile(value)
 
     @field_validator("rub_weights")
     @classmethod

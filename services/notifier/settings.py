@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flk.settings import PlatformSettings
-from services.listing.domain.policy import PROFILES, PolicyProfile, profile_for
+from services.listing.domain.policy import PolicyProfile, known_profile, profile_for
 from services.notifier.domain.care_gaps import CarePolicy
 from services.notifier.domain.retry import RetryPolicy
 
@@ -102,9 +102,7 @@ class NotifierSettings(BaseSettings):
     @field_validator("listing_profile")
     @classmethod
     def _known_profile(cls, value: str) -> str:
-        if value not in PROFILES:
-            raise ValueError(f"unknown policy profile {value!r} (FLK_LISTING_PROFILE); known: {', '.join(sorted(PROFILES))}")
-        return value
+        return known_profile(value)  # FLK_LISTING_PROFILE, the listing service's own variable
 
     def policy_profile(self, on: date | None = None) -> PolicyProfile:
         """The listing profile version valid on ``on`` (default: today, local)."""

@@ -267,6 +267,13 @@ def registry_problems(profiles: Mapping[str, tuple[PolicyProfile, ...]] = PROFIL
     return problems
 
 
+def known_profile(name: str) -> str:
+    """``name`` if it is a policy profile; else a ValueError naming the known ones (settings validate with it)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown policy profile {name!r}; known: {', '.join(sorted(PROFILES))}")
+    return name
+
+
 def profile_for(
     name: str, on_date: date, profiles: Mapping[str, tuple[PolicyProfile, ...]] = PROFILES
 ) -> PolicyProfile:
