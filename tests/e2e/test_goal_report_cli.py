@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import chromium_binaries, headless_chromium
+from tests.support.browser import chromium_binaries, goal_report_as_seen
 
 pytestmark = pytest.mark.e2e
 
@@ -118,24 +118,6 @@ def run_report(dsn: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
         capture_output=True, text=True, timeout=300, env=env, check=False)
 
 
-def open_report_in_chromium(html: Path, profile: Path) -> dict:
-    """The report's title, section headings, figures (SVG width, drawn paths, caption), verdicts and text."""
-    from selenium.webdriver.common.by import By
-
-    with headless_chromium(profile) as driver:
-        driver.get(html.as_uri())
-        figures = driver.find_elements(By.CSS_SELECTOR, "figure")
-        return {
-            "title": driver.title,
-            "headings": [h.text for h in driver.find_elements(By.TAG_NAME, "h2")],
-            "charts": [(f.find_element(By.TAG_NAME, "svg").size["width"],
-                        len(f.find_elements(By.CSS_SELECTOR, "svg path")),
-                        f.find_element(By.TAG_NAME, "figcaption").text) for f in figures],
-            "verdicts": [c.text for c in driver.find_elements(By.CSS_SELECTOR, "table.goals td[class^=verdict]")],
-            "text": driver.find_element(By.TAG_NAME, "body").text,
-        }
-
-
 async def test_flk_report_on_stored_aggregates_opens_in_a_browser_with_its_charts_and_prints_a_pdf(
         infra, migrated_database, tmp_path):
     chromium_binaries()
@@ -148,7 +130,7 @@ async def test_flk_report_on_stored_aggregates_opens_in_a_browser_with_its_chart
     assert result.stdout.splitlines() == [f"goal report: {html}", f"goal report (PDF): {pdf}"]
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
 
-    seen = await asyncio.to_thread(open_report_in_chromium, html, tmp_path / "profile")
+    seen = await asyncio.to_thread(goal_report_as_seen, html, tmp_path / "profile")
     assert seen["title"] == f"Goal report — Region Västmanland — {AS_OF}"
     assert seen["headings"] == ["The four goals", "Over time", "Care units", "Care gaps", "How to read this"]
     captions = [c for _, _, c in seen["charts"]]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import chromium_binaries, headless_chromium
+from tests.support.browser import chromium_binaries, goal_report_as_seen
 
 pytestmark = pytest.mark.e2e
 
@@ -120,30 +120,13 @@ async def test_ctrl_c_stops_every_service_the_main_job_started(infra, fresh_data
         await delete_topics_with_prefix(infra.kafka_bootstrap, prefix)
 
 
-def _open_in_chromium(html: Path, profile: Path) -> dict:
-    """What a reader's browser shows of the report: its figures (size, drawn paths) and captions."""
-    from selenium.webdriver.common.by import By
-
-    with headless_chromium(profile) as driver:
-        driver.get(html.as_uri())
-        figures = driver.find_elements(By.CSS_SELECTOR, "figure")
-        return {
-            "title": driver.title,
-            "headings": [h.text for h in driver.find_elements(By.TAG_NAME, "h2")],
-            "charts": [(f.find_element(By.TAG_NAME, "svg").size["width"],
-                        len(f.find_elements(By.CSS_SELECTOR, "svg path")),
-                        f.find_element(By.TAG_NAME, "figcaption").text) for f in figures],
-            "verdicts": [c.text for c in driver.find_elements(By.CSS_SELECTOR, "table.goals td[class^=verdict]")],
-        }
-
-
 async def test_the_main_job_writes_the_goal_report_whose_charts_render_in_a_browser_and_as_pdf(region_run, tmp_path):
     chromium_binaries()
     match = re.search(r"Goal report: (\S+\.html) \(PDF: (\S+\.pdf)\)", region_run.text)
     assert match, region_run.text
     html, pdf = Path(match[1]), Path(match[2])
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
-    seen = await asyncio.to_thread(_open_in_chromium, html, tmp_path / "profile")
+    seen = await asyncio.to_thread(goal_report_as_seen, html, tmp_path / "profile")
     assert seen["title"].startswith("Goal report — Region Västmanland")
     assert seen["headings"] == ["The four goals", "Over time", "Care units", "Care gaps", "How to read this"]
     captions = [c for _, _, c in seen["charts"]]

@@ -52,3 +52,22 @@ def headless_chromium(profile: Path, *, window: tuple[int, int] = (1280, 2000)) 
         yield driver
     finally:
         driver.quit()
+
+
+def goal_report_as_seen(html: Path, profile: Path) -> dict:
+    """What a reader's browser shows of a goal report (``flk report``): its title, section headings,
+    figures (SVG width, drawn paths, caption), verdicts and text. Blocking (see :func:`headless_chromium`)."""
+    from selenium.webdriver.common.by import By
+
+    with headless_chromium(profile) as driver:
+        driver.get(html.as_uri())
+        figures = driver.find_elements(By.CSS_SELECTOR, "figure")
+        return {
+            "title": driver.title,
+            "headings": [h.text for h in driver.find_elements(By.TAG_NAME, "h2")],
+            "charts": [(f.find_element(By.TAG_NAME, "svg").size["width"],
+                        len(f.find_elements(By.CSS_SELECTOR, "svg path")),
+                        f.find_element(By.TAG_NAME, "figcaption").text) for f in figures],
+            "verdicts": [c.text for c in driver.find_elements(By.CSS_SELECTOR, "table.goals td[class^=verdict]")],
+            "text": driver.find_element(By.TAG_NAME, "body").text,
+        }
