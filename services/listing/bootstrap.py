@@ -281,7 +281,9 @@ class ListingRuntime:
             outcome = await self._release(parked)
             await self.parking.remove(parked.message.message_id)  # after the handler committed
             self.probe.released(outcome)
-        self.probe.parked_waiting(await self.parking.count())
+        waiting, oldest_age = await self.parking.waiting()
+        self.probe.parked_waiting(waiting)
+        self.probe.parked_oldest(oldest_age, s.person_wait_s)
         return len(ready)
 
     async def _release(self, parked: ParkedCommand) -> str:

@@ -172,8 +172,11 @@ class NotifierRuntime:
         while True:
             async with self.pool.acquire() as conn:
                 stats = await alert_store.open_gap_stats(conn)
+                pending = await alert_store.pending_delivery_stats(conn)
             now = self.clock.now()
             self.probe.open_gaps({u: (n, max(0.0, (now - oldest).total_seconds())) for u, (n, oldest) in stats.items()})
+            self.probe.pending_deliveries({c: (n, max(0.0, (now - oldest).total_seconds()))
+                                           for c, (n, oldest) in pending.items()})
             await asyncio.sleep(self.settings.metrics_refresh_s)
 
 

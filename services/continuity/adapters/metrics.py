@@ -20,6 +20,10 @@ PATIENTS = Gauge("flk_continuity_patients", "Patients in this worker's tables")
 STATE_BYTES = Gauge("flk_continuity_state_bytes", "Encoded bytes of patient state in this worker's tables")
 AS_OF = Gauge("flk_continuity_as_of_timestamp_seconds", "The date (as Unix time) indices are computed as of")
 SNAPSHOT_SECONDS = Histogram("flk_continuity_snapshot_seconds", "Time to aggregate and write a snapshot")
+SNAPSHOT_AGE = Gauge("flk_continuity_snapshot_age_seconds",
+                     "Seconds since this worker last wrote a snapshot (since its start before the first one)")
+SNAPSHOT_INTERVAL = Gauge("flk_continuity_snapshot_interval_seconds",
+                          "How often this worker writes the day's snapshot (FLK_CONTINUITY_SNAPSHOT_INTERVAL_S)")
 SNAPSHOTS_DECLINED = Counter("flk_continuity_snapshots_declined_total",
                              "Snapshots not written because the state already held facts dated after their day")
 

@@ -26,7 +26,7 @@ from flk.events.registry import registry
 from flk.tasks import stop_tasks
 from services.continuity.adapters.unit_register import UnitRegisterReader
 from services.continuity.adapters.metrics import (
-    ADVANCE_SECONDS, AS_OF, SNAPSHOT_SECONDS, SNAPSHOTS_DECLINED, Probe,
+    ADVANCE_SECONDS, AS_OF, SNAPSHOT_AGE, SNAPSHOT_INTERVAL, SNAPSHOT_SECONDS, SNAPSHOTS_DECLINED, Probe,
 )
 from services.continuity.adapters.store import PatientStore, open_store
 from services.continuity.service_layer.handlers import CONSUMED_EVENT_TYPES
@@ -58,6 +58,7 @@ class ContinuityWorker:
         self._needs_refresh: set[int] = set()
         self._server = None
         self._pool = None
+        self._snapshot_written_at = time.time()
         self.unit_register: UnitRegisterReader | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -116,6 +117,10 @@ class ContinuityWorker:
         self.tasks.append(asyncio.create_task(self._timer(), name="continuity-timer"))
         self.tasks.append(asyncio.create_task(self._follow_unit_register(), name="continuity-unit-register"))
         if s.snapshot_enabled:
+            # staleness counts from the start until the first snapshot (the alert rule's input)
+            self._snapshot_written_at = time.time()
+            SNAPSHOT_INTERVAL.set(s.snapshot_interval_s)
+            SNAPSHOT_AGE.set_function(lambda: time.time() - self._snapshot_written_at)
             self.tasks.append(asyncio.create_task(self._snapshots(), name="continuity-snapshots"))
         if s.api_enabled:
             await self._start_api()
@@ -313,6 +318,7 @@ class ContinuityWorker:
         await write_snapshot(self._pool, day, rows, region_code=self.settings.region_id,
                              window_months=self.settings.window_months, patients=patients)
         SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
+        self._snapshot_written_at = time.time()
         self.probe.tables(*self.processor.table_size())
         return True
 

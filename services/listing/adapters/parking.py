@@ -106,3 +106,10 @@ class ParkedCommands:
 
     async def count(self) -> int:
         return await self.pool.fetchval("SELECT count(*) FROM listing.parked_command")
+
+    async def waiting(self) -> tuple[int, float]:
+        """How many commands are parked, and the age in seconds of the oldest (0 when none)."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(parked_at)), 0)::float8 AS age "
+            "FROM listing.parked_command")
+        return row["n"], max(0.0, row["age"])

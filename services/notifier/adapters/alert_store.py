@@ -129,6 +129,14 @@ async def open_gap_stats(conn) -> dict[str, tuple[int, datetime]]:
     return {r["care_unit_id"]: (r["open_gaps"], r["oldest_opened_at"]) for r in rows}
 
 
+async def pending_delivery_stats(conn) -> dict[str, tuple[int, datetime]]:
+    """Per channel: deliveries still pending, and when the oldest of them was planned."""
+    rows = await conn.fetch(
+        "SELECT d.channel, count(*) AS n, min(a.planned_at) AS oldest FROM notifier.alert_delivery d "
+        "JOIN notifier.alert a USING (alert_id) WHERE d.status = 'pending' GROUP BY d.channel")
+    return {r["channel"]: (r["n"], r["oldest"]) for r in rows}
+
+
 # ---- planned alerts --------------------------------------------------------------------------------
 
 

@@ -26,6 +26,13 @@ class NotifierProbe(Protocol):
     def delivery_failed(self, channel: str, reason: str) -> None: ...
     def attempt_duration(self, channel: str, seconds: float) -> None: ...
     def open_gaps(self, by_unit: dict[str, tuple[int, float]]) -> None: ...
+    def pending_deliveries(self, by_channel: dict[str, tuple[int, float]]) -> None: ...
+    def pending_deliveries(self, by_channel: dict[str, tuple[int, float]]) -> None:
+        for channel in CHANNELS:
+            count, age = by_channel.get(channel, (0, 0.0))
+            self.pending_count.labels(channel).set(count)
+            self.oldest_pending_age.labels(channel).set(age)
+
     def worklist_request(self, action: str, outcome: str) -> None: ...
     def purged(self, what: str, count: int) -> None: ...
 
@@ -34,6 +41,9 @@ class NullProbe:
     def __getattr__(self, name: str):
         return lambda *args, **kwargs: None
 
+
+#: the delivery channels (alert_delivery.channel): their pending gauges are 0, not absent, when none waits
+CHANNELS = ("email", "teams")
 
 #: buckets for delivery latency and gap age
 _LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
@@ -66,6 +76,12 @@ class PrometheusProbe:
         self.open_gap_count = Gauge("flk_notifier_open_care_gaps", "Open care gaps per unit", ["care_unit_id"], registry=r)
         self.oldest_gap_age = Gauge("flk_notifier_oldest_open_care_gap_age_seconds",
                                     "Age of the oldest open care gap per unit", ["care_unit_id"], registry=r)
+        self.pending_count = Gauge("flk_notifier_deliveries_pending", "Alert deliveries not yet delivered or given up",
+                                   ["channel"], registry=r)
+        self.oldest_pending_age = Gauge(
+            "flk_notifier_oldest_pending_delivery_age_seconds",
+            "Age (since the alert was planned) of the oldest alert delivery still pending (0 when none)",
+            ["channel"], registry=r)
         self.worklist = Counter("flk_notifier_worklist_requests_total",
                                 "Worklist views and actions by outcome (no unit or patient labels)",
                                 ["action", "outcome"], registry=r)

@@ -1,0 +1,76 @@
+"""The operations alerting rules (deploy/prometheus/alerts.yml): valid for Prometheus, every rule
+unit-tested with promtool (deploy/prometheus/alerts.test.yml), a runbook section for each, on
+metrics that exist, and grouped only by labels that never carry an identifier."""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.support.tools import require_tool
+
+ROOT = Path(__file__).resolve().parents[3]
+RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
+RUNBOOK = ROOT / "docs" / "operations.md"
+#: the labels an alert may keep: where (job, instance), what stream (topic, group) and channel
+ALLOWED_LABELS = {"job", "instance", "topic", "group", "channel", "outcome"}
+
+
+def _rules() -> list[dict]:
+    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess:
+    promtool = require_tool("promtool", "prometheus")
+    return subprocess.run([promtool, *args], cwd=RULES.parent, capture_output=True, text=True, timeout=120)
+
+
+def test_promtool_accepts_the_alerting_rules():
+    result = _promtool("check", "rules", RULES.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alerting_rule_passes_its_promtool_unit_tests():
+    tests = sorted(p.name for p in RULES.parent.glob("*.test.yml"))
+    assert tests, "no deploy/prometheus/*.test.yml"
+    result = _promtool("test", "rules", *tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_rule_is_tested_firing_and_quiet():
+    fired, quiet = set(), set()
+    for test_file in RULES.parent.glob("*.test.yml"):
+        for test in yaml.safe_load(test_file.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                (fired if case.get("exp_alerts") else quiet).add(case["alertname"])
+    names = {rule["alert"] for rule in _rules()}
+    assert names - fired == set(), "rules never seen firing in a test"
+    assert names - quiet == set(), "rules never seen quiet in a test"
+
+
+def test_every_rule_has_a_runbook_section_that_its_annotation_names():
+    headings = {m.group(1) for m in re.finditer(r"^## (\w+)\s*$", RUNBOOK.read_text(), re.MULTILINE)}
+    for rule in _rules():
+        name = rule["alert"]
+        assert name in headings, f"docs/operations.md has no '## {name}'"
+        assert rule["annotations"]["runbook"] == f"docs/operations.md#{name.lower()}"
+        assert {"summary", "description"} <= set(rule["annotations"]), name
+        assert rule["labels"]["severity"] in {"critical", "warning"}, name
+
+
+def test_every_metric_a_rule_reads_is_exported_by_the_code():
+    source = "\n".join(p.read_text() for top in ("flk", "services") for p in (ROOT / top).rglob("*.py"))
+    for rule in _rules():
+        for metric in set(re.findall(r"\bflk_\w+", rule["expr"])):
+            if metric.endswith("_"):  # a name pattern: flk_.*events_dead_lettered_total
+                continue
+            assert f'"{metric}"' in source, f"{rule['alert']} reads {metric}, which no code exports"
+
+
+def test_rules_aggregate_only_by_labels_that_carry_no_identifier():
+    for rule in _rules():
+        for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", rule["expr"]):
+            labels = {label.strip() for label in clause.split(",") if label.strip()}
+            assert labels <= ALLOWED_LABELS, (rule["alert"], labels - ALLOWED_LABELS)
