@@ -29,7 +29,8 @@ from flk.infra.cli import up as infra_up
               help="Baseline date of the goals [default: half-way through the simulated period].")
 @click.option("--limit-people", type=click.IntRange(min=100), help="Simulate fewer people.")
 @click.option("--with-prometheus/--without-prometheus", default=True, show_default=True,
-              help="Also start Prometheus (Debian package) scraping the services.")
+              help="Also start Prometheus (Debian package) scraping the services, and Alertmanager routing "
+                   "its operations alerts to the demo mail catcher and Teams sink.")
 @click.option("--fresh", is_flag=True,
               help="Isolated run: a new topic prefix and a new database (the default is the real local setup).")
 @click.option("--external", is_flag=True,
@@ -55,7 +56,8 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
 
     if with_prometheus and (external or not _has_prometheus()):
         if not external:
-            click.echo("note: 'prometheus' is not installed; running without it", err=True)
+            click.echo("note: 'prometheus' or 'prometheus-alertmanager' is not installed; running without them",
+                       err=True)
         with_prometheus = False
     infra = InfraSettings()
     connection = None
@@ -86,12 +88,13 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
         **({"kafka_connection": connection} if connection is not None else {}),
     )
     prometheus_url = f"http://{infra.prometheus_host}:{infra.prometheus_port}" if with_prometheus else None
-    code = asyncio.run(run_main_job(config, prometheus_url, exit_after_summary))
+    alertmanager_url = f"http://{infra.alertmanager_host}:{infra.alertmanager_port}" if with_prometheus else None
+    code = asyncio.run(run_main_job(config, prometheus_url, exit_after_summary, alertmanager_url=alertmanager_url))
     ctx.exit(code)
 
 
 async def run_main_job(config, prometheus_url: str | None, exit_after_summary: bool, echo=click.echo,
-                       on_summary=None) -> int:
+                       on_summary=None, alertmanager_url: str | None = None) -> int:
     """The job itself (also what the tests call). Returns the exit code.
 
     ``on_summary(job)``, if given, is awaited after the summary is printed, while the services
@@ -119,7 +122,7 @@ async def run_main_job(config, prometheus_url: str | None, exit_after_summary: b
             echo(f"flk run failed: {exc}")
             return 1
         echo("")
-        echo(where_to_look(job, prometheus_url))
+        echo(where_to_look(job, prometheus_url, alertmanager_url))
         echo("")
         echo(render_summary(summary))
         if on_summary is not None:  # while it runs, Ctrl-C/SIGTERM still stop everything
@@ -148,4 +151,6 @@ async def run_main_job(config, prometheus_url: str | None, exit_after_summary: b
 def _has_prometheus() -> bool:
     import shutil
 
-    return shutil.which("prometheus") is not None
+    from flk.infra.alertmanager import alertmanager_binary
+
+    return shutil.which("prometheus") is not None and alertmanager_binary() is not None

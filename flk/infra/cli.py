@@ -15,19 +15,21 @@ def _components(settings: InfraSettings, with_prometheus: bool) -> list:
 
     parts: list = [Kafka(settings), Postgres(settings)]
     if with_prometheus:
+        from flk.infra.alertmanager import Alertmanager
         from flk.infra.prometheus import Prometheus
 
-        parts.append(Prometheus(settings))
+        parts += [Alertmanager(settings), Prometheus(settings)]  # Prometheus sends its alerts there
     return parts
 
 
 @click.group()
 def infra() -> None:
-    """Local infrastructure on loopback: Kafka (KRaft), PostgreSQL, Prometheus."""
+    """Local infrastructure on loopback: Kafka (KRaft), PostgreSQL, Prometheus, Alertmanager."""
 
 
 @infra.command()
-@click.option("--with-prometheus", is_flag=True, help="also start Prometheus scraping the services")
+@click.option("--with-prometheus", is_flag=True,
+              help="also start Prometheus scraping the services and Alertmanager routing its alerts")
 @click.option("--topics/--no-topics", default=True, show_default=True, help="create the registry's topics")
 def up(with_prometheus: bool, topics: bool) -> None:
     """Start what is not running; return when every part answers. Idempotent."""

@@ -5,6 +5,8 @@ import shutil
 import time
 import urllib.request
 
+import yaml
+
 from flk.infra.process import InfraError, ManagedProcess, port_open
 from flk.infra.settings import InfraSettings
 
@@ -23,13 +25,23 @@ class Prometheus:
 
     def write_config(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        targets = ", ".join(f"'{t}'" for t in self.s.prometheus_scrape_targets)
-        (self.dir / "prometheus.yml").write_text(
-            "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
-            "scrape_configs:\n"
-            f"  - job_name: flk\n    static_configs:\n      - targets: [{targets}]\n"
-            f"  - job_name: prometheus\n    static_configs:\n      - targets: ['{self.address}']\n"
-        )
+        (self.dir / "prometheus.yml").write_text(yaml.safe_dump(self.config(), sort_keys=False))
+
+    def config(self) -> dict:
+        """The loopback variant of deploy/prometheus/prometheus.yml: the same rules, the same Alertmanager
+        routing (tools' Alertmanager on its port)."""
+        s = self.s
+        interval = f"{s.prometheus_scrape_interval_s:g}s"
+        return {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "rule_files": [str(p) for p in s.prometheus_rule_files],
+            "alerting": {"alertmanagers": [
+                {"static_configs": [{"targets": [f"{s.alertmanager_host}:{s.alertmanager_port}"]}]}]},
+            "scrape_configs": [
+                {"job_name": "flk", "static_configs": [{"targets": list(s.prometheus_scrape_targets)}]},
+                {"job_name": "prometheus", "static_configs": [{"targets": [self.address]}]},
+            ],
+        }
 
     def up(self) -> str:
         if self.process.pid() is not None:

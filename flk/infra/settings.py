@@ -13,6 +13,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+#: the checkout (deploy/ lives here): this file is <root>/<package>/infra/settings.py
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
 def _default_state_dir() -> Path:
     # PostgreSQL refuses to run as root, so when we are root the database runs as the
     # `postgres` system user; its data directory must then be reachable by that user,
@@ -66,6 +70,25 @@ class InfraSettings(BaseSettings):
         default_factory=lambda: ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"],
         description="metrics endpoints of the services (listing, continuity, notifier)",
     )
+
+    prometheus_scrape_interval_s: float = Field(5.0, gt=0, description="scrape and rule evaluation interval")
+    prometheus_rule_files: list[Path] = Field(
+        default_factory=lambda: [_PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"],
+        description="alerting rules Prometheus evaluates (the operations alerts, docs/operations.md)")
+
+    # Alertmanager (Debian's prometheus-alertmanager), started with Prometheus: routes the operations
+    # alerts to the operations receiver. The defaults are the main job's demo mail catcher and Teams sink.
+    alertmanager_host: str = "127.0.0.1"
+    alertmanager_port: int = 19095
+    alertmanager_smtp_smarthost: str = "127.0.0.1:1025"
+    alertmanager_smtp_require_tls: bool = False
+    alertmanager_email_from: str = "flk-alertmanager@flk.local"
+    alertmanager_email_to: str = "operations@flk.local"
+    alertmanager_webhook_url: str | None = Field(
+        "http://127.0.0.1:8090/operations",
+        description="the operations Teams side: Alertmanager's webhook JSON to this URL (empty: none)")
+    alertmanager_group_wait_s: float = Field(10.0, ge=0)
+    alertmanager_repeat_interval: str = "4h"
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -627,7 +627,7 @@ def _midnight_ts(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
 
 
-def where_to_look(job: MainJob, prometheus_url: str | None) -> str:
+def where_to_look(job: MainJob, prometheus_url: str | None, alertmanager_url: str | None = None) -> str:
     c = job.c
     lines = ["Where to look:"]
     if job.with_listing:
@@ -641,6 +641,11 @@ def where_to_look(job: MainJob, prometheus_url: str | None) -> str:
                      f"`flk token issue --role clinician --unit {unit} --subject <your HSA-id>`)")
     if prometheus_url:
         lines.append(f"  Prometheus            {prometheus_url}")
+    if alertmanager_url:
+        ops = [f"{job.mail.operations_address} at the mail catcher"] if job.mail is not None else []
+        ops += [job.teams.operations_url] if job.teams is not None else []
+        lines.append(f"  Alertmanager          {alertmanager_url}  (operations alerts, docs/operations.md"
+                     + (f"; to {' and '.join(ops)}" if ops else "") + ")")
     if job.mail is not None:
         lines.append(f"  demo mail catcher     smtp://{c.host}:{c.smtp_port} (messages counted below)")
     lines.append(f"  service logs          {job.logs}")
