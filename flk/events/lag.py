@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from flk.events.connection import PLAINTEXT, KafkaConnection
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,24 @@ async def wait_until_caught_up(bootstrap: str, groups: list[str], timeout_s: flo
         await asyncio.sleep(interval_s)
     raise TimeoutError(f"consumers still behind after {timeout_s:.0f}s: " +
                        ", ".join(f"{g.group}={g.lag}" for g in lags))
+
+
+async def report_group_lag(bootstrap: str, groups: Mapping[str, str], report: Callable[[str, int], None],
+                           connection: KafkaConnection = PLAINTEXT, interval_s: float = 15.0) -> None:
+    """Forever: every ``interval_s``, each group's lag as the broker sees it (committed offsets against
+    the end of the topics) to ``report(name, records)``; ``groups`` maps a bounded name (the consumer's,
+    a metric label) to the group id. Read from the broker, not from the consumer, so a consumer that is
+    stuck in a batch shows a growing lag. A broker that does not answer is logged and asked again."""
+    while True:
+        try:
+            lags = await consumer_lag(bootstrap, list(groups.values()), connection=connection)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the broker may be away: the gauge keeps its last value
+            log.warning("consumer group lag not read (%s); trying again in %g s", type(exc).__name__, interval_s)
+        else:
+            by_group = {g.group: g.lag for g in lags}
+            for name, group in groups.items():
+                if group in by_group:
+                    report(name, by_group[group])
+        await asyncio.sleep(interval_s)

@@ -5,7 +5,7 @@ care unit HSA-id. A patient key or person id is never a label value.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from flk.events.consumer import ConsumerProbe
 
@@ -25,6 +25,7 @@ class PrometheusConsumerProbe(ConsumerProbe):
             ["consumer", "category"], **kwargs)
         self.handle_seconds = Histogram(
             "flk_event_handle_seconds", "Time to handle one event", ["consumer"], **kwargs)
+        self.group_lag_records = group_lag_gauge(registry)
 
     def handled(self, consumer: str, event_type: str) -> None:
         self.handled_total.labels(consumer, event_type).inc()
@@ -34,3 +35,14 @@ class PrometheusConsumerProbe(ConsumerProbe):
 
     def retried(self, consumer: str, category: str) -> None:
         self.retried_total.labels(consumer, category).inc()
+
+    def group_lag(self, consumer: str, records: int) -> None:
+        self.group_lag_records.labels(consumer).set(records)
+
+
+def group_lag_gauge(registry: CollectorRegistry | None = None) -> Gauge:
+    """``flk_consumer_group_lag_records{group}``: the records a consumer group has not committed yet (the
+    group label is the consumer's name, without the topic prefix). Read by the ConsumerLagGrowing alert."""
+    kwargs = {"registry": registry} if registry is not None else {}
+    return Gauge("flk_consumer_group_lag_records", "Records a consumer group has not committed yet (from the broker)",
+                 ["group"], **kwargs)

@@ -40,6 +40,7 @@ from flk.events.consumer import (
     TransientFailure,
 )
 from flk.events.envelope import Envelope
+from flk.events.lag import report_group_lag
 from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
 from flk.tasks import Wakeup, stop_tasks, supervised_task
@@ -230,6 +231,10 @@ class ListingRuntime:
                 self._spawn(consumer.settings.name, consumer.run)
             if self.parking is not None:
                 self._spawn("parked-commands", self._release_loop)
+            groups = {c.settings.name: c.settings.group_id for c in self.consumers}
+            self._spawn("consumer-lag", lambda: report_group_lag(
+                self.settings.platform.kafka_bootstrap, groups, self.consumer_probe.group_lag,
+                self.settings.platform.kafka_connection()))
         if relay:
             self._spawn("relay", self._relay_loop)
         if kpi_snapshots and self.settings.kpi_snapshot_interval_s > 0:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flk.events.consumer import ConsumerSettings, EventConsumer, KeyedEventConsumer
+from flk.events.lag import report_group_lag
 from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
 from flk.tasks import Wakeup, stop_tasks, supervised_task
@@ -110,6 +111,9 @@ class NotifierRuntime:
                 batch_handler=self.detection.handle_batch, batch_size=s.consumer_batch_size,
             )
             await self.consumer.start()
+            self._spawn("consumer-lag", lambda: report_group_lag(
+                s.platform.kafka_bootstrap, {"notifier": s.platform.topic_prefix + s.consumer_group},
+                self.probe.group_lag, s.platform.kafka_connection()))
             self._spawn("consumer", self.consumer.run)
         self._spawn("relay", self._relay_loop)
         self._spawn("ticker", self._tick_loop)

@@ -9,13 +9,19 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from flk.observability.metrics import group_lag_gauge
+
 
 class NotifierProbe(Protocol):
     # consumer (flk.events.consumer.ConsumerProbe)
     def handled(self, consumer: str, event_type: str) -> None: ...
     def dead_lettered(self, consumer: str, topic: str, category: str) -> None: ...
     def retried(self, consumer: str, category: str) -> None: ...
+    def group_lag(self, consumer: str, records: int) -> None: ...
     # detection
+    def group_lag(self, consumer: str, records: int) -> None:
+        self.group_lag_records.labels(consumer).set(records)
+
     def duplicate(self, event_type: str) -> None: ...
     def gap_event(self, event_type: str, unit_id: str) -> None: ...
     def published(self, event_type: str, count: int) -> None: ...
@@ -27,12 +33,6 @@ class NotifierProbe(Protocol):
     def attempt_duration(self, channel: str, seconds: float) -> None: ...
     def open_gaps(self, by_unit: dict[str, tuple[int, float]]) -> None: ...
     def pending_deliveries(self, by_channel: dict[str, tuple[int, float]]) -> None: ...
-    def pending_deliveries(self, by_channel: dict[str, tuple[int, float]]) -> None:
-        for channel in CHANNELS:
-            count, age = by_channel.get(channel, (0, 0.0))
-            self.pending_count.labels(channel).set(count)
-            self.oldest_pending_age.labels(channel).set(age)
-
     def worklist_request(self, action: str, outcome: str) -> None: ...
     def purged(self, what: str, count: int) -> None: ...
 
@@ -82,6 +82,7 @@ class PrometheusProbe:
             "flk_notifier_oldest_pending_delivery_age_seconds",
             "Age (since the alert was planned) of the oldest alert delivery still pending (0 when none)",
             ["channel"], registry=r)
+        self.group_lag_records = group_lag_gauge(r)
         self.worklist = Counter("flk_notifier_worklist_requests_total",
                                 "Worklist views and actions by outcome (no unit or patient labels)",
                                 ["action", "outcome"], registry=r)
@@ -134,6 +135,12 @@ class PrometheusProbe:
             self.open_gap_count.labels(unit).set(count)
             self.oldest_gap_age.labels(unit).set(age)
         self._units |= set(by_unit)
+
+    def pending_deliveries(self, by_channel: dict[str, tuple[int, float]]) -> None:
+        for channel in CHANNELS:
+            count, age = by_channel.get(channel, (0, 0.0))
+            self.pending_count.labels(channel).set(count)
+            self.oldest_pending_age.labels(channel).set(age)
 
     def worklist_request(self, action: str, outcome: str) -> None:
         self.worklist.labels(action, outcome).inc()

@@ -14,6 +14,15 @@ async def parked(listing, key: str) -> list[str]:
     return [r["message_type"] for r in rows]
 
 
+async def parked_gauges(listing) -> dict[str, float]:
+    """The parked-command gauges of /metrics (the ParkedCommandsWaitingTooLong alert's input)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await listing.client.get("/metrics")).text
+    return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name.startswith("flk_listing_parked_")}
+
+
 async def test_L4_a_kafka_command_for_a_person_not_yet_registered_waits_and_is_decided_when_the_person_arrives(
         listing):
     await listing.given_region()
@@ -25,6 +34,14 @@ async def test_L4_a_kafka_command_for_a_person_not_yet_registered_waits_and_is_d
     assert await listing.eventually(lambda: parked(listing, key)) == ["listing.request.v1"]
     assert await listing.fetch("SELECT 1 FROM listing.inbox WHERE message_id = $1", request["command_id"]) == []
 
+    async def waiting_gauges():
+        gauges = await parked_gauges(listing)
+        return gauges if gauges.get("flk_listing_parked_oldest_age_seconds", 0) > 0 else None
+
+    gauges = await listing.eventually(waiting_gauges)
+    assert gauges["flk_listing_parked_commands_waiting"] == 1
+    assert gauges["flk_listing_parked_wait_limit_seconds"] == listing.settings.person_wait_s
+
     await listing.publish("person.registered.v1", person(key))
 
     events = await listing.published("listing.started.v1", lambda es: any(
@@ -33,6 +50,12 @@ async def test_L4_a_kafka_command_for_a_person_not_yet_registered_waits_and_is_d
     assert await listing.eventually(lambda: _no(parked(listing, key)))
     rows = await listing.fetch("SELECT care_unit_id FROM listing.listing WHERE patient_key = $1", key)
     assert [r["care_unit_id"] for r in rows] == [UNIT_A]
+
+    async def nothing_waits():
+        gauges = await parked_gauges(listing)
+        return gauges.get("flk_listing_parked_oldest_age_seconds") == 0 and \
+            gauges.get("flk_listing_parked_commands_waiting") == 0
+    assert await listing.eventually(nothing_waits)
 
 
 async def test_L4_a_persons_later_commands_wait_behind_the_parked_one_and_keep_their_order(listing):

@@ -2,6 +2,8 @@
 never skipped, and a restarted consumer resumes where the group committed."""
 from __future__ import annotations
 
+import asyncio
+
 from flk.events import dlq
 from flk.events.consumer import ConsumerSettings, EventConsumer, PermanentFailure, TransientFailure
 from flk.events.envelope import make_record
@@ -117,3 +119,33 @@ async def test_consumer_lag_reports_what_a_group_has_not_yet_committed(kafka_boo
     await publish_many(producer, [make_record("visit.recorded.v1", v, source="/t")
                                   for v in [a_visit(visit_id=f"late{i}") for i in range(4)]], topic_prefix)
     assert [(g.group, g.lag) for g in await consumer_lag(kafka_bootstrap, [group])] == [(group, 4)]
+
+
+async def test_a_groups_lag_is_reported_under_the_consumers_name_while_nothing_consumes(
+        kafka_bootstrap, topic_prefix, producer):
+    """What the services export as flk_consumer_group_lag_records (the ConsumerLagGrowing alert's
+    input): read from the broker, so it grows while the consumer stands still."""
+    from flk.events.lag import report_group_lag
+
+    await publish_many(producer, [make_record("visit.recorded.v1", v, source="/t") for v in visits(3)], topic_prefix)
+    handled: list[str] = []
+
+    async def collect(envelope):
+        handled.append(envelope.data["visit_id"])
+
+    await run_with(collect, kafka_bootstrap, topic_prefix, producer, until=lambda: len(handled) >= 3)
+    await publish_many(producer, [make_record("visit.recorded.v1", v, source="/t")
+                                  for v in [a_visit(visit_id=f"waiting{i}") for i in range(5)]], topic_prefix)
+    reported: list[tuple[str, int]] = []
+    task = asyncio.create_task(report_group_lag(
+        kafka_bootstrap, {"visits-consumer": topic_prefix + "g"}, lambda name, n: reported.append((name, n)),
+        interval_s=0.2))
+    try:
+        for _ in range(100):
+            if reported:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert reported[0] == ("visits-consumer", 5)

@@ -23,6 +23,16 @@ from reliability_deployment import ready, running_deployment
 from reliability_support import free_port, wait_until
 
 TEAMS_REF = "teams-down-test"
+
+
+async def metric_values(base_url: str) -> dict[str, float]:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"{base_url}/metrics")).text
+    return {f'{s.name}{{channel="{s.labels["channel"]}"}}': s.value
+            for family in text_string_to_metric_families(text) for s in family.samples if "channel" in s.labels}
 PATIENTS = {UNIT_A: [a_patient_key(9100 + i) for i in range(3)], UNIT_B: [a_patient_key(9200 + i) for i in range(2)]}
 
 
@@ -30,7 +40,8 @@ PATIENTS = {UNIT_A: [a_patient_key(9100 + i) for i in range(3)], UNIT_B: [a_pati
 async def test_alerts_are_retried_while_smtp_and_teams_are_down_and_delivered_once_each_when_they_return(
         infra, tmp_path):
     smtp, teams = SmtpSink(free_port()), TeamsSink(free_port())  # neither listening yet
-    env = {"notifier": {"FLK_NOTIFIER_SMTP_PORT": str(smtp.port), env_var_for(TEAMS_REF): teams.url}}
+    env = {"notifier": {"FLK_NOTIFIER_SMTP_PORT": str(smtp.port), env_var_for(TEAMS_REF): teams.url,
+                        "FLK_NOTIFIER_METRICS_REFRESH_S": "1"}}
     try:
         async with running_deployment(infra, tmp_path, services=("notifier",), env=env) as d:
             await ready(d)
@@ -64,6 +75,13 @@ async def test_alerts_are_retried_while_smtp_and_teams_are_down_and_delivered_on
                 await wait_until(both_failing, timeout_s=60, what="failed attempts on both channels")
                 failures = {c: await failed_attempts(c) for c in ("email", "teams")}
 
+                async def pending_gauges(at_least: float) -> bool:  # the AlertDeliveryPendingTooLong alert's input
+                    metrics = await metric_values(d.url("notifier"))
+                    return all(metrics.get(f'flk_notifier_deliveries_pending{{channel="{c}"}}', 0) >= 1 and
+                               metrics.get(f'flk_notifier_oldest_pending_delivery_age_seconds{{channel="{c}"}}', 0)
+                               >= at_least for c in ("email", "teams"))
+                await wait_until(lambda: pending_gauges(1.0), timeout_s=30, what="pending deliveries in /metrics")
+
                 smtp.start()
                 await teams.start()
 
@@ -72,6 +90,12 @@ async def test_alerts_are_retried_while_smtp_and_teams_are_down_and_delivered_on
                         "SELECT count(*) >= 2 AND count(*) * 2 = (SELECT count(*) FROM notifier.alert_delivery "
                         "WHERE status = 'delivered') FROM notifier.alert")
                 await wait_until(all_delivered, timeout_s=60, what="every alert delivered on both channels")
+
+                async def none_pending() -> bool:
+                    metrics = await metric_values(d.url("notifier"))
+                    return all(metrics.get(f'flk_notifier_{name}{{channel="{c}"}}') == 0 for c in ("email", "teams")
+                               for name in ("deliveries_pending", "oldest_pending_delivery_age_seconds"))
+                await wait_until(none_pending, timeout_s=30, what="no pending deliveries in /metrics")
                 await asyncio.sleep(3)  # time for a wrong second delivery to show up
                 alerts = await pool.fetchval("SELECT count(*) FROM notifier.alert")
                 statuses = await pool.fetch("SELECT channel, status, attempts FROM notifier.alert_delivery")

@@ -1,0 +1,35 @@
+"""The continuity worker tells Prometheus how long ago it wrote the day's snapshot, and how often it
+should (the ContinuitySnapshotStale alert's inputs): the age counts from the start until the first
+snapshot and drops back when one is written."""
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import REGISTRY
+
+from tests.support.builders import a_patient_key
+
+from continuity_stream import eventually, listing, publish, running_worker, service_settings, visit
+
+
+def sample(name: str) -> float | None:
+    return REGISTRY.get_sample_value(name)
+
+
+async def test_the_snapshot_age_grows_from_the_start_and_drops_when_a_snapshot_is_written(
+        kafka_bootstrap, topic_prefix, producer, migrated_database):
+    p = a_patient_key(331)
+    settings = service_settings(kafka_bootstrap, topic_prefix, migrated_database,
+                                snapshot_enabled=True, snapshot_interval_s=3600)  # the loop does not write one
+    async with running_worker(settings) as worker:
+        assert sample("flk_continuity_snapshot_interval_seconds") == 3600
+        await publish(producer, topic_prefix, listing(p), visit(p, "s1"), visit(p, "s2"), visit(p, "s3"))
+        await eventually(lambda: worker.processed_events >= 4)
+        await asyncio.sleep(1.0)
+        before = sample("flk_continuity_snapshot_age_seconds")
+        assert before >= 1.0
+
+        assert await worker.snapshot_now() is True
+
+        after = sample("flk_continuity_snapshot_age_seconds")
+        assert 0 <= after < 1.0 < before
