@@ -78,7 +78,8 @@ async def region_run(infra, tmp_path_factory) -> RegionRun:
     if shutil.which("prometheus"):
         prom_settings = InfraSettings(
             state_dir=Path(state) / "prometheus-state", prometheus_port=ports["prometheus"],
-            prometheus_scrape_targets=[f"127.0.0.1:{ports[k]}" for k in ("listing", "continuity", "notifier")])
+            prometheus_scrape_targets=[f"127.0.0.1:{ports[k]}" for k in ("listing", "continuity", "notifier")],
+            alertmanager_port=free_port())  # its alerts go nowhere, not to a real Alertmanager on the default port
         prometheus = Prometheus(prom_settings)
         await asyncio.to_thread(prometheus.up)
         prometheus_url = f"http://127.0.0.1:{ports['prometheus']}"

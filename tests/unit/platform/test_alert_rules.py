@@ -74,3 +74,58 @@ def test_rules_aggregate_only_by_labels_that_carry_no_identifier():
         for clause in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", rule["expr"]):
             labels = {label.strip() for label in clause.split(",") if label.strip()}
             assert labels <= ALLOWED_LABELS, (rule["alert"], labels - ALLOWED_LABELS)
+
+
+def _amtool(*args: str) -> subprocess.CompletedProcess:
+    amtool = require_tool("amtool", "prometheus-alertmanager")
+    return subprocess.run([amtool, *args], capture_output=True, text=True, timeout=60)
+
+
+def _local_configs(tmp_path: Path) -> tuple[Path, Path]:
+    """The loopback Prometheus and Alertmanager configurations the project's infra code writes."""
+    from flk.infra.alertmanager import Alertmanager
+    from flk.infra.prometheus import Prometheus
+    from flk.infra.settings import InfraSettings
+
+    settings = InfraSettings(state_dir=tmp_path)
+    prometheus, alertmanager = Prometheus(settings), Alertmanager(settings)
+    prometheus.write_config()
+    alertmanager.write_config()
+    config = yaml.safe_load((prometheus.dir / "prometheus.yml").read_text())
+    assert config["rule_files"] == [str(RULES)]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [alertmanager.address]
+    return prometheus.dir / "prometheus.yml", alertmanager.dir / "alertmanager.yml"
+
+
+def test_both_prometheus_configurations_load_the_rules(tmp_path):
+    local, _ = _local_configs(tmp_path)
+    for config in (local, RULES.parent / "prometheus.yml"):
+        result = _promtool("check", "config", str(config))
+        assert result.returncode == 0 and "9 rules found" in result.stdout, result.stdout + result.stderr
+
+
+def test_both_alertmanager_configurations_route_every_alert_to_the_operations_receiver(tmp_path):
+    _, local = _local_configs(tmp_path)
+    for config in (local, ROOT / "deploy" / "alertmanager" / "alertmanager.yml"):
+        assert _amtool("check-config", str(config)).returncode == 0, config
+        for rule in _rules():
+            routed = _amtool("config", "routes", "test", f"--config.file={config}", f"alertname={rule['alert']}",
+                             f"severity={rule['labels']['severity']}")
+            assert routed.stdout.strip() == "operations", (config, rule["alert"], routed.stdout + routed.stderr)
+        receiver = yaml.safe_load(config.read_text())["receivers"][0]
+        assert receiver["email_configs"][0]["to"] == "operations@flk.local"
+
+
+def test_compose_runs_alertmanager_for_prometheus_with_the_rules_mounted():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    prometheus = compose["prometheus"]
+    assert "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in prometheus["volumes"]
+    assert prometheus["depends_on"]["alertmanager"] == {"condition": "service_healthy"}
+    assert "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in \
+        compose["alertmanager"]["volumes"]
+    config = yaml.safe_load((RULES.parent / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    smarthost = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())[
+        "receivers"][0]["email_configs"][0]["smarthost"]
+    assert smarthost == "mailcatcher:1025" and "mailcatcher" in compose
