@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flk.report import find_chromium
+from tools.report import find_chromium
 
 MISSING = "Debian's chromium and chromium-driver are not installed (./run setup installs them)"
 

@@ -9,11 +9,11 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from flk.infra.cli import infra as infra_cli
-from flk.infra.kafka import Kafka
-from flk.infra.postgres import Postgres
-from flk.infra.process import InfraError
-from flk.infra.prometheus import Prometheus
+from tools.infra.cli import infra as infra_cli
+from tools.infra.kafka import Kafka
+from tools.infra.postgres import Postgres
+from tools.infra.process import InfraError
+from tools.infra.prometheus import Prometheus
 
 
 def test_second_up_is_a_no_op_and_keeps_the_same_processes(infra):

@@ -33,8 +33,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from flk.events.connection import PLAINTEXT, KafkaConnection
-from flk.mainjob.demo_sinks import MailCatcher, TeamsSink
-from flk.mainjob.goals import (
+from tools.mainjob.demo_sinks import MailCatcher, TeamsSink
+from tools.mainjob.goals import (
     AlertFigures,
     Summary,
     count_dead_letters,
@@ -48,7 +48,7 @@ from flk.mainjob.goals import (
     read_listing_shares,
     record_listing_kpi_days,
 )
-from flk.mainjob.processes import ServiceFailed, ServiceProcess
+from tools.mainjob.processes import ServiceFailed, ServiceProcess
 
 log = logging.getLogger("flk.run")
 
@@ -132,14 +132,14 @@ class _Split:
 
 class MainJob:
     def __init__(self, config: JobConfig, echo: Callable[[str], None] = print) -> None:
-        from flk.simulator.generate import Simulation
+        from tools.simulator.generate import Simulation
 
         self.c = config
         self.echo = echo
         self.sim = Simulation(config.preset, seed=config.seed, end_date=config.end_date,
                               limit_people=config.limit_people)
         months = self.sim.preset.months
-        from flk.simulator.generate import add_months
+        from tools.simulator.generate import add_months
 
         self.baseline = config.baseline_date or add_months(self.sim.start_date, months // 2)
         self.region_code = self.sim.areas[0].region_code
@@ -219,7 +219,7 @@ class MainJob:
     # ------------------------------------------------------------------ the run
 
     async def run(self) -> Summary:
-        from flk.db.migrate import migrate
+        from tools.migrations import migrate
         from flk.events.admin import ensure_topics
 
         c = self.c
@@ -278,7 +278,7 @@ class MainJob:
 
     async def _write_report(self) -> str | None:
         """The goal report (`flk report`) of this run's region, into the run's state directory."""
-        from flk.report import find_chromium, write_goal_report
+        from tools.report import find_chromium, write_goal_report
 
         pdf = find_chromium() is not None
         try:
@@ -352,7 +352,7 @@ class MainJob:
 
     def _scan_units(self) -> list[UnitInfo]:
         """The simulated units, from the head of a second pass over the (deterministic) stream."""
-        from flk.simulator.generate import Simulation
+        from tools.simulator.generate import Simulation
 
         units = []
         head = Simulation(self.c.preset, seed=self.c.seed, end_date=self.c.end_date, limit_people=self.c.limit_people)
@@ -389,7 +389,7 @@ class MainJob:
         published and consumed before its commands (a fact later in the month than a command is
         then applied before it: a small, documented distortion of the simulated order).
         """
-        from flk.simulator.sinks import Progress
+        from tools.simulator.sinks import Progress
 
         bar = Progress(self.sim, enabled=self.c.progress)
         sent = 0
@@ -402,7 +402,7 @@ class MainJob:
         return sent
 
     async def _publish_chunk(self, items: list, bar) -> int:
-        from flk.simulator.sinks import publish
+        from tools.simulator.sinks import publish
 
         if not items:
             return 0
@@ -612,7 +612,7 @@ def snapshot_dates(start: date, end: date, baseline: date, every_months: int) ->
     """The dates before ``end`` at which the replay pauses for a continuity snapshot: every
     ``every_months`` after the period's start (the opening is published at its first instant), and
     the baseline; ascending."""
-    from flk.simulator.generate import add_months
+    from tools.simulator.generate import add_months
 
     days = {baseline}
     if every_months > 0:
