@@ -460,7 +460,7 @@ class MainJob:
             self.check_services()
             groups = await self._groups()
             lags = await consumer_lag(self.c.bootstrap, groups, connection=self.c.kafka_connection) if groups else []
-            outbox = await self._read(_pending)
+            outbox = await self._backlog_total()
             present = {n for n in self._service_names()
                        if any(g.partitions > 0 and (g.group[len(p):] == n or g.group[len(p):].startswith(n + "."))
                               for g in lags)}
@@ -518,22 +518,45 @@ class MainJob:
         return date.fromisoformat(body["known_until"]) if body.get("known_until") else None
 
     async def _wait_for_alerts(self, timeout_s: float = 60.0) -> None:
-        """Until every open gap of a routed unit is in a planned alert and no delivery is pending."""
-        pool = await _pool(self.c.database_url)
+        """Until every open gap of a routed unit is in a planned alert and no delivery is pending
+        (the notifier's `/readyz` backlog)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        quiet = 0
+        while loop.time() < deadline:
+            self.check_services()
+            backlog = await self._backlog(self.c.notifier_port, "notifier")
+            waiting = backlog["gaps_unannounced"] + backlog["deliveries_pending"]
+            quiet = quiet + 1 if waiting == 0 else 0
+            if quiet >= 3:
+                return
+            await asyncio.sleep(1.0)
+        self.echo("note: some alerts were still being planned or delivered when the summary was read")
+
+    async def _backlog(self, port: int, service: str) -> dict[str, int]:
+        """A service's work accepted and not yet done, as its `/readyz` reports it. A service that
+        does not answer, or answers without a backlog, fails the job: never a silent zero."""
+        import httpx
+
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s
-            quiet = 0
-            while loop.time() < deadline:
-                self.check_services()
-                waiting = await pool.fetchval(_ALERTS_WAITING)
-                quiet = quiet + 1 if waiting == 0 else 0
-                if quiet >= 3:
-                    return
-                await asyncio.sleep(1.0)
-            self.echo("note: some alerts were still being planned or delivered when the summary was read")
-        finally:
-            await pool.close()
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                response = await client.get(self.url(port, "/readyz"))
+            body = response.json()
+            backlog = body["backlog"]
+            return {str(k): int(v) for k, v in backlog.items()}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ServiceFailed(f"the {service} service reported no backlog at /readyz ({type(exc).__name__}); "
+                                f"see {self.logs / (service + '.log')}") from None
+
+    async def _backlog_total(self) -> int:
+        """Events not yet published and listing commands still waiting for their person, from the
+        listing's and the notifier's `/readyz`."""
+        notifier = await self._backlog(self.c.notifier_port, "notifier")
+        total = notifier["outbox"]
+        if self.with_listing:
+            listing = await self._backlog(self.c.listing_port, "listing")
+            total += listing["outbox"] + listing["parked_commands"]
+        return total
 
     async def _read(self, body):
         import asyncpg
@@ -543,26 +566,6 @@ class MainJob:
             return await body(conn)
         finally:
             await conn.close()
-
-
-#: open gaps at routed units that no alert announced yet, plus deliveries still pending
-_ALERTS_WAITING = """
-SELECT (SELECT count(*) FROM notifier.care_gap g JOIN notifier.unit_routing r USING (care_unit_id)
-        WHERE g.resolved_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM notifier.alert a WHERE g.gap_id = ANY (a.gap_ids)))
-     + (SELECT count(*) FROM notifier.alert_delivery WHERE status = 'pending')
-"""
-
-
-async def _pending(conn) -> int:
-    """Events not yet published and listing commands still waiting for their person."""
-    total = 0
-    for table in ("listing.outbox", "notifier.outbox"):
-        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
-            total += await conn.fetchval(f"SELECT count(*) FROM {table} WHERE published_at IS NULL")  # noqa: S608
-    if await conn.fetchval("SELECT to_regclass('listing.parked_command') IS NOT NULL"):
-        total += await conn.fetchval("SELECT count(*) FROM listing.parked_command")
-    return total
 
 
 async def _pool(dsn: str):
