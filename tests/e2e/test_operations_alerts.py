@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flk.infra.settings import InfraSettings
+from tools.infra.settings import InfraSettings
 from tests.support.ports import free_port
 from tests.support.tools import require_tool
 
@@ -56,10 +56,10 @@ async def test_a_stopped_service_reaches_the_operations_receiver_as_ServiceDown(
         infra, fresh_database, topic_prefix, tmp_path):
     require_tool("prometheus", "prometheus")
     require_tool("prometheus-alertmanager", "prometheus-alertmanager")
-    from flk.infra.alertmanager import Alertmanager
-    from flk.infra.prometheus import Prometheus
-    from flk.mainjob.demo_sinks import MailCatcher, TeamsSink
-    from flk.mainjob.processes import ServiceProcess
+    from tools.infra.alertmanager import Alertmanager
+    from tools.infra.prometheus import Prometheus
+    from tools.mainjob.demo_sinks import MailCatcher, TeamsSink
+    from tools.mainjob.processes import ServiceProcess
 
     started = time.monotonic()
     mail = MailCatcher(port=free_port())

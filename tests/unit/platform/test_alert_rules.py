@@ -83,9 +83,9 @@ def _amtool(*args: str) -> subprocess.CompletedProcess:
 
 def _local_configs(tmp_path: Path) -> tuple[Path, Path]:
     """The loopback Prometheus and Alertmanager configurations the project's infra code writes."""
-    from flk.infra.alertmanager import Alertmanager
-    from flk.infra.prometheus import Prometheus
-    from flk.infra.settings import InfraSettings
+    from tools.infra.alertmanager import Alertmanager
+    from tools.infra.prometheus import Prometheus
+    from tools.infra.settings import InfraSettings
 
     settings = InfraSettings(state_dir=tmp_path)
     prometheus, alertmanager = Prometheus(settings), Alertmanager(settings)

@@ -13,8 +13,8 @@ import urllib.request
 
 import yaml
 
-from flk.infra.process import InfraError, ManagedProcess, port_open
-from flk.infra.settings import InfraSettings
+from tools.infra.process import InfraError, ManagedProcess, port_open
+from tools.infra.settings import InfraSettings
 
 BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, upstream's
 
