@@ -5,7 +5,8 @@ address) and the Teams sink's webhook (/operations) — apart from the care aler
 
 Short intervals keep it under a minute: scrape and evaluation every second, Alertmanager's group
 wait 1 s, and ServiceDown's ``for`` shortened from 1 m to 2 s in a copy of the rules (its expression,
-labels and annotations are the real ones; promtool's unit test covers the ``for``)."""
+labels and annotations are the real ones; promtool's unit test covers the ``for``). On the way, every
+rule is evaluated without error against a real service's metrics."""
 from __future__ import annotations
 
 import asyncio
@@ -40,6 +41,12 @@ def prometheus_value(base: str, expr: str) -> list[dict]:
     url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())["data"]["result"]
+
+
+def prometheus_rules(base: str) -> list[dict]:
+    with urllib.request.urlopen(f"{base}/api/v1/rules?type=alert", timeout=5) as response:
+        groups = json.loads(response.read())["data"]["groups"]
+    return [rule for group in groups for rule in group["rules"]]
 
 
 async def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.3):
@@ -91,6 +98,13 @@ async def test_a_stopped_service_reaches_the_operations_receiver_as_ServiceDown(
         async def scraped_up():
             return await asyncio.to_thread(prometheus_value, base, f'up{{job="flk", instance="{instance}"}} == 1')
         await wait_for(scraped_up, 20, "Prometheus scraping the running notifier")
+
+        async def every_rule_evaluated():
+            rules = await asyncio.to_thread(prometheus_rules, base)
+            return rules if all(r["health"] != "unknown" for r in rules) else None
+        rules = await wait_for(every_rule_evaluated, 20, "every rule evaluated once")
+        assert {r["name"]: r["health"] for r in rules} == {r["name"]: "ok" for r in rules}, rules
+        assert len(rules) == len(yaml.safe_load(RULES.read_text())["groups"][0]["rules"])
         assert not mail.operations_subjects and not teams.operations, "an operations alert while all was well"
 
         await notifier.stop()
