@@ -168,13 +168,13 @@ class MainJob:
         # P3's expiry sweep is off during the replay (it runs on today's date: in a fast-forwarded year it
         # would expire requests whose second guardian's answer is still to come); _expire_consents runs
         # one pass of it at the end
-        env = {**self._platform_env(), "FLK_LISTING_HOST": self.c.host, "FLK_LISTING_PORT": str(self.c.listing_port),
+        env = {**self._platform_env(), "FLK_LISTING_HTTP_HOST": self.c.host, "FLK_LISTING_HTTP_PORT": str(self.c.listing_port),
                "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s), "FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S": "0"}
         return ServiceProcess("listing", ["listing", "run"], env, self.url(self.c.listing_port, "/readyz"), self.logs)
 
     def _continuity(self, as_of: date | None) -> ServiceProcess:
         env = {**self._platform_env(),
-               "FLK_CONTINUITY_API_HOST": self.c.host, "FLK_CONTINUITY_API_PORT": str(self.c.continuity_port),
+               "FLK_CONTINUITY_HTTP_HOST": self.c.host, "FLK_CONTINUITY_HTTP_PORT": str(self.c.continuity_port),
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
                "FLK_CONTINUITY_REGION_ID": self.region_code}
