@@ -4,7 +4,7 @@ routes ServiceDown to the operations receiver — both its sides, the mail catch
 address) and the Teams sink's webhook (/operations) — apart from the care alerts.
 
 Short intervals keep it under a minute: scrape and evaluation every second, Alertmanager's group
-wait 1 s, and ServiceDown's ``for`` shortened from 1 m to 2 s in a copy of the rules (its expression,
+wait 1 s, and ServiceDown's ``for`` shortened from 1 m to 5 s in a copy of the rules (its expression,
 labels and annotations are the real ones; promtool's unit test covers the ``for``). On the way, every
 rule is evaluated without error against a real service's metrics."""
 from __future__ import annotations
@@ -84,7 +84,7 @@ async def test_a_stopped_service_reaches_the_operations_receiver_as_ServiceDown(
     settings = InfraSettings(
         state_dir=tmp_path / "state", prometheus_port=free_port(), prometheus_scrape_targets=[instance],
         prometheus_scrape_interval_s=1,
-        prometheus_rule_files=[rules_with_short_for(tmp_path / "alerts.yml", "ServiceDown", "2s")],
+        prometheus_rule_files=[rules_with_short_for(tmp_path / "alerts.yml", "ServiceDown", "5s")],
         alertmanager_port=free_port(), alertmanager_smtp_smarthost=f"127.0.0.1:{mail.port}",
         alertmanager_webhook_url=teams.operations_url, alertmanager_group_wait_s=1,
     )
@@ -92,12 +92,16 @@ async def test_a_stopped_service_reaches_the_operations_receiver_as_ServiceDown(
     base = f"http://{prometheus.address}"
     try:
         await notifier.start()
-        await asyncio.gather(notifier.wait_ready(90), asyncio.to_thread(alertmanager.up),
-                             asyncio.to_thread(prometheus.up))
+        await asyncio.gather(notifier.wait_ready(90), asyncio.to_thread(alertmanager.up))
+        await asyncio.to_thread(prometheus.up)  # its first scrape finds the notifier up
 
         async def scraped_up():
             return await asyncio.to_thread(prometheus_value, base, f'up{{job="flk", instance="{instance}"}} == 1')
         await wait_for(scraped_up, 20, "Prometheus scraping the running notifier")
+
+        async def group_lag_scraped():  # ConsumerLagGrowing's input, read from the broker by the notifier
+            return await asyncio.to_thread(prometheus_value, base, 'flk_consumer_group_lag_records{group="notifier"}')
+        await wait_for(group_lag_scraped, 20, "the notifier's consumer group lag in Prometheus")
 
         async def every_rule_evaluated():
             rules = await asyncio.to_thread(prometheus_rules, base)

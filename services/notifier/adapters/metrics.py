@@ -19,9 +19,6 @@ class NotifierProbe(Protocol):
     def retried(self, consumer: str, category: str) -> None: ...
     def group_lag(self, consumer: str, records: int) -> None: ...
     # detection
-    def group_lag(self, consumer: str, records: int) -> None:
-        self.group_lag_records.labels(consumer).set(records)
-
     def duplicate(self, event_type: str) -> None: ...
     def gap_event(self, event_type: str, unit_id: str) -> None: ...
     def published(self, event_type: str, count: int) -> None: ...
@@ -100,6 +97,9 @@ class PrometheusProbe:
 
     def retried(self, consumer: str, category: str) -> None:
         self.consumer_retries.labels(category).inc()
+
+    def group_lag(self, consumer: str, records: int) -> None:
+        self.group_lag_records.labels(consumer).set(records)
 
     def duplicate(self, event_type: str) -> None:
         self.duplicates.labels(event_type).inc()

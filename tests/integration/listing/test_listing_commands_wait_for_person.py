@@ -42,6 +42,11 @@ async def test_L4_a_kafka_command_for_a_person_not_yet_registered_waits_and_is_d
     assert gauges["flk_listing_parked_commands_waiting"] == 1
     assert gauges["flk_listing_parked_wait_limit_seconds"] == listing.settings.person_wait_s
 
+    async def group_lag_exported() -> bool:  # the ConsumerLagGrowing alert's input, from the broker
+        text = (await listing.client.get("/metrics")).text
+        return all(f'flk_consumer_group_lag_records{{group="listing-{c}"}}' in text for c in ("commands", "facts"))
+    assert await listing.eventually(group_lag_exported)
+
     await listing.publish("person.registered.v1", person(key))
 
     events = await listing.published("listing.started.v1", lambda es: any(

@@ -39,3 +39,11 @@ def test_the_oldest_parked_command_is_exported_with_the_wait_it_is_measured_agai
     text = generate_latest(registry).decode()
     assert "flk_listing_parked_oldest_age_seconds 4000.0" in text
     assert "flk_listing_parked_wait_limit_seconds 3600.0" in text
+
+
+def test_the_notifier_exports_its_consumer_groups_lag():
+    probe = PrometheusProbe(CollectorRegistry())
+
+    probe.group_lag("notifier", 2500)
+
+    assert 'flk_consumer_group_lag_records{group="notifier"} 2500.0' in generate_latest(probe.registry).decode()
