@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from flk.observability.metrics import group_lag_gauge
+
 EVENTS = Counter("flk_continuity_events_processed_total", "Input events applied to patient state",
                  ["event_type"])
 DEAD = Counter("flk_continuity_events_dead_lettered_total", "Input events sent to the DLQ",
@@ -16,6 +18,7 @@ BATCH_EVENTS = Histogram("flk_continuity_batch_events", "Events per consumed bat
 ADVANCE_SECONDS = Histogram("flk_continuity_advance_seconds", "Time to advance every patient to a new day",
                             buckets=(.01, .1, 1, 5, 10, 30, 60, 300))
 LAG = Gauge("flk_continuity_consumer_lag_records", "Records not yet consumed", ["topic", "partition"])
+GROUP_LAG = group_lag_gauge()  # the group's lag as the broker sees it (ConsumerLagGrowing)
 PATIENTS = Gauge("flk_continuity_patients", "Patients in this worker's tables")
 STATE_BYTES = Gauge("flk_continuity_state_bytes", "Encoded bytes of patient state in this worker's tables")
 AS_OF = Gauge("flk_continuity_as_of_timestamp_seconds", "The date (as Unix time) indices are computed as of")
@@ -46,6 +49,9 @@ class Probe:
 
     def lag(self, topic: str, partition: int, records: int) -> None:
         LAG.labels(topic, str(partition)).set(records)
+
+    def group_lag(self, consumer: str, records: int) -> None:
+        GROUP_LAG.labels(consumer).set(records)
 
     def tables(self, patients: int, state_bytes: int) -> None:
         PATIENTS.set(patients)

@@ -23,6 +23,7 @@ from datetime import date, datetime, timezone
 from flk.events.dlq import send_to_dlq
 from flk.events.producer import new_producer
 from flk.events.registry import registry
+from flk.events.lag import report_group_lag
 from flk.tasks import stop_tasks
 from services.continuity.adapters.unit_register import UnitRegisterReader
 from services.continuity.adapters.metrics import (
@@ -116,6 +117,9 @@ class ContinuityWorker:
         self.tasks.append(asyncio.create_task(self._consume(), name="continuity-consume"))
         self.tasks.append(asyncio.create_task(self._timer(), name="continuity-timer"))
         self.tasks.append(asyncio.create_task(self._follow_unit_register(), name="continuity-unit-register"))
+        self.tasks.append(asyncio.create_task(report_group_lag(
+            s.platform.kafka_bootstrap, {"continuity": self.prefix + s.group_id}, self.probe.group_lag, connection),
+            name="continuity-group-lag"))
         if s.snapshot_enabled:
             # staleness counts from the start until the first snapshot (the alert rule's input)
             self._snapshot_written_at = time.time()

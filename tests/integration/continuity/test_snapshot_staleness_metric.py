@@ -1,6 +1,6 @@
 """The continuity worker tells Prometheus how long ago it wrote the day's snapshot, and how often it
 should (the ContinuitySnapshotStale alert's inputs): the age counts from the start until the first
-snapshot and drops back when one is written."""
+snapshot and drops back when one is written. And how far its consumer group is behind."""
 from __future__ import annotations
 
 import asyncio
@@ -33,3 +33,17 @@ async def test_the_snapshot_age_grows_from_the_start_and_drops_when_a_snapshot_i
 
         after = sample("flk_continuity_snapshot_age_seconds")
         assert 0 <= after < 1.0 < before
+
+
+async def test_the_worker_exports_its_consumer_groups_lag_as_the_broker_sees_it(
+        kafka_bootstrap, topic_prefix, producer):
+    """The ConsumerLagGrowing alert's input (flk_consumer_group_lag_records{group="continuity"})."""
+    from services.continuity.adapters.metrics import GROUP_LAG
+
+    GROUP_LAG.clear()  # an earlier worker of this process may have set it
+    p = a_patient_key(332)
+    async with running_worker(service_settings(kafka_bootstrap, topic_prefix)) as worker:
+        await publish(producer, topic_prefix, listing(p), visit(p, "g1"))
+        await eventually(lambda: worker.processed_events >= 2)
+        await eventually(lambda: REGISTRY.get_sample_value("flk_consumer_group_lag_records",
+                                                           {"group": "continuity"}) is not None)
