@@ -139,7 +139,7 @@ class MainJob:
         self.sim = Simulation(config.preset, seed=config.seed, end_date=config.end_date,
                               limit_people=config.limit_people)
         months = self.sim.preset.months
-        from tools.simulator.generate import add_months
+        from flk.dates import add_months
 
         self.baseline = config.baseline_date or add_months(self.sim.start_date, months // 2)
         self.region_code = self.sim.areas[0].region_code
@@ -615,7 +615,7 @@ def snapshot_dates(start: date, end: date, baseline: date, every_months: int) ->
     """The dates before ``end`` at which the replay pauses for a continuity snapshot: every
     ``every_months`` after the period's start (the opening is published at its first instant), and
     the baseline; ascending."""
-    from tools.simulator.generate import add_months
+    from flk.dates import add_months
 
     days = {baseline}
     if every_months > 0:
