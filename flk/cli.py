@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "continuity": "services.continuity.entrypoints.cli:continuity",
     "listing": "services.listing.entrypoints.cli:listing",
     "notifier": "services.notifier.entrypoints.cli:notifier",
+    "ingest": "services.ingest.entrypoints.cli:ingest",
     "simulate": "flk.simulator.cli:simulate",
     "ehr": "services.continuity.entrypoints.ehr_import:ehr",
     "report": "flk.report.cli:report",

@@ -20,6 +20,7 @@ COMPONENTS: dict[str, str] = {
     "listing": "services.listing",
     "continuity": "services.continuity",
     "notifier": "services.notifier",
+    "ingest": "services.ingest",
 }
 
 FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
