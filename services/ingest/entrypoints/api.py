@@ -111,8 +111,12 @@ def create_app(settings: IngestSettings, *, run_relay: bool = True) -> FastAPI:
         app.state.service = IngestService(EncounterStore(app.state.db),
                                           settings.platform.pseudonym_key.get_secret_value().encode(),
                                           max_bundle_entries=settings.max_bundle_entries, probe=probe, on_commit=wake)
+        service = app.state.service
         if not run_relay:
-            return None
+            async def close_service() -> None:
+                service.close()
+
+            return close_service
         from flk.events.producer import new_producer
         from services.ingest.adapters.relay import ingest_relay
 
@@ -137,6 +141,7 @@ def create_app(settings: IngestSettings, *, run_relay: bool = True) -> FastAPI:
             except Exception:  # noqa: BLE001 - published at the next start
                 log.warning("ingest relay: outbox not drained at stop; it is published at the next start")
             await producer.stop()
+            service.close()
 
         return close
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -69,6 +70,10 @@ class IngestService:
         self.probe = probe or NullProbe()
         self.on_commit = on_commit or (lambda: None)
         self.clock = clock
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fhir-reader")
+
+    def close(self) -> None:
+        self._reader.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ entry points
 
@@ -88,9 +93,11 @@ class IngestService:
                       published)
 
     async def bundle(self, raw: Any, principal: Principal, request_id: str | None = None) -> Answer:
-        # ~2 ms of CPU per Encounter (fhir.resources' validation, most of it): a big bundle is read in a
-        # thread, so the event loop still answers health checks and smaller requests meanwhile
-        read = await asyncio.to_thread(read_bundle, raw, self.key, self.max_bundle_entries)
+        # ~1-2 ms of CPU per Encounter (fhir.resources' validation, most of it): a bundle is read in the
+        # reader thread, so the event loop still answers health checks and single Encounters meanwhile;
+        # one thread, so concurrent bundles queue instead of sharing the GIL by turns (each would be slow)
+        read = await asyncio.get_running_loop().run_in_executor(self._reader, read_bundle, raw, self.key,
+                                                                self.max_bundle_entries)
         if read.issues:
             self.probe.encounters("refused_bundle")
             return Answer(read.status, operation_outcome(read.issues))

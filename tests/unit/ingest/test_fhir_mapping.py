@@ -181,3 +181,20 @@ def test_example_personnummer_have_valid_check_digits():
     from flk.security.pseudonym import parse_person_id
 
     assert parse_person_id(fx.personnummer(date(1950, 1, 18), 204)).kind == "personnummer"
+
+
+# ---------------------------------------------------------------------- who may write
+
+
+def test_only_an_ehr_integration_writes_visits_and_only_for_its_units_and_it_reads_nothing():
+    from flk.security.access import may_read_patient, may_read_region_figures, may_read_unit, may_write_visits
+    from flk.security.tokens import Principal, Role
+
+    unit_bound = Principal("cosmic", Role.EHR_INTEGRATION, frozenset({fx.UNIT}))
+    region_wide = Principal("national-service", Role.EHR_INTEGRATION, frozenset())
+    assert may_write_visits(unit_bound, fx.UNIT) and not may_write_visits(unit_bound, "SE2321000016-OTHER")
+    assert may_write_visits(region_wide, "SE2321000016-OTHER")
+    for role in (Role.CLINICIAN, Role.LISTING_ADMIN, Role.SERVICE, Role.PATIENT, Role.ANALYST):
+        assert not may_write_visits(Principal("x", role, frozenset({fx.UNIT})), fx.UNIT)
+    assert not may_read_patient(unit_bound, "pk1_" + "a" * 26, fx.UNIT)
+    assert not may_read_unit(unit_bound, fx.UNIT) and not may_read_region_figures(unit_bound)
