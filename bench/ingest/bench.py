@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -29,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from flk.db.migrate import migrate  # noqa: E402
 from flk.events.admin import ensure_topics  # noqa: E402
 from flk.events.envelope import make_record  # noqa: E402
 from flk.events.producer import new_producer, publish_many  # noqa: E402
-from flk.infra.prune import Throwaway  # noqa: E402
-from flk.infra.settings import InfraSettings  # noqa: E402
+from tools.infra.prune import Throwaway  # noqa: E402
+from tools.infra.settings import InfraSettings  # noqa: E402
+from tools.migrations import migrate  # noqa: E402
 from flk.settings import DEV_PSEUDONYM_KEY, PlatformSettings  # noqa: E402
 from flk.security.tokens import Role, issue_token  # noqa: E402
 from tests.support import fhir_examples as fx  # noqa: E402
@@ -121,7 +120,7 @@ async def run(args, mine: Throwaway) -> dict:
     port = free_port()
     env = dict(os.environ, FLK_DATABASE_URL=dsn, FLK_KAFKA_BOOTSTRAP=bootstrap, FLK_TOPIC_PREFIX=mine.prefix,
                FLK_INGEST_PORT=str(port), PYTHONPATH=str(ROOT))
-    server = subprocess.Popen([sys.executable, "-m", "flk.cli", "ingest", "run", "--no-migrate", "--no-access-log"],
+    server = subprocess.Popen([sys.executable, "-m", "tools.cli", "ingest", "run", "--no-migrate", "--no-access-log"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     token = issue_token(PlatformSettings(), "bench-ehr", Role.EHR_INTEGRATION, [])
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}

@@ -26,6 +26,7 @@ from flk.api import install_platform, keep_session, platform_lifespan
 from flk.security.audit import AuditRecord
 from flk.security.fastapi import authenticated
 from flk.security.tokens import Principal, Role
+from services.ingest.adapters.backlog import ingest_backlog
 from services.ingest.adapters.metrics import PrometheusIngestProbe
 from services.ingest.adapters.store import EncounterStore
 from services.ingest.domain.fhir import Issue
@@ -148,7 +149,7 @@ def create_app(settings: IngestSettings, *, run_relay: bool = True) -> FastAPI:
     pool = {"max_size": settings.pool_size, "reset": keep_session}
     app = FastAPI(title="flk FHIR ingest", version="1", lifespan=platform_lifespan(platform, start, pool),
                   description="FHIR R4 Encounters (and Bundles of them) -> the visit events (ehr.visits.v1).")
-    install_platform(app, platform)
+    install_platform(app, platform, backlog=lambda app: ingest_backlog(app.state.db))
     app.add_middleware(FhirErrors)  # outermost: it also sees the request limits' answers
 
     @app.get("/metrics", include_in_schema=False)

@@ -27,9 +27,10 @@ def run(host: str | None, port: int | None, migrate: bool, access_log: bool) -> 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = IngestSettings()
     if migrate:
-        from flk.db.migrate import migrate_sync
+        from flk.db.migrate import PLATFORM, migrate_sync
+        from services.ingest import MIGRATIONS
 
-        for m in migrate_sync(settings.platform.database_url.get_secret_value()):
+        for m in migrate_sync(settings.platform.database_url.get_secret_value(), PLATFORM | MIGRATIONS):
             click.echo(f"applied {m.label}")
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info",
                 loop="uvloop", http="httptools", access_log=access_log)

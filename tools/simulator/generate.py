@@ -44,9 +44,8 @@ from statistics import NormalDist
 from typing import Any, Iterator, NamedTuple
 
 from flk.security.pseudonym import PersonId, patient_key
-from flk.simulator.model import (
+from tools.simulator.model import (
     DOCTOR,
-    FLK_ELIGIBLE,
     LOCUM_TYPES,
     PERMANENT,
     ST,
@@ -55,8 +54,8 @@ from flk.simulator.model import (
     Role,
     Unit,
 )
-from flk.simulator.presets import AreaSpec, Preset, get_preset
-from flk.simulator.settings import SimSettings
+from tools.simulator.presets import AreaSpec, Preset, get_preset
+from tools.simulator.settings import SimSettings
 
 
 def main_care_in_residence(key: str, elsewhere_share: float) -> bool:
@@ -264,7 +263,7 @@ class Simulation:
 
     @property
     def source(self) -> str:
-        return f"/flk/simulator/{self.preset.name}"
+        return f"/tools/simulator/{self.preset.name}"
 
     def progress(self) -> float:
         """How far the stream is, 0–1, by simulated time weighted by the areas' people."""
