@@ -70,7 +70,9 @@ async def test_an_encounter_is_published_as_a_visit_once_and_a_resent_encounter_
         first = await client.post("/fhir/Encounter", content=json.dumps(fx.encounter()))
         again = await client.put("/fhir/Encounter/enc-1", content=json.dumps(fx.encounter()))
         await wait_published(migrated_database)
+        ready = (await client.get("/readyz")).json()
     assert first.status_code == 201, first.text
+    assert ready["backlog"] == {"outbox": 0}  # what the main job waits on
     assert first.headers["content-type"].startswith("application/fhir+json")
     assert first.json()["issue"][0]["details"]["coding"][0]["code"] == "recorded"
     assert again.status_code == 200 and again.json()["issue"][0]["details"]["coding"][0]["code"] == "unchanged"
