@@ -119,7 +119,7 @@ async def run(args, mine: Throwaway) -> dict:
 
     port = free_port()
     env = dict(os.environ, FLK_DATABASE_URL=dsn, FLK_KAFKA_BOOTSTRAP=bootstrap, FLK_TOPIC_PREFIX=mine.prefix,
-               FLK_INGEST_PORT=str(port), PYTHONPATH=str(ROOT))
+               FLK_INGEST_HTTP_PORT=str(port), PYTHONPATH=str(ROOT))
     server = subprocess.Popen([sys.executable, "-m", "tools.cli", "ingest", "run", "--no-migrate", "--no-access-log"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     token = issue_token(PlatformSettings(), "bench-ehr", Role.EHR_INTEGRATION, [])

@@ -13,8 +13,8 @@ class IngestSettings(BaseSettings):
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
     source: str = "urn:flk:ingest"  # CloudEvents source of the visit events it publishes
 
-    host: str = "127.0.0.1"
-    port: int = Field(8084, ge=0, le=65535)  # FLK_INGEST_PORT (deploy/prometheus scrapes 8084)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8084, ge=0, le=65535)  # FLK_INGEST_HTTP_PORT (deploy/prometheus scrapes 8084)
     pool_size: int = Field(10, ge=2, le=200)
     # a 1 000-entry Bundle of Encounters is ~1.5 MB; larger bodies get 413 before they are read
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)

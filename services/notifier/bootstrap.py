@@ -40,8 +40,7 @@ STOP_TIMEOUT_S = 15.0
 
 
 def consumed_topics() -> tuple[str, ...]:
-    reg = registry()
-    return tuple(sorted({reg.topic_for(t).name for t in CONSUMED_EVENT_TYPES}))
+    return registry().topics_carrying(CONSUMED_EVENT_TYPES)
 
 
 @dataclass

@@ -140,7 +140,7 @@ class MainJob:
         self.sim = Simulation(config.preset, seed=config.seed, end_date=config.end_date,
                               limit_people=config.limit_people)
         months = self.sim.preset.months
-        from tools.simulator.generate import add_months
+        from flk.dates import add_months
 
         self.baseline = config.baseline_date or add_months(self.sim.start_date, months // 2)
         self.region_code = self.sim.areas[0].region_code
@@ -169,13 +169,13 @@ class MainJob:
         # P3's expiry sweep is off during the replay (it runs on today's date: in a fast-forwarded year it
         # would expire requests whose second guardian's answer is still to come); _expire_consents runs
         # one pass of it at the end
-        env = {**self._platform_env(), "FLK_LISTING_HOST": self.c.host, "FLK_LISTING_PORT": str(self.c.listing_port),
+        env = {**self._platform_env(), "FLK_LISTING_HTTP_HOST": self.c.host, "FLK_LISTING_HTTP_PORT": str(self.c.listing_port),
                "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s), "FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S": "0"}
         return ServiceProcess("listing", ["listing", "run"], env, self.url(self.c.listing_port, "/readyz"), self.logs)
 
     def _continuity(self, as_of: date | None) -> ServiceProcess:
         env = {**self._platform_env(),
-               "FLK_CONTINUITY_API_HOST": self.c.host, "FLK_CONTINUITY_API_PORT": str(self.c.continuity_port),
+               "FLK_CONTINUITY_HTTP_HOST": self.c.host, "FLK_CONTINUITY_HTTP_PORT": str(self.c.continuity_port),
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
                "FLK_CONTINUITY_REGION_ID": self.region_code}
@@ -200,7 +200,7 @@ class MainJob:
                               self.url(self.c.notifier_port, "/readyz"), self.logs)
 
     def _ingest(self) -> ServiceProcess:
-        env = {**self._platform_env(), "FLK_INGEST_HOST": self.c.host, "FLK_INGEST_PORT": str(self.c.ingest_port)}
+        env = {**self._platform_env(), "FLK_INGEST_HTTP_HOST": self.c.host, "FLK_INGEST_HTTP_PORT": str(self.c.ingest_port)}
         return ServiceProcess("ingest", ["ingest", "run", "--no-migrate"], env,
                               self.url(self.c.ingest_port, "/readyz"), self.logs)
 
@@ -623,7 +623,7 @@ def snapshot_dates(start: date, end: date, baseline: date, every_months: int) ->
     """The dates before ``end`` at which the replay pauses for a continuity snapshot: every
     ``every_months`` after the period's start (the opening is published at its first instant), and
     the baseline; ascending."""
-    from tools.simulator.generate import add_months
+    from flk.dates import add_months
 
     days = {baseline}
     if every_months > 0:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Path, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from flk.api import install_platform, keep_session, platform_lifespan
 from flk.security.audit import AuditRecord
@@ -149,12 +149,8 @@ def create_app(settings: IngestSettings, *, run_relay: bool = True) -> FastAPI:
     pool = {"max_size": settings.pool_size, "reset": keep_session}
     app = FastAPI(title="flk FHIR ingest", version="1", lifespan=platform_lifespan(platform, start, pool),
                   description="FHIR R4 Encounters (and Bundles of them) -> the visit events (ehr.visits.v1).")
-    install_platform(app, platform, backlog=lambda app: ingest_backlog(app.state.db))
+    install_platform(app, platform, backlog=lambda app: ingest_backlog(app.state.db), metrics=metrics_registry)
     app.add_middleware(FhirErrors)  # outermost: it also sees the request limits' answers
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
     async def writer(request: Request, principal: Principal) -> str | Response:
         """The request id, or the refusal of a caller that may not write visits (audit-logged)."""
