@@ -32,7 +32,7 @@ from services.notifier.adapters.senders import EmailSender, HttpxTeamsSender, Sm
 from services.notifier.service_layer.alerting import AlertPlanner
 from services.notifier.service_layer.delivery import DeliveryWorker
 from services.notifier.service_layer.detection import CareGapDetection
-from services.notifier.service_layer.relay import notifier_relay
+from services.notifier.adapters.relay import notifier_relay
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
