@@ -573,9 +573,35 @@ def operations() -> dash.Dashboard:
                        "FROM notifier.delivery_log WHERE $__timeFilter(finished_at) GROUP BY 1, 2 ORDER BY 1",
                        fmt="time_series")],
                   w=24),
+        # the FHIR ingest (services/ingest/adapters/metrics.py): EHRs' Encounters in, visit events out
+        timeseries_panel("FHIR ingest — Encounters by outcome (per second)",
+                  [prom(f"sum by (outcome) (rate(flk_ingest_encounters_total[{ri}]))", "{{outcome}}")],
+                  w=12, unit="ops",
+                  description="Each Encounter the EHRs send (alone or in a Bundle): recorded, replaced (a new "
+                              "version), cancelled, not_a_contact (planned, ...), unchanged (already ingested), stale "
+                              "(an older version), conflict, or refused — invalid, unreadable, forbidden (not the "
+                              "sender's care unit) or in a refused Bundle; a refusal is answered with an "
+                              "OperationOutcome. Counts only: no patient, unit or sender in the labels."),
+        timeseries_panel("FHIR ingest — requests by kind and HTTP status (per second)",
+                  [prom(f"sum by (kind, status) (rate(flk_ingest_requests_total[{ri}]))", "{{kind}} {{status}}")],
+                  w=12, unit="reqps",
+                  description="FHIR requests answered by the gateway: one Encounter, a batch or a transaction "
+                              "Bundle, by the HTTP status of the answer (unauthenticated requests are not counted)."),
+        timeseries_panel("FHIR ingest — answer time (p95)",
+                  [prom(f"histogram_quantile(0.95, sum by (le, kind) (rate(flk_ingest_request_seconds_bucket[{ri}])))",
+                        "{{kind}}")],
+                  w=12, unit="s"),
+        timeseries_panel("FHIR ingest — outbox backlog and visit events published",
+                  [prom("sum(flk_ingest_outbox_pending)", "outbox pending"),
+                   prom(f"sum by (event_type) (rate(flk_ingest_outbox_published_total[{ri}]))",
+                        "published {{event_type}} /s", ref="B")],
+                  w=12,
+                  description="Visit events written with the Encounters and not yet relayed to Kafka, and the rate "
+                              "at which the relay publishes them to ehr.visits.v1, by event type."),
     ]
     return dashboard("flk-operations", "Operations",
-                     "Throughput, consumer lag, dead letters, alert delivery and errors of the flk services.",
+                     "Throughput, consumer lag, dead letters, alert delivery and errors of the flk services and "
+                     "the FHIR ingest.",
                      panels, [], time_from="now-1h", refresh="10s")
 
 
