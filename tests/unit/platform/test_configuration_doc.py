@@ -9,12 +9,14 @@ from pydantic_settings import BaseSettings
 
 from flk.settings import PlatformSettings
 from services.continuity.settings import ContinuityServiceSettings
+from services.ingest.settings import IngestSettings
 from services.listing.settings import ListingSettings
 from services.notifier.settings import NotifierSettings
 from tools.infra.settings import InfraSettings
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
-MODELS = [PlatformSettings, ListingSettings, ContinuityServiceSettings, NotifierSettings, InfraSettings]
+MODELS = [PlatformSettings, ListingSettings, ContinuityServiceSettings, NotifierSettings, IngestSettings,
+          InfraSettings]
 
 
 def env_names(model: type[BaseSettings]) -> list[str]:
