@@ -1,4 +1,4 @@
-"""A small local HTTP server standing in for the listing service's REST API (contracts.md, same
+"""A small local HTTP server standing in for the listing service's REST API (the listing API, same
 answer shapes as services/listing/entrypoints/api.py) in the notifier's worklist integration
 tests, where scripted answers (409, down) are needed; the browser test runs the real service: ``GET /units/{unit}/lists`` and
 ``POST /commands/fast_lakarkontakt.assign.v1``.

@@ -1,7 +1,8 @@
 """The listing service's REST API as the worklist uses it, with the user's own bearer token
 (the listing service decides access and audits on its side).
 
-``GET /units/{unit}/lists`` and ``POST /commands/fast_lakarkontakt.assign.v1`` (contracts.md).
+``GET /units/{unit}/lists`` and ``POST /commands/fast_lakarkontakt.assign.v1`` (the listing API in
+services/listing/entrypoints/, its OpenAPI at /docs; the command body is schemas/events/fast_lakarkontakt.assign.v1.json).
 Errors never carry the request body (it names a patient key).
 """
 from __future__ import annotations
