@@ -44,6 +44,7 @@ from statistics import NormalDist
 from typing import Any, Iterator, NamedTuple
 
 from flk.security.pseudonym import PersonId, patient_key
+from flk.simulator.identities import practitioner_name
 from flk.simulator.model import (
     DOCTOR,
     FLK_ELIGIBLE,
@@ -530,6 +531,7 @@ class _Area:
         data: dict[str, Any] = {
             "role_id": role.role_id,
             "practitioner_id": role.practitioner_id,
+            "practitioner_name": practitioner_name(role.practitioner_id),
             "care_unit_id": unit.hsa_id,
             "profession": role.profession,
             "legitimerad": True,
