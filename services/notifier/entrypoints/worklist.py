@@ -127,6 +127,8 @@ class WorklistPages:
         """To the login form (``?fel=utgangen`` when the session's token no longer verifies: a
         fixed message, never text taken from the URL)."""
         path = request.url.path if request.method == "GET" else "/"
+        if request.method == "GET" and request.url.query:  # the worklist's view (filters, page) survives login
+            path = f"{path}?{request.url.query}"
         query = {"next": path} | ({"fel": "utgangen"} if expired else {})
         response = self.redirect(f"/login?{urlencode(query)}")
         if expired:

@@ -292,6 +292,17 @@ async def test_without_a_token_the_worklist_redirects_to_the_login_form(browser)
     assert page.headers["location"].startswith("/login?next=%2Funits%2F")
 
 
+async def test_the_worklists_view_survives_the_login_form(notifier, browser):
+    asked = f"/units/{UNIT_A}/worklist?sabo=ja&per_sida=10"
+    redirect = await browser.get(asked)
+    next_path = dict(parse_qsl(redirect.headers["location"].split("?", 1)[1]))["next"]
+    assert next_path == asked
+    form = await browser.get(redirect.headers["location"])
+    answer = await browser.post("/login", data={"token": token(notifier), "csrf_token": csrf_of(form.text),
+                                                "next": next_path})
+    assert answer.status_code == 303 and answer.headers["location"] == asked
+
+
 async def test_login_with_a_pasted_token_sets_an_httponly_samesite_strict_cookie_that_opens_the_worklist(
         notifier, browser):
     await a_gap(notifier, 1)
