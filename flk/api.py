@@ -100,10 +100,17 @@ def redact_access_logs() -> None:
         access.addFilter(RedactPatientIdentifiers())
 
 
-def install_platform(app: FastAPI, settings: PlatformSettings) -> None:
+#: a service's work accepted but not yet done, by kind (events not yet published, commands waiting
+#: for their person, alerts not yet planned or delivered): `/readyz` reports it as ``backlog``
+BacklogReader = Callable[[FastAPI], Awaitable[dict[str, int]]]
+
+
+def install_platform(app: FastAPI, settings: PlatformSettings, backlog: BacklogReader | None = None) -> None:
     """Error bodies that say what was wrong, and 503 (not a trace) when the database is down;
     bounded request bodies (413 too large, 400 JSON nested too deep: flk/request_limits.py);
-    access logs without patient identifiers."""
+    access logs without patient identifiers; `/healthz`, and `/readyz` with the service's
+    ``backlog`` (the counts `backlog(app)` reads) so that operators and the main job learn
+    what is still to do from the service itself, never from its tables."""
     from flk.request_limits import RequestLimits
 
     redact_access_logs()
@@ -138,8 +145,11 @@ def install_platform(app: FastAPI, settings: PlatformSettings) -> None:
     async def readyz(request: Request) -> JSONResponse:
         try:
             await request.app.state.db.fetchval("SELECT 1")
+            body: dict = {"status": "ready"}
+            if backlog is not None:
+                body["backlog"] = await backlog(request.app)
         except Exception as exc:  # noqa: BLE001
             if _is_database_unavailable(exc):
                 return JSONResponse(status_code=503, content={"status": "database unavailable"})
             raise
-        return JSONResponse({"status": "ready"})
+        return JSONResponse(body)

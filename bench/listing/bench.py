@@ -35,13 +35,13 @@ from datetime import date, datetime, timedelta, timezone
 import asyncpg
 
 from flk.api import open_pool
-from flk.db.migrate import migrate
+from tools.migrations import migrate
 from flk.events.admin import ensure_topics
 from flk.events.consumer import ConsumerSettings, KeyedEventConsumer
 from flk.events.envelope import make_record
 from flk.events.producer import new_producer, publish_many
-from flk.infra.prune import Throwaway
-from flk.infra.settings import InfraSettings
+from tools.infra.prune import Throwaway
+from tools.infra.settings import InfraSettings
 from flk.observability.metrics import PrometheusConsumerProbe
 from flk.security.pseudonym import PersonId, patient_key
 from flk.security.tokens import Role, issue_token
@@ -215,7 +215,7 @@ async def serve_listing(settings: ListingSettings, port: int, log) -> subprocess
            "FLK_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "FLK_LISTING_PORT": str(port),
            "FLK_LISTING_POOL_SIZE": str(settings.pool_size),
            "FLK_LISTING_CONSUMER_CONCURRENCY": str(settings.consumer_concurrency)}
-    process = subprocess.Popen([sys.executable, "-m", "flk.cli", "listing", "run", "--no-migrate"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "tools.cli", "listing", "run", "--no-migrate"], env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     async with aiohttp.ClientSession() as client:

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from flk.api import install_platform, keep_session, open_pool, platform_lifespan
+from services.listing.adapters.backlog import listing_backlog
 from flk.events.contracts import ContractViolation, contracts
 from flk.security.access import REGION_WIDE, UNIT_STAFF
 from flk.security.audit import AuditRecord, GroupCommitAuditLog
@@ -149,7 +150,7 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
                 "server_settings": {"plan_cache_mode": "force_generic_plan"}}
     app = FastAPI(title="flk listing", version="1", lifespan=platform_lifespan(settings.platform, start, api_pool),
                   description="The listing register and fast läkarkontakt rules (rule ids L1–P3).")
-    install_platform(app, settings.platform)
+    install_platform(app, settings.platform, backlog=lambda app: listing_backlog(app.state.db))
     app.state.probe = probe
 
     @app.get("/metrics", include_in_schema=False)

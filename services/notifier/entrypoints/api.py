@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from flk.api import install_platform, platform_lifespan
+from services.notifier.adapters.backlog import notifier_backlog
 from flk.security.audit import AuditRecord
 from flk.security.fastapi import AccessGuard, access_guard
 from flk.security.tokens import Role
@@ -74,7 +75,7 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
         return close
 
     app = FastAPI(title="flk notifier", lifespan=platform_lifespan(settings.platform, start_workers))
-    install_platform(app, settings.platform)
+    install_platform(app, settings.platform, backlog=lambda app: notifier_backlog(app.state.db))
     app.state.probe = probe
     worklist = install_worklist(app, settings)
 

@@ -34,9 +34,10 @@ def run(host: str | None, port: int | None, migrate: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings()
     if migrate:
-        from flk.db.migrate import migrate_sync
+        from flk.db.migrate import PLATFORM, migrate_sync
+        from services.notifier import MIGRATIONS
 
-        for m in migrate_sync(settings.platform.database_url.get_secret_value()):
+        for m in migrate_sync(settings.platform.database_url.get_secret_value(), PLATFORM | MIGRATIONS):
             click.echo(f"applied {m.label}")
     app = create_app(settings)
     uvicorn.run(app, host=host or settings.http_host, port=port or settings.http_port, log_level="info")

@@ -65,7 +65,7 @@ class ServiceProcess:
 
     def start(self) -> "ServiceProcess":
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "flk.cli", *self.args], cwd=REPO,
+        self.process = subprocess.Popen([sys.executable, "-m", "tools.cli", *self.args], cwd=REPO,
                                         env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()

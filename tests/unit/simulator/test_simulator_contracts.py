@@ -10,8 +10,8 @@ import pytest
 from flk.events.envelope import make_record
 from flk.events.registry import registry
 from flk.security.pseudonym import InvalidPersonId, is_patient_key, parse_person_id
-from flk.simulator.generate import SIM_PREFIX, luhn_digit, personnummer12
-from flk.simulator.sinks import write_files
+from tools.simulator.generate import SIM_PREFIX, luhn_digit, personnummer12
+from tools.simulator.sinks import write_files
 from tests.unit.simulator.conftest import small
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""Synthetic identities of the simulated region (flk.simulator.identities) and the vault's names."""
+"""Synthetic identities of the simulated region (tools.simulator.identities) and the vault's names."""
 from __future__ import annotations
 
 import base64
@@ -9,10 +9,10 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from stdnum.se import personnummer
 
-from flk.mainjob.identities import IdentityEdge
+from tools.mainjob.identities import IdentityEdge
 from flk.security.pseudonym import PersonId
 from flk.security.vault import IdentityVault
-from flk.simulator.identities import (
+from tools.simulator.identities import (
     SyntheticIdentities, person_name, practitioner_name, published_test_personnummer,
 )
 from tests.support.builders import a_patient_key

@@ -315,10 +315,6 @@ def render_summary(summary: Summary) -> str:
 
 # ------------------------------------------------------------------ reading the services' figures
 
-async def _table_exists(conn, qualified: str) -> bool:
-    return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified)
-
-
 async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str, Estimate]:
     """G1 (named FLK, share of the population) and G3 (SÄBO) on a date with their denominators, from
     the listing service's goal KPIs (`listing.goal_kpi_region_on`, computed from the register's periods)."""
@@ -331,15 +327,11 @@ async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str
             "G3": Estimate(_float(row["g3_share"]), n=row["g3_residents"])}
 
 
-async def read_guardian_consent(conn, since: date, today: date) -> GuardianConsent | None:
+async def read_guardian_consent(conn, since: date, today: date) -> GuardianConsent:
     """P3: the guardian-consent requests made on or after ``since`` (the simulated period), from the
-    listing register; None when the register has no such table (no listing service in this checkout)."""
-    if not await _table_exists(conn, "listing.pending_listing"):
-        return None
+    listing register's reporting function `listing.guardian_consent_totals`."""
     rows = await conn.fetch(
-        "SELECT coalesce(outcome, 'pending') AS outcome, count(*) AS n, "
-        "count(*) FILTER (WHERE outcome IS NULL AND expires_on <= $2) AS past_expiry "
-        "FROM listing.pending_listing WHERE requested_on >= $1 GROUP BY 1", since, today)
+        "SELECT outcome, requests AS n, past_expiry FROM listing.guardian_consent_totals($1, $2)", since, today)
     by = {r["outcome"]: r["n"] for r in rows}
     known = ("pending", "consented", "refused", "expired")
     return GuardianConsent(pending=by.get("pending", 0), past_expiry=sum(r["past_expiry"] for r in rows),
@@ -427,14 +419,11 @@ def goals_from(baseline_shares: dict[str, Estimate], now_shares: dict[str, Estim
 
 
 async def read_alerts(conn, since: datetime | None = None) -> AlertFigures:
-    """Care gaps in the register, and the alerts planned since ``since`` (this run) with their deliveries."""
-    gaps = await conn.fetchrow(
-        "SELECT count(*) FILTER (WHERE resolved_at IS NULL) AS open, count(*) AS opened FROM notifier.care_gap")
-    planned = await conn.fetchval(
-        "SELECT count(*) FROM notifier.alert WHERE $1::timestamptz IS NULL OR planned_at >= $1", since)
-    rows = await conn.fetch(
-        "SELECT d.channel, d.status, count(*) AS n FROM notifier.alert_delivery d JOIN notifier.alert a USING (alert_id) "
-        "WHERE $1::timestamptz IS NULL OR a.planned_at >= $1 GROUP BY 1, 2", since)
+    """Care gaps in the register, and the alerts planned since ``since`` (this run) with their deliveries,
+    from the notifier's reporting functions (`notifier.care_gap_totals`, `alert_totals`, `delivery_totals`)."""
+    gaps = await conn.fetchrow("SELECT open_gaps AS open, opened_gaps AS opened FROM notifier.care_gap_totals()")
+    planned = await conn.fetchval("SELECT alerts_planned FROM notifier.alert_totals($1)", since)
+    rows = await conn.fetch("SELECT channel, status, deliveries AS n FROM notifier.delivery_totals($1)", since)
     delivered = {r["channel"]: r["n"] for r in rows if r["status"] == "delivered"}
     failed = sum(r["n"] for r in rows if r["status"] == "failed")
     pending = sum(r["n"] for r in rows if r["status"] == "pending")

@@ -1,7 +1,7 @@
 """The simulated population register's edge: where person ids enter, they are sealed into the
 identity vault (``platform.person_identity``), as a region's population register adapter would.
 
-The simulated persons get synthetic identities (``flk.simulator.identities``: Skatteverket's test
+The simulated persons get synthetic identities (``tools.simulator.identities``: Skatteverket's test
 personnummer and generated names), so the worklist shows a listing unit's staff who their patients
 are. A protected identity (P2) is sealed with its flag and stays hidden on every page. Ids never
 reach Kafka: the events carry the pseudonymous key only.
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from flk.security.vault import IdentityVault
-from flk.simulator.identities import SyntheticIdentities
+from tools.simulator.identities import SyntheticIdentities
 
 PERSON_EVENTS = ("person.registered.v1", "person.updated.v1")
 

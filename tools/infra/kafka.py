@@ -8,8 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from flk.infra.process import InfraError, ManagedProcess, port_open
-from flk.infra.settings import InfraSettings
+from tools.infra.process import InfraError, ManagedProcess, port_open
+from tools.infra.settings import InfraSettings
 
 POM_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0">

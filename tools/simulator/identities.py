@@ -57,7 +57,7 @@ def published_test_personnummer() -> tuple[str, ...]:
     """Skatteverket's published test personnummer (12 digits), each validated with python-stdnum."""
     from stdnum.se import personnummer
 
-    raw = (resources.files("flk.simulator") / "data" / TEST_NUMBERS_FILE).read_bytes()
+    raw = (resources.files("tools.simulator") / "data" / TEST_NUMBERS_FILE).read_bytes()
     numbers = tuple(line.strip() for line in gzip.decompress(raw).decode("ascii").splitlines() if line.strip())
     invalid = [n for n in numbers if len(n) != 12 or not personnummer.is_valid(n)]
     if invalid:

@@ -1,6 +1,6 @@
 """What the goal report shows, read from the services' reporting views — aggregates only.
 
-The headline G1–G4 come from the same readers as the main job's summary (``flk.mainjob.goals``:
+The headline G1–G4 come from the same readers as the main job's summary (``tools.mainjob.goals``:
 ``continuity.goal_comparison``, ``continuity.data_coverage``; G1/G3 as stored on the day in
 ``listing.goal_kpi_region_daily``, else ``listing.goal_kpi_region_on``); the series from
 ``listing.goal_kpi_region_history`` and ``continuity.goal_series``; units from
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from flk.mainjob.goals import (
+from tools.mainjob.goals import (
     Coverage,
     Estimate,
     G3Population,
@@ -130,7 +130,7 @@ async def read_report_data(conn, region_code: str, *, baseline: date | None = No
     """Everything the report shows for one region (``baseline`` default: the latest pinned one; a region
     without one gets G1/G3 now and says how to pin one). Reads only what the read-only reporting role
     (``flk_reader``, as Grafana) may read; unit names only where the role may read the unit register."""
-    from flk.mainjob.goals import local_today
+    from tools.mainjob.goals import local_today
     from services.continuity.adapters.goals import goal_comparison, latest_pinned_baseline
 
     as_of = as_of or local_today()

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from flk.infra.process import InfraError, ManagedProcess, port_open
-from flk.infra.settings import InfraSettings
+from tools.infra.process import InfraError, ManagedProcess, port_open
+from tools.infra.settings import InfraSettings
 
 #: Group roles the migrations grant to; login users (configurable names) are members.
 APP_GROUP = "flk_writer"
@@ -130,7 +130,7 @@ class Postgres:
             postmaster_pid = (self.data_dir / "postmaster.pid").read_text().splitlines()[0].strip()
             self.process.pid_file.write_text(postmaster_pid + "\n")
         asyncio.run(self.bootstrap())
-        from flk.db.migrate import migrate_sync
+        from tools.migrations import migrate_sync
 
         applied = migrate_sync(self.s.dsn("app"))
         what = "created and started" if created else ("started" if pid is None else "already running")
@@ -168,7 +168,7 @@ class Postgres:
         conn = await asyncpg.connect(s.dsn("admin"))
         try:
             # the read-only role may connect and read what it is granted, nothing more
-            await conn.execute(f'REVOKE CREATE ON SCHEMA public FROM PUBLIC')
+            await conn.execute('REVOKE CREATE ON SCHEMA public FROM PUBLIC')
             await conn.execute(f'GRANT CONNECT ON DATABASE "{s.postgres_database}" TO {READONLY_GROUP}')
             await conn.execute(f'ALTER ROLE "{s.postgres_readonly_user}" SET default_transaction_read_only = on')
         finally:

@@ -33,7 +33,7 @@ import orjson
 from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.events.contracts import cloudevents_type
 from flk.events.registry import registry
-from flk.simulator.generate import SIM_PREFIX, Emitted, Simulation, iso_time
+from tools.simulator.generate import SIM_PREFIX, Emitted, Simulation, iso_time
 
 VISIT_COLUMNS = ("patient_id", "visit_id", "practitioner_id", "profession", "care_unit_id", "occurred_at",
                  "contact_type")

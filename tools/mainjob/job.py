@@ -33,8 +33,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from flk.events.connection import PLAINTEXT, KafkaConnection
-from flk.mainjob.demo_sinks import MailCatcher, TeamsSink
-from flk.mainjob.goals import (
+from tools.mainjob.demo_sinks import MailCatcher, TeamsSink
+from tools.mainjob.goals import (
     AlertFigures,
     Summary,
     count_dead_letters,
@@ -48,7 +48,7 @@ from flk.mainjob.goals import (
     read_listing_shares,
     record_listing_kpi_days,
 )
-from flk.mainjob.processes import ServiceFailed, ServiceProcess
+from tools.mainjob.processes import ServiceFailed, ServiceProcess
 
 log = logging.getLogger("flk.run")
 
@@ -132,14 +132,14 @@ class _Split:
 
 class MainJob:
     def __init__(self, config: JobConfig, echo: Callable[[str], None] = print) -> None:
-        from flk.simulator.generate import Simulation
+        from tools.simulator.generate import Simulation
 
         self.c = config
         self.echo = echo
         self.sim = Simulation(config.preset, seed=config.seed, end_date=config.end_date,
                               limit_people=config.limit_people)
         months = self.sim.preset.months
-        from flk.simulator.generate import add_months
+        from tools.simulator.generate import add_months
 
         self.baseline = config.baseline_date or add_months(self.sim.start_date, months // 2)
         self.region_code = self.sim.areas[0].region_code
@@ -154,9 +154,9 @@ class MainJob:
         self.run_started_at: datetime | None = None  # the database's clock: this run's alerts are those after it
         self.snapshot_dates = snapshot_dates(self.sim.start_date, self.sim.end_date, self.baseline,
                                              config.snapshot_every_months)
-        from flk.mainjob.identities import IdentityEdge
         from flk.security.vault import IdentityVault
         from flk.settings import PlatformSettings
+        from tools.mainjob.identities import IdentityEdge
 
         # synthetic identities (test personnummer, names) into the vault, as a population register's edge would
         self.identity_edge = IdentityEdge(IdentityVault(PlatformSettings().identity_vault_key.get_secret_value()))
@@ -225,7 +225,7 @@ class MainJob:
     # ------------------------------------------------------------------ the run
 
     async def run(self) -> Summary:
-        from flk.db.migrate import migrate
+        from tools.migrations import migrate
         from flk.events.admin import ensure_topics
 
         c = self.c
@@ -284,7 +284,7 @@ class MainJob:
 
     async def _write_report(self) -> str | None:
         """The goal report (`flk report`) of this run's region, into the run's state directory."""
-        from flk.report import find_chromium, write_goal_report
+        from tools.report import find_chromium, write_goal_report
 
         pdf = find_chromium() is not None
         try:
@@ -358,7 +358,7 @@ class MainJob:
 
     def _scan_units(self) -> list[UnitInfo]:
         """The simulated units, from the head of a second pass over the (deterministic) stream."""
-        from flk.simulator.generate import Simulation
+        from tools.simulator.generate import Simulation
 
         units = []
         head = Simulation(self.c.preset, seed=self.c.seed, end_date=self.c.end_date, limit_people=self.c.limit_people)
@@ -395,7 +395,7 @@ class MainJob:
         published and consumed before its commands (a fact later in the month than a command is
         then applied before it: a small, documented distortion of the simulated order).
         """
-        from flk.simulator.sinks import Progress
+        from tools.simulator.sinks import Progress
 
         bar = Progress(self.sim, enabled=self.c.progress)
         sent = 0
@@ -408,7 +408,7 @@ class MainJob:
         return sent
 
     async def _publish_chunk(self, items: list, bar) -> int:
-        from flk.simulator.sinks import publish
+        from tools.simulator.sinks import publish
 
         if not items:
             return 0
@@ -467,7 +467,7 @@ class MainJob:
             self.check_services()
             groups = await self._groups()
             lags = await consumer_lag(self.c.bootstrap, groups, connection=self.c.kafka_connection) if groups else []
-            outbox = await self._read(_pending)
+            outbox = await self._backlog_total()
             present = {n for n in self._service_names()
                        if any(g.partitions > 0 and (g.group[len(p):] == n or g.group[len(p):].startswith(n + "."))
                               for g in lags)}
@@ -525,22 +525,45 @@ class MainJob:
         return date.fromisoformat(body["known_until"]) if body.get("known_until") else None
 
     async def _wait_for_alerts(self, timeout_s: float = 60.0) -> None:
-        """Until every open gap of a routed unit is in a planned alert and no delivery is pending."""
-        pool = await _pool(self.c.database_url)
+        """Until every open gap of a routed unit is in a planned alert and no delivery is pending
+        (the notifier's `/readyz` backlog)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        quiet = 0
+        while loop.time() < deadline:
+            self.check_services()
+            backlog = await self._backlog(self.c.notifier_port, "notifier")
+            waiting = backlog["gaps_unannounced"] + backlog["deliveries_pending"]
+            quiet = quiet + 1 if waiting == 0 else 0
+            if quiet >= 3:
+                return
+            await asyncio.sleep(1.0)
+        self.echo("note: some alerts were still being planned or delivered when the summary was read")
+
+    async def _backlog(self, port: int, service: str) -> dict[str, int]:
+        """A service's work accepted and not yet done, as its `/readyz` reports it. A service that
+        does not answer, or answers without a backlog, fails the job: never a silent zero."""
+        import httpx
+
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s
-            quiet = 0
-            while loop.time() < deadline:
-                self.check_services()
-                waiting = await pool.fetchval(_ALERTS_WAITING)
-                quiet = quiet + 1 if waiting == 0 else 0
-                if quiet >= 3:
-                    return
-                await asyncio.sleep(1.0)
-            self.echo("note: some alerts were still being planned or delivered when the summary was read")
-        finally:
-            await pool.close()
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                response = await client.get(self.url(port, "/readyz"))
+            body = response.json()
+            backlog = body["backlog"]
+            return {str(k): int(v) for k, v in backlog.items()}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ServiceFailed(f"the {service} service reported no backlog at /readyz ({type(exc).__name__}); "
+                                f"see {self.logs / (service + '.log')}") from None
+
+    async def _backlog_total(self) -> int:
+        """Events not yet published and listing commands still waiting for their person, from the
+        listing's and the notifier's `/readyz`."""
+        notifier = await self._backlog(self.c.notifier_port, "notifier")
+        total = notifier["outbox"]
+        if self.with_listing:
+            listing = await self._backlog(self.c.listing_port, "listing")
+            total += listing["outbox"] + listing["parked_commands"]
+        return total
 
     async def _read(self, body):
         import asyncpg
@@ -550,26 +573,6 @@ class MainJob:
             return await body(conn)
         finally:
             await conn.close()
-
-
-#: open gaps at routed units that no alert announced yet, plus deliveries still pending
-_ALERTS_WAITING = """
-SELECT (SELECT count(*) FROM notifier.care_gap g JOIN notifier.unit_routing r USING (care_unit_id)
-        WHERE g.resolved_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM notifier.alert a WHERE g.gap_id = ANY (a.gap_ids)))
-     + (SELECT count(*) FROM notifier.alert_delivery WHERE status = 'pending')
-"""
-
-
-async def _pending(conn) -> int:
-    """Events not yet published and listing commands still waiting for their person."""
-    total = 0
-    for table in ("listing.outbox", "notifier.outbox"):
-        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
-            total += await conn.fetchval(f"SELECT count(*) FROM {table} WHERE published_at IS NULL")  # noqa: S608
-    if await conn.fetchval("SELECT to_regclass('listing.parked_command') IS NOT NULL"):
-        total += await conn.fetchval("SELECT count(*) FROM listing.parked_command")
-    return total
 
 
 async def _pool(dsn: str):
@@ -619,7 +622,7 @@ def snapshot_dates(start: date, end: date, baseline: date, every_months: int) ->
     """The dates before ``end`` at which the replay pauses for a continuity snapshot: every
     ``every_months`` after the period's start (the opening is published at its first instant), and
     the baseline; ascending."""
-    from flk.simulator.generate import add_months
+    from tools.simulator.generate import add_months
 
     days = {baseline}
     if every_months > 0:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import jinja2
 from markupsafe import Markup
 
-from flk.mainjob.goals import (
+from tools.mainjob.goals import (
     VERDICT_TEXT, Goal, format_change, format_estimate, format_g3_population, format_n, format_signed_pct,
     format_target, format_window,
 )

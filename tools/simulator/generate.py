@@ -44,10 +44,9 @@ from statistics import NormalDist
 from typing import Any, Iterator, NamedTuple
 
 from flk.security.pseudonym import PersonId, patient_key
-from flk.simulator.identities import practitioner_name
-from flk.simulator.model import (
+from tools.simulator.identities import practitioner_name
+from tools.simulator.model import (
     DOCTOR,
-    FLK_ELIGIBLE,
     LOCUM_TYPES,
     PERMANENT,
     ST,
@@ -56,8 +55,8 @@ from flk.simulator.model import (
     Role,
     Unit,
 )
-from flk.simulator.presets import AreaSpec, Preset, get_preset
-from flk.simulator.settings import SimSettings
+from tools.simulator.presets import AreaSpec, Preset, get_preset
+from tools.simulator.settings import SimSettings
 
 
 def main_care_in_residence(key: str, elsewhere_share: float) -> bool:
@@ -265,7 +264,7 @@ class Simulation:
 
     @property
     def source(self) -> str:
-        return f"/flk/simulator/{self.preset.name}"
+        return f"/tools/simulator/{self.preset.name}"
 
     def progress(self) -> float:
         """How far the stream is, 0–1, by simulated time weighted by the areas' people."""

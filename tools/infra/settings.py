@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from flk.local_endpoints import LocalEndpoints
 
 
 def _default_state_dir() -> Path:
@@ -26,7 +28,9 @@ def _default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "flk"
 
 
-class InfraSettings(BaseSettings):
+class InfraSettings(LocalEndpoints):
+    """The local endpoints (addresses, roles) and what only the starter needs."""
+
     model_config = SettingsConfigDict(env_prefix="FLK_INFRA_", extra="ignore")
 
     state_dir: Path = Field(default_factory=_default_state_dir, description="data, logs and pid files")
@@ -36,8 +40,6 @@ class InfraSettings(BaseSettings):
     kafka_scala_version: str = "2.13"
     log4j_version: str = "2.24.3"
     slf4j_version: str = "2.0.16"  # the API log4j-slf4j2-impl binds to
-    kafka_host: str = "127.0.0.1"
-    kafka_port: int = 19092
     kafka_controller_port: int = 19093
     kafka_heap: str = "768m"
     kafka_cluster_id: str = "Zmxrc2VydmljZXNrYQ"  # 22 chars, base64url of 16 bytes
@@ -48,17 +50,8 @@ class InfraSettings(BaseSettings):
     kafka_sasl_users: dict[str, str] = Field(default_factory=dict)  # user -> password
     kafka_ssl_keystore_pem: Path | None = None  # PKCS#8 private key + certificate chain, PEM
 
-    postgres_host: str = "127.0.0.1"
-    postgres_port: int = 15432
     postgres_bin_dir: Path | None = None  # found automatically when unset
     postgres_os_user: str = "postgres"  # used only when running as root
-    postgres_database: str = "flk"
-    postgres_admin_user: str = "flk_admin"
-    postgres_admin_password: SecretStr = SecretStr("flk_admin_local")
-    postgres_app_user: str = "flk_app"
-    postgres_app_password: SecretStr = SecretStr("flk_app_local")
-    postgres_readonly_user: str = "flk_readonly"
-    postgres_readonly_password: SecretStr = SecretStr("flk_readonly_local")
 
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 19090
@@ -66,19 +59,3 @@ class InfraSettings(BaseSettings):
         default_factory=lambda: ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"],
         description="metrics endpoints of the services (listing, continuity, notifier)",
     )
-
-    @property
-    def kafka_bootstrap(self) -> str:
-        return f"{self.kafka_host}:{self.kafka_port}"
-
-    def dsn(self, role: str = "app", database: str | None = None) -> str:
-        user, password = {
-            "app": (self.postgres_app_user, self.postgres_app_password),
-            "readonly": (self.postgres_readonly_user, self.postgres_readonly_password),
-            "admin": (self.postgres_admin_user, self.postgres_admin_password),
-        }[role]
-        db = database or self.postgres_database
-        return (
-            f"postgresql://{user}:{password.get_secret_value()}@{self.postgres_host}:"
-            f"{self.postgres_port}/{db}"
-        )

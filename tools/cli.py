@@ -1,27 +1,30 @@
-"""The `flk` command. Each capability adds a subcommand group here.
+"""The `flk` command: the composition root that puts the platform, the services and the tools together.
 
-Subcommand modules are imported lazily (only when their group is invoked), so
-`flk --help` stays fast and nothing does I/O at import time.
+Each service brings its own command group (`services/*/entrypoints/cli.py`), the platform its
+maintenance groups (`token`, `topics`), the tools theirs (`infra`, `run`, `simulate`, `report`,
+`db`). Groups are imported lazily (only when invoked), so `flk --help` stays fast and nothing
+does I/O at import time.
 """
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
 # name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, str] = {
-    "run": "flk.main_job:run",
-    "infra": "flk.infra.cli:infra",
+    "run": "tools.mainjob.cli:run",
+    "infra": "tools.infra.cli:infra",
     "token": "flk.security.cli:token",
-    "db": "flk.db.cli:db",
+    "db": "tools.migrations:db",
     "topics": "flk.events.cli:topics",
     "continuity": "services.continuity.entrypoints.cli:continuity",
     "listing": "services.listing.entrypoints.cli:listing",
     "notifier": "services.notifier.entrypoints.cli:notifier",
-    "simulate": "flk.simulator.cli:simulate",
+    "simulate": "tools.simulator.cli:simulate",
     "ehr": "services.continuity.entrypoints.ehr_import:ehr",
-    "report": "flk.report.cli:report",
+    "report": "tools.report.cli:report",
 }
 
 
@@ -34,19 +37,19 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attribute = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a capability not built yet
-            if exc.name and module_name.startswith(exc.name):
-                return None
-            raise
-        return getattr(module, attribute)
+        return getattr(importlib.import_module(module_name), attribute)
 
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="flk-primarvard")
 def main() -> None:
     """Fast läkarkontakt, listing and continuity of care for a Swedish region."""
+    from tools.regional_profile import ProfileMismatch, derive_notifier_environment
+
+    try:
+        derive_notifier_environment(os.environ)
+    except (ProfileMismatch, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

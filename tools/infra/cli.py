@@ -5,17 +5,17 @@ import sys
 
 import click
 
-from flk.infra.process import InfraError
-from flk.infra.settings import InfraSettings
+from tools.infra.process import InfraError
+from tools.infra.settings import InfraSettings
 
 
 def _components(settings: InfraSettings, with_prometheus: bool) -> list:
-    from flk.infra.kafka import Kafka
-    from flk.infra.postgres import Postgres
+    from tools.infra.kafka import Kafka
+    from tools.infra.postgres import Postgres
 
     parts: list = [Kafka(settings), Postgres(settings)]
     if with_prometheus:
-        from flk.infra.prometheus import Prometheus
+        from tools.infra.prometheus import Prometheus
 
         parts.append(Prometheus(settings))
     return parts
@@ -68,7 +68,7 @@ def prune(dry_run: bool, keep_runs: tuple[str, ...]) -> None:
     import asyncio
 
     from flk.events.registry import registry
-    from flk.infra.prune import prune as prune_local
+    from tools.infra.prune import prune as prune_local
 
     settings = InfraSettings()
     result = asyncio.run(prune_local(settings, registry(), dry_run=dry_run, keep_runs=keep_runs))

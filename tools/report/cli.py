@@ -27,7 +27,7 @@ def report(region_code: str, region_name: str | None, baseline: datetime | None,
     cause; how to read it. Aggregates only. Prints the paths it wrote."""
     import asyncpg
 
-    from flk.report import ChromiumMissing, find_chromium, write_goal_report
+    from tools.report import ChromiumMissing, find_chromium, write_goal_report
     from flk.settings import PlatformSettings
 
     if pdf and find_chromium() is None:  # say so before reading anything

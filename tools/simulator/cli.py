@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from flk.simulator.presets import PRESETS
+from tools.simulator.presets import PRESETS
 
 
 @click.command("simulate")
@@ -40,8 +40,8 @@ def simulate(preset: str, seed: int, end_date: datetime | None, sink: str, out: 
              topic_prefix: str | None, bootstrap: str | None, limit_people: int | None,
              progress: bool | None) -> None:
     """Simulate a region: roster, population, ACG, SÄBO, listing commands and visits."""
-    from flk.simulator.generate import Simulation
-    from flk.simulator.sinks import Progress, consume, publish, write_files
+    from tools.simulator.generate import Simulation
+    from tools.simulator.sinks import Progress, consume, publish, write_files
 
     if sink == "files" and out is None:
         raise click.UsageError("--to files needs --out DIR")

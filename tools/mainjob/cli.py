@@ -13,11 +13,11 @@ import asyncio
 import signal
 import sys
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 
 import click
 
-from flk.infra.cli import up as infra_up
+from tools.infra.cli import up as infra_up
 
 
 @click.command("run")
@@ -46,10 +46,10 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
         limit_people: int | None, with_prometheus: bool, fresh: bool, external: bool, exit_after_summary: bool,
         timeout_s: float, snapshot_every_months: int) -> None:
     """Run the main job on this machine: infrastructure, services, a simulated region, the goal summary."""
-    from flk.infra.postgres import create_app_database
-    from flk.infra.settings import InfraSettings
-    from flk.mainjob.goals import local_today
-    from flk.mainjob.job import JobConfig
+    from tools.infra.postgres import create_app_database
+    from tools.infra.settings import InfraSettings
+    from tools.mainjob.goals import local_today
+    from tools.mainjob.job import JobConfig
 
     from flk.settings import PlatformSettings
 
@@ -97,8 +97,8 @@ async def run_main_job(config, prometheus_url: str | None, exit_after_summary: b
     ``on_summary(job)``, if given, is awaited after the summary is printed, while the services
     still run (the dashboard test queries them then).
     """
-    from flk.mainjob.goals import render_summary
-    from flk.mainjob.job import MainJob, ServiceFailed, where_to_look
+    from tools.mainjob.goals import render_summary
+    from tools.mainjob.job import MainJob, ServiceFailed, where_to_look
 
     job = MainJob(config, echo=echo)
     loop = asyncio.get_running_loop()

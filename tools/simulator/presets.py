@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from flk.simulator.settings import SimSettings
+from tools.simulator.settings import SimSettings
 
 #: Västmanland's municipalities (code, name, rough population) and unit names per municipality.
 VASTMANLAND: tuple[tuple[str, str, int, tuple[str, ...]], ...] = (

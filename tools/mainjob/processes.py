@@ -1,6 +1,6 @@
 """The services as child processes of the main job: start, wait until ready, stop.
 
-Each child is `python -m flk.cli <service command>` with its own environment (ports, topic
+Each child is `python -m tools.cli <service command>` with its own environment (ports, topic
 prefix, database) and its output in a log file. Children run in their own process group, so
 Ctrl-C in the terminal reaches only the main job, which stops them in order (SIGTERM, then
 SIGKILL after a grace period). Only processes this module started are ever signalled.
@@ -25,7 +25,7 @@ class ServiceFailed(RuntimeError):
 @dataclass
 class ServiceProcess:
     name: str
-    args: list[str]  # after `python -m flk.cli`
+    args: list[str]  # after `python -m tools.cli`
     env: Mapping[str, str]
     ready_url: str | None
     log_dir: Path
@@ -41,7 +41,7 @@ class ServiceProcess:
             log.write(f"---- starting {self.name}: flk {' '.join(self.args)}\n".encode())
             log.flush()
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "flk.cli", *self.args,
+                sys.executable, "-m", "tools.cli", *self.args,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, **self.env}, start_new_session=True,
             )

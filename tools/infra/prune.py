@@ -113,7 +113,7 @@ class Throwaway:
         """A new empty database owned by the app role; its DSN."""
         import uuid
 
-        from flk.infra.postgres import create_app_database
+        from tools.infra.postgres import create_app_database
 
         name = f"flk_{self.stem}_{uuid.uuid4().hex[:10]}"
         self.databases.append(name)  # before it exists: dropped on exit whatever happens

@@ -5,8 +5,8 @@ import shutil
 import time
 import urllib.request
 
-from flk.infra.process import InfraError, ManagedProcess, port_open
-from flk.infra.settings import InfraSettings
+from tools.infra.process import InfraError, ManagedProcess, port_open
+from tools.infra.settings import InfraSettings
 
 
 class Prometheus:
