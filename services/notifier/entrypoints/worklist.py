@@ -45,7 +45,7 @@ from services.notifier.domain.worklist import (
     assign_command, csrf_matches, doctors_with_free_capacity, may_reidentify, safe_next_path, worklist_rows,
 )
 from services.notifier.domain.worklist_view import (
-    PAGE_SIZES, RUB_FILTERS, SABO_FILTERS, SORTS, WorklistQuery, parse_query, select,
+    PAGE_SIZES, RUB_FILTERS, SABO_FILTERS, WorklistQuery, parse_query, select,
 )
 from services.notifier.settings import NotifierSettings
 
@@ -205,7 +205,7 @@ class WorklistPages:
             view=view, rows=view.rows, doctors=doctors, lists_error=lists_error,
             notices=notices + [("error", p) for p in query.problems], form_nonce=secrets.token_urlsafe(16),
             as_of=now.astimezone(self.tz).strftime("%Y-%m-%d %H:%M"),
-            sorts=SORTS, rub_filters=RUB_FILTERS, sabo_filters=SABO_FILTERS, page_sizes=PAGE_SIZES,
+            rub_filters=RUB_FILTERS, sabo_filters=SABO_FILTERS, page_sizes=PAGE_SIZES,
             causes=CAUSE_TEXT, return_view=urlencode(query.params()),
         )
 
