@@ -167,7 +167,7 @@ async def run(args, mine: Throwaway) -> dict:
     port = free_port()
     env = dict(os.environ, FLK_KAFKA_BOOTSTRAP=bootstrap, FLK_TOPIC_PREFIX=prefix, FLK_DATABASE_URL=dsn,
                FLK_CONTINUITY_AS_OF="2026-03-15", FLK_CONTINUITY_STORE="rocksdb",
-               FLK_CONTINUITY_DATA_DIR=str(settings.data_dir), FLK_CONTINUITY_API_PORT=str(port),
+               FLK_CONTINUITY_DATA_DIR=str(settings.data_dir), FLK_CONTINUITY_HTTP_PORT=str(port),
                FLK_CONTINUITY_SNAPSHOT_ENABLED="false", FLK_CONTINUITY_BATCH_MAX_RECORDS=str(args.batch))
     proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "continuity", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

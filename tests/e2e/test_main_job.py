@@ -90,12 +90,12 @@ async def test_ctrl_c_stops_every_service_the_main_job_started(infra, fresh_data
     from tools.mainjob.job import JobConfig
     from tests.e2e.conftest import free_port
 
-    ports = [free_port() for _ in range(5)]
+    ports = [free_port() for _ in range(6)]
     prefix = f"e2eint{uuid.uuid4().hex[:6]}."
     config = JobConfig(bootstrap=infra.kafka_bootstrap, database_url=fresh_database, state_dir=tmp_path,
                        preset="small", end_date=date.today(), limit_people=300, topic_prefix=prefix,
                        listing_port=ports[0], continuity_port=ports[1], notifier_port=ports[2],
-                       smtp_port=ports[3], teams_port=ports[4])
+                       smtp_port=ports[3], teams_port=ports[4], ingest_port=ports[5])
     output: list[str] = []
     job = asyncio.create_task(run_main_job(config, None, exit_after_summary=False, echo=output.append))
 
@@ -109,7 +109,7 @@ async def test_ctrl_c_stops_every_service_the_main_job_started(infra, fresh_data
                 break
             await asyncio.sleep(0.1)
         assert not job.done(), output
-        assert all(listening(p) for p in ports[:3])  # listing, continuity, notifier serve
+        assert all(listening(p) for p in ports[:3] + ports[5:])  # listing, continuity, notifier, FHIR ingest serve
         os.kill(os.getpid(), signal.SIGINT)
         assert await asyncio.wait_for(job, 60) == 130
         assert "interrupted: stopping what was started" in output

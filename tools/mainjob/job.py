@@ -70,6 +70,7 @@ class JobConfig:
     listing_port: int = 8081
     continuity_port: int = 8082
     notifier_port: int = 8083
+    ingest_port: int = 8084  # the FHIR gateway (flk ingest run)
     smtp_port: int = 1025
     teams_port: int = 8090
     demo_sinks: bool = True
@@ -139,7 +140,7 @@ class MainJob:
         self.sim = Simulation(config.preset, seed=config.seed, end_date=config.end_date,
                               limit_people=config.limit_people)
         months = self.sim.preset.months
-        from tools.simulator.generate import add_months
+        from flk.dates import add_months
 
         self.baseline = config.baseline_date or add_months(self.sim.start_date, months // 2)
         self.region_code = self.sim.areas[0].region_code
@@ -174,13 +175,13 @@ class MainJob:
         # P3's expiry sweep is off during the replay (it runs on today's date: in a fast-forwarded year it
         # would expire requests whose second guardian's answer is still to come); _expire_consents runs
         # one pass of it at the end
-        env = {**self._platform_env(), "FLK_LISTING_HOST": self.c.host, "FLK_LISTING_PORT": str(self.c.listing_port),
+        env = {**self._platform_env(), "FLK_LISTING_HTTP_HOST": self.c.host, "FLK_LISTING_HTTP_PORT": str(self.c.listing_port),
                "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s), "FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S": "0"}
         return ServiceProcess("listing", ["listing", "run"], env, self.url(self.c.listing_port, "/readyz"), self.logs)
 
     def _continuity(self, as_of: date | None) -> ServiceProcess:
         env = {**self._platform_env(),
-               "FLK_CONTINUITY_API_HOST": self.c.host, "FLK_CONTINUITY_API_PORT": str(self.c.continuity_port),
+               "FLK_CONTINUITY_HTTP_HOST": self.c.host, "FLK_CONTINUITY_HTTP_PORT": str(self.c.continuity_port),
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
                "FLK_CONTINUITY_REGION_ID": self.region_code}
@@ -204,6 +205,11 @@ class MainJob:
         return ServiceProcess("notifier", ["notifier", "run", "--no-migrate"], env,
                               self.url(self.c.notifier_port, "/readyz"), self.logs)
 
+    def _ingest(self) -> ServiceProcess:
+        env = {**self._platform_env(), "FLK_INGEST_HTTP_HOST": self.c.host, "FLK_INGEST_HTTP_PORT": str(self.c.ingest_port)}
+        return ServiceProcess("ingest", ["ingest", "run", "--no-migrate"], env,
+                              self.url(self.c.ingest_port, "/readyz"), self.logs)
+
     async def _start(self, service: ServiceProcess) -> None:
         self.services[service.name] = service
         await service.start()
@@ -213,7 +219,7 @@ class MainJob:
             service.check_alive()
 
     async def stop(self) -> None:
-        for name in ("listing", "notifier", "continuity"):
+        for name in ("ingest", "listing", "notifier", "continuity"):
             service = self.services.get(name)
             if service is not None:
                 await service.stop()
@@ -246,6 +252,7 @@ class MainJob:
             self.echo("note: `flk listing run` is not in this checkout yet: listing commands stay unprocessed, "
                       "G1/G3 and care gaps will be n/a")
         await self._start(self._notifier())
+        await self._start(self._ingest())
         await self._start(self._continuity(as_of=self.snapshot_dates[0]))
         for service in self.services.values():
             await service.wait_ready()
@@ -557,12 +564,13 @@ class MainJob:
 
     async def _backlog_total(self) -> int:
         """Events not yet published and listing commands still waiting for their person, from the
-        listing's and the notifier's `/readyz`."""
+        listing's, the notifier's and the FHIR ingest's `/readyz`."""
         notifier = await self._backlog(self.c.notifier_port, "notifier")
         total = notifier["outbox"]
         if self.with_listing:
             listing = await self._backlog(self.c.listing_port, "listing")
             total += listing["outbox"] + listing["parked_commands"]
+        total += (await self._backlog(self.c.ingest_port, "ingest"))["outbox"]  # visits from the FHIR gateway
         return total
 
     async def _read(self, body):
@@ -622,7 +630,7 @@ def snapshot_dates(start: date, end: date, baseline: date, every_months: int) ->
     """The dates before ``end`` at which the replay pauses for a continuity snapshot: every
     ``every_months`` after the period's start (the opening is published at its first instant), and
     the baseline; ascending."""
-    from tools.simulator.generate import add_months
+    from flk.dates import add_months
 
     days = {baseline}
     if every_months > 0:
@@ -644,6 +652,8 @@ def where_to_look(job: MainJob, prometheus_url: str | None) -> str:
         lines.append(f"  listing API docs      {job.url(c.listing_port, '/docs')}   metrics {job.url(c.listing_port, '/metrics')}")
     lines.append(f"  continuity API docs   {job.url(c.continuity_port, '/docs')}   metrics {job.url(c.continuity_port, '/metrics')}")
     lines.append(f"  notifier API docs     {job.url(c.notifier_port, '/docs')}   metrics {job.url(c.notifier_port, '/metrics')}")
+    lines.append(f"  FHIR ingest           {job.url(c.ingest_port, '/fhir')} (POST a Bundle; docs/fhir-ingest.md has a "
+                 f"curl example)   metrics {job.url(c.ingest_port, '/metrics')}")
     if job.units:
         unit = job.units[0].care_unit_id
         lines.append(f"  worklist              {job.url(c.notifier_port, f'/units/{unit}/worklist')}  (one page per unit; "

@@ -43,6 +43,9 @@ from operator import itemgetter
 from statistics import NormalDist
 from typing import Any, Iterator, NamedTuple
 
+from stdnum import luhn
+
+from flk.dates import add_months
 from flk.security.pseudonym import PersonId, patient_key
 from tools.simulator.identities import practitioner_name
 from tools.simulator.model import (
@@ -107,26 +110,9 @@ def ts(day: int, secs: int = 0) -> int:
     return (day - EPOCH) * DAY + secs
 
 
-def add_months(d: date, months: int) -> date:
-    index = d.year * 12 + d.month - 1 + months
-    year, month = divmod(index, 12)
-    month += 1
-    last = (date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)).day
-    return date(year, month, min(d.day, last))
-
-
-def luhn_digit(digits: str) -> int:
-    """The Luhn check digit for `digits` (the 9 digits YYMMDDNNN of a personnummer)."""
-    total = 0
-    for i, ch in enumerate(digits):
-        v = int(ch) * (2 if i % 2 == 0 else 1)
-        total += v - 9 if v > 9 else v
-    return (10 - total % 10) % 10
-
-
 def personnummer12(birth: date, birth_number: int) -> str:
     body = f"{birth:%Y%m%d}{birth_number:03d}"
-    return body + str(luhn_digit(body[2:]))
+    return body + luhn.calc_check_digit(body[2:])  # over YYMMDDNNN
 
 
 def rub_transitions(shares: tuple[float, ...], drift: float) -> tuple[list[float], list[float]]:

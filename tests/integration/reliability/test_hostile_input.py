@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flk.events.producer import new_producer
 from services.continuity.entrypoints.worker import input_topics as continuity_topics
-from services.listing.bootstrap import COMMAND_TOPICS, FACT_TOPICS
+from services.listing.bootstrap import command_topics, fact_topics
 from services.notifier.adapters.inbound import CONSUMED_EVENT_TYPES as NOTIFIER_TYPES
 from services.notifier.bootstrap import consumed_topics as notifier_topics
 
@@ -31,8 +31,8 @@ BUG = re.compile(r"handler failed|Error\b|Exception\b")
 
 #: consumer name in the DLQ headers -> (service, consumer group suffix, the registry topics it reads)
 CONSUMERS = {
-    "listing-commands": ("listing", "listing.commands", tuple(COMMAND_TOPICS)),
-    "listing-facts": ("listing", "listing.facts", tuple(FACT_TOPICS)),
+    "listing-commands": ("listing", "listing.commands", command_topics()),
+    "listing-facts": ("listing", "listing.facts", fact_topics()),
     "continuity-worker": ("continuity", "continuity", tuple(continuity_topics())),
     "notifier": ("notifier", "notifier", tuple(notifier_topics())),
 }

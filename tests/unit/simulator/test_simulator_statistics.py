@@ -172,7 +172,7 @@ def test_rub_bands_stay_stationary_over_the_period(small_run) -> None:
 def test_the_visit_history_covers_the_18_months_before_the_period_and_is_published_at_its_start(small_run):
     from datetime import date
 
-    from tools.simulator.generate import add_months
+    from flk.dates import add_months
 
     sim, items = small_run
     start = date.fromisoformat(sim.summary.start)
