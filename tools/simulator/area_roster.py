@@ -8,6 +8,7 @@ from itertools import accumulate
 from typing import Any
 
 from tools.simulator.common import CATEGORIES, Emitted, _category, iso_date, ts
+from tools.simulator.identities import practitioner_name
 from tools.simulator.model import (
     DOCTOR,
     LOCUM_TYPES,
@@ -190,6 +191,7 @@ class RosterMixin:
         data: dict[str, Any] = {
             "role_id": role.role_id,
             "practitioner_id": role.practitioner_id,
+            "practitioner_name": practitioner_name(role.practitioner_id),
             "care_unit_id": unit.hsa_id,
             "profession": role.profession,
             "legitimerad": True,
