@@ -3,7 +3,7 @@
 
 Debian 12's Alertmanager (0.25) has no Microsoft Teams receiver, so the Teams side is a webhook
 receiver: locally it posts Alertmanager's JSON to the main job's Teams sink (``/operations``); in a
-region it posts to an adapter that turns it into a card (docs/operations.md, "How it is wired").
+region it posts to an adapter that turns it into a card (docs/operations.md, "How the alerts are wired").
 """
 from __future__ import annotations
 

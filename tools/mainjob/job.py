@@ -155,6 +155,12 @@ class MainJob:
         self.run_started_at: datetime | None = None  # the database's clock: this run's alerts are those after it
         self.snapshot_dates = snapshot_dates(self.sim.start_date, self.sim.end_date, self.baseline,
                                              config.snapshot_every_months)
+        from flk.security.vault import IdentityVault
+        from flk.settings import PlatformSettings
+        from tools.mainjob.identities import IdentityEdge
+
+        # synthetic identities (test personnummer, names) into the vault, as a population register's edge would
+        self.identity_edge = IdentityEdge(IdentityVault(PlatformSettings().identity_vault_key.get_secret_value()))
 
     # ------------------------------------------------------------------ the services
 
@@ -413,6 +419,7 @@ class MainJob:
 
         if not items:
             return 0
+        await self._read(lambda conn: self.identity_edge.seal(conn, items))  # the register's edge: ids to the vault
         task = asyncio.create_task(publish(self.sim, self.c.bootstrap, self.c.topic_prefix, items=iter(items),
                                            progress=bar, connection=self.c.kafka_connection))
         while not task.done():
