@@ -92,17 +92,15 @@ async def migrated_database(fresh_database: str) -> str:
 @pytest.fixture(scope="session")
 def identity_provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Keycloak with the realm file's realms (tests/support/keycloak.py), once per session; stopped
-    at its end. Its start time goes to the terminal (CI's log shows it)."""
+    at its end. Its start time is printed in the session's summary (CI's log shows it)."""
     from tests.support.keycloak import start_local_provider
 
     provider = start_local_provider(tmp_path_factory.mktemp("keycloak"))
     line = f"keycloak: {provider.start_note}; ready with its realms in {provider.start_s:.1f}s"
-    request.config.stash[KEYCLOAK_START] = line
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
+    request.config.stash[KEYCLOAK_START] = line  # printed in the session's summary
     yield provider
-    provider.keycloak.down()
+    if provider.owned:
+        provider.keycloak.down()
 
 
 KEYCLOAK_START = pytest.StashKey[str]()

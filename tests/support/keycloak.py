@@ -43,6 +43,7 @@ class LocalProvider:
     keycloak: Keycloak
     start_s: float
     start_note: str
+    owned: bool = True  # started by this session (and stopped at its end)
 
     @property
     def url(self) -> str:
@@ -68,11 +69,18 @@ class LocalProvider:
 
 
 def start_local_provider(state_dir: Path) -> LocalProvider:
-    keycloak = Keycloak(InfraSettings(), port=free_port(), management_port=free_port(), state_dir=state_dir)
+    """A Keycloak of this session's own on free ports, or the one `flk infra up --with-keycloak`
+    runs (a developer's: reused, its realms imported when missing, left running)."""
+    realms = [realm_definition(REALM), realm_definition(OTHER_REALM)]
+    shared = Keycloak(InfraSettings())
+    owned = shared.process.pid() is None
+    keycloak = Keycloak(InfraSettings(), port=free_port(), management_port=free_port(), state_dir=state_dir) \
+        if owned else shared
     started = time.monotonic()
     try:
-        note = keycloak.up(realms=[realm_definition(REALM), realm_definition(OTHER_REALM)])
+        note = keycloak.up(realms=realms)
     except InfraError as exc:
-        keycloak.down()
+        if owned:
+            keycloak.down()
         _unavailable(str(exc))
-    return LocalProvider(keycloak, time.monotonic() - started, note)
+    return LocalProvider(keycloak, time.monotonic() - started, note, owned)
