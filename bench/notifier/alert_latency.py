@@ -28,12 +28,12 @@ from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 
-from flk.db.migrate import migrate
+from tools.migrations import migrate
 from flk.events.admin import ensure_topics
 from flk.events.envelope import make_record
 from flk.events.producer import new_producer
-from flk.infra.prune import Throwaway
-from flk.infra.settings import InfraSettings
+from tools.infra.prune import Throwaway
+from tools.infra.settings import InfraSettings
 from flk.security.pseudonym import PersonId, patient_key
 from flk.settings import PlatformSettings
 from services.notifier.adapters.secrets import MemorySecretStore

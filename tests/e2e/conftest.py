@@ -25,7 +25,7 @@ MALFORMED = (
 
 @dataclass
 class RegionRun:
-    job: object  # flk.mainjob.job.MainJob, while its services still run
+    job: object  # tools.mainjob.job.MainJob, while its services still run
     output: list[str]
     prometheus_url: str | None
     readonly_dsn: str
@@ -58,10 +58,10 @@ async def region_run(infra, tmp_path_factory) -> RegionRun:
     """Runs `run_main_job` on the small preset; the tests run inside its `on_summary` hook via events."""
     import asyncpg
 
-    from flk.infra.prometheus import Prometheus
-    from flk.infra.settings import InfraSettings
-    from flk.main_job import run_main_job
-    from flk.mainjob.job import JobConfig
+    from tools.infra.prometheus import Prometheus
+    from tools.infra.settings import InfraSettings
+    from tools.mainjob.cli import run_main_job
+    from tools.mainjob.job import JobConfig
 
     state = tmp_path_factory.mktemp("main-job")
     prefix = f"e2e{uuid.uuid4().hex[:8]}."

@@ -86,8 +86,8 @@ async def test_ctrl_c_stops_every_service_the_main_job_started(infra, fresh_data
     from datetime import date
 
     from flk.events.admin import delete_topics_with_prefix
-    from flk.main_job import run_main_job
-    from flk.mainjob.job import JobConfig
+    from tools.mainjob.cli import run_main_job
+    from tools.mainjob.job import JobConfig
     from tests.e2e.conftest import free_port
 
     ports = [free_port() for _ in range(5)]

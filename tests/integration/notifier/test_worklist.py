@@ -17,7 +17,7 @@ from flk.security.pseudonym import PersonId
 from flk.security.tokens import Role, issue_token
 from flk.security.vault import IdentityVault
 from services.notifier.entrypoints.api import create_app
-from services.notifier.entrypoints.worklist import CSRF_COOKIE, SESSION_COOKIE
+from services.notifier.entrypoints.worklist import SESSION_COOKIE
 from tests.support.builders import DOCTOR_1, UNIT_A, UNIT_B, a_patient_key
 from tests.support.listing_standin import ListingStandIn, a_doctor_list, a_fictive_list
 

@@ -16,7 +16,7 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from flk.api import install_platform, platform_lifespan
-from flk.infra.keycloak import realm_definition
+from tools.infra.keycloak import realm_definition
 from flk.security.fastapi import AccessGuard, access_guard
 from flk.security.tokens import Role, issue_token, verify_token
 from flk.settings import PlatformSettings

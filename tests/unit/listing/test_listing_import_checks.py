@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from flk.simulator.generate import personnummer12
+from tools.simulator.generate import personnummer12
 from services.listing.domain import events as ev
 from services.listing.domain.import_check import (
     POSITIONAL,

@@ -71,7 +71,7 @@ def test_the_three_services_run_with_the_contract_ports_and_wait_for_setup():
         assert services[name]["command"] == command
         assert f"localhost:{port}" in " ".join(services[name]["healthcheck"]["test"])
     assert "flk continuity worker" in services["continuity"]["entrypoint"][-1]
-    assert services["continuity"]["environment"]["FLK_CONTINUITY_API_PORT"] == 8082
+    assert services["continuity"]["environment"]["FLK_CONTINUITY_HTTP_PORT"] == 8082
     for name in ("listing", "continuity", "notifier"):
         assert services[name]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
 
