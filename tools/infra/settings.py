@@ -70,4 +70,4 @@ class InfraSettings(LocalEndpoints):
     keycloak_heap: str = "512m"
     keycloak_admin_user: str = "admin"
     keycloak_admin_password: SecretStr = SecretStr("flk_keycloak_admin_local")
-    keycloak_start_timeout_s: float = 240.0
+    keycloak_start_timeout_s: float = 360.0  # ~40 s on a quiet machine; minutes on a loaded one
