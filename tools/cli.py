@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "continuity": "services.continuity.entrypoints.cli:continuity",
     "listing": "services.listing.entrypoints.cli:listing",
     "notifier": "services.notifier.entrypoints.cli:notifier",
+    "ingest": "services.ingest.entrypoints.cli:ingest",
     "simulate": "tools.simulator.cli:simulate",
     "ehr": "services.continuity.entrypoints.ehr_import:ehr",
     "report": "tools.report.cli:report",

@@ -9,11 +9,12 @@ from __future__ import annotations
 import click
 
 from flk.db import migrate as runner
-from services import continuity, listing, notifier
+from services import continuity, ingest, listing, notifier
 from tools.infra.settings import InfraSettings
 
 #: component -> package holding its ``migrations/`` folder, in apply order
-ALL_COMPONENTS: dict[str, str] = runner.PLATFORM | listing.MIGRATIONS | continuity.MIGRATIONS | notifier.MIGRATIONS
+ALL_COMPONENTS: dict[str, str] = (runner.PLATFORM | listing.MIGRATIONS | continuity.MIGRATIONS | notifier.MIGRATIONS
+                                   | ingest.MIGRATIONS)
 
 
 def discover() -> list[runner.Migration]:

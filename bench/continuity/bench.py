@@ -38,18 +38,11 @@ from flk.events.envelope import make_record  # noqa: E402
 from flk.events.producer import new_producer, publish_many  # noqa: E402
 from tools.infra.prune import Throwaway  # noqa: E402
 from tools.infra.settings import InfraSettings  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 from flk.security.pseudonym import PersonId, patient_key  # noqa: E402
 
 UNITS = ["SE2321000016-VCA1", "SE2321000016-VCB2", "SE2321000016-VCC3"]
 DOCTORS = [f"SE2321000016-L{i:03d}" for i in range(1, 31)]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def key(i: int) -> str:

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from services.listing.adapters.metrics import PrometheusListingProbe
 from services.listing.adapters.reference import apply_unit_register, upsert_role
 from services.listing.bootstrap import ListingRuntime, command_topics
 from services.listing.settings import ListingSettings
+from tests.support.ports import free_port  # noqa: E402
 
 KEY = b"bench-pseudonymisation-key"
 REGION = "19"
@@ -184,12 +184,6 @@ async def bench_commands(settings: ListingSettings, dsn: str, producer, n_comman
         "ratio_service_to_chunked_baseline": round(chunked_s / full_s, 3), "chunk_size": settings.command_chunk_size,
         "outcomes": {r["status"]: r["n"] for r in outcomes}, "events_published": published,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def loadgen(url: str, rate: float, duration: float, plan: list, token: str) -> dict:

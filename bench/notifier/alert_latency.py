@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import statistics
 import threading
 import time
@@ -40,14 +39,9 @@ from services.notifier.adapters.secrets import MemorySecretStore
 from services.notifier.bootstrap import build_runtime
 from services.notifier.service_layer.routing import build_routing, set_routing
 from services.notifier.settings import NotifierSettings
+from tests.support.ports import free_port  # noqa: E402
 
 PSEUDONYM_KEY = b"bench-pseudonymisation-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SmtpSink:

@@ -72,13 +72,13 @@ async def region_run(infra, tmp_path_factory) -> RegionRun:
     finally:
         await admin.close()
 
-    ports = {k: free_port() for k in ("listing", "continuity", "notifier", "smtp", "teams", "prometheus")}
+    ports = {k: free_port() for k in ("listing", "continuity", "notifier", "smtp", "teams", "prometheus", "ingest")}
     prometheus = None
     prometheus_url = None
     if shutil.which("prometheus"):
         prom_settings = InfraSettings(
             state_dir=Path(state) / "prometheus-state", prometheus_port=ports["prometheus"],
-            prometheus_scrape_targets=[f"127.0.0.1:{ports[k]}" for k in ("listing", "continuity", "notifier")])
+            prometheus_scrape_targets=[f"127.0.0.1:{ports[k]}" for k in ("listing", "continuity", "notifier", "ingest")])
         prometheus = Prometheus(prom_settings)
         await asyncio.to_thread(prometheus.up)
         prometheus_url = f"http://127.0.0.1:{ports['prometheus']}"
@@ -88,7 +88,7 @@ async def region_run(infra, tmp_path_factory) -> RegionRun:
         bootstrap=infra.kafka_bootstrap, database_url=infra.dsn("app", database=name), state_dir=Path(state),
         preset="small", seed=7, end_date=date.today(), limit_people=2000, topic_prefix=prefix,
         listing_port=ports["listing"], continuity_port=ports["continuity"], notifier_port=ports["notifier"],
-        smtp_port=ports["smtp"], teams_port=ports["teams"], timeout_s=120,
+        smtp_port=ports["smtp"], teams_port=ports["teams"], ingest_port=ports["ingest"], timeout_s=120,
     )
     run = RegionRun(job=None, output=[], prometheus_url=prometheus_url,
                     readonly_dsn=infra.dsn("readonly", database=name))

@@ -56,8 +56,8 @@ class InfraSettings(LocalEndpoints):
     prometheus_host: str = "127.0.0.1"
     prometheus_port: int = 19090
     prometheus_scrape_targets: list[str] = Field(
-        default_factory=lambda: ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"],
-        description="metrics endpoints of the services (listing, continuity, notifier)",
+        default_factory=lambda: ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083", "127.0.0.1:8084"],
+        description="metrics endpoints of the services (listing, continuity, notifier, FHIR ingest)",
     )
 
     # the region's identity provider, locally (`flk infra up --with-keycloak`, the OIDC tests):

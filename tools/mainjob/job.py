@@ -70,6 +70,7 @@ class JobConfig:
     listing_port: int = 8081
     continuity_port: int = 8082
     notifier_port: int = 8083
+    ingest_port: int = 8084  # the FHIR gateway (flk ingest run)
     smtp_port: int = 1025
     teams_port: int = 8090
     demo_sinks: bool = True
@@ -154,6 +155,12 @@ class MainJob:
         self.run_started_at: datetime | None = None  # the database's clock: this run's alerts are those after it
         self.snapshot_dates = snapshot_dates(self.sim.start_date, self.sim.end_date, self.baseline,
                                              config.snapshot_every_months)
+        from flk.security.vault import IdentityVault
+        from flk.settings import PlatformSettings
+        from tools.mainjob.identities import IdentityEdge
+
+        # synthetic identities (test personnummer, names) into the vault, as a population register's edge would
+        self.identity_edge = IdentityEdge(IdentityVault(PlatformSettings().identity_vault_key.get_secret_value()))
 
     # ------------------------------------------------------------------ the services
 
@@ -198,6 +205,11 @@ class MainJob:
         return ServiceProcess("notifier", ["notifier", "run", "--no-migrate"], env,
                               self.url(self.c.notifier_port, "/readyz"), self.logs)
 
+    def _ingest(self) -> ServiceProcess:
+        env = {**self._platform_env(), "FLK_INGEST_HTTP_HOST": self.c.host, "FLK_INGEST_HTTP_PORT": str(self.c.ingest_port)}
+        return ServiceProcess("ingest", ["ingest", "run", "--no-migrate"], env,
+                              self.url(self.c.ingest_port, "/readyz"), self.logs)
+
     async def _start(self, service: ServiceProcess) -> None:
         self.services[service.name] = service
         await service.start()
@@ -207,7 +219,7 @@ class MainJob:
             service.check_alive()
 
     async def stop(self) -> None:
-        for name in ("listing", "notifier", "continuity"):
+        for name in ("ingest", "listing", "notifier", "continuity"):
             service = self.services.get(name)
             if service is not None:
                 await service.stop()
@@ -240,6 +252,7 @@ class MainJob:
             self.echo("note: `flk listing run` is not in this checkout yet: listing commands stay unprocessed, "
                       "G1/G3 and care gaps will be n/a")
         await self._start(self._notifier())
+        await self._start(self._ingest())
         await self._start(self._continuity(as_of=self.snapshot_dates[0]))
         for service in self.services.values():
             await service.wait_ready()
@@ -406,6 +419,7 @@ class MainJob:
 
         if not items:
             return 0
+        await self._read(lambda conn: self.identity_edge.seal(conn, items))  # the register's edge: ids to the vault
         task = asyncio.create_task(publish(self.sim, self.c.bootstrap, self.c.topic_prefix, items=iter(items),
                                            progress=bar, connection=self.c.kafka_connection))
         while not task.done():
@@ -550,12 +564,13 @@ class MainJob:
 
     async def _backlog_total(self) -> int:
         """Events not yet published and listing commands still waiting for their person, from the
-        listing's and the notifier's `/readyz`."""
+        listing's, the notifier's and the FHIR ingest's `/readyz`."""
         notifier = await self._backlog(self.c.notifier_port, "notifier")
         total = notifier["outbox"]
         if self.with_listing:
             listing = await self._backlog(self.c.listing_port, "listing")
             total += listing["outbox"] + listing["parked_commands"]
+        total += (await self._backlog(self.c.ingest_port, "ingest"))["outbox"]  # visits from the FHIR gateway
         return total
 
     async def _read(self, body):
@@ -637,6 +652,8 @@ def where_to_look(job: MainJob, prometheus_url: str | None) -> str:
         lines.append(f"  listing API docs      {job.url(c.listing_port, '/docs')}   metrics {job.url(c.listing_port, '/metrics')}")
     lines.append(f"  continuity API docs   {job.url(c.continuity_port, '/docs')}   metrics {job.url(c.continuity_port, '/metrics')}")
     lines.append(f"  notifier API docs     {job.url(c.notifier_port, '/docs')}   metrics {job.url(c.notifier_port, '/metrics')}")
+    lines.append(f"  FHIR ingest           {job.url(c.ingest_port, '/fhir')} (POST a Bundle; docs/fhir-ingest.md has a "
+                 f"curl example)   metrics {job.url(c.ingest_port, '/metrics')}")
     if job.units:
         unit = job.units[0].care_unit_id
         lines.append(f"  worklist              {job.url(c.notifier_port, f'/units/{unit}/worklist')}  (one page per unit; "

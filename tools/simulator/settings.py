@@ -1,7 +1,7 @@
 """The simulator's realism knobs, with their defaults and where each default comes from.
 
 Every number here is an ASSUMPTION of the synthetic region, not a fact about a real one: the
-sources (seeds 001–004, the domain brief) give the goals and rules but not these distributions.
+sources (seeds 001–004, docs/domain.md) give the goals and rules but not these distributions.
 They are chosen to look like a Swedish region "today" and can be overridden per preset or per run
 (``SimSettings(...)`` / ``dataclasses.replace``).
 

@@ -1,6 +1,6 @@
 """The continuity worker: stream processor + HTTP API + metrics + daily timer + snapshots, one process.
 
-Consumption is batch-wise (aiokafka ``getmany``), not per event: see the README for why the
+Consumption is batch-wise (aiokafka ``getmany``), not per event: see docs/adr/0001 for why the
 hot path does not iterate a faust stream (faust's per-event iteration alone caps below the
 10 000 events/s target on this hardware). The semantics follow the faust pitfalls list:
 one consumer task (no concurrency), every failure of a message dead-lettered and the

@@ -1,6 +1,6 @@
 """Alert texts in Swedish: email (text + HTML) and a Teams Workflows Adaptive Card (pure).
 
-Email and Teams are not approved channels for patient data (domain brief §6, P2). A message
+Email and Teams are not approved channels for patient data (docs/domain.md §6, P2). A message
 therefore carries only the unit's name, what the patients lack (a fast läkarkontakt, or — where
 the region requires one for RUB high-need patients — a fast vårdkontakt), counts by kind, cause
 and by RUB/SÄBO, the age of the oldest

@@ -220,6 +220,25 @@ async def test_F6_unit_lists_show_size_capacity_free_capacity_and_rub_weighted_l
     assert other.status_code == 403
 
 
+async def test_a_doctors_list_is_named_by_the_rosters_practitioner_name_and_follows_a_change(listing):
+    await listing.given_region()
+    named = "SE2321000016-L004"
+    await listing.fact("practitioner_role.started.v1", role_started("role-named", named, UNIT_A,
+                                                                     practitioner_name="Karin Lind"))
+
+    async def names() -> dict[str, str]:
+        response = await listing.client.get(f"/units/{UNIT_A}/lists",
+                                            headers=listing.token(Role.VERKSAMHETSCHEF, (UNIT_A,)))
+        return {x["practitioner_id"]: x["display_name"] for x in response.json()["lists"] if x["practitioner_id"]}
+
+    before = await names()
+    assert before[named] == "Karin Lind"
+    assert DOCTOR_1 in before[DOCTOR_1], "a role without a name: the unit's name and the HSA-id, as before"
+    await listing.fact("practitioner_role.changed.v1", role_started("role-named", named, UNIT_A, fte=0.8,
+                                                                     practitioner_name="Karin Lind Ek"))
+    assert (await names())[named] == "Karin Lind Ek"
+
+
 async def test_L1_two_concurrent_listings_of_the_same_person_exactly_one_wins(listing):
     await listing.given_region()
     key = await listing.given_person()

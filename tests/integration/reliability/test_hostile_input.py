@@ -2,7 +2,7 @@
 published to the input topics of the running consumers. Every bad message must be in a DLQ with a
 reason, every good one processed (counted), and no service may crash or restart.
 
-The suite runs FLK_RELIABILITY_HOSTILE_EVENTS messages (default 2 000); the README's figure is
+The suite runs FLK_RELIABILITY_HOSTILE_EVENTS messages (default 2 000); the figure in docs/reliability.md is
 the full 10 000: `FLK_RELIABILITY_HOSTILE_EVENTS=10000 pytest tests/integration/reliability/test_hostile_input.py -s`.
 """
 from __future__ import annotations

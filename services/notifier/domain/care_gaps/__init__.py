@@ -1,7 +1,7 @@
 """Care-gap detection: the pure rules (no I/O).
 
 A *care gap* (vårdlucka) is a patient with a large care need who is listed at a care unit
-(vårdcentral) and has no real fast läkarkontakt (FLK) there (domain brief §6, F3, F7, F8, P1):
+(vårdcentral) and has no real fast läkarkontakt (FLK) there (docs/domain.md §6, F3, F7, F8, P1):
 
 * the patient qualifies when the **latest** risk assessment has ``rub >= policy.rub_threshold``
   (RUB 4–5 by default; assessments are versioned by ``computed_at``, a late older one never
