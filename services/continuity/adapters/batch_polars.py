@@ -35,6 +35,7 @@ k²/2⁶⁵ for a patient with k visits) would count once there and twice here.
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -75,9 +76,8 @@ PY_WHITESPACE = (
 #: ``date.toordinal()`` of 1970-01-01 (Polars dates count days from it).
 EPOCH_ORDINAL = 719_163
 BLOCK_BYTES = 64 << 20
-_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_DATE_ONLY = rf"^{_DATE}$"
-_DATE_TIME = rf"^{_DATE}[T ][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}})?$"
+#: The shapes Polars parses: YYYY-MM-DD, optionally with [T ]HH:MM[:SS] (local wall-clock time).
+_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2})?)?$"
 
 
 class Unsupported(Exception):
@@ -113,7 +113,7 @@ def _blocks(path: Path) -> Iterator[bytes]:
                 raise Unsupported("the file has double quotes")
             if b"\x00" in block:
                 raise Unsupported("the file has a NUL byte")
-            if block.count(b"\r") != block.count(b"\r\n"):
+            if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
                 raise Unsupported("the file has a carriage return that does not end a line")
             yield block
 
@@ -178,22 +178,29 @@ def _time_checked(text: str) -> bool:
     return True
 
 
-def _stamp_expr(name: str) -> pl.Expr:
-    """Seconds (date ordinal × 86 400 + local second of day) of the common shapes; null otherwise."""
+def _with_stamp(frame: pl.DataFrame, name: str, alias: str) -> pl.DataFrame:
+    """``frame`` with ``alias``: seconds (date ordinal × 86 400 + local second of day) of ``name`` in the
+    common shapes, null for any other text (which the caller maps through the pure parser)."""
     col = pl.col(name)
-    day = col.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    hour = col.str.slice(11, 2).cast(pl.Int64, strict=False)
-    minute = col.str.slice(14, 2).cast(pl.Int64, strict=False)
-    second = pl.when(col.str.len_bytes() == 19).then(col.str.slice(17, 2).cast(pl.Int64, strict=False)).otherwise(0)
-    ordinal = day.cast(pl.Int64) + EPOCH_ORDINAL
-    in_range = (col.str.slice(0, 4) != "0000") & day.is_not_null()
-    date_only = col.str.contains(_DATE_ONLY)
-    date_time = col.str.contains(_DATE_TIME) & (hour < 24) & (minute < 60) & (second < 60)
-    return (
-        pl.when(in_range & date_only).then(ordinal * SECONDS_PER_DAY)
-        .when(in_range & date_time).then(ordinal * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second)
-        .otherwise(None)
+    parts = frame.select(
+        col.str.contains(_SHAPE).alias("shape"),
+        (col.str.len_bytes() == 10).alias("date_only"),
+        col.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias("day"),
+        (col.str.slice(0, 4) == "0000").alias("year_0"),
+        *(col.str.slice(at, 2).cast(pl.Int64, strict=False).fill_null(0).alias(unit)
+          for at, unit in ((11, "h"), (14, "m"), (17, "s"))),
     )
+    valid = (
+        pl.col("shape") & pl.col("day").is_not_null() & ~pl.col("year_0")
+        & (pl.col("date_only") | ((pl.col("h") < 24) & (pl.col("m") < 60) & (pl.col("s") < 60)))
+    )
+    stamp = parts.select(
+        pl.when(valid).then(
+            (pl.col("day").cast(pl.Int64) + EPOCH_ORDINAL) * SECONDS_PER_DAY
+            + pl.col("h") * 3600 + pl.col("m") * 60 + pl.col("s")
+        ).alias(alias)
+    )
+    return frame.with_columns(stamp.to_series())
 
 
 def _read_visits(
@@ -259,31 +266,34 @@ def _parse_block(
     """(good rows, rows the pure parser accepted after a vectorised check failed, data rows, cancelled)."""
     text = pl.col("text")
     # csv yields [] for an empty line and read_extract skips rows whose cells are all blank
-    lines = lines.filter(text.str.replace_all(",", "", literal=True).str.strip_chars(PY_WHITESPACE) != "")
+    lines = lines.filter(text.str.contains(f"[^,{re.escape(PY_WHITESPACE)}]"))
     wanted = (*REQUIRED_COLUMNS, "contact_type", "cancelled_at", "cancel_reason")
-    last = max(columns[name] for name in wanted if name in columns)
-    fields = text.str.split_exact(",", last)  # fields after the last one read are not split off
+    enough = len(columns) - 1  # a row needs as many fields as the header has names
+    last = max(enough, *(columns[name] for name in wanted if name in columns))
+    # split_exact leaves the text after field `last` unsplit, and null fields where a row is short
+    fields = lines.select("line", "text", text.str.split_exact(",", last).alias("f")).unnest("f")
+    # Polars' own strip_chars() strips what str.strip() does except U+001C..U+001F
+    odd_space = fields.get_column("text").str.contains("[\x1c-\x1f]").any()
 
     def cell(name: str) -> pl.Expr:
         index = columns.get(name)
         if index is None:
-            return pl.lit("", dtype=pl.String)
-        return fields.struct.field(f"field_{index}").str.strip_chars(PY_WHITESPACE).fill_null("")
+            return pl.lit("", dtype=pl.String).alias(name)
+        field = pl.col(f"field_{index}")
+        return (field.str.strip_chars(PY_WHITESPACE) if odd_space else field.str.strip_chars()).fill_null("").alias(name)
 
-    raw = lines.select(
-        "line",
-        "text",
-        (text.str.count_matches(",", literal=True) + 1).alias("n_fields"),
-        *(cell(name).alias(name) for name in wanted),
+    raw = fields.select("line", "text", pl.col(f"field_{enough}").is_not_null().alias("enough"), *map(cell, wanted))
+    raw = _with_stamp(raw, "occurred_at", "stamp")
+    cancels = raw.filter(pl.col("cancelled_at") != "").select("line", "cancelled_at")
+    cancels = _with_stamp(cancels, "cancelled_at", "cancel_stamp")
+    odd_cancels = cancels.filter(pl.col("cancel_stamp").is_null())
+    odd_cancels = odd_cancels.filter(
+        ~_mapped(pl.col("cancelled_at"), odd_cancels.get_column("cancelled_at"), _time_checked, pl.Boolean).fill_null(False)
     )
-    stamp = _stamp_expr("occurred_at")
-    raw = raw.with_columns(stamp.alias("stamp"), _stamp_expr("cancelled_at").is_not_null().alias("cancel_ok"))
+    raw = raw.with_columns((~pl.col("line").is_in(odd_cancels.get_column("line").implode())).alias("cancel_ok"))
     odd_times = raw.filter(pl.col("stamp").is_null() & (pl.col("occurred_at") != "")).get_column("occurred_at")
-    odd_cancels = raw.filter(~pl.col("cancel_ok") & (pl.col("cancelled_at") != "")).get_column("cancelled_at")
     raw = raw.with_columns(
         pl.col("stamp").fill_null(_mapped(pl.col("occurred_at"), odd_times, _time_stamp, pl.Int64)),
-        ((pl.col("cancelled_at") == "") | pl.col("cancel_ok")
-         | _mapped(pl.col("cancelled_at"), odd_cancels, _time_checked, pl.Boolean).fill_null(False)).alias("cancel_ok"),
         _mapped(pl.col("patient_id"), raw.get_column("patient_id").filter(raw.get_column("patient_id") != ""),
                 keys.of_cell, pl.Int64, keys.raw).alias("patient"),
         _mapped(pl.col("profession"), raw.get_column("profession"), lambda p: _flags(p, settings), pl.Int8).alias("flags"),
@@ -291,7 +301,7 @@ def _parse_block(
                 lambda c: c == "" or normalise_code(c) in settings.contact_types, pl.Boolean).alias("type_counts"),
     )
     checked = (
-        (pl.col("n_fields") >= len(columns))
+        pl.col("enough")
         & ((pl.col("cancel_reason") == "") | pl.col("cancel_reason").is_in(CANCEL_REASONS))
         & pl.col("patient").is_not_null()
         & pl.all_horizontal(*(pl.col(c) != "" for c in REQUIRED_COLUMNS))
@@ -337,16 +347,19 @@ def _flags(profession: str, settings: ContinuitySettings) -> int:
 
 
 def _stats(counted: pl.DataFrame, flag: int, prefix: str) -> pl.DataFrame:
-    """Per patient: n, Σ n_i², max n_i, distinct providers, same-provider pairs, visits with an FLK."""
-    visits = counted.filter((pl.col("flags") & flag) > 0).sort("patient", "stamp", "line")
-    same = (pl.col("practitioner") == pl.col("practitioner").shift(1)) & (pl.col("patient") == pl.col("patient").shift(1))
+    """Per patient: n, Σ n_i², max n_i, distinct providers, same-provider pairs, visits with an FLK.
+
+    ``counted`` is in (patient, time, line) order with ``provider`` an integer code of the practitioner.
+    """
+    visits = counted.filter((pl.col("flags") & flag) > 0)
+    same = (pl.col("provider") == pl.col("provider").shift(1)) & (pl.col("patient") == pl.col("patient").shift(1))
     per_patient = visits.with_columns(same.fill_null(False).alias("same")).group_by("patient").agg(
         pl.len().alias(f"{prefix}n"),
         pl.col("same").sum().alias(f"{prefix}same"),
         pl.col("with_flk").sum().alias(f"{prefix}flk"),
     )
     per_provider = (
-        visits.group_by("patient", "practitioner").agg(pl.len().alias("c"))
+        visits.group_by("patient", "provider").agg(pl.len().alias("c"))
         .group_by("patient").agg(
             (pl.col("c") * pl.col("c")).sum().alias(f"{prefix}sum_sq"),
             pl.col("c").max().alias(f"{prefix}top"),
@@ -410,8 +423,11 @@ def compute_indices_polars(
         counted = counted.join(listing_frame, on="patient", how="left").filter(
             pl.col("unit").is_null() | (pl.col("care_unit") == pl.col("unit"))
         )
-    counted = counted.join(flk_frame, on=["patient", "practitioner"], how="left").with_columns(
-        pl.col("with_flk").fill_null(0)
+    counted = (
+        counted.join(flk_frame, on=["patient", "practitioner"], how="left")
+        .select("patient", "stamp", "line", "flags", pl.col("with_flk").fill_null(0),
+                pl.col("practitioner").cast(pl.Categorical).to_physical().alias("provider"))
+        .sort("patient", "stamp", "line")
     )
     stats = _stats(counted, COUNTS_FOR_DOCTOR, "d_").join(_stats(counted, COUNTS_FOR_TOTAL, "t_"), on="patient", how="full",
                                                           coalesce=True)
