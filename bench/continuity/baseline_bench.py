@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from stdnum import luhn  # noqa: E402
 
-from flk.security.pseudonym import PersonId, patient_key  # noqa: E402
+from flk.security.pseudonym import PersonId, parse_person_id, patient_key  # noqa: E402
+from services.continuity.adapters.visit_extract import platform_pseudonym_key  # noqa: E402
 
 AS_OF = "2026-03-15"
 UNITS = [f"SE2321000016-VC{i:03d}" for i in range(40)]
@@ -59,14 +60,16 @@ def write_extract(directory: Path, visits: int, patients: int, seed: int = 1) ->
     start = datetime(2024, 3, 1)
     span = int((datetime(2026, 4, 1) - start).total_seconds() // 60)
     visits_path, listings_path = directory / "visits.csv", directory / "listings.csv"
-    with listings_path.open("w", encoding="utf-8") as out:
+    secret = platform_pseudonym_key()
+    with listings_path.open("w", encoding="utf-8") as out:  # listings carry the patient key (see docs/benchmarks.md)
         out.write("patient_id,care_unit_id,fast_lakarkontakt_id\n")
         for i in range(patients):
             if i % 10 == 9:
                 continue  # unlisted
-            out.write(f"{ids[i]},{home[i]},{staff[home[i]][i % 5]}\n")
+            pk = patient_key(parse_person_id(ids[i]), secret) if i % 4 == 0 else ids[i]
+            out.write(f"{pk},{home[i]},{staff[home[i]][i % 5]}\n")
             if i % 10 == 3:
-                out.write(f"{ids[i]},{home[i]},{staff[home[i]][(i + 1) % 5]}\n")
+                out.write(f"{pk},{home[i]},{staff[home[i]][(i + 1) % 5]}\n")
     with visits_path.open("w", encoding="utf-8") as out:
         out.write(HEADER)
         lines = []
@@ -106,12 +109,14 @@ def write_extract(directory: Path, visits: int, patients: int, seed: int = 1) ->
     return visits_path, listings_path
 
 
-def run_engine(engine: str, visits: Path, listings: Path, out: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stderr's summary line) of one CLI run."""
+def run_engine(engine: str, visits: Path, listings: Path, out: Path) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds (user + system, all threads), peak RSS in MB, stderr's summary line) of one
+    CLI run."""
     code = ("import resource, sys\nfrom services.continuity.entrypoints.cli import continuity\n"
             "try:\n    continuity(prog_name='flk continuity')\nfinally:\n"
             "    print(f'peak_rss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with out.open("wb") as stdout:
         done = subprocess.run(
@@ -120,12 +125,14 @@ def run_engine(engine: str, visits: Path, listings: Path, out: Path) -> tuple[fl
             stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, check=False,
         )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if done.returncode not in (0, 1):
         sys.exit(f"{engine} failed:\n{done.stderr[-2000:]}")
     err = done.stderr.splitlines()
     rss = next(int(x.split("=")[1]) for x in err if x.startswith("peak_rss_kb=")) / 1024
     summary = next(x for x in err if x.startswith("continuity indices as of"))
-    return wall, rss, summary
+    return wall, cpu, rss, summary
 
 
 def digest(path: Path) -> str:
@@ -151,14 +158,16 @@ def main() -> None:
         results = {}
         for engine in args.engines.split(","):
             out = directory / f"{engine}.jsonl"
-            wall, rss, summary = run_engine(engine, visits, listings, out)
-            results[engine] = (wall, digest(out))
-            print(f"  {engine:7s} {wall:7.2f} s  {args.visits / wall:>10,.0f} visits/s  peak {rss:,.0f} MB  "
-                  f"load {os.getloadavg()[0]:.2f}  stdout sha256 {results[engine][1]}")
+            wall, cpu, rss, summary = run_engine(engine, visits, listings, out)
+            results[engine] = (wall, digest(out), cpu)
+            print(f"  {engine:7s} wall {wall:7.2f} s ({args.visits / wall:>9,.0f} visits/s)  CPU {cpu:6.2f} s "
+                  f"({args.visits / cpu:>9,.0f} visits/CPU-s)  peak {rss:,.0f} MB  load {os.getloadavg()[0]:.2f}  "
+                  f"stdout sha256 {results[engine][1]}")
             print(f"          {summary}")
         if "pure" in results and "polars" in results:
             same = results["pure"][1] == results["polars"][1]
-            print(f"  polars / pure: {results['pure'][0] / results['polars'][0]:.1f}x faster; "
+            print(f"  polars / pure: {results['pure'][0] / results['polars'][0]:.1f}x faster wall, "
+                  f"{results['pure'][2] / results['polars'][2]:.1f}x less CPU; "
                   f"stdout {'IDENTICAL' if same else 'DIFFERENT'}")
             if not same:
                 sys.exit(1)
@@ -170,9 +179,9 @@ def main() -> None:
             visits, listings = write_extract(directory, args.large, patients, seed=2)
             print(f"large extract: {args.large:,} visit rows, {patients:,} patients, "
                   f"{visits.stat().st_size / 1e6:.0f} MB, written in {time.perf_counter() - t:.1f} s")
-            wall, rss, summary = run_engine("polars", visits, listings, directory / "large.jsonl")
-            print(f"  polars  {wall:7.2f} s  {args.large / wall:>10,.0f} visits/s  peak {rss:,.0f} MB  "
-                  f"load {os.getloadavg()[0]:.2f}")
+            wall, cpu, rss, summary = run_engine("polars", visits, listings, directory / "large.jsonl")
+            print(f"  polars  wall {wall:7.2f} s ({args.large / wall:>9,.0f} visits/s)  CPU {cpu:6.2f} s "
+                  f"({args.large / cpu:>9,.0f} visits/CPU-s)  peak {rss:,.0f} MB  load {os.getloadavg()[0]:.2f}")
             print(f"          {summary}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
