@@ -155,3 +155,22 @@ def test_the_engines_strip_exactly_what_python_strips() -> None:
     import sys
 
     assert PY_WHITESPACE == "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def test_a_file_read_in_many_blocks_gives_the_same_lines_numbers_and_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.continuity.adapters.batch_polars as batch_polars
+
+    rows = [f"p{i % 7},v{i % 50},{'ABC'[i % 3]},läkare,U1,2025-0{1 + i % 6}-1{i % 10}" for i in range(120)]
+    rows[33] = "p1,v99,A,läkare,U1,2025-02-30"  # a bad row in a later block
+    rows[80] = ""
+    visits = tmp_path / "v.csv"
+    visits.write_text("patient_id,visit_id,practitioner_id,profession,care_unit_id,occurred_at\n" + "\n".join(rows) + "\n")
+    listings = tmp_path / "l.csv"
+    listings.write_text("patient_id,care_unit_id,fast_lakarkontakt_id\np1,U1,A\n")
+    monkeypatch.setattr(batch_polars, "BLOCK_BYTES", 100)  # about two rows a block
+    pure, fast = both(visits, listings, "--as-of", "2025-06-30")
+    assert HANDED_OVER not in fast.stderr
+    assert f"{visits}:35: skipped: bad occurred_at '2025-02-30'" in fast.stderr
+    assert (fast.stdout_bytes, fast.stderr, fast.exit_code) == (pure.stdout_bytes, pure.stderr, pure.exit_code)
