@@ -41,7 +41,7 @@ HEADER = "patient_id,visit_id,practitioner_id,profession,care_unit_id,occurred_a
 
 
 def person_number(i: int) -> str:
-    birth = datetime(1940, 1, 1) + timedelta(days=i % 25_000)
+    birth = datetime(1940, 1, 1) + timedelta(days=i // 1000)  # unique for i < 25 M
     body = f"{birth:%y%m%d}{i % 1000:03d}"
     return f"{birth.year // 100}{body}{luhn.calc_check_digit(body)}"
 

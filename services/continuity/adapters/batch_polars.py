@@ -62,7 +62,11 @@ from services.continuity.domain.patient import (
     PatientIndices,
     visit_stamp,
 )
-from services.continuity.domain.settings import ContinuitySettings, Scope, normalise_code
+from services.continuity.domain.settings import (
+    ContinuitySettings,
+    Scope,
+    normalise_code,
+)
 from services.continuity.domain.window import window_bounds
 
 __all__ = ["Unsupported", "VisitTotals", "compute_indices_polars"]
@@ -107,8 +111,7 @@ def _blocks(path: Path) -> Iterator[bytes]:
                 block += handle.readline()
             if first:
                 first = False
-                if block.startswith(codecs.BOM_UTF8):
-                    block = block[len(codecs.BOM_UTF8):]
+                block = block.removeprefix(codecs.BOM_UTF8)
             if b'"' in block:
                 raise Unsupported("the file has double quotes")
             if b"\x00" in block:

@@ -160,7 +160,7 @@ def test_the_engines_strip_exactly_what_python_strips() -> None:
 def test_a_file_read_in_many_blocks_gives_the_same_lines_numbers_and_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import services.continuity.adapters.batch_polars as batch_polars
+    from services.continuity.adapters import batch_polars
 
     rows = [f"p{i % 7},v{i % 50},{'ABC'[i % 3]},läkare,U1,2025-0{1 + i % 6}-1{i % 10}" for i in range(120)]
     rows[33] = "p1,v99,A,läkare,U1,2025-02-30"  # a bad row in a later block
