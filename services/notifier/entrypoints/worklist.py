@@ -1,8 +1,10 @@
 """The unit worklist: server-rendered HTML in Swedish (works without JavaScript).
 
 Routes (on the notifier's app, port 8083):
-* ``GET /login``, ``POST /login`` — staff paste their platform bearer token; it is kept in an
-  HttpOnly, SameSite=Strict cookie (an ``Authorization: Bearer`` header works as well).
+* ``GET /login``, ``POST /login`` — staff sign in at the region's identity provider when one is
+  configured (services/notifier/entrypoints/sign_in.py), or, in development, paste a bearer token;
+  the token is kept in an HttpOnly, SameSite=Strict cookie (an ``Authorization: Bearer`` header
+  works as well).
 * ``GET /`` — links to the worklists of the units the token names.
 * ``GET /units/{unit}/worklist`` — the unit (by name) and its patients with open care gaps (name and
   personnummer for the unit's own staff, the pseudonymous key for protected identities and region
@@ -34,7 +36,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from flk.security.access import may_read_unit_patients
 from flk.security.audit import AuditRecord
-from flk.security.tokens import InvalidToken, Principal, verify_token
+from flk.security.tokens import InvalidToken, Principal, verify_token_async
 from flk.security.vault import IdentityVault
 from services.notifier.adapters import worklist_store
 from services.notifier.adapters.listing_client import (
@@ -144,8 +146,13 @@ class WorklistPages:
         cookie = request.cookies.get(SESSION_COOKIE)
         return (cookie, "cookie") if cookie else (None, "")
 
-    def principal(self, token: str) -> Principal:
-        return verify_token(self.settings.platform, token)
+    async def principal(self, token: str) -> Principal:
+        return await verify_token_async(self.settings.platform, token)
+
+    def login_page(self, request: Request, status: int = 200, next: str = "/", error: str | None = None) -> HTMLResponse:
+        return self.page(request, "login.html", status, next=next, error=error,
+                         provider_login=self.settings.worklist_sign_in_by_provider,
+                         token_login=self.settings.worklist_token_login_enabled)
 
     @staticmethod
     def request_id(request: Request) -> str:
@@ -218,21 +225,23 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
     @app.get("/login", include_in_schema=False)
     async def login_form(request: Request, next: str = "/", fel: str | None = None) -> Response:
         error = LOGIN_ERRORS.get(fel or "")
-        return pages.page(request, "login.html", next=safe_next_path(next, "/"), error=error)
+        return pages.login_page(request, next=safe_next_path(next, "/"), error=error)
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request, token: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
                     next: Annotated[str, Form()] = "/") -> Response:
         target = safe_next_path(next, "/")
+        if not settings.worklist_token_login_enabled:
+            return pages.login_page(request, 404, next=target)
         if not csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
             pages.probe(request, "notifier.worklist.login", "csrf_failed")
-            return pages.page(request, "login.html", 400, next=target,
-                              error="Inloggningsformuläret kunde inte verifieras. Försök igen.")
+            return pages.login_page(request, 400, next=target,
+                                    error="Inloggningsformuläret kunde inte verifieras. Försök igen.")
         try:
-            principal = pages.principal(token.strip())
+            principal = await pages.principal(token.strip())
         except InvalidToken as exc:
             pages.probe(request, "notifier.worklist.login", "invalid_token")
-            return pages.page(request, "login.html", 401, next=target, error=f"Token kunde inte verifieras ({exc}).")
+            return pages.login_page(request, 401, next=target, error=f"Token kunde inte verifieras ({exc}).")
         response = pages.redirect(target)
         response.set_cookie(SESSION_COOKIE, token.strip(), httponly=True, samesite="strict",
                             secure=pages.secure_cookies(request), path="/")
@@ -254,7 +263,7 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
         if token is None:
             return pages.to_login(request)
         try:
-            principal = pages.principal(token)
+            principal = await pages.principal(token)
         except InvalidToken:
             return pages.to_login(request, expired=True)
         units = sorted(principal.units)
@@ -270,11 +279,11 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
         if token is None:
             return pages.to_login(request)
         try:
-            principal = pages.principal(token)
+            principal = await pages.principal(token)
         except InvalidToken as exc:
             if source == "header":
-                return pages.page(request, "login.html", 401, next=request.url.path,
-                                  error=f"Token kunde inte verifieras ({exc}).")
+                return pages.login_page(request, 401, next=request.url.path,
+                                        error=f"Token kunde inte verifieras ({exc}).")
             return pages.to_login(request, expired=True)
         if not may_read_unit_patients(principal, unit_id):
             return await pages.deny(request, principal, ACTION_VIEW, unit_id)
@@ -289,7 +298,7 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
         if token is None:
             return pages.to_login(request)
         try:
-            principal = pages.principal(token)
+            principal = await pages.principal(token)
         except InvalidToken:
             return pages.to_login(request, expired=True)
         if source == "cookie" and not csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
