@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from flk.infra.settings import InfraSettings
+from tools.infra.settings import InfraSettings
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +24,8 @@ def infra_settings() -> InfraSettings:
 @pytest.fixture(scope="session")
 def infra(infra_settings: InfraSettings) -> InfraSettings:
     """Kafka and PostgreSQL, started by the project's own code if they are not running."""
-    from flk.infra.kafka import Kafka
-    from flk.infra.postgres import Postgres
+    from tools.infra.kafka import Kafka
+    from tools.infra.postgres import Postgres
 
     if os.environ.get("FLK_TEST_SKIP_INFRA_UP") != "1":
         Kafka(infra_settings).up()
@@ -83,10 +83,32 @@ async def fresh_database(infra: InfraSettings) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def migrated_database(fresh_database: str) -> str:
-    from flk.db.migrate import migrate
+    from tools.migrations import migrate
 
     await migrate(fresh_database)
     return fresh_database
+
+
+@pytest.fixture(scope="session")
+def identity_provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Keycloak with the realm file's realms (tests/support/keycloak.py), once per session; stopped
+    at its end. Its start time is printed in the session's summary (CI's log shows it)."""
+    from tests.support.keycloak import start_local_provider
+
+    provider = start_local_provider(tmp_path_factory.mktemp("keycloak"))
+    line = f"keycloak: {provider.start_note}; ready with its realms in {provider.start_s:.1f}s"
+    request.config.stash[KEYCLOAK_START] = line  # printed in the session's summary
+    yield provider
+    if provider.owned:
+        provider.keycloak.down()
+
+
+KEYCLOAK_START = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ANN001
+    if KEYCLOAK_START in config.stash:
+        terminalreporter.write_line(config.stash[KEYCLOAK_START])
 
 
 async def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0) -> list:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from flk.api import install_platform, platform_lifespan
+from services.notifier.adapters.backlog import notifier_backlog
 from flk.security.audit import AuditRecord
 from flk.security.fastapi import AccessGuard, access_guard
 from flk.security.tokens import Role
@@ -22,6 +22,7 @@ from services.notifier.adapters import alert_store
 from services.notifier.adapters.listing_client import ListingClient
 from services.notifier.adapters.metrics import PrometheusProbe
 from services.notifier.domain.alerts import summarize
+from services.notifier.entrypoints.sign_in import install_sign_in
 from services.notifier.entrypoints.worklist import install_worklist
 from services.notifier.service_layer.routing import build_routing, set_routing
 from services.notifier.settings import NotifierSettings
@@ -74,13 +75,11 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
         return close
 
     app = FastAPI(title="flk notifier", lifespan=platform_lifespan(settings.platform, start_workers))
-    install_platform(app, settings.platform)
+    install_platform(app, settings.platform, backlog=lambda app: notifier_backlog(app.state.db), metrics=probe.registry)
     app.state.probe = probe
     worklist = install_worklist(app, settings)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(probe.registry), media_type=CONTENT_TYPE_LATEST)
+    if settings.worklist_sign_in_by_provider:
+        install_sign_in(app, worklist)
 
     @app.get("/units/{unit_id}/care-gaps/summary")
     async def gap_summary(unit_id: str, request: Request,
