@@ -8,7 +8,9 @@ plain records. Per batch:
 2. group the valid events by (partition, patient key), in offset order;
 3. per patient: decode the record once, apply every event (pure handlers), compute the
    indices once, encode once (**per-key coalescing**: N events for a patient in a batch
-   cost one decode, one recompute, one encode and one store write);
+   cost one decode, one recompute, one encode and one store write); a patient whose batch holds only
+   visits is updated on the encoded record itself (``hot_visits.py``: the same bytes, events and
+   summary as the reference way, property-tested), anything else goes the reference way;
 4. an ``indices_changed`` event only when the indices (or the listing unit) differ from the
    last one emitted for the patient (a fingerprint kept in the record).
 
