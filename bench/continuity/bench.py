@@ -107,7 +107,7 @@ async def run(args, mine: Throwaway) -> dict:
     # (b) this worker
     from flk.security.tokens import Role, issue_token
     from flk.settings import PlatformSettings
-    from services.continuity.entrypoints.worker import ContinuityWorker
+    from services.continuity.bootstrap import ContinuityWorker
     from services.continuity.settings import ContinuityServiceSettings
 
     from tools.migrations import migrate

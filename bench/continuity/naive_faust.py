@@ -19,7 +19,7 @@ import orjson
 
 from flk.events.envelope import read_record
 from flk.events.registry import registry
-from services.continuity.domain.codec import decode_state, encode_state
+from services.continuity.adapters.state_codec import decode_state, encode_state
 from services.continuity.domain.patient import EMPTY_STATE, Visit, record_visit
 from services.continuity.domain.settings import ContinuitySettings
 

@@ -1,7 +1,7 @@
-"""Pure continuity-of-care domain: indices, window, per-patient state, codec (no I/O)."""
+"""Pure continuity-of-care domain: indices, window, per-patient state (no I/O; the state's binary codec is
+``services.continuity.adapters.state_codec``)."""
 from __future__ import annotations
 
-from .codec import decode_state, encode_state
 from .indices import IndexSet, coc, hhi, index_set, kpc, mmci, secon, upc
 from .patient import (
     EMPTY_STATE,
@@ -35,8 +35,6 @@ __all__ = [
     "cancel_visit",
     "coc",
     "compute_indices",
-    "decode_state",
-    "encode_state",
     "hhi",
     "in_window",
     "index_set",

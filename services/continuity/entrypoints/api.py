@@ -11,7 +11,7 @@ from datetime import date
 from typing import Annotated, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from flk.api import install_platform, platform_lifespan
 from flk.security.access import may_read_unit
@@ -29,9 +29,11 @@ class IndexReader(Protocol):
     def unit_aggregates(self, unit_id: str): ...
 
 
-def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> FastAPI:
+def create_app(settings: ContinuityServiceSettings, reader: IndexReader,
+               metrics: CollectorRegistry | None = None) -> FastAPI:
+    """The API over a worker's tables (``reader``); ``/metrics`` serves the worker's registry."""
     app = FastAPI(title="flk continuity", lifespan=platform_lifespan(settings.platform))
-    install_platform(app, settings.platform, metrics=REGISTRY)  # the worker's metrics are module-level (prometheus_client's default registry)
+    install_platform(app, settings.platform, metrics=metrics)
 
     @app.get("/patients/{patient_key}/continuity")
     async def patient_continuity(patient_key: str, guard: Annotated[AccessGuard, Depends(access_guard)]) -> dict:

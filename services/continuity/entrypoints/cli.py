@@ -4,7 +4,7 @@ The batch feeds every visit through the same pure per-patient functions as the
 stream worker (``record_visit``, ``set_listing``, ``compute_indices``), so both
 give the same numbers on the same input.  Memory stays bounded: rows are read
 in chunks and each patient's state is kept encoded (a few hundred bytes, see
-``services.continuity.domain.codec``); rows themselves are never held.
+``services.continuity.adapters.state_codec``); rows themselves are never held.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import IO
 import click
 import orjson
 
-from services.continuity.domain.codec import decode_state, encode_state
+from services.continuity.adapters.state_codec import decode_state, encode_state
 from services.continuity.domain.patient import (
     EMPTY_STATE,
     PatientState,
@@ -354,7 +354,7 @@ def worker(store: str | None, data_dir: Path | None, as_of: datetime | None) -> 
     Settings come from FLK_CONTINUITY_* and FLK_* environment variables (see
     services/continuity/settings.py); SIGTERM/SIGINT stop it cleanly.
     """
-    from services.continuity.entrypoints.worker import run_worker
+    from services.continuity.bootstrap import run_worker
     from services.continuity.settings import ContinuityServiceSettings
 
     overrides: dict[str, object] = {}

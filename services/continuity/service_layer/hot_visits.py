@@ -22,7 +22,7 @@ import struct
 from datetime import date
 from typing import Any, Mapping, NamedTuple
 
-from services.continuity.domain.codec import CODEC_VERSION, _HEADER as _STATE_HEAD
+from services.continuity.adapters.state_codec import CODEC_VERSION, _HEADER as _STATE_HEAD
 from services.continuity.domain.indices import index_set
 from services.continuity.domain.patient import (
     COUNTS_FOR_DOCTOR, COUNTS_FOR_TOTAL, SECONDS_PER_DAY, PatientIndices, _bounds, _counts_for, visit_digest,

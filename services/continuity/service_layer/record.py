@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from datetime import date
 
-from services.continuity.domain.codec import decode_state, encode_state
+from services.continuity.adapters.state_codec import decode_state, encode_state
 from services.continuity.domain.patient import EMPTY_STATE, PatientState
 
 RECORD_VERSION = 3

@@ -10,7 +10,7 @@ from pathlib import Path
 from flk.events.envelope import make_record
 from flk.events.producer import publish_many
 from flk.settings import PlatformSettings
-from services.continuity.entrypoints.worker import ContinuityWorker
+from services.continuity.bootstrap import ContinuityWorker
 from services.continuity.settings import ContinuityServiceSettings
 from tests.support.builders import DOCTOR_1, UNIT_A, a_visit
 

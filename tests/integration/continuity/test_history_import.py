@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from flk.settings import DEV_PSEUDONYM_KEY
 from tools.simulator.generate import personnummer12
-from services.continuity.adapters.metrics import CHANGED
 from services.continuity.entrypoints.cli import continuity
 from services.continuity.entrypoints.ehr_import import ehr
 
@@ -99,7 +98,7 @@ async def test_after_importing_an_extract_the_stream_equals_the_baseline_cli_and
         await eventually(lambda: worker.processed_events >= expected_events, timeout_s=30)
         stream = {key.decode(): worker.processor.patient(key.decode())[1].to_json_dict()
                   for p in worker.store.partitions for key, _ in worker.store.items(p)}
-        changed_before = CHANGED._value.get()
+        changed_before = worker.probe.changed_total()
 
         again = await _invoke(ehr, ["import", str(path), "--region-code", "19"], env)
         assert again.exit_code == 0, again.output
@@ -107,7 +106,7 @@ async def test_after_importing_an_extract_the_stream_equals_the_baseline_cli_and
         await asyncio.sleep(0.5)
         stream_again = {key.decode(): worker.processor.patient(key.decode())[1].to_json_dict()
                         for p in worker.store.partitions for key, _ in worker.store.items(p)}
-        assert CHANGED._value.get() == changed_before   # no indices_changed event: nothing counted twice
+        assert worker.probe.changed_total() == changed_before   # no indices_changed event: nothing counted twice
     assert stream_again == stream
 
     batch = await _invoke(continuity, ["indices", "--visits", str(path), "--as-of", AS_OF.isoformat(),

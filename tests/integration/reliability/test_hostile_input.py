@@ -16,7 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from flk.events.producer import new_producer
-from services.continuity.entrypoints.worker import input_topics as continuity_topics
+from services.continuity.bootstrap import input_topics as continuity_topics
 from services.listing.bootstrap import command_topics, fact_topics
 from services.notifier.adapters.inbound import CONSUMED_EVENT_TYPES as NOTIFIER_TYPES
 from services.notifier.bootstrap import consumed_topics as notifier_topics

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.continuity.domain.codec import decode_state, encode_state
+from services.continuity.adapters.state_codec import decode_state, encode_state
 from services.continuity.domain.patient import (
     EMPTY_STATE,
     PatientState,

@@ -11,7 +11,7 @@ import pytest
 
 from services.continuity.adapters.store import MemoryStore
 from services.continuity.domain.settings import ContinuitySettings
-from services.continuity.entrypoints.worker import input_topics
+from services.continuity.bootstrap import input_topics
 from services.continuity.service_layer.aggregates import Summary, aggregate, patient_rows
 from services.continuity.service_layer.handlers import HANDLERS, effective_day
 from services.continuity.service_layer.processor import KNOWN_UNTIL, Processor
@@ -156,7 +156,7 @@ def test_the_record_codec_keeps_the_rub_band_and_when_it_was_assessed():
 def test_a_record_written_before_the_band_was_kept_reads_as_not_assessed():
     import struct
 
-    from services.continuity.domain.codec import encode_state
+    from services.continuity.adapters.state_codec import encode_state
 
     coordinating = DOCTOR_1.encode()
     version_1 = b"".join((struct.pack("<BQBB", 1, 42, 1, len(coordinating)), coordinating,

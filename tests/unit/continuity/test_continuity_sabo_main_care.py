@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from services.continuity.domain.codec import encode_state
+from services.continuity.adapters.state_codec import encode_state
 from services.continuity.domain.settings import ContinuitySettings
 from services.continuity.service_layer.handlers import HANDLERS
 from services.continuity.service_layer.record import (

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import signal
 import time
-from datetime import date, datetime, timezone
+from datetime import date
 
 from flk.events.dlq import send_to_dlq
 from flk.events.producer import new_producer
@@ -26,9 +26,7 @@ from flk.events.registry import registry
 from flk.events.lag import report_group_lag
 from flk.tasks import stop_tasks
 from services.continuity.adapters.unit_register import UnitRegisterReader
-from services.continuity.adapters.metrics import (
-    ADVANCE_SECONDS, AS_OF, SNAPSHOT_AGE, SNAPSHOT_INTERVAL, SNAPSHOT_SECONDS, SNAPSHOTS_DECLINED, Probe,
-)
+from services.continuity.adapters.metrics import Probe
 from services.continuity.adapters.store import PatientStore, open_store
 from services.continuity.service_layer.handlers import CONSUMED_EVENT_TYPES
 from services.continuity.service_layer.processor import BatchOutcome, Processor
@@ -113,7 +111,7 @@ class ContinuityWorker:
         )
         self.consumer.subscribe([self.prefix + t for t in input_topics()], listener=Listener())
         await self.consumer.start()
-        AS_OF.set(datetime.combine(self.processor.as_of, datetime.min.time(), timezone.utc).timestamp())
+        self.probe.as_of(self.processor.as_of)
         self.tasks.append(asyncio.create_task(self._consume(), name="continuity-consume"))
         self.tasks.append(asyncio.create_task(self._timer(), name="continuity-timer"))
         self.tasks.append(asyncio.create_task(self._follow_unit_register(), name="continuity-unit-register"))
@@ -123,15 +121,14 @@ class ContinuityWorker:
         if s.snapshot_enabled:
             # staleness counts from the start until the first snapshot (the alert rule's input)
             self._snapshot_written_at = time.time()
-            SNAPSHOT_INTERVAL.set(s.snapshot_interval_s)
-            SNAPSHOT_AGE.set_function(lambda: time.time() - self._snapshot_written_at)
+            self.probe.snapshots_every(s.snapshot_interval_s, lambda: self._snapshot_written_at)
             self.tasks.append(asyncio.create_task(self._snapshots(), name="continuity-snapshots"))
         if s.api_enabled:
             await self._start_api()
         if s.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(s.metrics_port, addr=s.http_host)
+            start_http_server(s.metrics_port, addr=s.http_host, registry=self.probe.registry)
         log.info("continuity worker started (store %s, as of %s)", s.store, self.processor.as_of)
 
     async def stop(self) -> None:
@@ -171,7 +168,7 @@ class ContinuityWorker:
 
                 return contextlib.nullcontext()
 
-        config = uvicorn.Config(create_app(self.settings, self.processor), host=self.settings.http_host,
+        config = uvicorn.Config(create_app(self.settings, self.processor, metrics=self.probe.registry), host=self.settings.http_host,
                                 port=self.settings.http_port, log_level="warning", lifespan="on")
         self._server = Server(config)
         self.tasks.append(asyncio.create_task(self._server.serve(), name="continuity-api"))
@@ -292,8 +289,8 @@ class ContinuityWorker:
                 out = self.processor.refresh_partition(p)
                 await self._emit(out)
                 self._commit_store(out)
-        AS_OF.set(datetime.combine(day, datetime.min.time(), timezone.utc).timestamp())
-        ADVANCE_SECONDS.observe(time.perf_counter() - started)
+        self.probe.as_of(day)
+        self.probe.advanced(time.perf_counter() - started)
         log.info("advanced every patient to %s", day)
 
     async def snapshot_now(self) -> bool:
@@ -315,13 +312,13 @@ class ContinuityWorker:
                 # `day` (later listings, FLKs, visits, residences), so a snapshot written from it would not
                 # be that day's figures. The stored snapshot of `day` (if any) stands.
                 log.warning("no snapshot of %s written: the state already holds facts dated up to %s", day, known)
-                SNAPSHOTS_DECLINED.inc()
+                self.probe.snapshot_declined()
                 return False
             rows = self.processor.aggregates()
             patients = self.processor.patient_rows()
         await write_snapshot(self._pool, day, rows, region_code=self.settings.region_id,
                              window_months=self.settings.window_months, patients=patients)
-        SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
+        self.probe.snapshot_written(time.perf_counter() - started)
         self._snapshot_written_at = time.time()
         self.probe.tables(*self.processor.table_size())
         return True

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 
-from .patient import PatientState, StoredVisit, Tombstone
+from services.continuity.domain.patient import PatientState, StoredVisit, Tombstone
 
 __all__ = ["encode_state", "decode_state", "CODEC_VERSION"]
 
