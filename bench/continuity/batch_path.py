@@ -21,7 +21,6 @@ import random
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -34,19 +33,10 @@ from flk.events.envelope import make_record  # noqa: E402
 from services.continuity.adapters.store import MemoryStore  # noqa: E402
 from services.continuity.domain.settings import ContinuitySettings  # noqa: E402
 from services.continuity.service_layer.processor import Processor  # noqa: E402
+from tests.support.kafka import ConsumedRecord  # noqa: E402
 
 
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
-    headers: list
-
-
-def records(visits: int, patients: int) -> list[Rec]:
+def records(visits: int, patients: int) -> list[ConsumedRecord]:
     rng = random.Random(1)
     keys = [key(i) for i in range(patients)]
     made = [make_record("listing.started.v1", {
@@ -54,10 +44,10 @@ def records(visits: int, patients: int) -> list[Rec]:
         "started_on": "2024-01-01", "responsibility_from": "2024-01-02", "origin": "active_choice",
         "initiated_by": "person"}, source="bench") for i, pk in enumerate(keys)]
     made += [make_record("visit.recorded.v1", visit(rng, n, rng.choice(keys)), source="bench") for n in range(visits)]
-    return [Rec(r.topic, i % 6, i, r.key, r.value, list(r.headers)) for i, r in enumerate(made)]
+    return [ConsumedRecord(r.topic, i % 6, i, r.key, r.value, list(r.headers)) for i, r in enumerate(made)]
 
 
-def run(recs: list[Rec], *, hot: bool) -> tuple[float, MemoryStore]:
+def run(recs: list[ConsumedRecord], *, hot: bool) -> tuple[float, MemoryStore]:
     store = MemoryStore()
     processor = Processor(ContinuitySettings(), store, date(2026, 3, 15), hot_path=hot)
     for p in range(6):

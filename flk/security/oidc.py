@@ -24,7 +24,7 @@ from typing import Any
 
 import jwt
 
-from flk.security.tokens import InvalidToken, Principal, Role
+from flk.security.tokens import InvalidToken, Principal, Role, decode_claims
 from flk.settings import PlatformSettings
 
 
@@ -169,18 +169,10 @@ class OidcVerifier:
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("token names no signing key (kid)")
         key = self._key_for(kid, may_fetch)
-        try:
-            return jwt.decode(
-                token, key, algorithms=[key.algorithm_name], audience=audience or self.s.oidc_audience,
-                issuer=self.issuer, leeway=self.s.jwt_leeway_s,
-                options={"require": ["exp", "iat", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("token expired") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("token signature is not valid") from None
-        except jwt.InvalidTokenError as exc:
-            raise InvalidToken(f"token not valid: {type(exc).__name__}") from None
+        return decode_claims(
+            token, key, algorithms=[key.algorithm_name], audience=audience or self.s.oidc_audience,
+            issuer=self.issuer, leeway=self.s.jwt_leeway_s, options={"require": ["exp", "iat", "iss", "aud"]},
+        )
 
     def verify(self, token: str, *, may_fetch: bool = True) -> Principal:
         claims = self.decode(token, may_fetch=may_fetch)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 import jwt
 
@@ -106,23 +107,29 @@ async def verify_token_async(settings: PlatformSettings, token: str) -> Principa
         return await asyncio.to_thread(verifier.verify, token)
 
 
-def verify_local_token(settings: PlatformSettings, token: str) -> Principal:
+def decode_claims(token: str, key: Any, **options: Any) -> dict[str, Any]:
+    """``jwt.decode`` with PyJWT's errors turned into :class:`InvalidToken` with a reason a caller may
+    see (never the token's content). Used for the local tokens and the identity provider's."""
     try:
-        claims = jwt.decode(
-            token,
-            _verification_key(settings.jwt_algorithm, settings.jwt_verify_key.get_secret_value()),
-            algorithms=[settings.jwt_algorithm],  # never "none", never a caller-chosen algorithm
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-            leeway=settings.jwt_leeway_s,
-            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-        )
+        return jwt.decode(token, key, **options)
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token expired") from None
     except jwt.InvalidSignatureError:
         raise InvalidToken("token signature is not valid") from None
     except jwt.InvalidTokenError as exc:
         raise InvalidToken(f"token not valid: {type(exc).__name__}") from None
+
+
+def verify_local_token(settings: PlatformSettings, token: str) -> Principal:
+    claims = decode_claims(
+        token,
+        _verification_key(settings.jwt_algorithm, settings.jwt_verify_key.get_secret_value()),
+        algorithms=[settings.jwt_algorithm],  # never "none", never a caller-chosen algorithm
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway=settings.jwt_leeway_s,
+        options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+    )
     try:
         role = Role(claims.get("role"))
     except ValueError:

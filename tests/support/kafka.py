@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.events.consumer import ConsumerSettings, EventConsumer
@@ -34,3 +35,16 @@ async def run_consumer_until(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return received
+
+
+@dataclass
+class ConsumedRecord:
+    """A record as a consumer hands it over (topic, partition, offset, key, value, headers), for feeding a
+    batch processor without a broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    headers: list

@@ -42,9 +42,9 @@ from datetime import date
 from pathlib import Path
 from typing import IO
 
-import orjson
 import polars as pl
 
+from services.continuity.adapters.json_lines import JsonLines
 from services.continuity.adapters.visit_extract import (
     CANCEL_REASONS,
     REQUIRED_COLUMNS,
@@ -443,7 +443,7 @@ def compute_indices_polars(
     at = {name: i for i, name in enumerate(stats.columns)}
     min_visits = settings.min_visits
     no_listing = (None, ())
-    buffer: list[bytes] = []
+    lines = JsonLines(out)
     for code in sorted(everyone, key=codes.keys.__getitem__):
         patient = codes.keys[code]
         row = by_patient.get(code)
@@ -456,11 +456,6 @@ def compute_indices_polars(
                 sets.append(_index_set(*(row[at[prefix + k]] for k in ("n", "same", "flk", "sum_sq", "top", "m")),
                                        has_flk, min_visits))
         indices = PatientIndices(as_of, sets[0], sets[1])
-        buffer.append(orjson.dumps({"patient_id": patient, **indices.to_json_dict()}))
-        if len(buffer) >= 10_000:
-            out.write(b"\n".join(buffer) + b"\n")
-            buffer.clear()
-    if buffer:
-        out.write(b"\n".join(buffer) + b"\n")
-    out.flush()
+        lines.write({"patient_id": patient, **indices.to_json_dict()})
+    lines.close()
     return totals, len(everyone)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import IO
 
 import click
-import orjson
 
+from services.continuity.adapters.json_lines import JsonLines
 from services.continuity.adapters.state_codec import decode_state, encode_state
 from services.continuity.domain.patient import (
     EMPTY_STATE,
@@ -164,7 +164,13 @@ def read_visits(
     is pseudonymised to the patient key the stream uses.
     """
     from services.continuity.adapters.visit_extract import (
-        BadRow as ExtractBadRow, MissingColumns, PatientKeys, platform_pseudonym_key, read_extract,
+        BadRow as ExtractBadRow,
+    )
+    from services.continuity.adapters.visit_extract import (
+        MissingColumns,
+        PatientKeys,
+        platform_pseudonym_key,
+        read_extract,
     )
 
     keys = PatientKeys(platform_pseudonym_key, keep_other_ids=True)
@@ -211,16 +217,11 @@ def write_indices(
     states: dict[str, StoredState], as_of: date, settings: ContinuitySettings, out: IO[bytes]
 ) -> None:
     """One JSON line per patient, sorted by patient id."""
-    buffer: list[bytes] = []
+    lines = JsonLines(out)
     for patient_id in sorted(states):
         indices = compute_indices(_load(states[patient_id]), as_of, settings)
-        buffer.append(orjson.dumps({"patient_id": patient_id, **indices.to_json_dict()}))
-        if len(buffer) >= 10_000:
-            out.write(b"\n".join(buffer) + b"\n")
-            buffer.clear()
-    if buffer:
-        out.write(b"\n".join(buffer) + b"\n")
-    out.flush()
+        lines.write({"patient_id": patient_id, **indices.to_json_dict()})
+    lines.close()
 
 
 @click.group()
@@ -321,8 +322,14 @@ def _indices_polars(
     report: Report,
 ) -> int | None:
     """The patients written, or None when the visit file needs the pure engine (said on stderr)."""
-    from services.continuity.adapters.batch_polars import Unsupported, compute_indices_polars
-    from services.continuity.adapters.visit_extract import PatientKeys, platform_pseudonym_key
+    from services.continuity.adapters.batch_polars import (
+        Unsupported,
+        compute_indices_polars,
+    )
+    from services.continuity.adapters.visit_extract import (
+        PatientKeys,
+        platform_pseudonym_key,
+    )
 
     def progress(rows: int, patients: int) -> None:
         report.rows = rows

@@ -10,7 +10,6 @@ patient's aggregate inputs must be equal.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from hypothesis import given, settings
@@ -25,6 +24,7 @@ from tests.integration.continuity.continuity_stream import (
     AS_OF, DOCTOR_2, cancellation, flk_assigned, listing, risk, sabo,
 )
 from tests.support.builders import DOCTOR_1, UNIT_A, UNIT_B, a_patient_key, a_visit
+from tests.support.kafka import ConsumedRecord
 
 PATIENTS = [a_patient_key(i) for i in range(1, 4)]
 UNIT_C = "SE2321000016-VCC3"
@@ -34,16 +34,6 @@ DAYS = ["2024-01-10T08:00:00Z", "2024-09-20T12:00:00Z", "2025-06-01T09:30:00+02:
         "2024-09-15T10:00:00Z", "2024-09-15T22:30:00Z", "2024-09-16T00:10:00+02:00", "2025-03-15T12:00:00Z",
         "2025-03-15T23:30:00Z", "2025-03-16T08:00:00Z", "2025-09-01T08:00:00Z",
         "2026-03-16T00:00:00+01:00", "2026-03-15T23:59:59+01:00"]  # the first and last second after/of as of
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
-    headers: list
 
 
 def a_visit_record(patient, visit_id, practitioner, when, unit, profession, contact_type):
@@ -75,7 +65,7 @@ histories = st.lists(st.sampled_from(PATIENTS).flatmap(an_event), min_size=1, ma
 
 
 def feed(processor: Processor, store: MemoryStore, records, batch_sizes, earlier=None):
-    inputs = [Rec(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
+    inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
     results, start = [], 0
     as_of = processor.as_of
     for n, size in enumerate([*batch_sizes, len(inputs)]):

@@ -7,7 +7,6 @@ consumer would. Event ids are a function of the content: a replay gives the same
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,21 +28,12 @@ from tests.integration.continuity.continuity_stream import (
     visit,
 )
 from tests.support.builders import DOCTOR_1, UNIT_A, UNIT_B, a_patient_key
+from tests.support.kafka import ConsumedRecord
 
 INDICES_TOPIC = registry().topic_for(INDICES_EVENT).name
 PATIENTS = [a_patient_key(i) for i in range(1, 4)]
 DAYS = ["2024-01-10T08:00:00Z", "2024-09-20T12:00:00Z", "2025-06-01T09:30:00+02:00", "2026-03-01T09:30:00Z",
         "2026-03-15T23:00:00Z", "2026-03-16T10:00:00Z"]  # before/inside/after the 18-month window
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
-    headers: list
 
 
 def an_event(patient: str):
@@ -68,7 +58,7 @@ def run(records, batch_sizes: list[int], scope: str = "listing-unit"):
     store = MemoryStore()
     processor = Processor(ContinuitySettings(scope=scope), store, AS_OF)
     processor.open_partition(0)
-    inputs = [Rec(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
+    inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
     outgoing, start = [], 0
     for size in [*batch_sizes, len(inputs)]:
         batch = inputs[start:start + size]

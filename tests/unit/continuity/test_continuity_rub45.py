@@ -4,7 +4,7 @@ region's, unit's and doctor's 'rub45' rows beside 'all' and 'sabo' — pure hand
 the stream processor with a memory store (no Kafka)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -32,6 +32,7 @@ from tests.integration.continuity.continuity_stream import (
     visit,
 )
 from tests.support.builders import DOCTOR_1, UNIT_A, a_patient_key
+from tests.support.kafka import ConsumedRecord
 
 pytestmark = pytest.mark.unit
 
@@ -46,16 +47,6 @@ def assessed(record, rub: int, computed_at: str):
     return HANDLERS["risk.assessed.v1"](record, data, 0, AS_OF, SETTINGS)
 
 
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes
-    value: bytes
-    headers: list
-
-
 class Stream:
     """A processor over one partition, fed the records in order (each offset once, as from Kafka)."""
 
@@ -65,14 +56,14 @@ class Stream:
         self.processor.open_partition(0)
         self.offset = 0
 
-    def records(self, *records) -> list[Rec]:
+    def records(self, *records) -> list[ConsumedRecord]:
         out = []
         for r in records:
-            out.append(Rec(r.topic, 0, self.offset, r.key, r.value, list(r.headers)))
+            out.append(ConsumedRecord(r.topic, 0, self.offset, r.key, r.value, list(r.headers)))
             self.offset += 1
         return out
 
-    def process(self, batch: list[Rec]):
+    def process(self, batch: list[ConsumedRecord]):
         out = self.processor.process(batch)
         assert not out.dead, [d.reason for d in out.dead]
         self.store.commit(0, out.writes.get(0, {}), out.offsets.get(0, {}))
