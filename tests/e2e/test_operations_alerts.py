@@ -21,7 +21,7 @@ import yaml
 
 from tools.infra.settings import InfraSettings
 from tests.support.ports import free_port
-from tests.support.tools import require_tool
+from tests.support.required_tools import require_tool
 
 pytestmark = pytest.mark.e2e
 

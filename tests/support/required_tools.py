@@ -22,9 +22,10 @@ def missing_tool(reason: str) -> None:
     pytest.skip(reason)
 
 
-def require_tool(command: str, installed_by: str = "./run setup") -> str:
-    """The tool's path; without it the calling test skips, or fails under CI=true."""
+def require_tool(command: str, package: str | None = None) -> str:
+    """The tool's path; without it the calling test skips, or fails under CI=true.
+    ``package``: the Debian package that has it, when its name is not the command's."""
     path = shutil.which(command)
     if path is None:
-        missing_tool(f"{command} is not installed ({installed_by} installs it)")
+        missing_tool(f"'{command}' is not installed (Debian: {package or command}; ./run setup installs it)")
     return path  # type: ignore[return-value]

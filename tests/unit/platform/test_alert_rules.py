@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.tools import require_tool
+from tests.support.required_tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
