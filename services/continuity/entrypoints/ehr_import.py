@@ -17,7 +17,10 @@ import click
 
 from flk.progress import StatusLine
 from services.continuity.adapters.visit_extract import (
-    MissingColumns, PatientKeys, platform_pseudonym_key, read_extract,
+    MissingColumns,
+    PatientKeys,
+    platform_pseudonym_key,
+    read_extract,
 )
 from services.continuity.service_layer.history_import import ImportSummary, import_rows
 
