@@ -16,6 +16,7 @@ FORCE_COLOR/TTY_COMPATIBLE set; not TERM=dumb).
 """
 from __future__ import annotations
 
+import atexit
 import sys
 import time
 from collections.abc import Callable
@@ -90,6 +91,7 @@ class StatusLine:
                 self.stream.flush()
         self._unlogged = False
         if self._live is not None:
+            atexit.unregister(self.close)
             self._live.stop()
             self._live = None
         self._last = None
@@ -111,6 +113,7 @@ class StatusLine:
             self._live = Progress(*columns, console=self.console, auto_refresh=False, redirect_stdout=False)
             self._task = self._live.add_task(self._text or "", total=1.0 if self.bar else None)
             self._live.start()
+            atexit.register(self.close)  # a command that fails or is interrupted still gets its cursor back
         assert self._task is not None
         completed = min(max(self._fraction, 0.0), 1.0) if self._fraction is not None else None
         self._live.update(self._task, description=self._text or "", completed=completed)

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from flk.progress import StatusLine
 
@@ -96,3 +100,18 @@ def test_a_closed_status_line_can_show_the_next_phase() -> None:
     status.update("importing: 10 rows")
     status.close()
     assert stream.getvalue().splitlines() == ["checking: 10 rows", "importing: 10 rows"]
+
+
+def test_a_command_interrupted_while_the_live_line_is_shown_gets_the_last_state_and_its_cursor_back() -> None:
+    script = ("import sys; from flk.progress import StatusLine\n"
+              "status = StatusLine(terminal=True)\n"
+              "status.update('7 rows')\n"
+              "raise KeyboardInterrupt\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])})
+    assert result.returncode != 0
+    assert result.stderr.startswith("\x1b[?25l")  # the cursor was hidden for the live line ...
+    assert result.stderr.endswith("\x1b[?25h")  # ... and is shown again
+    shown = screen(result.stderr)
+    assert "KeyboardInterrupt" in shown  # the traceback whole, above the line
+    assert shown[-2].startswith("7 rows")
