@@ -106,13 +106,13 @@ def import_history(ctx: click.Context, extract: Path, region_code: str, complete
 
     start = complete_from.date() if complete_from else summary.first_day
     span = f"{summary.first_day} – {summary.last_day}" if summary.first_day else "no visits"
-    click.echo(f"{'dry run: ' if dry_run else ''}{summary.rows:,} rows: {summary.visits:,} visits "
-               f"({summary.cancelled:,} cancelled) of {summary.patients:,} patients, {span}; "
-               f"{summary.bad:,} bad rows skipped".replace(",", " "))
+    click.echo(f"{'dry run: ' if dry_run else ''}{_n(summary.rows)} rows: {_n(summary.visits)} visits "
+               f"({_n(summary.cancelled)} cancelled) of {_n(summary.patients)} patients, {span}; "
+               f"{_n(summary.bad)} bad rows skipped")
     if dry_run:
         click.echo("nothing published, nothing recorded (dry run)")
     else:
-        click.echo(f"{summary.published:,} events published to ehr.visits.v1".replace(",", " "))
+        click.echo(f"{_n(summary.published)} events published to ehr.visits.v1")
         if summary.bad:
             click.echo(f"data coverage NOT recorded: {summary.bad} rows were skipped; fix them and import again "
                        "(nothing is counted twice), or record it with `flk continuity coverage set`")
