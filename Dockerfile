@@ -5,6 +5,7 @@ RUN useradd --create-home --uid 10001 flk
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY flk ./flk
+COPY tools ./tools
 COPY services ./services
 COPY schemas ./schemas
 RUN pip install --no-cache-dir .

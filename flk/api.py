@@ -10,27 +10,14 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from flk.db.errors import is_transient_database_error, transient_database_errors
 from flk.security.audit import PostgresAuditLog
 from flk.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
-
-#: errors that mean "the database is not reachable now": answer 503, never a trace
-_UNAVAILABLE = (OSError, ConnectionError, TimeoutError)
-
-
-def _unavailable_classes() -> tuple[type[BaseException], ...]:
-    import asyncpg
-
-    return (*_UNAVAILABLE, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
-            asyncpg.InterfaceError, asyncpg.exceptions.ConnectionFailureError, asyncpg.exceptions.AdminShutdownError)
-
-
-def _is_database_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, _unavailable_classes())
-
 
 async def open_pool(settings: PlatformSettings, **kwargs):
     import asyncpg
@@ -100,10 +87,19 @@ def redact_access_logs() -> None:
         access.addFilter(RedactPatientIdentifiers())
 
 
-def install_platform(app: FastAPI, settings: PlatformSettings) -> None:
+#: a service's work accepted but not yet done, by kind (events not yet published, commands waiting
+#: for their person, alerts not yet planned or delivered): `/readyz` reports it as ``backlog``
+BacklogReader = Callable[[FastAPI], Awaitable[dict[str, int]]]
+
+
+def install_platform(app: FastAPI, settings: PlatformSettings, backlog: BacklogReader | None = None,
+                     metrics: CollectorRegistry | None = None) -> None:
     """Error bodies that say what was wrong, and 503 (not a trace) when the database is down;
     bounded request bodies (413 too large, 400 JSON nested too deep: flk/request_limits.py);
-    access logs without patient identifiers."""
+    access logs without patient identifiers; `/metrics` (the ``metrics`` registry, in the
+    Prometheus text format); `/healthz`, and `/readyz` with the service's
+    ``backlog`` (the counts `backlog(app)` reads) so that operators and the main job learn
+    what is still to do from the service itself, never from its tables."""
     from flk.request_limits import RequestLimits
 
     redact_access_logs()
@@ -120,15 +116,20 @@ def install_platform(app: FastAPI, settings: PlatformSettings) -> None:
     # Registered per class, so Starlette's ExceptionMiddleware answers and the request ends there. A
     # handler for `Exception` alone runs in ServerErrorMiddleware, which re-raises after answering, and
     # uvicorn then closes the client's connection (found by the reliability tests: PostgreSQL down).
-    for exc_class in _unavailable_classes():
+    for exc_class in transient_database_errors():
         app.add_exception_handler(exc_class, unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if _is_database_unavailable(exc):
+        if is_transient_database_error(exc):
             return await unavailable(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(status_code=500, content={"error": "internal_error", "detail": "unexpected error; it was logged"})
+
+    if metrics is not None:
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics_text() -> Response:
+            return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:
@@ -138,8 +139,11 @@ def install_platform(app: FastAPI, settings: PlatformSettings) -> None:
     async def readyz(request: Request) -> JSONResponse:
         try:
             await request.app.state.db.fetchval("SELECT 1")
+            body: dict = {"status": "ready"}
+            if backlog is not None:
+                body["backlog"] = await backlog(request.app)
         except Exception as exc:  # noqa: BLE001
-            if _is_database_unavailable(exc):
+            if is_transient_database_error(exc):
                 return JSONResponse(status_code=503, content={"status": "database unavailable"})
             raise
-        return JSONResponse({"status": "ready"})
+        return JSONResponse(body)

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flk.events.connection import KafkaConnection
-from flk.infra.settings import InfraSettings
+from flk.local_endpoints import LocalEndpoints
 
 #: Local-development secrets. `flk` refuses them when FLK_ENVIRONMENT=production.
 DEV_JWT_SECRET = "flk-local-development-jwt-secret-not-for-production"
@@ -24,11 +24,11 @@ DEV_VAULT_KEY = "ZmxrLWxvY2FsLWRldmVsb3BtZW50LXZhdWx0LWtleSE="  # base64 of 32 b
 
 
 def _local_database_url() -> str:
-    return InfraSettings().dsn("app")
+    return LocalEndpoints().dsn("app")
 
 
 def _local_kafka() -> str:
-    return InfraSettings().kafka_bootstrap
+    return LocalEndpoints().kafka_bootstrap
 
 
 class PlatformSettings(BaseSettings):

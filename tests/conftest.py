@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from flk.infra.settings import InfraSettings
+from tools.infra.settings import InfraSettings
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +24,8 @@ def infra_settings() -> InfraSettings:
 @pytest.fixture(scope="session")
 def infra(infra_settings: InfraSettings) -> InfraSettings:
     """Kafka and PostgreSQL, started by the project's own code if they are not running."""
-    from flk.infra.kafka import Kafka
-    from flk.infra.postgres import Postgres
+    from tools.infra.kafka import Kafka
+    from tools.infra.postgres import Postgres
 
     if os.environ.get("FLK_TEST_SKIP_INFRA_UP") != "1":
         Kafka(infra_settings).up()
@@ -83,7 +83,7 @@ async def fresh_database(infra: InfraSettings) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def migrated_database(fresh_database: str) -> str:
-    from flk.db.migrate import migrate
+    from tools.migrations import migrate
 
     await migrate(fresh_database)
     return fresh_database

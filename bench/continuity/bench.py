@@ -36,20 +36,13 @@ sys.path.insert(0, str(ROOT))
 from flk.events.admin import ensure_topics  # noqa: E402
 from flk.events.envelope import make_record  # noqa: E402
 from flk.events.producer import new_producer, publish_many  # noqa: E402
-from flk.infra.prune import Throwaway  # noqa: E402
-from flk.infra.settings import InfraSettings  # noqa: E402
+from tools.infra.prune import Throwaway  # noqa: E402
+from tools.infra.settings import InfraSettings  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 from flk.security.pseudonym import PersonId, patient_key  # noqa: E402
 
 UNITS = ["SE2321000016-VCA1", "SE2321000016-VCB2", "SE2321000016-VCC3"]
 DOCTORS = [f"SE2321000016-L{i:03d}" for i in range(1, 31)]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def key(i: int) -> str:
@@ -117,7 +110,7 @@ async def run(args, mine: Throwaway) -> dict:
     from services.continuity.entrypoints.worker import ContinuityWorker
     from services.continuity.settings import ContinuityServiceSettings
 
-    from flk.db.migrate import migrate
+    from tools.migrations import migrate
 
     dsn = await mine.database()
     await migrate(dsn)
@@ -167,9 +160,9 @@ async def run(args, mine: Throwaway) -> dict:
     port = free_port()
     env = dict(os.environ, FLK_KAFKA_BOOTSTRAP=bootstrap, FLK_TOPIC_PREFIX=prefix, FLK_DATABASE_URL=dsn,
                FLK_CONTINUITY_AS_OF="2026-03-15", FLK_CONTINUITY_STORE="rocksdb",
-               FLK_CONTINUITY_DATA_DIR=str(settings.data_dir), FLK_CONTINUITY_API_PORT=str(port),
+               FLK_CONTINUITY_DATA_DIR=str(settings.data_dir), FLK_CONTINUITY_HTTP_PORT=str(port),
                FLK_CONTINUITY_SNAPSHOT_ENABLED="false", FLK_CONTINUITY_BATCH_MAX_RECORDS=str(args.batch))
-    proc = subprocess.Popen([sys.executable, "-m", "flk.cli", "continuity", "worker"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "continuity", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     token = issue_token(settings.platform, "bench", Role.LISTING_ADMIN, [])
     latencies: list[float] = []

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,21 +34,22 @@ from datetime import date, datetime, timedelta, timezone
 import asyncpg
 
 from flk.api import open_pool
-from flk.db.migrate import migrate
+from tools.migrations import migrate
 from flk.events.admin import ensure_topics
 from flk.events.consumer import ConsumerSettings, KeyedEventConsumer
 from flk.events.envelope import make_record
 from flk.events.producer import new_producer, publish_many
-from flk.infra.prune import Throwaway
-from flk.infra.settings import InfraSettings
+from tools.infra.prune import Throwaway
+from tools.infra.settings import InfraSettings
 from flk.observability.metrics import PrometheusConsumerProbe
 from flk.security.pseudonym import PersonId, patient_key
 from flk.security.tokens import Role, issue_token
 from flk.settings import PlatformSettings
 from services.listing.adapters.metrics import PrometheusListingProbe
 from services.listing.adapters.reference import apply_unit_register, upsert_role
-from services.listing.bootstrap import COMMAND_TOPICS, ListingRuntime
+from services.listing.bootstrap import ListingRuntime, command_topics
 from services.listing.settings import ListingSettings
+from tests.support.ports import free_port  # noqa: E402
 
 KEY = b"bench-pseudonymisation-key"
 REGION = "19"
@@ -124,7 +124,7 @@ async def bench_commands(settings: ListingSettings, dsn: str, producer, n_comman
         s = settings.platform
         baseline = KeyedEventConsumer(
             ConsumerSettings(bootstrap=s.kafka_bootstrap, group_id=f"{s.topic_prefix}bench-baseline",
-                             topics=COMMAND_TOPICS, name="bench-baseline", topic_prefix=s.topic_prefix),
+                             topics=command_topics(), name="bench-baseline", topic_prefix=s.topic_prefix),
             handle=bare_insert, dlq_producer=producer)
         baseline.concurrency = concurrency
         await baseline.start()
@@ -145,7 +145,7 @@ async def bench_commands(settings: ListingSettings, dsn: str, producer, n_comman
                            "(command_id text PRIMARY KEY, data jsonb NOT NULL)")
         chunked = KeyedEventConsumer(
             ConsumerSettings(bootstrap=s.kafka_bootstrap, group_id=f"{s.topic_prefix}bench-baseline-chunked",
-                             topics=COMMAND_TOPICS, name="bench-baseline-chunked", topic_prefix=s.topic_prefix,
+                             topics=command_topics(), name="bench-baseline-chunked", topic_prefix=s.topic_prefix,
                              max_records=max(500, settings.command_chunk_size)),
             handle=bare_insert, dlq_producer=producer, batch_handler=bare_chunk_insert,
             batch_size=settings.command_chunk_size)
@@ -186,12 +186,6 @@ async def bench_commands(settings: ListingSettings, dsn: str, producer, n_comman
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def loadgen(url: str, rate: float, duration: float, plan: list, token: str) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(plan, f)
@@ -212,10 +206,10 @@ async def serve_listing(settings: ListingSettings, port: int, log) -> subprocess
 
     s = settings.platform
     env = {**os.environ, "FLK_DATABASE_URL": s.database_url.get_secret_value(), "FLK_TOPIC_PREFIX": s.topic_prefix,
-           "FLK_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "FLK_LISTING_PORT": str(port),
+           "FLK_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "FLK_LISTING_HTTP_PORT": str(port),
            "FLK_LISTING_POOL_SIZE": str(settings.pool_size),
            "FLK_LISTING_CONSUMER_CONCURRENCY": str(settings.consumer_concurrency)}
-    process = subprocess.Popen([sys.executable, "-m", "flk.cli", "listing", "run", "--no-migrate"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "tools.cli", "listing", "run", "--no-migrate"], env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     async with aiohttp.ClientSession() as client:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import asyncpg
 
-from flk.db.migrate import migrate
-from flk.infra.prune import Throwaway
-from flk.infra.settings import InfraSettings
+from tools.migrations import migrate
+from tools.infra.prune import Throwaway
+from tools.infra.settings import InfraSettings
 from tests.support.goal_kpi_reference import create_reference_functions
 from tests.support.synthetic_register import fill_register
 

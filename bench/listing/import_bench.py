@@ -24,12 +24,12 @@ from pathlib import Path
 
 import asyncpg
 
-from flk.db.migrate import migrate
-from flk.infra.prune import Throwaway
-from flk.infra.settings import InfraSettings
+from tools.migrations import migrate
+from tools.infra.prune import Throwaway
+from tools.infra.settings import InfraSettings
 from flk.security.vault import IdentityVault
 from flk.settings import DEV_VAULT_KEY
-from flk.simulator.generate import personnummer12
+from tools.simulator.generate import personnummer12
 from services.listing.adapters import reference
 from services.listing.service_layer.importer import ImportOptions, ListingImport
 

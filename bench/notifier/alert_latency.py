@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import statistics
 import threading
 import time
@@ -28,26 +27,21 @@ from datetime import date, datetime, timedelta, timezone
 
 import asyncpg
 
-from flk.db.migrate import migrate
+from tools.migrations import migrate
 from flk.events.admin import ensure_topics
 from flk.events.envelope import make_record
 from flk.events.producer import new_producer
-from flk.infra.prune import Throwaway
-from flk.infra.settings import InfraSettings
+from tools.infra.prune import Throwaway
+from tools.infra.settings import InfraSettings
 from flk.security.pseudonym import PersonId, patient_key
 from flk.settings import PlatformSettings
 from services.notifier.adapters.secrets import MemorySecretStore
 from services.notifier.bootstrap import build_runtime
 from services.notifier.service_layer.routing import build_routing, set_routing
 from services.notifier.settings import NotifierSettings
+from tests.support.ports import free_port  # noqa: E402
 
 PSEUDONYM_KEY = b"bench-pseudonymisation-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SmtpSink:

@@ -1,8 +1,9 @@
 """A small migration runner: plain SQL files, versioned, applied in order, recorded in a table.
 
-Each component owns a folder of files named ``NNNN_what_it_does.sql``. Components are
-applied in the order of :data:`COMPONENTS` (the platform first, then the services), each
-file in its own transaction together with its row in ``public.flk_schema_migrations``.
+Each component owns a folder of files named ``NNNN_what_it_does.sql``. The caller names the
+components, in apply order (:data:`PLATFORM` first, then a service's own): a service applies
+the platform's and its own; the composition root (`tools.migrations`) assembles them all. Each
+file is applied in its own transaction together with its row in ``public.flk_schema_migrations``.
 An applied file must never change: a different checksum stops the run with an error.
 """
 from __future__ import annotations
@@ -12,15 +13,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
-#: component -> package whose ``migrations/`` folder holds its SQL files, in apply order
-COMPONENTS: dict[str, str] = {
-    "platform": "flk.db",
-    "listing": "services.listing",
-    "continuity": "services.continuity",
-    "notifier": "services.notifier",
-}
+#: component -> package whose ``migrations/`` folder holds its SQL files; the platform's own
+PLATFORM: dict[str, str] = {"platform": "flk.db"}
 
 FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 LOCK_ID = 0x666C6B  # pg_advisory_lock key: one runner at a time
@@ -57,7 +52,7 @@ class Migration:
         return f"{self.component}/{self.version:04d}_{self.name}"
 
 
-def discover(components: dict[str, str] = COMPONENTS) -> list[Migration]:
+def discover(components: dict[str, str]) -> list[Migration]:
     found: list[Migration] = []
     for component, package in components.items():
         folder = resources.files(package) / "migrations"
@@ -78,7 +73,7 @@ def discover(components: dict[str, str] = COMPONENTS) -> list[Migration]:
     return found
 
 
-async def migrate(dsn: str, components: dict[str, str] = COMPONENTS) -> list[Migration]:
+async def migrate(dsn: str, components: dict[str, str]) -> list[Migration]:
     """Apply the pending migrations; return the ones applied (empty when up to date)."""
     import asyncpg
 
@@ -114,9 +109,5 @@ async def migrate(dsn: str, components: dict[str, str] = COMPONENTS) -> list[Mig
         await conn.close()
 
 
-def migrate_sync(dsn: str) -> list[Migration]:
-    return asyncio.run(migrate(dsn))
-
-
-def migrations_dir(component: str) -> Path:
-    return Path(str(resources.files(COMPONENTS[component]) / "migrations"))
+def migrate_sync(dsn: str, components: dict[str, str]) -> list[Migration]:
+    return asyncio.run(migrate(dsn, components))

@@ -7,7 +7,7 @@ Failures:
 - the message is not a valid flk event (envelope or schema) → DLQ at once, consumer goes on;
 - the handler raises :class:`PermanentFailure` → DLQ with its reason;
 - the handler raises :class:`TransientFailure` (database or broker unavailable) → retried with
-  capped exponential backoff until it succeeds; the partition waits, nothing is skipped;
+  capped exponential backoff (tenacity) until it succeeds; the partition waits, nothing is skipped;
 - any other exception (a bug) → retried ``max_attempts`` times, then DLQ with the error type.
 
 Batch mode (optional ``batch_handler``): each record is still validated on its own (invalid ones
@@ -26,6 +26,8 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable, Protocol
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_exception_type, wait_exponential
 
 from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.events.contracts import ContractViolation
@@ -157,35 +159,51 @@ class EventConsumer:
         for start in range(0, len(valid), max(1, self.batch_size)):
             await self._handle_chunk(valid[start:start + max(1, self.batch_size)])
 
+    def _backoff(self) -> wait_exponential:
+        """Capped exponential backoff between retries: initial, 2×, 4×, … up to the maximum."""
+        return wait_exponential(multiplier=self.settings.backoff_initial_s, max=self.settings.backoff_max_s)
+
+    def _before_retry(self, what: str) -> Callable[[RetryCallState], None]:
+        """Counted and logged before each wait; a consumer that is stopping gives the work back instead
+        (uncommitted, it is redelivered to whoever holds the partition next)."""
+        name = self.settings.name
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            delay = state.upcoming_sleep
+            if isinstance(exc, TransientFailure):
+                self.probe.retried(name, "transient")
+                log.warning("%s: dependency unavailable (%s); retrying %s in %.1fs", name, exc, what, delay)
+            else:
+                self.probe.retried(name, "error")
+                log.warning("%s: handler error %s (attempt %d)", name, type(exc).__name__, state.attempt_number)
+            if self._stopping.is_set():
+                raise asyncio.CancelledError(f"stopping with an unhandled {what}; it will be redelivered")
+
+        return before_sleep
+
     async def _handle_chunk(self, chunk: list[tuple[FailedMessage, Envelope]]) -> None:
         if not chunk:
             return
         name = self.settings.name
-        delay = self.settings.backoff_initial_s
-        while True:
-            try:
-                left = await self.batch_handler([e for _, e in chunk])
-            except TransientFailure as exc:
-                self.probe.retried(name, "transient")
-                log.warning("%s: dependency unavailable (%s); retrying the batch in %.1fs", name, exc, delay)
-                if self._stopping.is_set():
-                    raise asyncio.CancelledError("stopping with an unhandled batch; it will be redelivered")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.backoff_max_s)
-                continue
-            except Exception as exc:  # noqa: BLE001 - one message is bad: find it by handling one by one
-                log.warning("%s: batch of %d failed (%s); handling its messages one by one", name, len(chunk),
-                            type(exc).__name__)
-                for message, envelope in chunk:
-                    await self._handle_valid(message, envelope)
-                return
-            left_ids = {id(e) for e in left or ()}
+        retrying = AsyncRetrying(retry=retry_if_exception_type(TransientFailure), wait=self._backoff(),
+                                 before_sleep=self._before_retry("the batch"), reraise=True)
+        try:
+            async for attempt in retrying:  # a TransientFailure: the whole chunk again, until it goes through
+                with attempt:
+                    left = await self.batch_handler([e for _, e in chunk])
+        except Exception as exc:  # noqa: BLE001 - one message is bad: find it by handling one by one
+            log.warning("%s: batch of %d failed (%s); handling its messages one by one", name, len(chunk),
+                        type(exc).__name__)
             for message, envelope in chunk:
-                if id(envelope) in left_ids:
-                    await self._handle_valid(message, envelope)
-                else:
-                    self.probe.handled(name, envelope.event_type)
+                await self._handle_valid(message, envelope)
             return
+        left_ids = {id(e) for e in left or ()}
+        for message, envelope in chunk:
+            if id(envelope) in left_ids:
+                await self._handle_valid(message, envelope)
+            else:
+                self.probe.handled(name, envelope.event_type)
 
     async def process(self, message: FailedMessage) -> None:
         """Handle one message to the end: handled, or dead-lettered. Never skipped."""
@@ -209,35 +227,33 @@ class EventConsumer:
     async def _handle_valid(self, message: FailedMessage, envelope: Envelope) -> None:
         name = self.settings.name
         logical_topic = message.topic.removeprefix(self.settings.topic_prefix)
-        attempt = 0
-        delay = self.settings.backoff_initial_s
-        while True:
-            attempt += 1
-            try:
-                await self.handle(envelope)
-                self.probe.handled(name, envelope.event_type)
-                return
-            except PermanentFailure as exc:
-                await send_to_dlq(self.dlq_producer, message, f"rejected by handler: {exc}", name)
-                self.probe.dead_lettered(name, logical_topic, "handler")
-                return
-            except TransientFailure as exc:
-                self.probe.retried(name, "transient")
-                log.warning("%s: dependency unavailable (%s); retrying in %.1fs", name, exc, delay)
-            except Exception as exc:  # noqa: BLE001 - a bug: retry a few times, then dead-letter
-                self.probe.retried(name, "error")
-                if attempt >= self.settings.max_attempts:
-                    reason = f"handler failed {attempt} times: {type(exc).__name__}"
-                    await send_to_dlq(self.dlq_producer, message, reason, name)
-                    self.probe.dead_lettered(name, logical_topic, "error")
-                    log.exception("%s: dead-lettered %s@%d after %d attempts", name, message.topic,
-                                  message.offset, attempt)
-                    return
-                log.warning("%s: handler error %s (attempt %d)", name, type(exc).__name__, attempt)
-            if self._stopping.is_set():
-                raise asyncio.CancelledError("stopping with an unhandled message; it will be redelivered")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.settings.backoff_max_s)
+        max_attempts = self.settings.max_attempts
+
+        def give_up(state: RetryCallState) -> bool:
+            # a dependency that is away is waited for; a bug is tried max_attempts times in all
+            exc = state.outcome.exception() if state.outcome is not None else None
+            return not isinstance(exc, TransientFailure) and state.attempt_number >= max_attempts
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and not isinstance(exc, PermanentFailure)),
+            stop=give_up, wait=self._backoff(), before_sleep=self._before_retry("the message"), reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self.handle(envelope)
+        except PermanentFailure as exc:
+            await send_to_dlq(self.dlq_producer, message, f"rejected by handler: {exc}", name)
+            self.probe.dead_lettered(name, logical_topic, "handler")
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug, max_attempts times: dead-letter it with the error type
+            self.probe.retried(name, "error")
+            attempts = retrying.statistics.get("attempt_number", max_attempts)
+            reason = f"handler failed {attempts} times: {type(exc).__name__}"
+            await send_to_dlq(self.dlq_producer, message, reason, name)
+            self.probe.dead_lettered(name, logical_topic, "error")
+            log.exception("%s: dead-lettered %s@%d after %d attempts", name, message.topic, message.offset, attempts)
+            return
+        self.probe.handled(name, envelope.event_type)
 
 
 @dataclass

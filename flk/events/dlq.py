@@ -6,7 +6,7 @@ goes on; nothing is dropped silently.
 
 The reason is written for an operator and never contains field values, so no personal
 data is copied into it. The original value is kept as it was (it may carry a pseudonymous
-patient key, never a personnummer: see README, "Privacy").
+patient key, never a personnummer: see docs/architecture.md, "Privacy and security").
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ event type lives in exactly one topic, so no topic-name literal is needed anywhe
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -65,6 +66,10 @@ class TopicRegistry:
             return self._by_event[event_type]
         except (KeyError, TypeError):
             raise KeyError(f"no topic carries event type {event_type!r}") from None
+
+    def topics_carrying(self, event_types: Iterable[str]) -> tuple[str, ...]:
+        """The names of the topics that carry these event types (what a consumer of them subscribes to), sorted."""
+        return tuple(sorted({self.topic_for(t).name for t in event_types}))
 
     def written_by(self, writer: str) -> tuple[TopicSpec, ...]:
         return tuple(spec for spec in self.topics if spec.writer == writer)

@@ -29,7 +29,15 @@ def may_read_unit(principal: Principal, unit_id: str) -> bool:
 
 def may_read_region_figures(principal: Principal) -> bool:
     """Region-level goal figures (aggregates over the region's units): anyone working in the region."""
-    return principal.role is not Role.PATIENT
+    return principal.role not in (Role.PATIENT, Role.EHR_INTEGRATION)
+
+
+def may_write_visits(principal: Principal, unit_id: str) -> bool:
+    """Care contacts (FHIR ingest): an EHR integration, for the units in its token (none listed: every unit
+    of the region, for a region-wide integration)."""
+    if principal.role is not Role.EHR_INTEGRATION:
+        return False
+    return not principal.units or unit_id in principal.units
 
 
 def may_read_unit_patients(principal: Principal, unit_id: str) -> bool:

@@ -38,6 +38,13 @@ def _row(entry: AuditRecord) -> tuple:
             entry.action, entry.purpose, entry.outcome, entry.request_id)
 
 
+async def record_in_transaction(conn, entries: list[AuditRecord]) -> None:
+    """Write audit records on ``conn`` inside the caller's transaction: they commit (or roll back) with
+    the change they record (a write API's audit trail never names a write that did not happen)."""
+    if entries:
+        await conn.executemany(INSERT, [_row(e) for e in entries])
+
+
 class PostgresAuditLog:
     """Writes audit records with an asyncpg pool. A failed write fails the request (no silent reads)."""
 

@@ -23,6 +23,7 @@ class Role(StrEnum):
     ANALYST = "analyst"  # aggregates only, never a single patient
     PATIENT = "patient"  # the 1177 patient view: only themselves
     SERVICE = "service"  # another flk service
+    EHR_INTEGRATION = "ehr_integration"  # an EHR's integration (FHIR ingest): writes visits of its units, reads nothing
 
 
 class InvalidToken(Exception):

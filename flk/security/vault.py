@@ -1,4 +1,5 @@
-"""The re-identification vault: patient key -> person id, encrypted with AES-GCM.
+"""The re-identification vault: patient key -> person id (and the person's name, when the edge
+knows it), encrypted with AES-GCM.
 
 Only the edge that receives person ids writes here, and only server-side code that shows a
 listing unit's own staff their patients reads it (always audit-logged by the caller). The
@@ -30,14 +31,30 @@ class IdentityVault:
         value = self._aead.decrypt(sealed[:12], sealed[12:], patient_key.encode()).decode()
         return PersonId(kind, value)  # type: ignore[arg-type]
 
-    async def store(self, conn, patient_key: str, person: PersonId, protected_identity: bool) -> None:
-        await conn.execute(
-            """INSERT INTO platform.person_identity (patient_key, person_id_ciphertext, id_kind, protected_identity)
-               VALUES ($1, $2, $3, $4)
-               ON CONFLICT (patient_key) DO UPDATE SET person_id_ciphertext = EXCLUDED.person_id_ciphertext,
-                   id_kind = EXCLUDED.id_kind, protected_identity = EXCLUDED.protected_identity, updated_at = now()""",
-            patient_key, self.seal(patient_key, person), person.kind, protected_identity,
-        )
+    @staticmethod
+    def _name_aad(patient_key: str) -> bytes:
+        # another field than the person id's: a name ciphertext cannot pass for a person id or move rows
+        return f"{patient_key}|name".encode()
+
+    def seal_name(self, patient_key: str, name: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, name.encode(), self._name_aad(patient_key))
+
+    def open_name(self, patient_key: str, sealed: bytes) -> str:
+        return self._aead.decrypt(sealed[:12], sealed[12:], self._name_aad(patient_key)).decode()
+
+    def _row(self, patient_key: str, person: PersonId, protected_identity: bool, name: str | None) -> tuple:
+        return (patient_key, self.seal(patient_key, person), person.kind, protected_identity,
+                self.seal_name(patient_key, name) if name else None)
+
+    async def store(self, conn, patient_key: str, person: PersonId, protected_identity: bool,
+                    name: str | None = None) -> None:
+        await conn.execute(STORE, *self._row(patient_key, person, protected_identity, name))
+
+    async def store_many(self, conn, identities: list[tuple[str, PersonId, bool, str | None]]) -> None:
+        """Several (patient key, person id, protected, name) in one round trip."""
+        if identities:
+            await conn.executemany(STORE, [self._row(*identity) for identity in identities])
 
     async def lookup(self, conn, patient_key: str) -> tuple[PersonId, bool] | None:
         row = await conn.fetchrow(
@@ -47,3 +64,11 @@ class IdentityVault:
         if row is None:
             return None
         return self.open(patient_key, row["id_kind"], row["person_id_ciphertext"]), row["protected_identity"]
+
+
+STORE = """INSERT INTO platform.person_identity (patient_key, person_id_ciphertext, id_kind, protected_identity,
+               name_ciphertext)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (patient_key) DO UPDATE SET person_id_ciphertext = EXCLUDED.person_id_ciphertext,
+               id_kind = EXCLUDED.id_kind, protected_identity = EXCLUDED.protected_identity,
+               name_ciphertext = EXCLUDED.name_ciphertext, updated_at = now()"""

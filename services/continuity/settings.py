@@ -47,8 +47,8 @@ class ContinuityServiceSettings(BaseSettings):
 
     # outputs
     api_enabled: bool = True
-    api_host: str = "127.0.0.1"
-    api_port: int = 8082
+    http_host: str = "127.0.0.1"
+    http_port: int = 8082
     metrics_port: int | None = None  # a separate metrics port; None: the API serves /metrics (the default)
     snapshot_enabled: bool = True
     snapshot_interval_s: float = Field(300.0, gt=0)  # the day's snapshot row is rewritten this often

@@ -39,6 +39,7 @@ from flk.events.consumer import (
     PermanentFailure,
     TransientFailure,
 )
+from flk.db.errors import transient_database_errors
 from flk.events.envelope import Envelope
 from flk.events.outbox import OutboxRelay
 from flk.events.registry import registry
@@ -65,20 +66,14 @@ from services.listing.settings import ListingSettings
 log = logging.getLogger(__name__)
 
 
-def topics_for(event_types: Mapping[str, object]) -> tuple[str, ...]:
-    reg = registry()
-    return tuple(sorted({reg.topic_for(t).name for t in event_types}))
+def command_topics() -> tuple[str, ...]:
+    """The topics of the commands the listing service handles."""
+    return registry().topics_carrying(COMMAND_HANDLERS)
 
 
-COMMAND_TOPICS = topics_for(COMMAND_HANDLERS)
-FACT_TOPICS = topics_for(FACT_HANDLERS)
-
-
-def _unavailable() -> tuple[type[BaseException], ...]:
-    import asyncpg
-
-    return (OSError, ConnectionError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-            asyncpg.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError)
+def fact_topics() -> tuple[str, ...]:
+    """The topics of the register facts the listing service keeps."""
+    return registry().topics_carrying(FACT_HANDLERS)
 
 
 def chunk_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingProbe,
@@ -87,7 +82,7 @@ def chunk_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingPro
     """Adapt a consumed chunk to :func:`handle_chunk` (one transaction per chunk); what it leaves
     over goes back to the consumer, which handles it one at a time through ``envelope_handler``.
     With ``parking``, commands waiting for their person are parked first (adapters/parking.py)."""
-    unavailable = _unavailable()
+    unavailable = transient_database_errors()
 
     async def handle(envelopes: list[Envelope]) -> list[Envelope]:
         now = datetime.now(timezone.utc)
@@ -120,7 +115,7 @@ def envelope_handler(deps: Deps, handlers: Mapping[str, Handler], probe: Listing
     """Adapt a consumed envelope to the handlers: never handleable → PermanentFailure (DLQ with the
     reason), database unavailable → TransientFailure (the partition waits and retries). With
     ``parking``, a command waiting for its person is parked instead (adapters/parking.py)."""
-    unavailable = _unavailable()
+    unavailable = transient_database_errors()
 
     async def handle(envelope: Envelope) -> None:
         msg = Message(message_id(envelope), envelope.event_type, envelope.data, datetime.now(timezone.utc))
@@ -221,9 +216,9 @@ class ListingRuntime:
                     consent_expiry: bool = True) -> None:
         if consume:
             self.consumers = [
-                self._consumer("commands", COMMAND_TOPICS, COMMAND_HANDLERS, lambda e: str(e.data["command_id"]),
+                self._consumer("commands", command_topics(), COMMAND_HANDLERS, lambda e: str(e.data["command_id"]),
                                chunked=True, parking=self.parking),
-                self._consumer("facts", FACT_TOPICS, FACT_HANDLERS, lambda e: e.id),
+                self._consumer("facts", fact_topics(), FACT_HANDLERS, lambda e: e.id),
             ]
             for consumer in self.consumers:
                 await consumer.start()

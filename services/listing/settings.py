@@ -29,8 +29,8 @@ class ListingSettings(BaseSettings):
     timezone: str = "Europe/Stockholm"  # a command without effective_date takes requested_at's local date
 
     # ---- API --------------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(8081, ge=0, le=65535)  # FLK_LISTING_PORT (deploy/prometheus scrapes 8081)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8081, ge=0, le=65535)  # FLK_LISTING_HTTP_PORT (deploy/prometheus scrapes 8081)
     api_pool_size: int = Field(10, ge=1, le=200)  # the API's own pool (the workers use pool_size)
 
     # ---- consumers and relay ----------------------------------------------------------------

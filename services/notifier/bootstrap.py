@@ -31,7 +31,7 @@ from services.notifier.adapters.senders import EmailSender, HttpxTeamsSender, Sm
 from services.notifier.service_layer.alerting import AlertPlanner
 from services.notifier.service_layer.delivery import DeliveryWorker
 from services.notifier.service_layer.detection import CareGapDetection
-from services.notifier.service_layer.relay import notifier_relay
+from services.notifier.adapters.relay import notifier_relay
 from services.notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ STOP_TIMEOUT_S = 15.0
 
 
 def consumed_topics() -> tuple[str, ...]:
-    reg = registry()
-    return tuple(sorted({reg.topic_for(t).name for t in CONSUMED_EVENT_TYPES}))
+    return registry().topics_carrying(CONSUMED_EVENT_TYPES)
 
 
 @dataclass

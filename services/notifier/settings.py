@@ -6,17 +6,15 @@ a secret, and :mod:`services.notifier.adapters.secrets` resolves it.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flk.settings import PlatformSettings
-from services.listing.domain.policy import PolicyProfile, known_profile, profile_for
 from services.notifier.domain.care_gaps import CarePolicy
 from services.notifier.domain.retry import RetryPolicy
 
@@ -41,12 +39,12 @@ class NotifierSettings(BaseSettings):
     # a SÄBO resident recorded as getting their main care elsewhere is not in G3: no SÄBO alert by default
     include_sabo_main_care_elsewhere: bool = False
     timezone: str = "Europe/Stockholm"  # dates in events (started_on, ...) are local dates
-    # The region's listing policy profile, read from the listing service's OWN variable
-    # FLK_LISTING_PROFILE (one setting for both services, not a second one that could disagree):
-    # whether RUB high-need patients must have a fast vårdkontakt, and which RUB bands, come from
-    # that profile (services/listing/domain/policy.py: rub_high_need_requires_fast_vardkontakt,
-    # rub_high_need_bands; True only for kalmar, seed 004) -> fast-vårdkontakt care gaps.
-    listing_profile: str = Field("national", validation_alias=AliasChoices("FLK_LISTING_PROFILE", "listing_profile"))
+    # RUB bands whose patients must have a fast vårdkontakt (empty: the region requires none) ->
+    # fast-vårdkontakt care gaps. It is the region's listing profile that decides (True only for
+    # kalmar, seed 004), and the `flk` command derives this value from the listing service's own
+    # FLK_LISTING_PROFILE when it is not set (tools/regional_profile.py), refusing to start when
+    # both are set and disagree: the notifier itself knows no listing rules. JSON, e.g. "[4, 5]".
+    fast_vardkontakt_rub_bands: frozenset[int] = frozenset()
 
     # ---- worklist (served by this app at /units/{unit}/worklist; alerts link to it) ---------
     worklist_base_url: str = "http://127.0.0.1:8083"  # the public base URL of this app
@@ -99,29 +97,22 @@ class NotifierSettings(BaseSettings):
             raise ValueError("worklist_base_url and listing_api_base_url must be http(s) URLs")
         return value.rstrip("/")
 
-    @field_validator("listing_profile")
+    @field_validator("fast_vardkontakt_rub_bands")
     @classmethod
-    def _known_profile(cls, value: str) -> str:
-        return known_profile(value)  # FLK_LISTING_PROFILE, the listing service's own variable
-
-    def policy_profile(self, on: date | None = None) -> PolicyProfile:
-        """The listing profile version valid on ``on`` (default: today, local)."""
-        day = on or datetime.now(ZoneInfo(self.timezone)).date()
-        return profile_for(self.listing_profile, day)
+    def _rub_bands(cls, value: frozenset[int]) -> frozenset[int]:
+        if not value <= frozenset(range(6)):
+            raise ValueError("fast_vardkontakt_rub_bands holds RUB bands, 0 to 5")
+        return value
 
     @property
     def care_policy(self) -> CarePolicy:
-        """Gap detection's policy. The fast-vårdkontakt requirement is the listing profile's
-        version valid today (resolved when the service starts; a new profile version takes
-        effect at the next restart)."""
-        profile = self.policy_profile()
-        bands = profile.rub_high_need_bands if profile.rub_high_need_requires_fast_vardkontakt else frozenset()
+        """Gap detection's policy."""
         return CarePolicy(
             grace_days=self.grace_days,
             rub_threshold=self.rub_threshold,
             include_sabo=self.include_sabo,
             include_sabo_main_care_elsewhere=self.include_sabo_main_care_elsewhere,
-            fast_vardkontakt_rub_bands=frozenset(bands),
+            fast_vardkontakt_rub_bands=self.fast_vardkontakt_rub_bands,
         )
 
     @property

@@ -25,7 +25,7 @@ MALFORMED = (
 
 @dataclass
 class RegionRun:
-    job: object  # flk.mainjob.job.MainJob, while its services still run
+    job: object  # tools.mainjob.job.MainJob, while its services still run
     output: list[str]
     prometheus_url: str | None
     readonly_dsn: str
@@ -58,10 +58,10 @@ async def region_run(infra, tmp_path_factory) -> RegionRun:
     """Runs `run_main_job` on the small preset; the tests run inside its `on_summary` hook via events."""
     import asyncpg
 
-    from flk.infra.prometheus import Prometheus
-    from flk.infra.settings import InfraSettings
-    from flk.main_job import run_main_job
-    from flk.mainjob.job import JobConfig
+    from tools.infra.prometheus import Prometheus
+    from tools.infra.settings import InfraSettings
+    from tools.mainjob.cli import run_main_job
+    from tools.mainjob.job import JobConfig
 
     state = tmp_path_factory.mktemp("main-job")
     prefix = f"e2e{uuid.uuid4().hex[:8]}."
@@ -72,13 +72,13 @@ async def region_run(infra, tmp_path_factory) -> RegionRun:
     finally:
         await admin.close()
 
-    ports = {k: free_port() for k in ("listing", "continuity", "notifier", "smtp", "teams", "prometheus")}
+    ports = {k: free_port() for k in ("listing", "continuity", "notifier", "smtp", "teams", "prometheus", "ingest")}
     prometheus = None
     prometheus_url = None
     if shutil.which("prometheus"):
         prom_settings = InfraSettings(
             state_dir=Path(state) / "prometheus-state", prometheus_port=ports["prometheus"],
-            prometheus_scrape_targets=[f"127.0.0.1:{ports[k]}" for k in ("listing", "continuity", "notifier")])
+            prometheus_scrape_targets=[f"127.0.0.1:{ports[k]}" for k in ("listing", "continuity", "notifier", "ingest")])
         prometheus = Prometheus(prom_settings)
         await asyncio.to_thread(prometheus.up)
         prometheus_url = f"http://127.0.0.1:{ports['prometheus']}"
@@ -88,7 +88,7 @@ async def region_run(infra, tmp_path_factory) -> RegionRun:
         bootstrap=infra.kafka_bootstrap, database_url=infra.dsn("app", database=name), state_dir=Path(state),
         preset="small", seed=7, end_date=date.today(), limit_people=2000, topic_prefix=prefix,
         listing_port=ports["listing"], continuity_port=ports["continuity"], notifier_port=ports["notifier"],
-        smtp_port=ports["smtp"], teams_port=ports["teams"], timeout_s=120,
+        smtp_port=ports["smtp"], teams_port=ports["teams"], ingest_port=ports["ingest"], timeout_s=120,
     )
     run = RegionRun(job=None, output=[], prometheus_url=prometheus_url,
                     readonly_dsn=infra.dsn("readonly", database=name))

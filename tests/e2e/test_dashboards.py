@@ -101,11 +101,11 @@ async def test_every_dashboard_panel_returns_data_from_prometheus_and_the_read_o
     assert not problems, "\n".join(problems)
 
 
-async def test_prometheus_scrapes_all_three_services(region_run):
+async def test_prometheus_scrapes_all_four_services(region_run):
     if region_run.prometheus_url is None:
         pytest.fail("prometheus is not installed")
     result = await asyncio.to_thread(prometheus_query, region_run.prometheus_url, 'up{job="flk"}')
-    assert len(result) == 3 and all(s["value"][1] == "1" for s in result), result
+    assert len(result) == 4 and all(s["value"][1] == "1" for s in result), result  # + the FHIR ingest
 
 
 def test_grafana_macros_and_variables_are_substituted():

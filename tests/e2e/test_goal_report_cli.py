@@ -113,7 +113,7 @@ def run_report(dsn: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     env.pop("FLK_REPORT_DATABASE_URL", None)
     return subprocess.run(
-        [sys.executable, "-m", "flk.cli", "report", "--region-code", REGION, "--region-name", "Region Västmanland",
+        [sys.executable, "-m", "tools.cli", "report", "--region-code", REGION, "--region-name", "Region Västmanland",
          "--as-of", AS_OF.isoformat(), "--out", str(out), "--database-url", dsn, *extra],
         capture_output=True, text=True, timeout=300, env=env, check=False)
 

@@ -86,16 +86,16 @@ async def test_ctrl_c_stops_every_service_the_main_job_started(infra, fresh_data
     from datetime import date
 
     from flk.events.admin import delete_topics_with_prefix
-    from flk.main_job import run_main_job
-    from flk.mainjob.job import JobConfig
+    from tools.mainjob.cli import run_main_job
+    from tools.mainjob.job import JobConfig
     from tests.e2e.conftest import free_port
 
-    ports = [free_port() for _ in range(5)]
+    ports = [free_port() for _ in range(6)]
     prefix = f"e2eint{uuid.uuid4().hex[:6]}."
     config = JobConfig(bootstrap=infra.kafka_bootstrap, database_url=fresh_database, state_dir=tmp_path,
                        preset="small", end_date=date.today(), limit_people=300, topic_prefix=prefix,
                        listing_port=ports[0], continuity_port=ports[1], notifier_port=ports[2],
-                       smtp_port=ports[3], teams_port=ports[4])
+                       smtp_port=ports[3], teams_port=ports[4], ingest_port=ports[5])
     output: list[str] = []
     job = asyncio.create_task(run_main_job(config, None, exit_after_summary=False, echo=output.append))
 
@@ -109,7 +109,7 @@ async def test_ctrl_c_stops_every_service_the_main_job_started(infra, fresh_data
                 break
             await asyncio.sleep(0.1)
         assert not job.done(), output
-        assert all(listening(p) for p in ports[:3])  # listing, continuity, notifier serve
+        assert all(listening(p) for p in ports[:3] + ports[5:])  # listing, continuity, notifier, FHIR ingest serve
         os.kill(os.getpid(), signal.SIGINT)
         assert await asyncio.wait_for(job, 60) == 130
         assert "interrupted: stopping what was started" in output
@@ -135,3 +135,70 @@ async def test_the_main_job_writes_the_goal_report_whose_charts_render_in_a_brow
     assert captions[1].startswith("G2: mean continuity") and captions[2].startswith("G4:")
     assert len(seen["verdicts"]) == 5 and all(v for v in seen["verdicts"])
     assert "pk1_" not in html.read_text(encoding="utf-8")
+
+
+def _worklist_as_seen(url: str, token: str, profile: Path, screenshot: Path) -> dict:
+    """A clinician's first look at the demo's worklist (blocking): log in, read the page, and take the
+    screenshot of it (README's docs/images/worklist.png comes from here, see docs/worklist.md)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.support.browser import headless_chromium
+
+    with headless_chromium(profile, window=(1280, 1000)) as driver:
+        driver.get(url)
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.ID, "login").click()
+        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table#gaps, #no-gaps"))
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, min(max(height, 600), 2400))
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(screenshot))
+        return {
+            "unit": driver.find_element(By.ID, "unit").text,
+            "summary": driver.find_element(By.ID, "summary").text,
+            "patients": [c.text for c in driver.find_elements(By.CSS_SELECTOR, "tr.gap td.patient")],
+            "names": [c.text for c in driver.find_elements(By.CSS_SELECTOR, "tr.gap td.patient strong.name")],
+            "numbers": [c.text for c in driver.find_elements(By.CSS_SELECTOR, "tr.gap td.patient span.pnr")],
+            "doctors": [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#doctors td.doctor-name")],
+            "next": bool(driver.find_elements(By.ID, "next-page")),
+        }
+
+
+async def test_a_clinician_sees_the_demo_worklist_with_names_personnummer_a_summary_and_pages(region_run, tmp_path):
+    """The issue-16 journey after `./run main`: the unit's worklist names its patients (synthetic
+    identities: Skatteverket's test personnummer), the unit and its doctors, with a count summary
+    and pages. ``FLK_WORKLIST_SCREENSHOT=docs/images/worklist.png`` writes the README's screenshot."""
+    import os
+
+    import asyncpg
+
+    from flk.security.tokens import Role, issue_token
+    from flk.settings import PlatformSettings
+    from tools.simulator.identities import published_test_personnummer
+
+    chromium_binaries()
+    job = region_run.job
+    conn = await asyncpg.connect(region_run.readonly_dsn)
+    try:
+        unit, open_gaps = await conn.fetchrow("SELECT care_unit_id, open_gaps FROM notifier.open_care_gaps_by_unit "
+                                              "ORDER BY open_gaps DESC, care_unit_id LIMIT 1")
+    finally:
+        await conn.close()
+    assert open_gaps > 10, "the demo has a worklist worth paging"
+    token = issue_token(PlatformSettings(), "SE2321000016-DEMO", Role.CLINICIAN, [unit])
+    screenshot = Path(os.environ.get("FLK_WORKLIST_SCREENSHOT") or tmp_path / "worklist.png")
+
+    seen = await asyncio.to_thread(_worklist_as_seen, job.url(job.c.notifier_port, f"/units/{unit}/worklist?per_sida=10"),
+                                   token, tmp_path / "profile", screenshot)
+
+    unit_name = next(u.name for u in job.units if u.care_unit_id == unit)
+    assert unit_name in seen["unit"] and unit in seen["unit"]
+    assert f"{open_gaps} öppna vårdluckor" in seen["summary"] and "Per orsak" in seen["summary"]
+    assert len(seen["patients"]) == 10 and seen["next"]
+    assert len(seen["names"]) >= 8, seen["patients"]  # all but protected identities (~0.5 %) have a name
+    series = set(published_test_personnummer())
+    assert seen["numbers"] and all(n.replace("-", "") in series for n in seen["numbers"]), seen["numbers"]
+    assert not any("Identitet saknas" in p for p in seen["patients"])
+    assert seen["doctors"] and not any(d.startswith("SE") for d in seen["doctors"]), seen["doctors"]
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,7 @@
 """The worklist in a real headless browser (Debian's chromium + chromedriver, driven by selenium):
-a clinician logs in with a token, sees a RUB 5 patient without an FLK by personnummer, assigns a
-doctor from the page, and sees the gap disappear.
+a clinician logs in with a token, sees a RUB 5 patient without an FLK by name and personnummer (a
+Skatteverket test number), the unit and the doctor by name, assigns the doctor from the page, and
+sees the gap disappear.
 
 Everything in between is real: the listing service (its API, command handlers, Kafka consumers
 and outbox relay) and the notifier (gap detection from listing.events.v1, the worklist) on the
@@ -20,7 +21,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import uvicorn
-from stdnum import luhn
 
 from flk.events.envelope import make_record
 from flk.events.producer import publish
@@ -38,8 +38,11 @@ pytestmark = pytest.mark.e2e
 JWT_KEY = "worklist-browser-secret-0123456789abcdef"
 STAFF = "SE2321000016-U001"
 TODAY = datetime.now(ZoneInfo("Europe/Stockholm")).date()
-PERSONNUMMER = "19500101" + "042" + luhn.calc_check_digit("500101042")
+PERSONNUMMER = "195001182046"  # from Skatteverket's published test personnummer (tools.simulator.identities)
 SHOWN = f"{PERSONNUMMER[:8]}-{PERSONNUMMER[8:]}"
+PATIENT_NAME = "Astrid Holm"
+DOCTOR_NAME = "Karin Lind"
+UNIT_NAME = "Vårdcentralen Centrum"
 
 
 def rfc3339(at: datetime | None = None) -> str:
@@ -87,6 +90,9 @@ def assign_from_the_worklist(user_data_dir: Path, worklist_url: str, token: str,
         rows = [r for r in driver.find_elements(By.CSS_SELECTOR, "tr.gap") if SHOWN in r.text]
         seen["row_before"] = rows[0].text if rows else None
         seen["doctors"] = driver.find_element(By.ID, "doctors").text
+        seen["unit"] = driver.find_element(By.ID, "unit").text
+        seen["summary"] = driver.find_element(By.ID, "summary").text
+        seen["options"] = [o.text for o in rows[0].find_elements(By.CSS_SELECTOR, "select[name=list_id] option")]
         Select(rows[0].find_element(By.NAME, "list_id")).select_by_value(doctor_list_id)
         rows[0].find_element(By.CSS_SELECTOR, "button.assign").click()
         WebDriverWait(driver, 30).until(lambda d: "tilldelning=" in d.current_url)
@@ -125,16 +131,17 @@ async def test_a_clinician_assigns_an_flk_from_the_worklist_in_a_browser_and_the
     async def fact(event_type: str, data: dict) -> None:
         await publish(producer, make_record(event_type, data, source="urn:test"), topic_prefix)
 
-    async with Served(listing_app(ListingSettings(platform=platform, port=listing_port)), listing_port) as listing, \
+    async with Served(listing_app(ListingSettings(platform=platform, http_port=listing_port)), listing_port) as listing, \
             Served(notifier_app(notifier_settings), notifier_port) as notifier, \
             httpx.AsyncClient(base_url=listing.url, timeout=10) as api:
         # the region's registers, as the listing service and the notifier read them from Kafka
         await fact("care_unit.contracted.v1", {
-            "care_unit_id": UNIT_A, "name": "Vårdcentralen Centrum", "region_code": "19",
+            "care_unit_id": UNIT_A, "name": UNIT_NAME, "region_code": "19",
             "contract_from": start.isoformat(), "fictive_lists": [{"list_id": "F-VCA1-X", "name": "VC Centrum Dr X"}],
             "recorded_at": rfc3339()})
         await fact("practitioner_role.started.v1", {
-            "role_id": "role-l001", "practitioner_id": DOCTOR_1, "care_unit_id": UNIT_A, "profession": "läkare",
+            "role_id": "role-l001", "practitioner_id": DOCTOR_1, "practitioner_name": DOCTOR_NAME,
+            "care_unit_id": UNIT_A, "profession": "läkare",
             "legitimerad": True, "employment_type": "tillsvidare", "specialty": "allmanmedicin", "fte": 1.0,
             "valid_from": start.isoformat()})
         await fact("person.registered.v1", {
@@ -142,7 +149,7 @@ async def test_a_clinician_assigns_an_flk_from_the_worklist_in_a_browser_and_the
             "protected_identity": False, "status": "folkbokford", "updated_at": rfc3339()})
         async with _vault_pool(migrated_database) as conn:  # the edge that receives person ids
             await IdentityVault(platform.identity_vault_key.get_secret_value()).store(
-                conn, patient, PersonId("personnummer", PERSONNUMMER), protected_identity=False)
+                conn, patient, PersonId("personnummer", PERSONNUMMER), protected_identity=False, name=PATIENT_NAME)
 
         async def doctor_list() -> str | None:
             answer = await api.get(f"/units/{UNIT_A}/lists", headers=admin)
@@ -172,9 +179,13 @@ async def test_a_clinician_assigns_an_flk_from_the_worklist_in_a_browser_and_the
         assert seen["login_title"].startswith("Logga in")
         assert seen["worklist_url"] == f"{notifier.url}/units/{UNIT_A}/worklist"
         assert seen["row_before"] is not None, "the patient is on the worklist by personnummer"
+        assert PATIENT_NAME in seen["row_before"], "and by name"
         assert "Har aldrig fått fast läkarkontakt" in seen["row_before"] and "RUB 5" in seen["row_before"]
         assert patient not in seen["row_before"]
-        assert DOCTOR_1 in seen["doctors"]
+        assert UNIT_NAME in seen["unit"] and UNIT_A in seen["unit"], "the unit by name, its HSA-id secondary"
+        assert f"{DOCTOR_NAME} {DOCTOR_1}" in seen["doctors"], "the doctor by name with the HSA-id"
+        assert seen["options"] and seen["options"][0].startswith(f"{DOCTOR_NAME} · {DOCTOR_1}")
+        assert "1 öppna vårdluckor" in seen["summary"] and "1 RUB 4–5" in seen["summary"]
         assert "Fast läkarkontakt tilldelad" in seen["notice"] or "godkänd" in seen["notice"]
         assert SHOWN not in seen["page_after"], "the gap disappeared from the worklist"
         session = seen["cookies"]["flk_worklist_session"]

@@ -6,16 +6,15 @@ tool must never turn a browser test into a green skip in CI.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 
-from flk.report import find_chromium
+from tests.support.required_tools import missing_tool
+from tools.report import find_chromium
 
 MISSING = "Debian's chromium and chromium-driver are not installed (./run setup installs them)"
 
@@ -25,9 +24,7 @@ def chromium_binaries() -> tuple[str, str]:
     chromium, chromedriver = find_chromium(), shutil.which("chromedriver")
     if chromium and chromedriver:
         return chromium, chromedriver
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(MISSING, pytrace=False)
-    pytest.skip(MISSING)
+    missing_tool(MISSING)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from flk.simulator.generate import personnummer12
+from tools.simulator.generate import personnummer12
 from services.listing.adapters import reference
 
 REGION = "19"

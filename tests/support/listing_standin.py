@@ -1,4 +1,4 @@
-"""A small local HTTP server standing in for the listing service's REST API (contracts.md, same
+"""A small local HTTP server standing in for the listing service's REST API (the listing API, same
 answer shapes as services/listing/entrypoints/api.py) in the notifier's worklist integration
 tests, where scripted answers (409, down) are needed; the browser test runs the real service: ``GET /units/{unit}/lists`` and
 ``POST /commands/fast_lakarkontakt.assign.v1``.
@@ -41,6 +41,7 @@ class ListingStandIn:
     producer: Any
     port: int
     lists: dict[str, list[dict]] = field(default_factory=dict)
+    unit_names: dict[str, str] = field(default_factory=dict)  # the unit register's names (answered as "name")
     rejection: dict | None = None  # when set, assignments answer 409 with it
     commands: list[dict] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
@@ -67,7 +68,10 @@ class ListingStandIn:
         principal = self._principal(request)
         if unit_id not in principal.units:
             return web.json_response({"detail": "not your unit"}, status=404)
-        return web.json_response({"care_unit_id": unit_id, "lists": self.lists.get(unit_id, [])})
+        body = {"care_unit_id": unit_id, "lists": self.lists.get(unit_id, [])}
+        if unit_id in self.unit_names:
+            body["name"] = self.unit_names[unit_id]
+        return web.json_response(body)
 
     async def _assign(self, request: web.Request) -> web.Response:
         principal = self._principal(request)

@@ -1,6 +1,6 @@
 """Continuity-of-care indices over a sequence of provider ids in time order.
 
-Notation (domain brief §4): N visits, n_i visits to provider i, M distinct providers.
+Notation (docs/domain.md §4): N visits, n_i visits to provider i, M distinct providers.
 
 =======  =========================================  ==================
 Index    Formula                                    Undefined (None)

@@ -7,19 +7,11 @@ window: every visit up to and including *as of* counts.
 """
 from __future__ import annotations
 
-import calendar
 from datetime import date
 
+from flk.dates import add_months
+
 __all__ = ["add_months", "window_start", "in_window", "window_bounds"]
-
-
-def add_months(day: date, months: int) -> date:
-    """``day`` moved by ``months`` (may be negative), clamped to the month's end."""
-    index = day.year * 12 + (day.month - 1) + months
-    year, month0 = divmod(index, 12)
-    month = month0 + 1
-    last = calendar.monthrange(year, month)[1]
-    return date(year, month, min(day.day, last))
 
 
 def window_start(as_of: date, months: int) -> date | None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Protocol
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from prometheus_client import REGISTRY
 
 from flk.api import install_platform, platform_lifespan
 from flk.security.access import may_read_unit
@@ -31,7 +31,7 @@ class IndexReader(Protocol):
 
 def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> FastAPI:
     app = FastAPI(title="flk continuity", lifespan=platform_lifespan(settings.platform))
-    install_platform(app, settings.platform)
+    install_platform(app, settings.platform, metrics=REGISTRY)  # the worker's metrics are module-level (prometheus_client's default registry)
 
     @app.get("/patients/{patient_key}/continuity")
     async def patient_continuity(patient_key: str, guard: Annotated[AccessGuard, Depends(access_guard)]) -> dict:
@@ -109,8 +109,5 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader) -> Fast
         rows = [r for r in rows if r["level"] != "unit" or may_read_unit(guard.principal, r["entity_id"])]
         return {"region_code": region_code, "baseline": baseline, "now": now, "rows": rows}
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,6 +1,6 @@
 """The continuity worker: stream processor + HTTP API + metrics + daily timer + snapshots, one process.
 
-Consumption is batch-wise (aiokafka ``getmany``), not per event: see the README for why the
+Consumption is batch-wise (aiokafka ``getmany``), not per event: see docs/adr/0001 for why the
 hot path does not iterate a faust stream (faust's per-event iteration alone caps below the
 10 000 events/s target on this hardware). The semantics follow the faust pitfalls list:
 one consumer task (no concurrency), every failure of a message dead-lettered and the
@@ -38,7 +38,7 @@ CONSUMER_NAME = "continuity-worker"
 
 
 def input_topics() -> tuple[str, ...]:
-    return tuple(registry().topic_for(t).name for t in CONSUMED_EVENT_TYPES)
+    return registry().topics_carrying(CONSUMED_EVENT_TYPES)
 
 
 class ContinuityWorker:
@@ -122,7 +122,7 @@ class ContinuityWorker:
         if s.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(s.metrics_port, addr=s.api_host)
+            start_http_server(s.metrics_port, addr=s.http_host)
         log.info("continuity worker started (store %s, as of %s)", s.store, self.processor.as_of)
 
     async def stop(self) -> None:
@@ -162,8 +162,8 @@ class ContinuityWorker:
 
                 return contextlib.nullcontext()
 
-        config = uvicorn.Config(create_app(self.settings, self.processor), host=self.settings.api_host,
-                                port=self.settings.api_port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(create_app(self.settings, self.processor), host=self.settings.http_host,
+                                port=self.settings.http_port, log_level="warning", lifespan="on")
         self._server = Server(config)
         self.tasks.append(asyncio.create_task(self._server.serve(), name="continuity-api"))
 
@@ -328,5 +328,7 @@ class ContinuityWorker:
 
 
 def run_worker(settings: ContinuityServiceSettings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from flk.service import configure_logging
+
+    configure_logging()
     asyncio.run(ContinuityWorker(settings).run_forever())

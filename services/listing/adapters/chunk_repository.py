@@ -29,20 +29,17 @@ from typing import Any
 
 import orjson
 
-from services.listing.adapters.repository import (
+from services.listing.adapters.event_writers import (
     CLOSE_ASSIGNMENT,
     CLOSE_DECLINES,
     CLOSE_LISTING,
     INSERT_ASSIGNMENT,
     INSERT_LISTING,
     DecisionContext,
-    ListingRepository,
     OutboxEvent,
-    _json_list,
-    list_from_row,
-    record_from_row,
-    role_from_row,
 )
+from services.listing.adapters.repository import ListingRepository
+from services.listing.adapters.rows import _json_list, list_from_row, record_from_row, role_from_row
 from services.listing.domain import events as ev
 from services.listing.domain.model import CareUnit, DoctorList, PatientRecord, PractitionerRole
 
@@ -197,7 +194,7 @@ class ChunkRepository(ListingRepository):
             self._role_locked.update(lists)
 
     async def _load_records(self, keys: Sequence[str], since: date) -> dict[str, PatientRecord]:
-        from services.listing.adapters.repository import LOAD_PATIENTS
+        from services.listing.adapters.rows import LOAD_PATIENTS
 
         records = {}
         for row in await self.conn.fetch(LOAD_PATIENTS, list(keys), since):

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from services.listing.adapters.repository import (
+from services.listing.adapters.rows import (
     LOAD_PATIENTS,
     list_from_row,
     record_from_row,

@@ -115,7 +115,8 @@ def doctor_list_id(role_id: str) -> str:
 
 async def upsert_role(conn: Any, data: dict) -> bool:
     """A role started or changed (roster). A doctor's role gets a list of its own if none is bound
-    to it (project choice: lists outlive roles; an administrator can bind a vacant list instead).
+    to it (project choice: lists outlive roles; an administrator can bind a vacant list instead),
+    named by the doctor's name when the roster gives one (else '<unit name> <HSA-id>').
     Returns True when a list was created."""
     await conn.execute(
         """INSERT INTO listing.practitioner_role (role_id, practitioner_id, care_unit_id, profession, legitimerad,
@@ -132,11 +133,17 @@ async def upsert_role(conn: Any, data: dict) -> bool:
     )
     if data["profession"].strip().casefold() != LAKARE:
         return False
+    name = (data.get("practitioner_name") or "").strip()
     bound = await conn.fetchval("SELECT 1 FROM listing.doctor_list WHERE role_id = $1", data["role_id"])
     if bound:
+        if name:  # the list bound to this role is shown by its doctor's name (roster facts carry it)
+            await conn.execute(
+                """UPDATE listing.doctor_list SET display_name = $2
+                   WHERE role_id = $1 AND kind = 'doctor' AND display_name IS DISTINCT FROM $2""",
+                data["role_id"], name)
         return False
     unit_name = await conn.fetchval("SELECT name FROM listing.care_unit WHERE hsa_id = $1", data["care_unit_id"])
-    display = f"{unit_name} {data['practitioner_id']}" if unit_name else data["practitioner_id"]
+    display = name or (f"{unit_name} {data['practitioner_id']}" if unit_name else data["practitioner_id"])
     list_id = doctor_list_id(data["role_id"])
     await conn.execute(
         """INSERT INTO listing.doctor_list (list_id, care_unit_id, display_name, kind, role_id)

@@ -2,7 +2,7 @@
 
 Capacity is, in order: the individually agreed list size on the role (ST-läkare in
 Västmanland, seed 001; new doctors in Kalmar, seed 004), else ``550 × FTE`` for an ST-läkare,
-else ``1 100 × FTE`` (Socialstyrelsen riktvärde, brief §1). A profile may add a regional hard
+else ``1 100 × FTE`` (Socialstyrelsen riktvärde, docs/domain.md §1). A profile may add a regional hard
 cap (``f6_hard_cap_per_fte``), which is the only thing that blocks.
 """
 

@@ -50,18 +50,7 @@ from .model import (
 from .policy import PolicyProfile
 from .reasons import RejectionReason, RuleId
 
-# --------------------------------------------------------------------------- the file format
-
-COLUMNS: tuple[str, ...] = ("person_id", "care_unit_id", "practitioner_id", "employment_type")
-REQUIRED_COLUMNS = frozenset({"person_id", "care_unit_id"})
-
-#: header names accepted for each column (case-insensitive)
-COLUMN_ALIASES: Mapping[str, str] = {
-    "person_id": "person_id", "personnummer": "person_id", "pnr": "person_id",
-    "care_unit_id": "care_unit_id", "unit_hsa_id": "care_unit_id", "vardenhet_hsa_id": "care_unit_id",
-    "practitioner_id": "practitioner_id", "doctor_hsa_id": "practitioner_id", "lakare_hsa_id": "practitioner_id",
-    "employment_type": "employment_type", "anstallningsform": "employment_type",
-}
+# --------------------------------------------------------------------------- the rows' vocabulary
 
 #: spellings of the doctor's employment type in extracts -> the register's value
 EMPLOYMENT_ALIASES: Mapping[str, EmploymentType] = {
@@ -78,31 +67,6 @@ EMPLOYMENT_ALIASES: Mapping[str, EmploymentType] = {
 LOCUM_TYPES = frozenset({EmploymentType.HYR, EmploymentType.KONSULT})
 FICTIVE_LABEL = "X"  # seed 001: "<VC> Dr X"
 
-
-def sniff_delimiter(first_line: str) -> str:
-    """``;`` when the first line uses it and not ``,`` (Swedish spreadsheet exports), else ``,``."""
-    return ";" if ";" in first_line and "," not in first_line else ","
-
-
-def header_columns(fields: Sequence[str]) -> dict[str, int] | None:
-    """Column positions if ``fields`` is a header row, else None (a data row).
-
-    Raises ValueError when it is a header that lacks a required column.
-    """
-    names = [COLUMN_ALIASES.get(f.strip().lstrip("\ufeff").casefold()) for f in fields]
-    if not any(names):
-        return None
-    positions: dict[str, int] = {}
-    for index, name in enumerate(names):
-        if name is not None and name not in positions:
-            positions[name] = index
-    missing = REQUIRED_COLUMNS - positions.keys()
-    if missing:
-        raise ValueError(f"the header lacks the column(s) {', '.join(sorted(missing))}")
-    return positions
-
-
-POSITIONAL = {name: index for index, name in enumerate(COLUMNS)}
 
 
 # --------------------------------------------------------------------------- what can be wrong

@@ -16,7 +16,6 @@ What an adapter must load for one decision is described on :class:`ListingState`
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -24,6 +23,8 @@ from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import TypeVar
+
+from flk.dates import add_months
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -178,10 +179,7 @@ def with_item(mapping: Mapping[K, V], key: K, value: V) -> Mapping[K, V]:
 
 def months_before(on: date, months: int) -> date:
     """The same day ``months`` months earlier, clamped to the month's last day (29 Feb → 28 Feb)."""
-    index = on.year * 12 + (on.month - 1) - months
-    year, month = divmod(index, 12)
-    month += 1
-    return date(year, month, min(on.day, calendar.monthrange(year, month)[1]))
+    return add_months(on, -months)
 
 
 def age_in_years(birth_date: date, on: date) -> int:

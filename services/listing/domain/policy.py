@@ -5,7 +5,7 @@ A profile version applies from ``valid_from`` (inclusive) to ``valid_to`` (exclu
 the command's effective date: resolve it with :func:`profile_for`.
 
 Regional differences are values here, never code branches. Each value says where it comes from:
-``brief §3 Xn`` (the domain brief, which cites the law and the research notes), a seed file
+``docs/domain.md §3 Xn`` (the project's domain reference, which cites the law and the seed documents), a seed file
 (``seed 001`` Västmanland, ``seed 003`` Kronoberg, ``seed 004`` Kalmar), or ``project choice``
 when the sources are silent and the project had to pick a default.
 """
@@ -104,7 +104,7 @@ class PolicyProfile:
     # how long a guardian's request for a minor waits for the other guardian's consent (days)
     p3_consent_wait_days: int = 30
 
-    # RUB focus (brief §1, §6; seed 004)
+    # RUB focus (docs/domain.md §1, §6; seed 004)
     rub_high_need_bands: frozenset[int] = frozenset({4, 5})
     rub_high_need_requires_fast_vardkontakt: bool = False
 
@@ -137,39 +137,39 @@ class PolicyProfile:
 # --------------------------------------------------------------------------- the profiles
 
 # Law: patientlagen (2014:821) in force 2015-01-01; HSL 7 kap. 3–3 c §§ and PL 6 kap. 3 § amended
-# 2022-07-01 (brief §1). Project choice: one national version from 2015-01-01 — nothing the
+# 2022-07-01 (docs/domain.md §1). Project choice: one national version from 2015-01-01 — nothing the
 # listing rules read changed with the 2022 amendment in a way the sources pin to a date.
 NATIONAL_V1 = PolicyProfile(
     name="national",
     version=1,
     valid_from=date(2015, 1, 1),
-    # L4: brief §3 L4 asks for a configured exception group; which groups is not in the sources.
+    # L4: docs/domain.md §3 L4 asks for a configured exception group; which groups is not in the sources.
     # Project choice: persons folkbokförda elsewhere who choose a unit in this region
     # ("other_region_choice") and newborns not yet registered.
     l4_exception_groups=frozenset({"other_region_choice", GROUP_NEWBORN}),
     # L4: a person who moves to another region leaves this region's listing (project choice; the
-    # brief is silent; set False where listings in the old region are kept).
+    # docs/domain.md is silent; set False where listings in the old region are kept).
     l4_end_listing_when_moved_out_of_region=True,
-    # L5: brief §3 L5 (2 per rolling 12 months, exemptions särskilda skäl / unit closed / move,
+    # L5: docs/domain.md §3 L5 (2 per rolling 12 months, exemptions särskilda skäl / unit closed / move,
     # enforcement switchable).
-    # L6: brief §3 L6 (day after registration).
-    # L7: brief §3 L7 (limits with exemptions); "newborn" = under 365 days old: project choice.
+    # L6: docs/domain.md §3 L6 (day after registration).
+    # L7: docs/domain.md §3 L7 (limits with exemptions); "newborn" = under 365 days old: project choice.
     # F1: seed 000 ("ska vara en läkare"), seed 003 (legitimerad läkare) — not switchable.
-    # F2: brief §3 F2 — nationally any legitimerad läkare (no national definition, seed 001:
+    # F2: docs/domain.md §3 F2 — nationally any legitimerad läkare (no national definition, seed 001:
     #     "Nationell definition om vem som kan vara fast läkarkontakt saknas").
     # F3: fictive lists allowed everywhere: project choice (seed 001 describes them for Västmanland).
-    # F5: brief §3 F5 — at most one FLK outside Kronoberg.
-    # F6: brief §1 (Socialstyrelsen riktvärde 1 100 per full-time specialist, 550 per ST-läkare;
+    # F5: docs/domain.md §3 F5 — at most one FLK outside Kronoberg.
+    # F6: docs/domain.md §1 (Socialstyrelsen riktvärde 1 100 per full-time specialist, 550 per ST-läkare;
     #     neither floor nor ceiling → warn only, no hard cap).
-    # F7: brief §3 F7 (declined patients do not raise alerts).
-    # F8: brief §3 F8 — the sources have no rule; project choice, a setting.
-    # P3: brief §3 P3 — guardians list the child; "all guardians" is regional. Project choice:
+    # F7: docs/domain.md §3 F7 (declined patients do not raise alerts).
+    # F8: docs/domain.md §3 F8 — the sources have no rule; project choice, a setting.
+    # P3: docs/domain.md §3 P3 — guardians list the child; "all guardians" is regional. Project choice:
     #     all guardians must consent by default (guardians decide jointly, föräldrabalken 6 kap.).
     #     A request by one of two guardians waits p3_consent_wait_days (30) for the other's consent,
     #     then expires: project choice (the seeds say nothing about guardian consent; 30 days is a
     #     month for a guardian to answer a 1177 message), the same in every profile until a region
     #     decides otherwise.
-    # RUB: brief §6 — RUB 4–5 patients without FLK raise alerts.
+    # RUB: docs/domain.md §6 — RUB 4–5 patients without FLK raise alerts.
 )
 
 # Kalmar: national defaults + RUB focus. Seed 004: "Vårdenheten ska säkerställa att patienter med
@@ -224,7 +224,7 @@ VASTMANLAND_V2 = replace(
     # Seed 001: "Fast anställd läkare"; "ST-läkare i allmänmedicin kan vara fast läkarkontakt";
     # "inte gå att lista fast läkarkontakt på hyr/stafett/konsultläkare".
     f2_allowed_employment_types=frozenset({EmploymentType.TILLSVIDARE, EmploymentType.ST_ALLMANMEDICIN}),
-    # Brief §3 F2: specialist in allmänmedicin, or geriatrics/paediatrics for their patient groups.
+    # docs/domain.md §3 F2: specialist in allmänmedicin, or geriatrics/paediatrics for their patient groups.
     # Elderly = 65+ or SÄBO resident, children = under 18: project choice.
     f2_specialties=(
         (ALLMANMEDICIN, None),

@@ -1,4 +1,4 @@
-"""Rule ids of the domain brief §3 and the reasons a command can be rejected.
+"""Rule ids of docs/domain.md §3 and the reasons a command can be rejected.
 
 Every :class:`RejectionReason` member carries the rule id and a message a listing
 administrator understands, in Swedish and English. Messages are fixed texts: they never
@@ -33,7 +33,7 @@ class RuleId(StrEnum):
 
 
 class RejectionReason(Enum):
-    """Why a command was rejected. ``value`` is a stable code; ``rule_id`` ties it to the brief."""
+    """Why a command was rejected. ``value`` is a stable code; ``rule_id`` ties it to docs/domain.md §3."""
 
     rule_id: RuleId
     message_sv: str

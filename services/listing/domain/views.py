@@ -75,7 +75,7 @@ def missing_fast_lakarkontakt_for_alerts(record: PatientRecord, on: date, policy
 
 
 def care_gaps(record: PatientRecord, on: date, policy: PolicyProfile, rub_band: int | None = None) -> frozenset[str]:
-    """Care gaps for the alert cohorts (brief §6): RUB high-need patients and SÄBO residents.
+    """Care gaps for the alert cohorts (docs/domain.md §6): RUB high-need patients and SÄBO residents.
 
     A high-need patient (or SÄBO resident) missing an FLK has the ``fast_lakarkontakt`` gap; in a
     profile with ``rub_high_need_requires_fast_vardkontakt`` (Kalmar, seed 004) a RUB high-need

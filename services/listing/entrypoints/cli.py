@@ -12,31 +12,23 @@ def listing() -> None:
 
 
 @listing.command()
-@click.option("--host", default=None, help="HTTP host (default FLK_LISTING_HOST)")
-@click.option("--port", default=None, type=int, help="HTTP port (default FLK_LISTING_PORT, 8081)")
+@click.option("--host", default=None, help="HTTP host (default FLK_LISTING_HTTP_HOST)")
+@click.option("--port", default=None, type=int, help="HTTP port (default FLK_LISTING_HTTP_PORT, 8081)")
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="apply pending migrations first")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="uvicorn's access log (patient keys redacted); costs ~0.15 ms of CPU per request")
 def run(host: str | None, port: int | None, migrate: bool, access_log: bool) -> None:
     """Run the service: REST API, Kafka consumers (commands and facts) and the outbox relay."""
-    import logging
-
-    import uvicorn
-
+    from flk.service import apply_own_migrations, configure_logging, serve
+    from services.listing import MIGRATIONS
     from services.listing.entrypoints.api import create_app
     from services.listing.settings import ListingSettings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = ListingSettings()
     if migrate:
-        from flk.db.migrate import migrate_sync
-
-        for m in migrate_sync(settings.platform.database_url.get_secret_value()):
-            click.echo(f"applied {m.label}")
-    # uvloop and httptools (uvicorn[standard]): half the CPU per request of asyncio + h11 (measured on a
-    # bare ASGI app at 200 req/s: 0.31 vs 0.62 ms; README "Listing service → Benchmark")
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info",
-                loop="uvloop", http="httptools", access_log=access_log)
+        apply_own_migrations(settings.platform, MIGRATIONS, click.echo)
+    serve(create_app(settings), host or settings.http_host, port or settings.http_port, access_log=access_log)
 
 
 # `flk listing import` (migration from a region's listing system) and `flk listing kpi-snapshot`

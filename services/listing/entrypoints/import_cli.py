@@ -42,7 +42,7 @@ def import_extract(listings_csv: Path, profile: str | None, dry_run: bool, as_of
     except (UnknownProfile, NoProfileVersion) as exc:
         raise click.BadParameter(f"{exc} (known: {', '.join(sorted(PROFILES))})", param_hint="--profile") from None
 
-    from services.listing.service_layer.importer import render_summary
+    from services.listing.entrypoints.import_report import render_summary
 
     try:
         report = asyncio.run(_run(settings, listings_csv, profile_name, on, dry_run, reservnummer_pattern,
@@ -73,7 +73,8 @@ async def _run(settings, path, profile_name, on, dry_run, reservnummer_pattern, 
     import asyncpg
 
     from flk.security.vault import IdentityVault
-    from services.listing.service_layer.importer import ImportOptions, ListingImport, Progress
+    from services.listing.entrypoints.import_report import Progress
+    from services.listing.service_layer.importer import ImportOptions, ListingImport
 
     platform = settings.platform
     conn = await asyncpg.connect(platform.database_url.get_secret_value())

@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 
 from flk.events.envelope import derived_id
 from services.listing.adapters import reference
-from services.listing.adapters.repository import DecisionContext, ListingRepository, OutboxEvent
+from services.listing.adapters.event_writers import DecisionContext, OutboxEvent
+from services.listing.adapters.repository import ListingRepository
 from services.listing.domain import commands as cmd
 from services.listing.domain import events as ev
 from services.listing.domain.model import (

@@ -25,27 +25,25 @@ Units and doctors are not created here: they come from ``region.care-units.v1`` 
 from __future__ import annotations
 
 import copy
-import csv
-import io
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any
+from typing import Any, Protocol
 
 from flk.events.envelope import derived_id
 from flk.security.pseudonym import PersonId, patient_key
 from flk.security.vault import IdentityVault
 from services.listing.adapters import reference as reference_writes
-from services.listing.adapters.repository import DecisionContext, ListingRepository, list_from_row, role_from_row
+from services.listing.adapters.event_writers import DecisionContext
+from services.listing.adapters.extract_file import ExtractReader
+from services.listing.adapters.import_register import Register, StatementBatch
+from services.listing.adapters.repository import ListingRepository
 from services.listing.domain import events as ev
 from services.listing.domain.evolve import evolve_all
 from services.listing.domain.import_check import (
     FICTIVE_LABEL,
-    POSITIONAL,
-    ImportReference,
     ImportReport,
     ImportRow,
     PersonIndex,
@@ -53,12 +51,9 @@ from services.listing.domain.import_check import (
     Violation,
     classify_row,
     count_changes,
-    doctors_by_unit,
     flk_command,
-    header_columns,
     listing_command,
     over_capacity,
-    sniff_delimiter,
 )
 from services.listing.domain.model import (
     DoctorList,
@@ -74,123 +69,26 @@ from services.listing.domain.policy import PolicyProfile, profile_for
 from services.listing.domain.reasons import RejectionReason
 from services.listing.domain.rules import decide
 
+
+class ImportProgress(Protocol):
+    """Where the import reports rows done (the CLI draws it: entrypoints/import_report.Progress)."""
+
+    def tick(self, phase: str, rows: int, reader: ExtractReader | None = None) -> None: ...
+
+    def done(self) -> None: ...
+
+
+class NoProgress:
+    def tick(self, phase: str, rows: int, reader: ExtractReader | None = None) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
 REJECTIONS = (ev.ListingRejected, ev.AssignmentRejected, ev.RecordRejected)
 IMPORT_LOCK_ID = 0x666C6B_494D  # pg_advisory_xact_lock: one import at a time
 EMPTY: MappingProxyType = MappingProxyType({})
-
-
-# --------------------------------------------------------------------------- progress
-
-
-class Progress:
-    """Rows done, on stderr: a rewritten line on a terminal, a line per step otherwise."""
-
-    def __init__(self, stream: IO[str] | None = None, every: int = 50_000, enabled: bool = True) -> None:
-        self.stream = stream or sys.stderr
-        self.every = every
-        self.enabled = enabled
-        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._shown = False
-
-    def tick(self, phase: str, rows: int, reader: ExtractReader | None = None) -> None:
-        if not self.enabled or rows % self.every:
-            return
-        total_bytes = reader.size if reader is not None else None
-        done_bytes = reader.position() if reader is not None else None
-        share = f" ({100 * done_bytes / total_bytes:.0f} %)" if total_bytes and done_bytes is not None else ""
-        text = f"{phase}: {rows:,} rows{share}".replace(",", " ")
-        if self.terminal:
-            self.stream.write(f"\r{text}")
-            self._shown = True
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def done(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._shown = False
-
-
-# --------------------------------------------------------------------------- reading the file
-
-
-@dataclass
-class ExtractReader:
-    """Streams (line number, fields) of the extract; header detected on the first row."""
-
-    path: Path
-    encoding: str = "utf-8-sig"
-
-    def __post_init__(self) -> None:
-        self.header = False
-        self.columns: dict[str, int] = dict(POSITIONAL)
-        self.size = self.path.stat().st_size
-
-    def position(self) -> int:
-        """Bytes read so far (for the progress indicator)."""
-        raw = getattr(self, "_raw", None)
-        return raw.buffer.tell() if raw is not None and not raw.closed else self.size
-
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """(line, fields). Blank lines are skipped."""
-        with self.path.open("r", encoding=self.encoding, newline="") as raw:
-            self._raw = raw
-            first = raw.readline()
-            raw.seek(0)
-            reader = csv.reader(raw, delimiter=sniff_delimiter(first))
-            first_row = True
-            for fields in reader:
-                if not fields or all(not f.strip() for f in fields):
-                    continue
-                if first_row:
-                    first_row = False
-                    columns = header_columns(fields)
-                    if columns is not None:
-                        self.header, self.columns = True, columns
-                        continue
-                yield reader.line_num, fields
-
-
-# --------------------------------------------------------------------------- the register's reference data
-
-
-@dataclass
-class Register:
-    """Reference data of the register, loaded once: units, lists, roles, counters."""
-
-    units: dict[str, Any]
-    lists: dict[str, DoctorList]
-    roles: dict[str, Any]
-    list_sizes: dict[str, int]
-    listed: dict[str, int]
-    fictive_by_unit: dict[str, str]
-
-    @classmethod
-    async def load(cls, conn: Any, lock: bool) -> Register:
-        repo = ListingRepository(conn)
-        unit_ids = [r["hsa_id"] for r in await conn.fetch("SELECT hsa_id FROM listing.care_unit")]
-        units = await repo.load_units(unit_ids)
-        if lock:  # L7 counts and F8 role ends must not move under the import
-            await conn.execute("SELECT 1 FROM listing.care_unit u WHERE EXISTS (SELECT 1 FROM listing.listing_limit l "
-                               "WHERE l.care_unit_id = u.hsa_id) ORDER BY hsa_id FOR UPDATE")
-            await conn.execute("SELECT 1 FROM listing.practitioner_role ORDER BY role_id FOR SHARE")
-        roles = {r["role_id"]: role_from_row(r) for r in await conn.fetch("SELECT * FROM listing.practitioner_role")}
-        lists = {r["list_id"]: list_from_row(r) for r in await conn.fetch(
-            "SELECT * FROM listing.doctor_list ORDER BY list_id")}
-        sizes = {r["list_id"]: r["n"] for r in await conn.fetch(
-            "SELECT list_id, count(*) AS n FROM listing.flk_assignment WHERE end_on IS NULL GROUP BY list_id")}
-        listed = {r["care_unit_id"]: r["n"] for r in await conn.fetch(
-            "SELECT care_unit_id, count(*) AS n FROM listing.listing WHERE end_on IS NULL GROUP BY care_unit_id")}
-        fictive: dict[str, str] = {}
-        for lst in lists.values():
-            if lst.kind is ListKind.FICTIVE:
-                fictive.setdefault(lst.care_unit_id, lst.list_id)
-        return cls(units, lists, roles, sizes, listed, fictive)
-
-    def reference(self, on: date) -> ImportReference:
-        return ImportReference(frozenset(self.units), doctors_by_unit(list(self.lists.values()), self.roles, on))
 
 
 # --------------------------------------------------------------------------- the import
@@ -212,12 +110,12 @@ class ListingImport:
     """One run of the import on one connection (see the module doc)."""
 
     def __init__(self, conn: Any, options: ImportOptions, pseudonym_key: bytes, vault: IdentityVault,
-                 progress: Progress | None = None, clock: Callable[[], datetime] | None = None) -> None:
+                 progress: ImportProgress | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.conn = conn
         self.options = options
         self.key = pseudonym_key
         self.vault = vault
-        self.progress = progress or Progress(enabled=False)
+        self.progress = progress or NoProgress()
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.policy: PolicyProfile = profile_for(options.profile, options.as_of)
         self.report = ImportReport(profile=self.policy.ref, as_of=options.as_of, dry_run=options.dry_run,
@@ -514,27 +412,6 @@ class RowPlan:
     decided: list[tuple[str, list[ev.Event]]]
 
 
-class StatementBatch:
-    """A stand-in connection for the repository that records ``execute``/``executemany`` and sends
-    each statement once with all its argument rows (asyncpg pipelines ``executemany``). Statements
-    go in the order first seen, ``first`` before all (foreign keys: persons before their listings)."""
-
-    def __init__(self, first: tuple[str, ...] = ()) -> None:
-        self.statements: dict[str, list[tuple]] = {sql: [] for sql in first}
-
-    async def execute(self, sql: str, *args: Any) -> None:
-        self.statements.setdefault(sql, []).append(args)
-
-    async def executemany(self, sql: str, args: list[tuple]) -> None:
-        self.statements.setdefault(sql, []).extend(args)
-
-    async def flush(self, conn: Any) -> None:
-        for sql, rows in self.statements.items():
-            if rows:
-                await conn.executemany(sql, rows)
-            rows.clear()
-
-
 def birth_date_of(person: PersonId) -> date | None:
     """From a personnummer (YYYYMMDD…) or samordningsnummer (day + 60); None for reservnummer."""
     if person.kind == "reservnummer" or len(person.value) != 12:
@@ -546,43 +423,3 @@ def birth_date_of(person: PersonId) -> date | None:
         return date(int(person.value[:4]), int(person.value[4:6]), day)
     except ValueError:
         return None
-
-
-# --------------------------------------------------------------------------- the human summary
-
-
-def render_summary(report: ImportReport, path: Path, shown_lines: int = 20) -> str:
-    """The summary for a listing administrator: counts, and per problem its rule, what happened to
-    the rows and their line numbers (never a person id)."""
-    out = io.StringIO()
-    mode = "DRY RUN — nothing was written" if report.dry_run else "imported in one transaction"
-    would = "would import" if report.dry_run else "imported"
-    out.write(f"Listing import of {path.name}: profile {report.profile}, as of {report.as_of.isoformat()} ({mode})\n")
-    out.write(f"  rows read: {report.rows} ({'with' if report.header else 'no'} header), persons: {report.persons}\n")
-    out.write(f"  {would}: {report.listings_started} listings, {report.named_assigned} named fast läkarkontakt, "
-              f"{report.fictive_assigned} fictive-list placements, {report.persons_created} new persons\n")
-    out.write(f"  already in the register (unchanged): {report.already_registered} rows\n")
-    if not report.dry_run:
-        out.write(f"  outbox events written: {report.outbox_events} (published to listing.events.v1 by the relay)\n")
-    if not report.findings and not report.over_capacity:
-        out.write("  no rule violations\n")
-        return out.getvalue()
-    out.write(f"Violations ({report.violations}):\n")
-    for f in sorted(report.findings.values(), key=lambda f: (f.rule_id or "~", f.code)):
-        rule = f.rule_id or "--"
-        persons = f", {f.persons} persons" if f.persons else ""
-        out.write(f"  [{rule}] {f.code}: {f.rows} rows{persons} — {f.outcome}\n")
-        out.write(f"       {f.message_en}\n")
-        lines = ", ".join(str(n) for n in f.lines[:shown_lines])
-        more = f" … (+{f.rows - min(shown_lines, len(f.lines))} more)" if f.rows > shown_lines else ""
-        out.write(f"       lines: {lines}{more}\n")
-    if report.over_capacity:
-        out.write(f"  [F6] over_capacity: {len(report.over_capacity)} lists above capacity (a warning, not a block)\n")
-        for o in report.over_capacity[:shown_lines]:
-            basis = {"individual": "individually agreed", "specialist_benchmark": f"1 100 × {o.fte} FTE",
-                     "st_benchmark": f"ST 550 × {o.fte} FTE"}.get(o.basis, o.basis)
-            out.write(f"       list {o.list_id} ({o.practitioner_id} at {o.care_unit_id}): "
-                      f"{o.list_size} patients vs capacity {o.capacity} ({basis})\n")
-        if len(report.over_capacity) > shown_lines:
-            out.write(f"       … (+{len(report.over_capacity) - shown_lines} more lists)\n")
-    return out.getvalue()

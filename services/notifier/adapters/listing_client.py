@@ -1,7 +1,8 @@
 """The listing service's REST API as the worklist uses it, with the user's own bearer token
 (the listing service decides access and audits on its side).
 
-``GET /units/{unit}/lists`` and ``POST /commands/fast_lakarkontakt.assign.v1`` (contracts.md).
+``GET /units/{unit}/lists`` and ``POST /commands/fast_lakarkontakt.assign.v1`` (the listing API in
+services/listing/entrypoints/, its OpenAPI at /docs; the command body is schemas/events/fast_lakarkontakt.assign.v1.json).
 Errors never carry the request body (it names a patient key).
 """
 from __future__ import annotations
@@ -76,11 +77,16 @@ class ListingClient:
         return response
 
     async def unit_lists(self, unit_id: str, token: str) -> list[DoctorList]:
+        return (await self.unit(unit_id, token))[1]
+
+    async def unit(self, unit_id: str, token: str) -> tuple[str | None, list[DoctorList]]:
+        """The unit's name in the listing service's unit register (None if not given) and its lists."""
         response = await self._call("GET", f"/units/{quote(unit_id, safe='')}/lists", token)
         if response.status_code != 200:
             raise ListingRefused(response.status_code, _detail(response))
         body = response.json()
         items = body.get("lists", []) if isinstance(body, dict) else body
+        name = body.get("name") if isinstance(body, dict) else None
         lists = []
         for item in items:
             try:
@@ -93,7 +99,7 @@ class ListingClient:
                 ))
             except (KeyError, TypeError, ValueError):
                 raise ListingUnavailable("the listing service's list description was not understood") from None
-        return lists
+        return (str(name) if isinstance(name, str) and name.strip() else None), lists
 
     async def assign(self, command: dict, token: str) -> AssignAccepted | AssignRejected:
         response = await self._call("POST", f"/commands/{ASSIGN_COMMAND_TYPE}", token, json=command)

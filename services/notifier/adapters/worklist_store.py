@@ -14,10 +14,9 @@ from collections.abc import Iterable
 from cryptography.exceptions import InvalidTag
 
 from flk.security.audit import INSERT as AUDIT_INSERT, AuditRecord
-from flk.security.pseudonym import PersonId
 from flk.security.vault import IdentityVault
 from services.notifier.domain.care_gaps import GapCause, GapKind
-from services.notifier.domain.worklist import OpenGap
+from services.notifier.domain.worklist import OpenGap, VaultEntry
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +43,40 @@ async def open_gap(conn, unit_id: str, gap_id: uuid.UUID) -> OpenGap | None:
     return _gap(row) if row else None
 
 
-async def identities(conn, vault: IdentityVault, patient_keys: Iterable[str]) -> dict[str, tuple[PersonId, bool]]:
-    """Re-identify the given patients (decrypted here, server-side; never stored or logged)."""
+async def identities(conn, vault: IdentityVault, patient_keys: Iterable[str]) -> dict[str, VaultEntry]:
+    """Re-identify the given patients: (person id, protected, name or None), decrypted here,
+    server-side; never stored or logged. A protected identity's name is not even decrypted."""
     keys = sorted(set(patient_keys))
     if not keys:
         return {}
     rows = await conn.fetch(
-        "SELECT patient_key, person_id_ciphertext, id_kind, protected_identity FROM platform.person_identity "
-        "WHERE patient_key = ANY($1::text[])", keys)
-    found: dict[str, tuple[PersonId, bool]] = {}
+        "SELECT patient_key, person_id_ciphertext, id_kind, protected_identity, name_ciphertext "
+        "FROM platform.person_identity WHERE patient_key = ANY($1::text[])", keys)
+    found: dict[str, VaultEntry] = {}
     undecryptable = 0
     for row in rows:
+        key, protected = row["patient_key"], row["protected_identity"]
         try:
-            person = vault.open(row["patient_key"], row["id_kind"], row["person_id_ciphertext"])
+            person = vault.open(key, row["id_kind"], row["person_id_ciphertext"])
+            sealed_name = row["name_ciphertext"]
+            name = vault.open_name(key, sealed_name) if sealed_name is not None and not protected else None
         except (InvalidTag, ValueError):
             undecryptable += 1
             continue
-        found[row["patient_key"]] = (person, row["protected_identity"])
+        found[key] = (person, protected, name)
     if undecryptable:
         log.warning("worklist: %d identity rows could not be decrypted (wrong vault key?)", undecryptable)
     return found
+
+
+async def unit_names(conn, unit_ids: Iterable[str]) -> dict[str, str]:
+    """Units' names as the notifier knows them (its alert routing, set from the unit register)."""
+    ids = sorted(set(unit_ids))
+    if not ids:
+        return {}
+    rows = await conn.fetch("SELECT care_unit_id, unit_name FROM notifier.unit_routing WHERE care_unit_id = ANY($1::text[])",
+                            ids)
+    return {r["care_unit_id"]: r["unit_name"] for r in rows}
 
 
 async def audit_many(pool, records: list[AuditRecord]) -> None:

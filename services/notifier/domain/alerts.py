@@ -1,7 +1,7 @@
 """Who is alerted about care gaps, when, and about what: pure decisions (no I/O).
 
 Inputs are per-unit routing settings and the unit's open gaps as :class:`OpenGapRow` — a row
-that structurally has **no patient key** (domain brief §6, P2): alerts only count patients and
+that structurally has **no patient key** (docs/domain.md §6, P2): alerts only count patients and
 link to the unit's worklist, which requires login.
 
 Kinds of alert:

@@ -1,6 +1,6 @@
 """Alert texts in Swedish: email (text + HTML) and a Teams Workflows Adaptive Card (pure).
 
-Email and Teams are not approved channels for patient data (domain brief §6, P2). A message
+Email and Teams are not approved channels for patient data (docs/domain.md §6, P2). A message
 therefore carries only the unit's name, what the patients lack (a fast läkarkontakt, or — where
 the region requires one for RUB high-need patients — a fast vårdkontakt), counts by kind, cause
 and by RUB/SÄBO, the age of the oldest
@@ -16,6 +16,8 @@ from __future__ import annotations
 import html
 import json
 import re
+
+from stdnum import luhn
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,21 +83,13 @@ PERSONAL_IDENTITY_NUMBER_PATTERN = re.compile(
 )
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(digits):
-        n = int(ch) * (2 if i % 2 == 0 else 1)
-        total += n - 9 if n > 9 else n
-    return total % 10 == 0
-
-
 def _looks_like_person_id(match: re.Match[str]) -> bool:
     month, day = int(match["mm"]), int(match["dd"])
     if day > 60:
         day -= 60  # samordningsnummer
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return False
-    return _luhn_ok(match["yy"] + match["mm"] + match["dd"] + match["nnn"] + match["c"])
+    return luhn.is_valid(match["yy"] + match["mm"] + match["dd"] + match["nnn"] + match["c"])
 
 
 def ensure_no_personal_identity_number(*texts: str) -> None:

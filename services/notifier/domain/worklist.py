@@ -58,6 +58,10 @@ class ShownIdentity:
     text: str
     kind: IdentityKind
     note: str | None = None  # e.g. why only the pseudonymous key is shown
+    name: str | None = None  # the person's name, when the vault has it (never for a protected identity)
+
+    def __repr__(self) -> str:  # never print a person id or name
+        return f"ShownIdentity(kind={self.kind!r})"
 
 
 @dataclass(frozen=True)
@@ -105,17 +109,21 @@ def format_person_id(person: PersonId) -> str:
     return person.value
 
 
-def shown_identity(patient_key: str, vault_entry: tuple[PersonId, bool] | None, reidentify: bool) -> ShownIdentity:
-    """The personnummer when the viewer may re-identify and the identity is not protected;
-    otherwise the pseudonymous key, with the reason."""
+#: the vault's answer for a patient: (person id, protected identity) or (person id, protected, name or None)
+VaultEntry = tuple[PersonId, bool] | tuple[PersonId, bool, str | None]
+
+
+def shown_identity(patient_key: str, vault_entry: VaultEntry | None, reidentify: bool) -> ShownIdentity:
+    """The name and personnummer when the viewer may re-identify and the identity is not protected;
+    otherwise the pseudonymous key, with the reason (never a protected identity's name)."""
     if not reidentify:
         return ShownIdentity(patient_key, "pseudonym", "Pseudonym – endast enhetens personal ser personnummer")
     if vault_entry is None:
         return ShownIdentity(patient_key, "pseudonym", "Identitet saknas i identitetsregistret")
-    person, protected = vault_entry
+    person, protected, *rest = vault_entry
     if protected:
         return ShownIdentity(patient_key, "pseudonym", "Skyddad identitet – endast pseudonym visas")
-    return ShownIdentity(format_person_id(person), person.kind)
+    return ShownIdentity(format_person_id(person), person.kind, name=(rest[0] if rest else None) or None)
 
 
 def days_open(opened_at: datetime, now: datetime) -> int:
@@ -124,7 +132,7 @@ def days_open(opened_at: datetime, now: datetime) -> int:
 
 def worklist_rows(
     gaps: Iterable[OpenGap],
-    identities: Mapping[str, tuple[PersonId, bool]],
+    identities: Mapping[str, VaultEntry],
     reidentify: bool,
     now: datetime,
     tz: ZoneInfo,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from flk.api import install_platform, platform_lifespan
+from services.notifier.adapters.backlog import notifier_backlog
 from flk.security.audit import AuditRecord
 from flk.security.fastapi import AccessGuard, access_guard
 from flk.security.tokens import Role
@@ -74,13 +74,9 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
         return close
 
     app = FastAPI(title="flk notifier", lifespan=platform_lifespan(settings.platform, start_workers))
-    install_platform(app, settings.platform)
+    install_platform(app, settings.platform, backlog=lambda app: notifier_backlog(app.state.db), metrics=probe.registry)
     app.state.probe = probe
     worklist = install_worklist(app, settings)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(probe.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/units/{unit_id}/care-gaps/summary")
     async def gap_summary(unit_id: str, request: Request,

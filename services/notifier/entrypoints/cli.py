@@ -25,21 +25,15 @@ def notifier() -> None:
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="apply pending migrations first")
 def run(host: str | None, port: int | None, migrate: bool) -> None:
     """Run the notifier: consumer, outbox relay, ticker, alert planner, delivery, and the HTTP API."""
-    import logging
-
-    import uvicorn
-
+    from flk.service import apply_own_migrations, configure_logging, serve
+    from services.notifier import MIGRATIONS
     from services.notifier.entrypoints.api import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = _settings()
     if migrate:
-        from flk.db.migrate import migrate_sync
-
-        for m in migrate_sync(settings.platform.database_url.get_secret_value()):
-            click.echo(f"applied {m.label}")
-    app = create_app(settings)
-    uvicorn.run(app, host=host or settings.http_host, port=port or settings.http_port, log_level="info")
+        apply_own_migrations(settings.platform, MIGRATIONS, click.echo)
+    serve(create_app(settings), host or settings.http_host, port or settings.http_port)
 
 
 @notifier.group()

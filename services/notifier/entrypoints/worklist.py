@@ -4,25 +4,28 @@ Routes (on the notifier's app, port 8083):
 * ``GET /login``, ``POST /login`` — staff paste their platform bearer token; it is kept in an
   HttpOnly, SameSite=Strict cookie (an ``Authorization: Bearer`` header works as well).
 * ``GET /`` — links to the worklists of the units the token names.
-* ``GET /units/{unit}/worklist`` — the unit's patients with open care gaps (personnummer for the
-  unit's own staff, the pseudonymous key for protected identities and region roles), cause,
-  RUB, SÄBO, days open, and the unit's doctors with free capacity (listing API).
+* ``GET /units/{unit}/worklist`` — the unit (by name) and its patients with open care gaps (name and
+  personnummer for the unit's own staff, the pseudonymous key for protected identities and region
+  roles), cause, RUB, SÄBO, days open, and the unit's doctors with free capacity (listing API), by
+  name with the HSA-id. A count summary at the top; filters, sort order and paging are query
+  parameters (``services.notifier.domain.worklist_view``) that every link and form keeps.
 * ``POST /units/{unit}/worklist/assign`` — assign an FLK through the listing API with the user's
   token; the gap then resolves through listing.events.v1 -> gap detection.
 * ``POST /logout``.
 
 Forms carry a double-submit CSRF token (cookie == form field) when the cookie authenticates.
-Every view and action is audit-logged (per patient shown); another unit's staff get 404.
+Every view and action is audit-logged (per patient shown on the page); another unit's staff get 404.
 Patient identifiers never appear in a URL (forms post an opaque gap id), a log line or a label.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -37,8 +40,12 @@ from services.notifier.adapters import worklist_store
 from services.notifier.adapters.listing_client import (
     AssignAccepted, AssignRejected, ListingClient, ListingRefused, ListingUnavailable,
 )
+from services.notifier.domain.messages import CAUSE_TEXT
 from services.notifier.domain.worklist import (
     assign_command, csrf_matches, doctors_with_free_capacity, may_reidentify, safe_next_path, worklist_rows,
+)
+from services.notifier.domain.worklist_view import (
+    PAGE_SIZES, RUB_FILTERS, SABO_FILTERS, WorklistQuery, parse_query, select,
 )
 from services.notifier.settings import NotifierSettings
 
@@ -120,6 +127,8 @@ class WorklistPages:
         """To the login form (``?fel=utgangen`` when the session's token no longer verifies: a
         fixed message, never text taken from the URL)."""
         path = request.url.path if request.method == "GET" else "/"
+        if request.method == "GET" and request.url.query:  # the worklist's view (filters, page) survives login
+            path = f"{path}?{request.url.query}"
         query = {"next": path} | ({"fel": "utgangen"} if expired else {})
         response = self.redirect(f"/login?{urlencode(query)}")
         if expired:
@@ -159,33 +168,45 @@ class WorklistPages:
                          message="Det finns ingen arbetslista för den här enheten bland dina enheter.")
 
     async def worklist(self, request: Request, principal: Principal, token: str, unit_id: str,
-                       notices: list[tuple[str, str]], status: int = 200) -> HTMLResponse:
+                       notices: list[tuple[str, str]], status: int = 200,
+                       query: WorklistQuery | None = None) -> HTMLResponse:
         request_id = self.request_id(request)
+        query = query or parse_query(request.query_params)
         reidentify = may_reidentify(principal, unit_id)
+        now = self.now(request)
         async with request.app.state.db.acquire() as conn:
             gaps = await worklist_store.open_gaps_of_unit(conn, unit_id)
-            identities = await worklist_store.identities(conn, self.vault, (g.patient_key for g in gaps)) \
+            routed_name = (await worklist_store.unit_names(conn, [unit_id])).get(unit_id)
+            # filter, sort and page first: only the patients shown are re-identified and audit-logged
+            view = select(worklist_rows(gaps, {}, False, now, self.tz), query)
+            shown = {row.gap_id for row in view.rows}
+            shown_gaps = [g for g in gaps if g.gap_id in shown]
+            identities = await worklist_store.identities(conn, self.vault, (g.patient_key for g in shown_gaps)) \
                 if reidentify else {}
-        now = self.now(request)
+        rows = {r.gap_id: r for r in worklist_rows(shown_gaps, identities, reidentify, now, self.tz)}
+        view = dataclasses.replace(view, rows=[rows[r.gap_id] for r in view.rows])
         await self.audit(request, [
             AuditRecord(principal, ACTION_VIEW, "allowed", unit_id=unit_id, purpose="vard", request_id=request_id),
             *(AuditRecord(principal, ACTION_PATIENT_VIEW, "allowed", unit_id=unit_id, patient_key=g.patient_key,
-                          purpose="vard", request_id=request_id) for g in gaps),
+                          purpose="vard", request_id=request_id) for g in shown_gaps),
         ])
-        doctors, lists_error = [], None
+        doctors, lists_error, unit_name = [], None, None
         try:
             assert self.listing is not None
-            doctors = doctors_with_free_capacity(await self.listing.unit_lists(unit_id, token))
+            unit_name, lists = await self.listing.unit(unit_id, token)
+            doctors = doctors_with_free_capacity(lists)
         except ListingUnavailable:
             lists_error = "Listningstjänsten svarar inte just nu: läkarlistor och tilldelning går inte att visa."
         except ListingRefused as exc:
             lists_error = f"Listningstjänsten visar inte enhetens listor för dig (svar {exc.status})."
         self.probe(request, ACTION_VIEW, "allowed")
         return self.page(
-            request, "worklist.html", status, principal, unit_id=unit_id,
-            rows=worklist_rows(gaps, identities, reidentify, now, self.tz), doctors=doctors, lists_error=lists_error,
-            notices=notices, form_nonce=secrets.token_urlsafe(16),
+            request, "worklist.html", status, principal, unit_id=unit_id, unit_name=unit_name or routed_name,
+            view=view, rows=view.rows, doctors=doctors, lists_error=lists_error,
+            notices=notices + [("error", p) for p in query.problems], form_nonce=secrets.token_urlsafe(16),
             as_of=now.astimezone(self.tz).strftime("%Y-%m-%d %H:%M"),
+            rub_filters=RUB_FILTERS, sabo_filters=SABO_FILTERS, page_sizes=PAGE_SIZES,
+            causes=CAUSE_TEXT, return_view=urlencode(query.params()),
         )
 
 
@@ -239,7 +260,9 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
         units = sorted(principal.units)
         if len(units) == 1 and request.url.path == "/":
             return pages.redirect(f"/units/{quote(units[0], safe='')}/worklist")
-        return pages.page(request, "units.html", principal=principal, units=units)
+        async with request.app.state.db.acquire() as conn:
+            names = await worklist_store.unit_names(conn, units)
+        return pages.page(request, "units.html", principal=principal, units=units, unit_names=names)
 
     @app.get("/units/{unit_id}/worklist", include_in_schema=False)
     async def worklist(request: Request, unit_id: str, tilldelning: str | None = None) -> Response:
@@ -261,7 +284,7 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
     @app.post("/units/{unit_id}/worklist/assign", include_in_schema=False)
     async def assign(request: Request, unit_id: str, gap_id: Annotated[str, Form()] = "",
                      list_id: Annotated[str, Form()] = "", form_nonce: Annotated[str, Form()] = "",
-                     csrf_token: Annotated[str, Form()] = "") -> Response:
+                     csrf_token: Annotated[str, Form()] = "", vy: Annotated[str, Form()] = "") -> Response:
         token, source = pages.credentials(request)
         if token is None:
             return pages.to_login(request)
@@ -275,29 +298,32 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
                               message="Formuläret kunde inte verifieras. Ladda om arbetslistan och försök igen.")
         if not may_read_unit_patients(principal, unit_id):
             return await pages.deny(request, principal, ACTION_ASSIGN, unit_id)
+        # the page's view (filters, sort, page) survives the round trip, rebuilt from known values only
+        view = parse_query(dict(parse_qsl(vy[:2000])))
+        view = dataclasses.replace(view, problems=())
         back = f"/units/{quote(unit_id, safe='')}/worklist"
         try:
             gap_uuid = uuid.UUID(gap_id)
         except ValueError:
             return await pages.worklist(request, principal, token, unit_id,
-                                        [("error", "Begäran saknade en giltig vårdlucka.")], 422)
+                                        [("error", "Begäran saknade en giltig vårdlucka.")], 422, view)
         if not list_id or not form_nonce:
             return await pages.worklist(request, principal, token, unit_id,
-                                        [("error", "Välj en läkare att tilldela.")], 422)
+                                        [("error", "Välj en läkare att tilldela.")], 422, view)
         async with request.app.state.db.acquire() as conn:
             gap = await worklist_store.open_gap(conn, unit_id, gap_uuid)
         if gap is None:
             pages.probe(request, ACTION_ASSIGN, "gap_closed")
-            return pages.redirect(f"{back}?tilldelning=stangd")
+            return pages.redirect(f"{back}?{urlencode(view.params() | {'tilldelning': 'stangd'})}")
         if not gap.assignable:
             pages.probe(request, ACTION_ASSIGN, "not_assignable")
             return await pages.worklist(request, principal, token, unit_id, [
                 ("error", "Vårdluckan gäller fast vårdkontakt: den stängs när verksamhetschefen utser en fast "
-                          "vårdkontakt, inte genom att tilldela en fast läkarkontakt.")], 409)
+                          "vårdkontakt, inte genom att tilldela en fast läkarkontakt.")], 409, view)
 
         async def failed(status: int, message: str, outcome: str) -> Response:
             pages.probe(request, ACTION_ASSIGN, outcome)
-            return await pages.worklist(request, principal, token, unit_id, [("error", message)], status)
+            return await pages.worklist(request, principal, token, unit_id, [("error", message)], status, view)
 
         try:
             assert pages.listing is not None
@@ -322,6 +348,7 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
         resolved = await worklist_store.wait_until_resolved(request.app.state.db, gap.gap_id,
                                                             settings.worklist_assign_wait_s)
         pages.probe(request, ACTION_ASSIGN, "accepted")
-        return pages.redirect(f"{back}?tilldelning={'klar' if resolved else 'mottagen'}")
+        outcome = "klar" if resolved else "mottagen"
+        return pages.redirect(f"{back}?{urlencode(view.params() | {'tilldelning': outcome})}")
 
     return pages

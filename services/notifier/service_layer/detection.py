@@ -17,7 +17,7 @@ from flk.events.consumer import TransientFailure
 from flk.events.envelope import Envelope
 from services.notifier.adapters import care_store
 from services.notifier.adapters.clock import Clock
-from services.notifier.adapters.db import is_transient_db_error
+from flk.db.errors import is_transient_database_error
 from services.notifier.adapters.inbound import FactMapper
 from services.notifier.adapters.metrics import NotifierProbe, NullProbe
 from services.notifier.adapters.outbound import gap_event
@@ -51,7 +51,7 @@ class CareGapDetection:
         try:
             events = await self._apply(envelope, facts)
         except Exception as exc:
-            if is_transient_db_error(exc):
+            if is_transient_database_error(exc):
                 raise TransientFailure(type(exc).__name__) from exc
             raise
         if events is None:
@@ -80,7 +80,7 @@ class CareGapDetection:
         try:
             events, duplicates = await self._apply_batch(work)
         except Exception as exc:
-            if is_transient_db_error(exc):
+            if is_transient_database_error(exc):
                 raise TransientFailure(type(exc).__name__) from exc
             raise
         for envelope in duplicates + repeated:

@@ -53,7 +53,7 @@ def start_worker(bootstrap: str, prefix: str, data_dir, batch: int) -> subproces
                FLK_CONTINUITY_API_ENABLED="false", FLK_CONTINUITY_SNAPSHOT_ENABLED="false",
                FLK_CONTINUITY_METRICS_PORT=str(free_port()), FLK_CONTINUITY_BATCH_MAX_RECORDS=str(batch),
                FLK_CONTINUITY_SESSION_TIMEOUT_MS="6000", FLK_CONTINUITY_HEARTBEAT_INTERVAL_MS="1000")
-    return subprocess.Popen([sys.executable, "-m", "flk.cli", "continuity", "worker", "--store", "rocksdb",
+    return subprocess.Popen([sys.executable, "-m", "tools.cli", "continuity", "worker", "--store", "rocksdb",
                              "--data-dir", str(data_dir), "--as-of", AS_OF.isoformat()], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -130,7 +130,7 @@ async def test_a_worker_killed_with_sigkill_mid_replay_and_restarted_ends_with_t
     streamed = await last_indices(kafka_bootstrap, topic_prefix)
 
     vpath, lpath = write_csvs(tmp_path, visit_rows, listings)
-    batch = subprocess.run([sys.executable, "-m", "flk.cli", "continuity", "indices", "--visits", str(vpath),
+    batch = subprocess.run([sys.executable, "-m", "tools.cli", "continuity", "indices", "--visits", str(vpath),
                             "--listings", str(lpath), "--as-of", AS_OF.isoformat()], capture_output=True, check=True)
     expected = {row["patient_id"]: row for row in map(orjson.loads, batch.stdout.splitlines())}
 

@@ -16,7 +16,7 @@ from aiokafka.structs import TopicPartition
 from click.testing import CliRunner
 
 from flk.settings import DEV_PSEUDONYM_KEY
-from flk.simulator.generate import personnummer12
+from tools.simulator.generate import personnummer12
 from services.continuity.adapters.metrics import CHANGED
 from services.continuity.entrypoints.cli import continuity
 from services.continuity.entrypoints.ehr_import import ehr

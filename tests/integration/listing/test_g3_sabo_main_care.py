@@ -14,7 +14,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from flk.infra.settings import InfraSettings
+from tools.infra.settings import InfraSettings
 from flk.security.vault import IdentityVault
 from flk.settings import DEV_VAULT_KEY
 from services.listing.service_layer.handlers import Deps
@@ -153,7 +153,7 @@ async def test_days_stored_before_the_qualifier_existed_keep_their_G3_share_with
         fresh_database: str):
     """Upgrading a register that has stored days: migration 0004 rebuilds the daily tables, and a day stored
     under 0002 (no qualifier) gets its SÄBO residents as G3's population, all with the qualifier unknown."""
-    from flk.db.migrate import discover
+    from tools.migrations import discover
 
     before, upgrade = [], None
     for m in discover():

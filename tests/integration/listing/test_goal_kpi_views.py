@@ -10,7 +10,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from flk.infra.settings import InfraSettings
+from tools.infra.settings import InfraSettings
 from flk.security.pseudonym import parse_person_id, patient_key
 from flk.security.vault import IdentityVault
 from flk.settings import DEV_PSEUDONYM_KEY, DEV_VAULT_KEY

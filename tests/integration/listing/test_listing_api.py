@@ -220,6 +220,25 @@ async def test_F6_unit_lists_show_size_capacity_free_capacity_and_rub_weighted_l
     assert other.status_code == 403
 
 
+async def test_a_doctors_list_is_named_by_the_rosters_practitioner_name_and_follows_a_change(listing):
+    await listing.given_region()
+    named = "SE2321000016-L004"
+    await listing.fact("practitioner_role.started.v1", role_started("role-named", named, UNIT_A,
+                                                                     practitioner_name="Karin Lind"))
+
+    async def names() -> dict[str, str]:
+        response = await listing.client.get(f"/units/{UNIT_A}/lists",
+                                            headers=listing.token(Role.VERKSAMHETSCHEF, (UNIT_A,)))
+        return {x["practitioner_id"]: x["display_name"] for x in response.json()["lists"] if x["practitioner_id"]}
+
+    before = await names()
+    assert before[named] == "Karin Lind"
+    assert DOCTOR_1 in before[DOCTOR_1], "a role without a name: the unit's name and the HSA-id, as before"
+    await listing.fact("practitioner_role.changed.v1", role_started("role-named", named, UNIT_A, fte=0.8,
+                                                                     practitioner_name="Karin Lind Ek"))
+    assert (await names())[named] == "Karin Lind Ek"
+
+
 async def test_L1_two_concurrent_listings_of_the_same_person_exactly_one_wins(listing):
     await listing.given_region()
     key = await listing.given_person()
@@ -286,6 +305,8 @@ async def test_a_date_the_rules_cannot_compute_with_answers_422(listing):
 
 async def test_probes_and_metrics_answer_without_a_token(listing):
     assert (await listing.client.get("/healthz")).status_code == 200
-    assert (await listing.client.get("/readyz")).status_code == 200
+    ready = await listing.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "backlog": {"outbox": 0, "parked_commands": 0}}
     metrics = await listing.client.get("/metrics")
     assert metrics.status_code == 200 and "flk_listing_messages_total" in metrics.text

@@ -19,8 +19,8 @@ async def test_flk_listing_run_migrates_serves_and_stops_cleanly_on_sigterm(fres
                                                                             kafka_bootstrap):
     port = free_port()
     env = {**os.environ, "FLK_DATABASE_URL": fresh_database, "FLK_TOPIC_PREFIX": topic_prefix,
-           "FLK_KAFKA_BOOTSTRAP": kafka_bootstrap, "FLK_LISTING_PORT": str(port)}
-    process = subprocess.Popen([sys.executable, "-m", "flk.cli", "listing", "run"], env=env,
+           "FLK_KAFKA_BOOTSTRAP": kafka_bootstrap, "FLK_LISTING_HTTP_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, "-m", "tools.cli", "listing", "run"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         ready = False

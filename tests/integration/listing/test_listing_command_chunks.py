@@ -26,7 +26,7 @@ from listing_harness import (
 )
 
 from flk.events.dlq import REASON
-from services.listing.adapters.repository import INSERT_LISTING
+from services.listing.adapters.event_writers import INSERT_LISTING
 from services.listing.service_layer.chunks import handle_chunk
 from services.listing.service_layer.handlers import COMMAND_HANDLERS, Message
 

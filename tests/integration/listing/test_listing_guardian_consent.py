@@ -195,8 +195,8 @@ async def test_P3_metrics_show_the_open_requests_and_the_closed_ones_by_outcome_
 async def test_P3_the_main_job_expires_what_waited_too_long_and_counts_the_requests_by_outcome(listing, tmp_path):
     import asyncpg
 
-    from flk.mainjob.goals import read_guardian_consent
-    from flk.mainjob.job import JobConfig, MainJob
+    from tools.mainjob.goals import read_guardian_consent
+    from tools.mainjob.job import JobConfig, MainJob
 
     await listing.given_region()
     waiting, w_mother, _ = await given_child(listing)

@@ -18,7 +18,8 @@ from flk.security.vault import IdentityVault
 from flk.settings import DEV_PSEUDONYM_KEY, DEV_VAULT_KEY
 from services.listing.adapters import reference
 from services.listing.entrypoints.import_cli import import_extract
-from services.listing.service_layer.importer import ImportOptions, ListingImport, Progress
+from services.listing.entrypoints.import_report import Progress
+from services.listing.service_layer.importer import ImportOptions, ListingImport
 from tests.support.listing_register import (
     DOCTOR_A1,
     DOCTOR_A2,

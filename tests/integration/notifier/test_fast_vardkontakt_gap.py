@@ -1,6 +1,7 @@
 """The fast-vårdkontakt care gap end to end (issue 13, item 6; seed 004, Kalmar): events on the real broker,
 PostgreSQL, a real SMTP server and the local Teams stand-in. The region's profile comes from the listing
-service's own setting (FLK_LISTING_PROFILE), not from a second notifier setting."""
+service's own setting (FLK_LISTING_PROFILE): the `flk` command derives the notifier's bands from it
+(tools/regional_profile.py), as here."""
 from __future__ import annotations
 
 import json
@@ -11,11 +12,16 @@ import pytest
 
 from services.notifier.adapters.state_codec import decode_state
 from tests.conftest import consume_all
+from tools.regional_profile import fast_vardkontakt_rub_bands
 from tests.support.builders import DOCTOR_1, UNIT_A, a_patient_key
 
 from notifier_harness import T0, flk_assigned, listing_started, risk_assessed, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+def _bands_of(listing_profile: str) -> frozenset[int]:
+    return fast_vardkontakt_rub_bands(listing_profile, T0.date())
 
 
 def fvk_appointed(patient_key: str, unit_id: str, appointed_on) -> dict:
@@ -36,7 +42,7 @@ async def test_in_kalmar_a_rub_5_patient_without_a_fast_vardkontakt_gets_a_gap_a
         notifier, smtp_sink, teams_sink, kafka_bootstrap, topic_prefix):
     patient = a_patient_key(61)
     await notifier.route(UNIT_A)
-    await notifier.start(listing_profile="kalmar")
+    await notifier.start(fast_vardkontakt_rub_bands=_bands_of("kalmar"))
     await _listed_rub5_with_flk(notifier, patient)
     await wait_until(lambda: notifier.fetchval("SELECT count(*) = 3 FROM notifier.inbox"), what="events consumed")
 
@@ -66,7 +72,7 @@ async def test_in_kalmar_a_rub_5_patient_without_a_fast_vardkontakt_gets_a_gap_a
 
 async def test_no_fast_vardkontakt_gap_where_the_listing_profile_does_not_require_one(notifier):
     patient = a_patient_key(62)
-    await notifier.start(listing_profile="vastmanland")
+    await notifier.start(fast_vardkontakt_rub_bands=_bands_of("vastmanland"))
     await _listed_rub5_with_flk(notifier, patient)
     await wait_until(lambda: notifier.fetchval("SELECT count(*) = 3 FROM notifier.inbox"), what="events consumed")
     notifier.advance(timedelta(days=15))
@@ -78,7 +84,7 @@ async def test_no_fast_vardkontakt_gap_where_the_listing_profile_does_not_requir
 
 async def test_a_patient_lacking_both_has_one_open_gap_of_each_kind_at_the_unit(notifier):
     patient = a_patient_key(63)
-    await notifier.start(listing_profile="kalmar", grace_days=0)
+    await notifier.start(fast_vardkontakt_rub_bands=_bands_of("kalmar"), grace_days=0)
     await notifier.publish("listing.started.v1", listing_started(patient, UNIT_A, T0.date()))
     await notifier.publish("risk.assessed.v1", risk_assessed(patient, 4, T0 - timedelta(days=30)))
     await wait_until(lambda: notifier.fetchval("SELECT count(*) = 2 FROM notifier.care_gap"), what="two gaps")

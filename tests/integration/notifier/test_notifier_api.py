@@ -82,3 +82,15 @@ async def test_metrics_and_health_are_served(notifier, api):
     metrics = await api.get("/metrics")
     assert metrics.status_code == 200
     assert "flk_notifier_alerts_sent_total" in metrics.text
+
+
+async def test_readyz_reports_the_notifiers_backlog_of_unannounced_gaps_at_routed_units(notifier, api):
+    assert (await api.get("/readyz")).json() == {
+        "status": "ready", "backlog": {"outbox": 0, "gaps_unannounced": 0, "deliveries_pending": 0}}
+    await notifier.route(UNIT_A)
+    for serial, unit in enumerate([UNIT_A, UNIT_B], start=1):  # UNIT_B has no routing: nobody to tell
+        await notifier.pool.execute(
+            "INSERT INTO notifier.care_gap (gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at) "
+            "VALUES ($1, $2, $3, 'never_assigned', 5, false, $4)", uuid.uuid4(), a_patient_key(serial), unit, T0)
+
+    assert (await api.get("/readyz")).json()["backlog"] == {"outbox": 0, "gaps_unannounced": 1, "deliveries_pending": 0}

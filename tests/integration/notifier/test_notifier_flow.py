@@ -7,7 +7,6 @@ import json
 import re
 from datetime import timedelta
 
-import pytest
 
 from flk.events.envelope import derived_id
 from services.notifier.domain.messages import ensure_no_personal_identity_number

@@ -2,10 +2,12 @@
 assignment round trip, and a local stand-in for the listing service's REST API."""
 from __future__ import annotations
 
+from html import unescape
 import logging
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -17,7 +19,7 @@ from flk.security.pseudonym import PersonId
 from flk.security.tokens import Role, issue_token
 from flk.security.vault import IdentityVault
 from services.notifier.entrypoints.api import create_app
-from services.notifier.entrypoints.worklist import CSRF_COOKIE, SESSION_COOKIE
+from services.notifier.entrypoints.worklist import SESSION_COOKIE
 from tests.support.builders import DOCTOR_1, UNIT_A, UNIT_B, a_patient_key
 from tests.support.listing_standin import ListingStandIn, a_doctor_list, a_fictive_list
 
@@ -78,7 +80,7 @@ def bearer(notifier, role: Role = Role.CLINICIAN, units: tuple[str, ...] = (UNIT
 
 async def a_gap(notifier, serial: int, *, unit_id: str = UNIT_A, cause: str = "never_assigned", rub: int | None = 5,
                 sabo: bool = False, days_open: int = 3, protected: bool = False, identity: bool = True,
-                kind: str = "fast_lakarkontakt") -> str:
+                kind: str = "fast_lakarkontakt", name: str | None = None) -> str:
     key = a_patient_key(serial)
     await notifier.pool.execute(
         "INSERT INTO notifier.care_gap (gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at, kind) "
@@ -88,7 +90,7 @@ async def a_gap(notifier, serial: int, *, unit_id: str = UNIT_A, cause: str = "n
     if identity:
         async with notifier.pool.acquire() as conn:
             await IdentityVault(notifier.settings.platform.identity_vault_key.get_secret_value()).store(
-                conn, key, PersonId("personnummer", a_personnummer(serial)), protected)
+                conn, key, PersonId("personnummer", a_personnummer(serial)), protected, name)
     return key
 
 
@@ -108,7 +110,7 @@ def csrf_of(html: str) -> str:
 
 def assign_form(html: str, row: int = 0) -> dict[str, str]:
     form = re.findall(r'<form method="post" action="/units/[^"]+/worklist/assign">(.*?)</form>', html, re.S)[row]
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    fields = {k: unescape(v) for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)}
     fields["list_id"] = re.search(r'<option value="([^"]+)"', form).group(1)
     return fields
 
@@ -200,6 +202,86 @@ async def test_every_view_is_audit_logged_with_each_patient_shown(notifier, brow
     assert len({r["request_id"] for r in audit}) == 2, "one request id per view"
 
 
+# ---- names, summary, filters, sort order and pages -----------------------------------------------------
+
+
+async def test_staff_see_patients_by_name_and_personnummer_and_the_unit_and_doctors_by_name(notifier, browser,
+                                                                                          listing):
+    listing.unit_names[UNIT_A] = "Vårdcentralen Norra"
+    await a_gap(notifier, 1, name="Karin Berg", days_open=5)
+    protected = await a_gap(notifier, 2, name="Hemlig Person", protected=True)
+
+    page = await browser.get(f"/units/{UNIT_A}/worklist", headers=bearer(notifier))
+
+    first, second = gap_rows(page.text)
+    assert '<strong class="name">Karin Berg</strong>' in first and shown(a_personnummer(1)) in first
+    assert protected in second and "Hemlig" not in page.text, "a protected identity: key only, never the name"
+    assert re.search(r'<strong class="unit-name">Vårdcentralen Norra</strong> <span class="hsa">HSA-id '
+                     + re.escape(UNIT_A), page.text)
+    doctors = re.search(r'<table id="doctors">(.*?)</table>', page.text, re.S).group(1)
+    assert '<td class="doctor-name">Dr Anna Berg</td><td class="hsa">' + DOCTOR_1 in doctors
+    assert f"Dr Anna Berg · {DOCTOR_1} (200 lediga)" in page.text
+
+
+async def test_a_unit_the_listing_service_gives_no_name_is_named_from_the_notifiers_routing(notifier, browser,
+                                                                                           listing):
+    await notifier.pool.execute("INSERT INTO notifier.unit_routing (care_unit_id, unit_name) VALUES ($1, $2)",
+                                UNIT_A, "Vårdcentralen Routing")
+    await a_gap(notifier, 1)
+
+    page = await browser.get(f"/units/{UNIT_A}/worklist", headers=bearer(notifier))
+    assert '<strong class="unit-name">Vårdcentralen Routing</strong>' in page.text
+    units = await browser.get("/", headers=bearer(notifier, units=(UNIT_A, UNIT_B)))
+    assert "Arbetslista Vårdcentralen Routing</a>" in units.text and f"Arbetslista {UNIT_B}</a>" in units.text
+
+
+async def test_filters_sort_order_and_pages_are_query_parameters_that_every_link_and_form_keeps(notifier, browser):
+    for serial in range(1, 31):  # 30 gaps: even serials RUB 4 on SÄBO, odd RUB 5 at home; open 1..30 days
+        await a_gap(notifier, serial, rub=4 if serial % 2 == 0 else 5, sabo=serial % 2 == 0, days_open=serial,
+                    cause="doctor_left" if serial % 3 == 0 else "never_assigned")
+
+    page = await browser.get(f"/units/{UNIT_A}/worklist?sabo=ja&minst_dagar=5&ordning=stigande&per_sida=10&sida=2",
+                             headers=bearer(notifier))
+
+    assert page.status_code == 200
+    summary = re.search(r'<section id="summary".*?</section>', page.text, re.S).group(0)
+    assert re.search(r'id="count-total">30<', summary) and re.search(r'id="count-sabo">15<', summary)
+    assert re.search(r'id="count-rub">30<', summary) and re.search(r'id="count-long">1<', summary)
+    assert "Läkaren har slutat <strong>10</strong>" in summary
+    # SÄBO residents open ≥ 5 days: serials 6, 8, …, 30 (13), days ascending; page 2 of 10 a page
+    rows = gap_rows(page.text)
+    assert [re.search(r"19500101-(\d{3})", r).group(1) for r in rows] == ["026", "028", "030"]
+    assert "(11–13 av 13, filtrerat från 30)" in page.text
+    previous = re.search(r'id="previous-page" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    assert dict(parse_qsl(previous[1:])) == {"sabo": "ja", "minst_dagar": "5", "ordning": "stigande", "per_sida": "10"}
+    header = re.search(r'data-sort="rub" href="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    assert dict(parse_qsl(header[1:])) == {"sabo": "ja", "minst_dagar": "5", "sortera": "rub", "per_sida": "10"}
+    assert 'aria-sort="ascending"' in page.text
+    form = re.search(r'<form method="get" id="filters".*?</form>', page.text, re.S).group(0)
+    assert '<option value="ja" selected>' in form and 'name="minst_dagar" min="0" max="3650" size="4" value="5"' in form
+
+    back = await browser.get(f"/units/{UNIT_A}/worklist{previous}", headers=bearer(notifier))
+    assert len(gap_rows(back.text)) == 10 and "(1–10 av 13, filtrerat från 30)" in back.text
+
+
+async def test_only_the_patients_on_the_shown_page_are_re_identified_and_audit_logged(notifier, browser):
+    keys = [await a_gap(notifier, serial, days_open=serial) for serial in range(1, 13)]
+
+    await browser.get(f"/units/{UNIT_A}/worklist?per_sida=10&sida=2", headers=bearer(notifier))
+
+    patients = await notifier.fetch("SELECT patient_key FROM platform.audit_log "
+                                    "WHERE action = 'notifier.worklist.patient.view'")
+    assert sorted(r["patient_key"] for r in patients) == sorted(keys[:2]), "page 2: the two that waited least"
+
+
+async def test_a_value_the_worklist_cannot_take_is_reported_and_the_page_still_shows(notifier, browser):
+    await a_gap(notifier, 1)
+    page = await browser.get(f"/units/{UNIT_A}/worklist?rub=9&sortera=namn", headers=bearer(notifier))
+    assert page.status_code == 200 and len(gap_rows(page.text)) == 1
+    assert "Okänt värde för RUB – det ignorerades." in page.text
+    assert "Okänt värde för sortering – det ignorerades." in page.text
+
+
 # ---- login --------------------------------------------------------------------------------------------
 
 
@@ -208,6 +290,17 @@ async def test_without_a_token_the_worklist_redirects_to_the_login_form(browser)
 
     assert page.status_code == 303
     assert page.headers["location"].startswith("/login?next=%2Funits%2F")
+
+
+async def test_the_worklists_view_survives_the_login_form(notifier, browser):
+    asked = f"/units/{UNIT_A}/worklist?sabo=ja&per_sida=10"
+    redirect = await browser.get(asked)
+    next_path = dict(parse_qsl(redirect.headers["location"].split("?", 1)[1]))["next"]
+    assert next_path == asked
+    form = await browser.get(redirect.headers["location"])
+    answer = await browser.post("/login", data={"token": token(notifier), "csrf_token": csrf_of(form.text),
+                                                "next": next_path})
+    assert answer.status_code == 303 and answer.headers["location"] == asked
 
 
 async def test_login_with_a_pasted_token_sets_an_httponly_samesite_strict_cookie_that_opens_the_worklist(
@@ -304,6 +397,20 @@ async def test_assigning_an_flk_sends_the_contract_command_with_the_users_token_
     assert gap_rows(after.text) == [] and shown(a_personnummer(1)) not in after.text
     actions = [r["action"] for r in await detection.fetch("SELECT action FROM platform.audit_log ORDER BY id")]
     assert "notifier.worklist.assign" in actions
+
+
+async def test_after_an_assignment_the_worklist_comes_back_with_the_same_filters_and_order(detection, browser, listing):
+    await a_detected_gap(detection, 1)
+    await login(browser, token(detection))
+    page = await browser.get(f"/units/{UNIT_A}/worklist?rub=4-5&sortera=rub&per_sida=10")
+
+    answer = await browser.post(f"/units/{UNIT_A}/worklist/assign", data=assign_form(page.text))
+
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    assert location.startswith(f"/units/{UNIT_A}/worklist?")
+    assert dict(parse_qsl(location.split("?", 1)[1])) == {
+        "rub": "4-5", "sortera": "rub", "per_sida": "10", "tilldelning": "klar"}
 
 
 async def test_the_same_form_posted_again_after_the_gap_closed_sends_no_second_command(detection, browser, listing):

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.request
 
 import pytest
+
+from tests.support.required_tools import require_tool
 from click.testing import CliRunner
 
-from flk.infra.cli import infra as infra_cli
-from flk.infra.kafka import Kafka
-from flk.infra.postgres import Postgres
-from flk.infra.process import InfraError
-from flk.infra.prometheus import Prometheus
+from tools.infra.cli import infra as infra_cli
+from tools.infra.kafka import Kafka
+from tools.infra.postgres import Postgres
+from tools.infra.process import InfraError
+from tools.infra.prometheus import Prometheus
 
 
 def test_second_up_is_a_no_op_and_keeps_the_same_processes(infra):
@@ -28,8 +29,8 @@ def test_second_up_is_a_no_op_and_keeps_the_same_processes(infra):
 def test_status_names_each_part_and_where_it_listens(infra):
     result = CliRunner().invoke(infra_cli, ["status"])
     assert result.exit_code == 0
-    assert f"kafka: running" in result.output and infra.kafka_bootstrap in result.output
-    assert f"postgres: running" in result.output
+    assert "kafka: running" in result.output and infra.kafka_bootstrap in result.output
+    assert "postgres: running" in result.output
     assert "***" in result.output and infra.postgres_app_password.get_secret_value() not in result.output
 
 
@@ -39,8 +40,8 @@ def test_a_port_taken_by_someone_else_gives_a_clear_error(infra):
         Kafka(other).up()
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus is installed by .ci/run")
 def test_prometheus_on_request_answers_queries(infra):
+    require_tool("prometheus")
     prometheus = Prometheus(infra)
     started_here = prometheus.process.pid() is None
     prometheus.up()

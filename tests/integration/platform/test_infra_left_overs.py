@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from flk.events.admin import ensure_topics
 from flk.events.registry import registry
-from flk.infra.prune import PruneResult, delete_left_overs, find_left_overs, region_topics
+from tools.infra.prune import PruneResult, delete_left_overs, find_left_overs, region_topics
 
 
 async def _topics(bootstrap: str) -> set[str]:

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from flk.infra.kafka import wait_for_kafka
-from flk.infra.process import InfraError, ManagedProcess
+from tools.infra.kafka import wait_for_kafka
+from tools.infra.process import InfraError, ManagedProcess
 from tests.e2e.conftest import free_port
 
 

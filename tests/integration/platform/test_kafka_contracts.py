@@ -3,7 +3,6 @@ validates, and dead-letters what is malformed with its reason."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
 
@@ -14,10 +13,13 @@ from flk.events.registry import registry
 from tests.conftest import consume_all
 from tests.support.builders import a_patient_key, a_visit
 from tests.support.kafka import run_consumer_until
+from tests.support.required_tools import require_tool
 
 VISITS = registry().topic_for("visit.recorded.v1").name
 
-pytestmark = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is installed by .ci/run")
+@pytest.fixture(autouse=True)
+def _kcat_installed() -> None:
+    require_tool("kcat")
 
 
 def kcat_produce(bootstrap: str, topic: str, value: bytes, key: str | None, headers: dict[str, str]) -> None:

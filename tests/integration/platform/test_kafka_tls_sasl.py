@@ -21,8 +21,8 @@ from flk.events.connection import KafkaConnection
 from flk.events.envelope import make_record
 from flk.events.lag import consumer_lag
 from flk.events.producer import new_producer, publish
-from flk.infra.kafka import Kafka
-from flk.infra.settings import InfraSettings
+from tools.infra.kafka import Kafka
+from tools.infra.settings import InfraSettings
 from flk.settings import PlatformSettings
 from tests.e2e.conftest import free_port
 from tests.support.builders import a_visit

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import pytest
 
-from flk.mainjob.goals import read_alerts
+from tools.mainjob.goals import read_alerts
 
 pytestmark = pytest.mark.integration
 

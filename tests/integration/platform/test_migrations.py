@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from flk.db.migrate import MigrationError, discover, migrate
+from flk.db.migrate import MigrationError
+from tools.migrations import discover, migrate
 
 
 async def test_migrations_apply_in_order_to_an_empty_database(fresh_database):

@@ -106,7 +106,7 @@ def _recombine(event_type: str, rng: random.Random) -> dict:
 
 
 #: (from, to) date fields that form a period: a valid event never ends before it starts (the schemas
-#: cannot say so; the notifier refuses such a period, see the README's "Reliability" findings)
+#: cannot say so; the notifier refuses such a period, see docs/reliability.md, "What the tests found")
 PERIODS = (("sabo_from", "sabo_to"),)
 
 

@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -38,7 +38,7 @@ LISTED = ((PATIENT_A, UNIT_A), (PATIENT_B, UNIT_B), (PATIENT_C, UNIT_A))
 @contextlib.asynccontextmanager
 async def migrated_db(infra) -> AsyncIterator[str]:
     """A fresh database with every component's migrations (like the `migrated_database` fixture, any scope)."""
-    from flk.db.migrate import migrate
+    from tools.migrations import migrate
 
     name = f"flk_rel_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(infra.dsn("admin", database="postgres"))

@@ -65,7 +65,7 @@ class ServiceProcess:
 
     def start(self) -> "ServiceProcess":
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "flk.cli", *self.args], cwd=REPO,
+        self.process = subprocess.Popen([sys.executable, "-m", "tools.cli", *self.args], cwd=REPO,
                                         env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()
@@ -119,7 +119,7 @@ def continuity_service(bootstrap: str, prefix: str, dsn: str, workdir: Path, *, 
                        store: str = "memory", batch: int = 2000, **env: str) -> ServiceProcess:
     api, metrics = free_port(), free_port()
     environ = platform_env(bootstrap, prefix, dsn) | {
-        "FLK_CONTINUITY_API_ENABLED": "true", "FLK_CONTINUITY_API_PORT": str(api),
+        "FLK_CONTINUITY_API_ENABLED": "true", "FLK_CONTINUITY_HTTP_PORT": str(api),
         "FLK_CONTINUITY_METRICS_PORT": str(metrics), "FLK_CONTINUITY_SNAPSHOT_ENABLED": "false",
         "FLK_CONTINUITY_SESSION_TIMEOUT_MS": "6000", "FLK_CONTINUITY_HEARTBEAT_INTERVAL_MS": "1000",
         "FLK_CONTINUITY_BATCH_MAX_RECORDS": str(batch),
@@ -149,7 +149,7 @@ def notifier_service(bootstrap: str, prefix: str, dsn: str, workdir: Path, *, sm
 
 def listing_service(bootstrap: str, prefix: str, dsn: str, workdir: Path, **env: str) -> ServiceProcess:
     port = free_port()
-    environ = platform_env(bootstrap, prefix, dsn) | {"FLK_LISTING_PORT": str(port), "FLK_LISTING_HOST": "127.0.0.1",
+    environ = platform_env(bootstrap, prefix, dsn) | {"FLK_LISTING_HTTP_PORT": str(port), "FLK_LISTING_HTTP_HOST": "127.0.0.1",
                                                       "FLK_LISTING_RELAY_INTERVAL_S": "0.2"} | env
     return ServiceProcess("listing", ["listing", "run"], environ, workdir / "listing.log",
                           base_url=f"http://127.0.0.1:{port}", metrics_url=f"http://127.0.0.1:{port}/metrics")

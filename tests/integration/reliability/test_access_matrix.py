@@ -17,7 +17,7 @@ import pytest
 import uuid
 
 from flk.security.tokens import Role
-from services.listing.entrypoints.api import PATIENT_COMMANDS
+from services.listing.entrypoints.commands_api import PATIENT_COMMANDS
 from tests.support.builders import UNIT_A, UNIT_B
 
 from reliability_deployment import PATIENT_A, PATIENT_B, PATIENT_C

@@ -29,7 +29,7 @@ KILLS = 3
 
 
 def simulate_to_files(out) -> None:
-    subprocess.run([sys.executable, "-m", "flk.cli", "simulate", "--preset", "small", "--seed", "7", "--limit-people", "2500", "--end-date",
+    subprocess.run([sys.executable, "-m", "tools.cli", "simulate", "--preset", "small", "--seed", "7", "--limit-people", "2500", "--end-date",
                     END, "--to", "files", "--out", str(out), "--no-progress"], cwd=REPO, check=True,
                    capture_output=True)
 
@@ -92,7 +92,7 @@ async def test_a_worker_killed_three_times_mid_replay_of_a_simulated_region_ends
     streamed = await last_indices(kafka_bootstrap, topic_prefix)
 
     sim = tmp_path / "sim"
-    batch = subprocess.run([sys.executable, "-m", "flk.cli", "continuity", "indices", "--visits",
+    batch = subprocess.run([sys.executable, "-m", "tools.cli", "continuity", "indices", "--visits",
                             str(sim / "VISITS.csv"), "--listings", str(sim / "LISTINGS.csv"), "--as-of", END],
                            cwd=REPO, capture_output=True, check=True)
     expected = {row["patient_id"]: row for row in map(orjson.loads, batch.stdout.splitlines())}

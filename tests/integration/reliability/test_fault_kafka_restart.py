@@ -28,8 +28,8 @@ import pytest
 from flk.events.admin import ensure_topics
 from flk.events.envelope import make_record
 from flk.events.producer import new_producer, publish_many
-from flk.infra.kafka import Kafka
-from flk.infra.settings import InfraSettings
+from tools.infra.kafka import Kafka
+from tools.infra.settings import InfraSettings
 from tests.integration.continuity.continuity_stream import flk_assigned, listing, write_csvs
 import reliability_support  # noqa: F401,E402 - puts the continuity tests on sys.path first
 from tests.integration.continuity.test_continuity_crash_recovery import last_indices, progress
@@ -138,7 +138,7 @@ async def test_a_broker_stopped_and_restarted_mid_stream_loses_no_event_end_to_e
     streamed = await last_indices(bootstrap, "")
 
     vpath, lpath = write_csvs(tmp_path, rows, listings)
-    batch = subprocess.run([sys.executable, "-m", "flk.cli", "continuity", "indices", "--visits", str(vpath),
+    batch = subprocess.run([sys.executable, "-m", "tools.cli", "continuity", "indices", "--visits", str(vpath),
                             "--listings", str(lpath), "--as-of", AS_OF], cwd=REPO, capture_output=True, check=True)
     expected = {row["patient_id"]: row for row in map(orjson.loads, batch.stdout.splitlines())}
     lost_on_topic = {v["visit_id"] for v in rows} - on_topic

@@ -25,8 +25,8 @@ import pytest
 
 from flk.events.envelope import make_record, read_record
 from flk.events.producer import publish_many
-from flk.infra.postgres import Postgres
-from flk.infra.settings import InfraSettings
+from tools.infra.postgres import Postgres
+from tools.infra.settings import InfraSettings
 from flk.security.tokens import Role
 from tests.integration.listing.listing_harness import (
     DOCTOR_1, ROLE_1, UNIT_A, UNIT_A_NAME, list_request, person, role_started, unit_register,

@@ -2,24 +2,22 @@
 published to the input topics of the running consumers. Every bad message must be in a DLQ with a
 reason, every good one processed (counted), and no service may crash or restart.
 
-The suite runs FLK_RELIABILITY_HOSTILE_EVENTS messages (default 2 000); the README's figure is
+The suite runs FLK_RELIABILITY_HOSTILE_EVENTS messages (default 2 000); the figure in docs/reliability.md is
 the full 10 000: `FLK_RELIABILITY_HOSTILE_EVENTS=10000 pytest tests/integration/reliability/test_hostile_input.py -s`.
 """
 from __future__ import annotations
 
-import asyncio
 import collections
 import os
 import re
 
 import asyncpg
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flk.events.producer import new_producer
 from services.continuity.entrypoints.worker import input_topics as continuity_topics
-from services.listing.bootstrap import COMMAND_TOPICS, FACT_TOPICS
+from services.listing.bootstrap import command_topics, fact_topics
 from services.notifier.adapters.inbound import CONSUMED_EVENT_TYPES as NOTIFIER_TYPES
 from services.notifier.bootstrap import consumed_topics as notifier_topics
 
@@ -28,16 +26,13 @@ from hostile_events import generate
 from reliability_support import committed_vs_end, dead_letters, read_topics, wait_until
 
 N = int(os.environ.get("FLK_RELIABILITY_HOSTILE_EVENTS", "2000"))
-#: what each consumer dead-lettered among the VALID events as a handler failure (filled by the test above
-#: for the listing test below; a finding, not a refusal with a reason)
-HANDLER_FAILURES: dict[str, list] = {}
 #: a dead-letter reason that means the handler broke (retried, then given up), not a refusal
 BUG = re.compile(r"handler failed|Error\b|Exception\b")
 
 #: consumer name in the DLQ headers -> (service, consumer group suffix, the registry topics it reads)
 CONSUMERS = {
-    "listing-commands": ("listing", "listing.commands", tuple(COMMAND_TOPICS)),
-    "listing-facts": ("listing", "listing.facts", tuple(FACT_TOPICS)),
+    "listing-commands": ("listing", "listing.commands", command_topics()),
+    "listing-facts": ("listing", "listing.facts", fact_topics()),
     "continuity-worker": ("continuity", "continuity", tuple(continuity_topics())),
     "notifier": ("notifier", "notifier", tuple(notifier_topics())),
 }
@@ -52,6 +47,9 @@ async def _metric_sum(url: str, name: str) -> float:
 async def test_every_bad_event_is_dead_lettered_with_a_reason_every_good_one_processed_and_nothing_crashes(
         infra, tmp_path):
     topics = sorted({t for _, _, ts in CONSUMERS.values() for t in ts})
+    # what each consumer dead-lettered among the VALID events as a handler failure (a finding, not a
+    # refusal with a reason): the listing service, too, must refuse odd but schema-valid facts with a reason
+    handler_failures: dict[str, list] = {}
     async with running_deployment(infra, tmp_path) as d:
         import time
         t0 = time.monotonic()
@@ -98,19 +96,19 @@ async def test_every_bad_event_is_dead_lettered_with_a_reason_every_good_one_pro
             # a schema-valid event may be refused on domain grounds (the listing service's "unusable
             # date") and dead-lettered with that reason; a handler that breaks on one is a finding
             refused = [(m, reasons[w]) for m, w in mine if m.good and w in reasons]
-            HANDLER_FAILURES[name] = [(m.event_type, reason, m.value.decode("utf-8", "replace")[:300])
+            handler_failures[name] = [(m.event_type, reason, m.value.decode("utf-8", "replace")[:300])
                                       for m, reason in refused if BUG.search(reason)]
             assert expected_bad <= set(seen), f"{name}: bad events missing from its DLQ"
             assert len(seen) == len(set(seen)), f"{name}: an event dead-lettered twice"
             assert all(letter.reason for letter in by_consumer[name]), "every dead letter says why"
             figures[name] = {"inputs": len(mine), "bad_dead_lettered": len(expected_bad),
                              "good": len(mine) - len(expected_bad),
-                             "good_refused_with_reason": len(refused) - len(HANDLER_FAILURES[name]),
-                             "good_dead_lettered_as_handler_failure": len(HANDLER_FAILURES[name]),
+                             "good_refused_with_reason": len(refused) - len(handler_failures[name]),
+                             "good_dead_lettered_as_handler_failure": len(handler_failures[name]),
                              "top_refusals": collections.Counter(re.sub(r"[0-9]", "#", r[:60])
                                                                  for _, r in refused).most_common(3)}
-        for name in ("continuity-worker", "notifier"):
-            assert HANDLER_FAILURES[name] == [], f"{name} broke on valid events: {HANDLER_FAILURES[name][:5]}"
+        for name in CONSUMERS:
+            assert handler_failures[name] == [], f"{name} broke on valid events: {handler_failures[name][:5]}"
 
         # the good ones were processed: counted by the services themselves
         # what the listing service published itself (its decisions on the valid commands) is input too
@@ -143,8 +141,3 @@ async def test_every_bad_event_is_dead_lettered_with_a_reason_every_good_one_pro
           f"notifier inbox {inbox} distinct events; {len(by_listing)} events published by the listing service; "
           f"kinds: {dict(kinds)}")
 
-
-def test_the_listing_service_refuses_odd_but_schema_valid_facts_with_a_reason_instead_of_failing_on_them():
-    if not HANDLER_FAILURES:
-        pytest.skip("needs the hostile input test above in the same run")
-    assert HANDLER_FAILURES["listing-facts"] == [] and HANDLER_FAILURES["listing-commands"] == []

@@ -26,7 +26,7 @@ from flk.events.envelope import make_record
 from flk.events.producer import new_producer
 from flk.security.pseudonym import InvalidPersonId, parse_person_id
 from flk.security.tokens import Role
-from flk.simulator.generate import Simulation
+from tools.simulator.generate import Simulation
 from services.notifier.adapters.secrets import env_var_for
 from services.notifier.service_layer.routing import build_routing, set_routing
 from tests.integration.notifier.notifier_harness import SmtpSink, TeamsSink
@@ -90,8 +90,8 @@ async def publish_region_month_by_month(bootstrap: str, prefix: str) -> None:
     service's commands consumer can overtake its facts consumer and reject listings of persons whose
     population record it has not read yet — then no care gap stays open and nothing is alerted.)"""
     from flk.events.lag import consumer_lag
-    from flk.mainjob.job import monthly_chunks
-    from flk.simulator.sinks import publish
+    from tools.mainjob.job import monthly_chunks
+    from tools.simulator.sinks import publish
 
     sim = Simulation("small", seed=42, end_date=END, limit_people=PEOPLE)
 

@@ -2,7 +2,7 @@
 invalid path parameters, bodies, query strings), with a region-wide token so they reach the
 handlers, and with a unit's token. No request may get a 5xx or hang.
 
-Bounded: FLK_RELIABILITY_OPENAPI_EXAMPLES examples per operation and token (default 15; the README figure: 100).
+Bounded: FLK_RELIABILITY_OPENAPI_EXAMPLES examples per operation and token (default 15; the figure in docs/reliability.md: 40).
 """
 from __future__ import annotations
 

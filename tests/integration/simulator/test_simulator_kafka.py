@@ -8,8 +8,8 @@ import pytest
 
 from flk.events.envelope import read_record
 from flk.events.registry import registry
-from flk.simulator.generate import SIM_PREFIX, Simulation
-from flk.simulator.sinks import publish
+from tools.simulator.generate import SIM_PREFIX, Simulation
+from tools.simulator.sinks import publish
 from tests.conftest import consume_all
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ async def test_a_small_slice_is_published_and_read_back(kafka_bootstrap: str, to
         assert len(records) == expected, topic
         for record in records[:50]:  # they decode as flk CloudEvents with the simulation's time
             envelope = read_record(topic, record.key, record.value, record.headers)
-            assert envelope.source == "/flk/simulator/small"
+            assert envelope.source == "/tools/simulator/small"
             assert envelope.time is not None and envelope.time.date() <= date(2026, 6, 30)
 
 
@@ -57,7 +57,7 @@ def test_the_cli_publishes_to_kafka(kafka_bootstrap: str) -> None:
 
     from click.testing import CliRunner
 
-    from flk.cli import main
+    from tools.cli import main
     from flk.events.admin import delete_topics_with_prefix, ensure_topics
 
     prefix = f"t{uuid.uuid4().hex[:10]}."

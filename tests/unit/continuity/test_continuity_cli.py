@@ -200,7 +200,7 @@ def test_rows_in_any_order_give_the_same_indices_except_same_time_ties(tmp_path:
 
 def test_flk_console_entry_point_runs_continuity_indices(visits_csv: Path, listings_csv: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "flk.cli", "continuity", "indices", "--visits", str(visits_csv),
+        [sys.executable, "-m", "tools.cli", "continuity", "indices", "--visits", str(visits_csv),
          "--listings", str(listings_csv), "--as-of", "2025-06-30"],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The index formulas (domain brief §4) and the BJGP worked examples."""
+"""The index formulas (docs/domain.md §4) and the BJGP worked examples."""
 from __future__ import annotations
 
 import math

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from flk.security.pseudonym import parse_person_id, patient_key
-from flk.simulator.generate import personnummer12
+from tools.simulator.generate import personnummer12
 from services.continuity.adapters.visit_extract import BadRow, PatientKeys, read_extract
 from services.continuity.service_layer.history_import import import_rows, visit_events
 

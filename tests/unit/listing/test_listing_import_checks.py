@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from flk.simulator.generate import personnummer12
+from tools.simulator.generate import personnummer12
 from services.listing.domain import events as ev
+from services.listing.adapters.extract_file import POSITIONAL, header_columns, sniff_delimiter
 from services.listing.domain.import_check import (
-    POSITIONAL,
     ImportReference,
     ImportReport,
     PersonIndex,
@@ -21,10 +21,8 @@ from services.listing.domain.import_check import (
     count_changes,
     doctors_by_unit,
     flk_command,
-    header_columns,
     listing_command,
     over_capacity,
-    sniff_delimiter,
 )
 from services.listing.domain.model import (
     Channel,

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 from services.listing.domain.import_check import ImportReport, OverCapacity, Violation
-from services.listing.service_layer.importer import Progress, render_summary
+from services.listing.entrypoints.import_report import Progress, render_summary
 
 
 def a_report(dry_run: bool = True) -> ImportReport:

@@ -234,7 +234,7 @@ def test_P3_one_guardians_consent_is_enough_where_the_profile_says_so() -> None:
 
 def _import_row(unit: str = UNIT_A):
     from flk.security.pseudonym import PersonId
-    from flk.simulator.generate import personnummer12
+    from tools.simulator.generate import personnummer12
     from services.listing.domain.import_check import ImportRow, Target
 
     return ImportRow(2, PersonId("personnummer", personnummer12(date(2015, 4, 2), 123)), unit, Target.NONE)

@@ -30,7 +30,6 @@ from services.notifier.domain.care_gaps import (
     PersonStatusFact,
     ResidenceFact,
     RiskAssessedFact,
-    Tick,
     apply,
     initial_state,
 )

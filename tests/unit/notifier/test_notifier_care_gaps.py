@@ -1,4 +1,4 @@
-"""Specification of care-gap detection (domain brief §3 F3, F7, F8, P1; §6)."""
+"""Specification of care-gap detection (docs/domain.md §3 F3, F7, F8, P1; §6)."""
 
 from __future__ import annotations
 

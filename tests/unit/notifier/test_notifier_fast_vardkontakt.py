@@ -12,7 +12,6 @@ import pytest
 
 from flk.events.contracts import contracts
 from flk.events.envelope import Envelope
-from services.listing.domain.policy import KALMAR_V1, NATIONAL_V1
 from services.notifier.adapters.alert_store import summary_from_json, summary_to_json
 from services.notifier.adapters.inbound import FactMapper
 from services.notifier.adapters.outbound import gap_event
@@ -72,19 +71,11 @@ def test_no_fast_vardkontakt_gap_where_the_profile_does_not_require_one():
     assert p.state.open_fvk_gap is None
 
 
-def test_the_kalmar_profile_and_no_other_gives_the_notifier_the_fast_vardkontakt_bands():
-    assert NotifierSettings(listing_profile="kalmar").care_policy.fast_vardkontakt_rub_bands == frozenset({4, 5})
-    for name in ("national", "vastmanland", "kronoberg"):
-        assert not NotifierSettings(listing_profile=name).care_policy.requires_fast_vardkontakt
-    assert KALMAR_V1.rub_high_need_requires_fast_vardkontakt and not NATIONAL_V1.rub_high_need_requires_fast_vardkontakt
-
-
-def test_the_notifier_reads_the_listing_services_own_profile_variable(monkeypatch):
-    monkeypatch.setenv("FLK_LISTING_PROFILE", "kalmar")
-    assert NotifierSettings().care_policy.fast_vardkontakt_rub_bands == frozenset({4, 5})
-    monkeypatch.setenv("FLK_LISTING_PROFILE", "no-such-region")
+def test_the_notifier_raises_fast_vardkontakt_gaps_for_the_bands_it_is_given():
+    assert NotifierSettings(fast_vardkontakt_rub_bands=[4, 5]).care_policy.fast_vardkontakt_rub_bands == frozenset({4, 5})
+    assert not NotifierSettings().care_policy.requires_fast_vardkontakt
     with pytest.raises(ValueError):
-        NotifierSettings()
+        NotifierSettings(fast_vardkontakt_rub_bands=[6])
 
 
 @pytest.mark.parametrize("band", [0, 1, 2, 3])

@@ -1,4 +1,4 @@
-"""Specification of alert texts: Swedish, counts only, no patient identifiers (brief §6, P2)."""
+"""Specification of alert texts: Swedish, counts only, no patient identifiers (docs/domain.md §6, P2)."""
 
 from __future__ import annotations
 

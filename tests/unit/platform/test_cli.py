@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from flk.cli import main
-from flk.infra.kafka import Kafka
-from flk.infra.process import InfraError
-from flk.infra.settings import InfraSettings
+from tools.cli import main
+from tools.infra.kafka import Kafka
+from tools.infra.process import InfraError
+from tools.infra.settings import InfraSettings
 from flk.security.tokens import Role, verify_token
 from flk.settings import PlatformSettings
 

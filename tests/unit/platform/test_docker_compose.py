@@ -67,12 +67,13 @@ def test_a_typo_in_a_condition_or_a_key_fails_the_compose_specification():
 
 def test_the_three_services_run_with_the_contract_ports_and_wait_for_setup():
     services = COMPOSE["services"]
-    for name, command, port in (("listing", ["listing", "run"], 8081), ("notifier", ["notifier", "run"], 8083)):
+    for name, command, port in (("listing", ["listing", "run"], 8081), ("notifier", ["notifier", "run"], 8083),
+                                ("ingest", ["ingest", "run", "--no-migrate"], 8084)):
         assert services[name]["command"] == command
         assert f"localhost:{port}" in " ".join(services[name]["healthcheck"]["test"])
     assert "flk continuity worker" in services["continuity"]["entrypoint"][-1]
-    assert services["continuity"]["environment"]["FLK_CONTINUITY_API_PORT"] == 8082
-    for name in ("listing", "continuity", "notifier"):
+    assert services["continuity"]["environment"]["FLK_CONTINUITY_HTTP_PORT"] == 8082
+    for name in ("listing", "continuity", "notifier", "ingest"):
         assert services[name]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
 
 
@@ -85,6 +86,7 @@ def test_continuity_scales_out_without_host_port_clashes_and_keeps_state_per_rep
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     flk = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "flk")
     assert flk["dns_sd_configs"][0]["names"] == ["continuity"]
+    assert "ingest:8084" in flk["static_configs"][0]["targets"]
 
 
 def test_grafana_is_provisioned_and_the_simulator_is_an_optional_profile():

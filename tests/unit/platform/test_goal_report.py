@@ -8,9 +8,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from flk.mainjob.goals import Coverage, Estimate, goals_from
-from flk.report.data import GapCount, IndexPoint, ReportData, SharePoint, UnitFigure
-from flk.report.render import best_and_worst, render_report
+from tools.mainjob.goals import Coverage, Estimate, goals_from
+from tools.report.data import GapCount, IndexPoint, ReportData, SharePoint, UnitFigure
+from tools.report.render import best_and_worst, render_report
 
 pytestmark = pytest.mark.unit
 
@@ -66,7 +66,7 @@ def test_the_report_has_every_section_with_charts_intervals_cohorts_and_verdicts
 def test_the_report_says_G3_and_G4_count_sabo_residents_who_get_their_main_care_there():
     from dataclasses import replace
 
-    from flk.mainjob.goals import G3Population
+    from tools.mainjob.goals import G3Population
 
     html = render_report(replace(a_report(), g3_population=G3Population(3_100, 150, 420)))
     assert "SÄBO residents (main care there) with a named FLK" in html   # the G3 row and chart

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flk.events.registry import registry
-from flk.infra.prune import region_topics, stale_databases, stale_topics
+from tools.infra.prune import region_topics, stale_databases, stale_topics
 
 
 def test_prefixed_topics_are_stale_and_the_registry_topics_stay():

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from flk.mainjob.goals import (
+from tools.mainjob.goals import (
     AlertFigures,
     Coverage,
     DeadLetters,
@@ -16,8 +16,8 @@ from flk.mainjob.goals import (
     goals_from,
     render_summary,
 )
-from flk.mainjob.job import _Split, snapshot_dates
-from flk.simulator.generate import Emitted
+from tools.mainjob.job import _Split, snapshot_dates
+from tools.simulator.generate import Emitted
 
 
 def share(value, baseline, target=0.55):
@@ -166,7 +166,7 @@ def test_the_replay_splits_at_the_baseline_without_losing_or_repeating_an_item()
 def test_each_month_is_replayed_facts_first_then_commands_and_visits_in_stream_order():
     from datetime import datetime, timezone
 
-    from flk.mainjob.job import monthly_chunks
+    from tools.mainjob.job import monthly_chunks
 
     def at(month: int, day: int) -> int:
         return int(datetime(2026, month, day, tzinfo=timezone.utc).timestamp())
@@ -183,7 +183,7 @@ def test_each_month_is_replayed_facts_first_then_commands_and_visits_in_stream_o
 
 
 def test_the_summary_counts_the_periods_guardian_consent_requests_by_outcome():
-    from flk.mainjob.goals import GuardianConsent
+    from tools.mainjob.goals import GuardianConsent
 
     consent = GuardianConsent(pending=2, past_expiry=1, consented=9, refused=1, expired=1, other=3)
     text = render_summary(_summary(goals_from({}, {}, {}), guardian_consent=consent))
@@ -198,7 +198,7 @@ def test_the_summary_counts_the_periods_guardian_consent_requests_by_outcome():
 def test_the_main_job_runs_the_listing_service_with_the_consent_expiry_sweep_off_during_the_replay(tmp_path):
     """The sweep expires on today's date; in a fast-forwarded year it would expire requests whose second
     guardian's answer is still to be replayed. The job runs one pass itself after the replay."""
-    from flk.mainjob.job import JobConfig, MainJob
+    from tools.mainjob.job import JobConfig, MainJob
 
     job = MainJob(JobConfig(bootstrap="127.0.0.1:1", database_url="postgresql://x@127.0.0.1:1/x", state_dir=tmp_path,
                             end_date=date(2026, 6, 30), limit_people=50, demo_sinks=False), echo=lambda _: None)

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from flk.simulator.generate import Emitted, Simulation
+from tools.simulator.generate import Emitted, Simulation
 
 END = date(2026, 6, 30)
 KEY = b"simulator-test-pseudonym-key"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from flk.cli import main
+from tools.cli import main
 from services.continuity.entrypoints.cli import continuity
 
 pytestmark = pytest.mark.unit

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from flk.simulator.sinks import write_files
-from tests.unit.simulator.conftest import END, KEY, small
+from tools.simulator.sinks import write_files
+from tests.unit.simulator.conftest import END, small
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from flk.simulator.generate import ts
-from flk.simulator.presets import PRESETS
+from tools.simulator.generate import ts
+from tools.simulator.presets import PRESETS
 from tests.unit.simulator.conftest import small
 
 pytestmark = pytest.mark.unit

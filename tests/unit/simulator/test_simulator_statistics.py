@@ -58,7 +58,7 @@ def test_most_sabo_residents_get_their_main_care_there_and_a_minority_elsewhere(
     """Every residence fact states the G3 qualifier; it is fixed per resident (the opening fact and the
     municipality closing the residence agree), true for most; false for about
     ``sabo_main_care_elsewhere_share`` (measured over many keys: the small preset has few residents)."""
-    from flk.simulator.generate import main_care_in_residence
+    from tools.simulator.generate import main_care_in_residence
 
     sim, items = small_run
     stated: dict[str, set[bool]] = defaultdict(set)
@@ -148,8 +148,8 @@ def test_events_of_a_person_follow_registration(small_run) -> None:
 
 
 def test_the_acg_chain_keeps_the_rub_shares_as_its_stationary_distribution() -> None:
-    from flk.simulator.generate import rub_transitions
-    from flk.simulator.settings import SimSettings
+    from tools.simulator.generate import rub_transitions
+    from tools.simulator.settings import SimSettings
 
     shares = SimSettings().rub_shares
     up, down = rub_transitions(shares, 0.03)
@@ -172,7 +172,7 @@ def test_rub_bands_stay_stationary_over_the_period(small_run) -> None:
 def test_the_visit_history_covers_the_18_months_before_the_period_and_is_published_at_its_start(small_run):
     from datetime import date
 
-    from flk.simulator.generate import add_months
+    from flk.dates import add_months
 
     sim, items = small_run
     start = date.fromisoformat(sim.summary.start)

@@ -7,8 +7,8 @@ from itertools import islice
 
 import pytest
 
-from flk.simulator.generate import Simulation
-from flk.simulator.presets import get_preset
+from tools.simulator.generate import Simulation
+from tools.simulator.presets import get_preset
 from tests.unit.simulator.conftest import END, KEY, small
 
 pytestmark = pytest.mark.unit

@@ -1,0 +1,36 @@
+"""How every service process starts: logging, its own migrations, then its ASGI app on uvicorn.
+
+`flk listing run`, `flk notifier run` and `flk continuity run` differ only in their app and
+their migration component; this is the rest, written once.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flk.settings import PlatformSettings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+
+
+def apply_own_migrations(platform: PlatformSettings, component: Mapping[str, str],
+                         echo: Callable[[str], Any] = print) -> None:
+    """The platform's migrations and the service's own (``component``: its package's MIGRATIONS)."""
+    from flk.db.migrate import PLATFORM, migrate_sync
+
+    for m in migrate_sync(platform.database_url.get_secret_value(), PLATFORM | dict(component)):
+        echo(f"applied {m.label}")
+
+
+def serve(app: Any, host: str, port: int, *, access_log: bool = True, log_level: str = "info") -> None:
+    """Serve the app until SIGTERM/SIGINT. uvloop and httptools (uvicorn[standard]): half the CPU per
+    request of asyncio + h11 (measured on a bare ASGI app at 200 req/s: 0.31 vs 0.62 ms; docs/benchmarks.md)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, loop="uvloop", http="httptools",
+                access_log=access_log)

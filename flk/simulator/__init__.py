@@ -1,5 +1,0 @@
-"""`flk simulate`: a deterministic synthetic region that produces the events an EHR, the
-population register, the ACG run, the roster and the municipalities would (see
-``flk.simulator.generate``), with sinks for Kafka and for files (``flk.simulator.sinks``).
-The realism knobs and their documented defaults are in ``flk.simulator.settings``.
-"""
