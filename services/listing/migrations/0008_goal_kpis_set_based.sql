@@ -1,9 +1,10 @@
 -- The daily goal-KPI snapshot, set-based (issue 15): `listing.record_goal_kpis(date)` took ≈ 45 s per
 -- day at region size and grew with persons × declines.
 --
--- Where the time went (EXPLAIN ANALYZE of listing.person_goal_status_on, 0004, on 290 000 persons):
--- a nested loop over every person, with four correlated subqueries each (listing, FLK assignments,
--- declines, SÄBO residences). The decline subquery cannot use an index (flk_decline has only a
+-- Where the time went (EXPLAIN of listing.person_goal_status_on, 0004, on 290 000 persons; EXPLAIN
+-- ANALYZE on 30 000, docs/benchmarks.md): a nested loop over every person, with correlated subqueries
+-- for the FLK assignments, declines and SÄBO residences (an index probe each, ~0.2 ms per person for
+-- the assignments' GiST index). The decline subquery cannot use an index (flk_decline has only a
 -- partial index on open declines, and a past day needs the closed ones too), so it is a sequential
 -- scan of flk_decline per person: persons × declines rows read, three times per snapshot (region,
 -- unit and list each call the per-person function). The planner's cost estimate (≈ 1.3e8) also
