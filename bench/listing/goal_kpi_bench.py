@@ -27,12 +27,11 @@ from pathlib import Path
 
 import asyncpg
 
-from tools.migrations import migrate
-from tools.infra.prune import Throwaway
-from tools.infra.settings import InfraSettings
 from tests.support.goal_kpi_reference import create_reference_functions
 from tests.support.synthetic_register import fill_register
-
+from tools.infra.prune import Throwaway
+from tools.infra.settings import InfraSettings
+from tools.migrations import migrate
 
 
 def load() -> str:

@@ -16,6 +16,9 @@ Shape over ``months`` months before ``today`` (the proportions are of persons):
     with no status date, and 2 % belong to another region;
   * periods closed on their first day (empty periods) occur for listings' FLKs and declines.
 
+Guardianship (0005) and filials (0006) are not read by the goal KPIs, so the register has none; fast
+vårdkontakter and RUB assessments (0007) neither, being no part of the stored snapshot.
+
 Deterministic for a given ``seed`` (``setseed`` and one session).
 """
 from __future__ import annotations
