@@ -4,7 +4,8 @@ Each service has one settings object of its own that holds a `PlatformSettings`;
 pydantic-settings models that fail fast at start-up on a missing or malformed value.
 Environment variables: ``FLK_KAFKA_BOOTSTRAP``, ``FLK_KAFKA_SECURITY_PROTOCOL``,
 ``FLK_KAFKA_SASL_*``, ``FLK_KAFKA_SSL_*``, ``FLK_DATABASE_URL``, ``FLK_JWT_*``,
-``FLK_PSEUDONYM_KEY``, ``FLK_IDENTITY_VAULT_KEY``.
+``FLK_PSEUDONYM_KEY``, ``FLK_IDENTITY_VAULT_KEY``, ``FLK_OIDC_*`` (the region's identity provider,
+docs/identity-provider.md).
 """
 from __future__ import annotations
 
@@ -54,6 +55,23 @@ class PlatformSettings(BaseSettings):
     jwt_signing_key: SecretStr | None = None  # only `flk token issue` signs; defaults to the verify key for HS
     jwt_leeway_s: int = 30
 
+    # The region's identity provider (OIDC): unset, only the local tokens above are accepted. Set,
+    # tokens whose `iss` is this issuer are verified against its JWKS (discovery, RS256/ES256) and
+    # their claims mapped to a role and HSA unit ids; the local tokens stay valid beside them.
+    oidc_issuer: str | None = None  # e.g. https://idp.region.se/realms/flk (no trailing slash)
+    oidc_audience: str = "flk-services"  # the `aud` every provider token for these services must carry
+    oidc_algorithms: list[Literal["RS256", "ES256"]] = Field(default_factory=lambda: ["RS256", "ES256"])
+    oidc_subject_claim: str = "sub"  # who the audit log names (e.g. an HSA person id claim)
+    oidc_roles_claim: str = "realm_access.roles"  # dotted path to a string or a list of strings
+    oidc_units_claim: str = "hsa_unit_ids"  # dotted path to the HSA-ids of the caller's care units
+    # the provider's role names -> this project's roles; the first listed that the token holds wins
+    oidc_role_map: dict[str, str] = Field(default_factory=lambda: {
+        "flk-listing-admin": "listing_admin", "flk-verksamhetschef": "verksamhetschef",
+        "flk-clinician": "clinician", "flk-analyst": "analyst", "flk-service": "service"})
+    oidc_jwks_cache_s: float = Field(300.0, ge=0)  # how long a fetched key set is trusted
+    oidc_jwks_min_refetch_s: float = Field(10.0, ge=0)  # unknown `kid`s refetch at most this often
+    oidc_http_timeout_s: float = Field(5.0, gt=0)
+
     pseudonym_key: SecretStr = SecretStr(DEV_PSEUDONYM_KEY)
     identity_vault_key: SecretStr = SecretStr(DEV_VAULT_KEY)
 
@@ -74,6 +92,10 @@ class PlatformSettings(BaseSettings):
 
     def model_post_init(self, _context: object) -> None:
         self.kafka_connection()  # fail fast on an incomplete TLS/SASL setting
+        if self.oidc_issuer is not None:
+            from flk.security.oidc import check_oidc_settings
+
+            check_oidc_settings(self)
         if self.environment == "production":
             for name, value, dev in (
                 ("FLK_JWT_VERIFY_KEY", self.jwt_verify_key, DEV_JWT_SECRET),

@@ -89,6 +89,28 @@ async def migrated_database(fresh_database: str) -> str:
     return fresh_database
 
 
+@pytest.fixture(scope="session")
+def identity_provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Keycloak with the realm file's realms (tests/support/keycloak.py), once per session; stopped
+    at its end. Its start time is printed in the session's summary (CI's log shows it)."""
+    from tests.support.keycloak import start_local_provider
+
+    provider = start_local_provider(tmp_path_factory.mktemp("keycloak"))
+    line = f"keycloak: {provider.start_note}; ready with its realms in {provider.start_s:.1f}s"
+    request.config.stash[KEYCLOAK_START] = line  # printed in the session's summary
+    yield provider
+    if provider.owned:
+        provider.keycloak.down()
+
+
+KEYCLOAK_START = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ANN001
+    if KEYCLOAK_START in config.stash:
+        terminalreporter.write_line(config.stash[KEYCLOAK_START])
+
+
 async def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0) -> list:
     """Read `expected` records from the start of `topic` (any partition), or fail after the timeout."""
     from aiokafka import AIOKafkaConsumer

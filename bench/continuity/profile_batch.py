@@ -31,14 +31,14 @@ store = MemoryStore()
 for p in range(6): store.open(p)
 proc = Processor(ContinuitySettings(), store, date(2026, 3, 15))
 for p in range(6): proc.summaries[p] = {}; proc.sizes[p] = {}
-prof = cProfile.Profile()
-t = time.perf_counter()
+prof = cProfile.Profile(time.process_time)  # CPU time: the machine is shared
+t = time.process_time()
 prof.enable()
 for i in range(0, len(recs), 5000):
     out = proc.process(recs[i:i+5000])
     for p in set(out.writes) | set(out.offsets):
         store.commit(p, out.writes.get(p, {}), out.offsets.get(p, {}))
 prof.disable()
-el = time.perf_counter() - t
-print(f"{len(recs)/el:.0f} events/s (profiled)")
+el = time.process_time() - t
+print(f"{len(recs)/el:.0f} events per CPU-second (profiled)")
 pstats.Stats(prof).sort_stats("tottime").print_stats(22)

@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from flk.security.access import may_read_patient, may_read_region_figures, may_read_unit, may_read_unit_patients
 from flk.security.audit import AuditLog, AuditRecord
-from flk.security.tokens import InvalidToken, Principal, verify_token
+from flk.security.tokens import InvalidToken, Principal, verify_token_async
 from flk.settings import PlatformSettings
 
 _bearer = HTTPBearer(auto_error=False)
@@ -34,7 +34,7 @@ async def authenticated(
         raise _unauthorized("missing bearer token")
     settings: PlatformSettings = request.app.state.platform_settings
     try:
-        return verify_token(settings, credentials.credentials)
+        return await verify_token_async(settings, credentials.credentials)
     except InvalidToken as exc:
         raise _unauthorized(str(exc)) from None
 

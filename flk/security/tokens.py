@@ -3,6 +3,10 @@
 Claims: ``iss``, ``aud``, ``exp``, ``iat``, ``sub`` (HSA-id of the person, or a service
 name), ``role`` and ``units`` (HSA-ids of the care units the caller acts for); a patient
 token (role ``patient``, the 1177 view) carries ``patient_key`` instead of units.
+
+These local tokens (HS256 by default, ``flk token issue``) serve development, tests and service
+callers. When the region's identity provider is configured (``FLK_OIDC_ISSUER``), a token whose
+``iss`` is that provider is verified by :mod:`flk.security.oidc` instead (its keys, its claims).
 """
 from __future__ import annotations
 
@@ -65,7 +69,44 @@ def _verification_key(algorithm: str, key: str) -> jwt.PyJWK:
     return jwt.PyJWK(alg.to_jwk(alg.prepare_key(key), as_dict=True), algorithm)
 
 
+def _from_provider(settings: PlatformSettings, token: str) -> bool:
+    """Whether the token claims to come from the configured identity provider (unverified peek;
+    the verifier it selects then checks everything)."""
+    if settings.oidc_issuer is None:
+        return False
+    try:
+        return jwt.decode(token, options={"verify_signature": False}).get("iss") == settings.oidc_issuer
+    except jwt.InvalidTokenError:
+        return False
+
+
 def verify_token(settings: PlatformSettings, token: str) -> Principal:
+    """The caller of a local or (when configured) identity-provider token. May block on the
+    provider (discovery, key set) for a provider token: on an event loop use :func:`verify_token_async`."""
+    if _from_provider(settings, token):
+        from flk.security.oidc import oidc_verifier
+
+        return oidc_verifier(settings).verify(token)
+    return verify_local_token(settings, token)
+
+
+async def verify_token_async(settings: PlatformSettings, token: str) -> Principal:
+    """:func:`verify_token` for an event loop: a provider token whose keys must be fetched first
+    is verified in a worker thread; every other token inline."""
+    if not _from_provider(settings, token):
+        return verify_local_token(settings, token)
+    import asyncio
+
+    from flk.security.oidc import KeysNeeded, oidc_verifier
+
+    verifier = oidc_verifier(settings)
+    try:
+        return verifier.verify(token, may_fetch=False)
+    except KeysNeeded:
+        return await asyncio.to_thread(verifier.verify, token)
+
+
+def verify_local_token(settings: PlatformSettings, token: str) -> Principal:
     try:
         claims = jwt.decode(
             token,

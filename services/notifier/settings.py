@@ -52,6 +52,11 @@ class NotifierSettings(BaseSettings):
     listing_timeout_s: float = 10.0
     worklist_cookie_secure: bool = False  # set behind HTTPS; cookies are Secure anyway on https requests
     worklist_assign_wait_s: float = Field(5.0, ge=0)  # after an accepted assignment, wait this long for the gap to resolve
+    # sign-in through the region's identity provider (FLK_OIDC_ISSUER): the worklist's public client
+    # (authorization code flow with PKCE); its redirect URI is <worklist_base_url>/login/oidc/callback
+    worklist_oidc_client_id: str | None = None
+    # the pasted-token form (development): unset, offered unless FLK_ENVIRONMENT=production
+    worklist_token_login: bool | None = None
 
     # ---- email ----------------------------------------------------------------------------
     smtp_host: str = "127.0.0.1"
@@ -123,6 +128,20 @@ class NotifierSettings(BaseSettings):
             cap=timedelta(seconds=self.retry_cap_s),
             max_retry_after=timedelta(seconds=self.retry_max_retry_after_s),
         )
+
+    @property
+    def worklist_sign_in_by_provider(self) -> bool:
+        return self.worklist_oidc_client_id is not None and self.platform.oidc_issuer is not None
+
+    @property
+    def worklist_token_login_enabled(self) -> bool:
+        if self.worklist_token_login is not None:
+            return self.worklist_token_login
+        return self.platform.environment != "production"
+
+    def model_post_init(self, _context: object) -> None:
+        if self.worklist_oidc_client_id is not None and self.platform.oidc_issuer is None:
+            raise ValueError("FLK_NOTIFIER_WORKLIST_OIDC_CLIENT_ID needs FLK_OIDC_ISSUER (the provider to sign in at)")
 
     def worklist_url(self, unit_id: str) -> str:
         """The unit's worklist page (requires login)."""

@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 import re
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -42,6 +43,31 @@ def prometheus_query(base: str, expr: str) -> list[dict]:
         body = json.load(response)
     assert body["status"] == "success", body
     return body["data"]["result"]
+
+
+def send_a_refused_fhir_bundle(fhir_url: str) -> int:
+    """The main job replays visits straight onto Kafka, so the FHIR gateway sees no traffic of its own. This
+    sends it a transaction Bundle whose one Encounter names no patient, as an EHR integration of the unit:
+    it is read, refused (4xx, an OperationOutcome) and counted, and nothing is recorded — the region's data
+    stay as replayed, while the ingest's request panels get samples."""
+    from flk.security.tokens import Role, issue_token
+    from flk.settings import PlatformSettings  # the services run with this environment's platform settings
+    from tests.support import fhir_examples as fx
+
+    encounter = fx.encounter("e2e-dashboards-no-subject")
+    del encounter["subject"]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": f"urn:uuid:{encounter['id']}", "resource": encounter,
+         "request": {"method": "PUT", "url": f"Encounter/{encounter['id']}"}}]}
+    token = issue_token(PlatformSettings(), "e2e-dashboards", Role.EHR_INTEGRATION, [fx.UNIT])
+    request = urllib.request.Request(
+        fhir_url, data=json.dumps(bundle).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
 
 
 def _has_number(sample: dict) -> bool:
@@ -88,8 +114,12 @@ async def test_every_dashboard_panel_returns_data_from_prometheus_and_the_read_o
     conn = await asyncpg.connect(region_run.readonly_dsn)
     try:
         assert await conn.fetchval("SHOW default_transaction_read_only") == "on"
+        fhir = region_run.job.url(region_run.job.c.ingest_port, "/fhir")
         problems: list[str] = []
         for _ in range(12):  # gauges refresh every few seconds and Prometheus scrapes every 5 s
+            # a request between two scrapes: a rate (and the answer time's quantile) needs an increase
+            status = await asyncio.to_thread(send_a_refused_fhir_bundle, fhir)
+            assert status in (400, 422), f"the FHIR gateway answered {status}, not a refusal of the Encounter"
             problems = []
             for dashboard in dashboards:
                 problems += await panel_problems(conn, region_run.prometheus_url, dashboard)

@@ -1,7 +1,8 @@
 """The worklist in a real headless browser (Debian's chromium + chromedriver, driven by selenium):
-a clinician logs in with a token, sees a RUB 5 patient without an FLK by name and personnummer (a
-Skatteverket test number), the unit and the doctor by name, assigns the doctor from the page, and
-sees the gap disappear.
+a clinician signs in — with a pasted development token, or at the region's identity provider (a
+real Keycloak, authorization code flow with PKCE) — sees a RUB 5 patient without an FLK by name and
+personnummer (a Skatteverket test number), the unit and the doctor by name, assigns the doctor from
+the page, and sees the gap disappear.
 
 Everything in between is real: the listing service (its API, command handlers, Kafka consumers
 and outbox relay) and the notifier (gap detection from listing.events.v1, the worklist) on the
@@ -19,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import jwt
 import pytest
 import uvicorn
 
@@ -74,7 +76,38 @@ class Served:
         await asyncio.wait_for(self.task, 30)
 
 
-def assign_from_the_worklist(user_data_dir: Path, worklist_url: str, token: str, doctor_list_id: str) -> dict:
+def with_a_pasted_token(token: str) -> Callable[[Any, dict], None]:
+    def sign_in(driver: Any, seen: dict) -> None:
+        from selenium.webdriver.common.by import By
+
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.ID, "login").click()
+
+    return sign_in
+
+
+def at_the_identity_provider(username: str, password: str) -> Callable[[Any, dict], None]:
+    def sign_in(driver: Any, seen: dict) -> None:
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        driver.find_element(By.ID, "provider-login").click()
+        try:
+            WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.ID, "kc-login"))
+        except TimeoutException:
+            raise AssertionError(f"no sign-in form at {driver.current_url}: "
+                                 f"{driver.find_element(By.TAG_NAME, 'body').text[:400]}") from None
+        seen["provider_url"] = driver.current_url
+        driver.find_element(By.ID, "username").send_keys(username)
+        driver.find_element(By.ID, "password").send_keys(password)
+        driver.find_element(By.ID, "kc-login").click()
+
+    return sign_in
+
+
+def assign_from_the_worklist(user_data_dir: Path, worklist_url: str, sign_in: Callable[[Any, dict], None],
+                             doctor_list_id: str) -> dict:
     """The clinician's journey (blocking; runs in a thread while the services run on the loop)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -83,8 +116,7 @@ def assign_from_the_worklist(user_data_dir: Path, worklist_url: str, token: str,
     with headless_chromium(user_data_dir) as driver:
         driver.get(worklist_url)
         seen["login_title"] = driver.title
-        driver.find_element(By.ID, "token").send_keys(token)
-        driver.find_element(By.ID, "login").click()
+        sign_in(driver, seen)
         WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table#gaps, #no-gaps"))
         seen["worklist_url"] = driver.current_url
         rows = [r for r in driver.find_elements(By.CSS_SELECTOR, "tr.gap") if SHOWN in r.text]
@@ -107,23 +139,31 @@ def assign_from_the_worklist(user_data_dir: Path, worklist_url: str, token: str,
     return seen
 
 
+@pytest.mark.parametrize("signed_in", ["with a pasted token", "at the identity provider"])
 async def test_a_clinician_assigns_an_flk_from_the_worklist_in_a_browser_and_the_gap_disappears(
-        migrated_database, kafka_bootstrap, topic_prefix, producer, tmp_path):
+        signed_in, migrated_database, kafka_bootstrap, topic_prefix, producer, tmp_path, request):
     chromium_binaries()
+    provider = request.getfixturevalue("identity_provider") if signed_in == "at the identity provider" else None
     from services.listing.entrypoints.api import create_app as listing_app
     from services.listing.settings import ListingSettings
     from services.notifier.entrypoints.api import create_app as notifier_app
     from services.notifier.settings import NotifierSettings
 
+    oidc = {"oidc_issuer": provider.issuer(), "oidc_audience": "flk-services"} if provider else {}
     platform = PlatformSettings(database_url=migrated_database, kafka_bootstrap=kafka_bootstrap,
-                                topic_prefix=topic_prefix, jwt_verify_key=JWT_KEY)
+                                topic_prefix=topic_prefix, jwt_verify_key=JWT_KEY, **oidc)
     listing_port, notifier_port = free_port(), free_port()
+    if provider:  # the worklist's public client sends the browser back to this test's notifier
+        with provider.admin() as admin:
+            admin.update_client("flk", "flk-worklist", {
+                "redirectUris": [f"http://127.0.0.1:{notifier_port}/login/oidc/callback"]})
     notifier_settings = NotifierSettings(
         platform=platform, grace_days=0, worklist_base_url=f"http://127.0.0.1:{notifier_port}",
         listing_api_base_url=f"http://127.0.0.1:{listing_port}", smtp_port=free_port(), smtp_tls="none",
         tick_interval_s=0.5, relay_interval_s=0.2, plan_interval_s=5, delivery_poll_s=0.5, metrics_refresh_s=5,
-        worklist_assign_wait_s=10)
-    clinician = issue_token(platform, STAFF, Role.CLINICIAN, [UNIT_A])
+        worklist_assign_wait_s=10, worklist_oidc_client_id="flk-worklist" if provider else None)
+    sign_in = at_the_identity_provider("clinician-a", "clinician-a") if provider \
+        else with_a_pasted_token(issue_token(platform, STAFF, Role.CLINICIAN, [UNIT_A]))
     admin = {"Authorization": f"Bearer {issue_token(platform, 'listing-admin', Role.LISTING_ADMIN, [])}"}
     patient = a_patient_key(42)
     start = TODAY - timedelta(days=60)
@@ -174,7 +214,7 @@ async def test_a_clinician_assigns_an_flk_from_the_worklist_in_a_browser_and_the
         await until(lambda: _open_gaps(migrated_database, patient), "the care gap to open", timeout_s=40)
 
         seen = await asyncio.to_thread(assign_from_the_worklist, tmp_path / "chromium-profile",
-                                       f"{notifier.url}/units/{UNIT_A}/worklist", clinician, list_id)
+                                       f"{notifier.url}/units/{UNIT_A}/worklist", sign_in, list_id)
 
         assert seen["login_title"].startswith("Logga in")
         assert seen["worklist_url"] == f"{notifier.url}/units/{UNIT_A}/worklist"
@@ -190,6 +230,10 @@ async def test_a_clinician_assigns_an_flk_from_the_worklist_in_a_browser_and_the
         assert SHOWN not in seen["page_after"], "the gap disappeared from the worklist"
         session = seen["cookies"]["flk_worklist_session"]
         assert session["httpOnly"] and session["sameSite"] == "Strict"
+        if provider:
+            assert seen["provider_url"].startswith(f"{provider.issuer()}/protocol/openid-connect/auth?")
+            assert "code_challenge_method=S256" in seen["provider_url"]
+            assert jwt.decode(session["value"], options={"verify_signature": False})["iss"] == provider.issuer()
         assert await _open_gaps(migrated_database, patient) == 0
         resolution = await _fetchval(migrated_database,
                                      "SELECT resolution FROM notifier.care_gap WHERE patient_key = $1", patient)

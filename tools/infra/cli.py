@@ -9,7 +9,7 @@ from tools.infra.process import InfraError
 from tools.infra.settings import InfraSettings
 
 
-def _components(settings: InfraSettings, with_prometheus: bool) -> list:
+def _components(settings: InfraSettings, with_prometheus: bool, with_keycloak: bool = False) -> list:
     from tools.infra.kafka import Kafka
     from tools.infra.postgres import Postgres
 
@@ -18,6 +18,10 @@ def _components(settings: InfraSettings, with_prometheus: bool) -> list:
         from tools.infra.prometheus import Prometheus
 
         parts.append(Prometheus(settings))
+    if with_keycloak:
+        from tools.infra.keycloak import Keycloak
+
+        parts.append(Keycloak(settings))
     return parts
 
 
@@ -28,12 +32,14 @@ def infra() -> None:
 
 @infra.command()
 @click.option("--with-prometheus", is_flag=True, help="also start Prometheus scraping the services")
+@click.option("--with-keycloak", is_flag=True,
+              help="also start Keycloak as the region's identity provider (docs/identity-provider.md)")
 @click.option("--topics/--no-topics", default=True, show_default=True, help="create the registry's topics")
-def up(with_prometheus: bool, topics: bool) -> None:
+def up(with_prometheus: bool, with_keycloak: bool, topics: bool) -> None:
     """Start what is not running; return when every part answers. Idempotent."""
     settings = InfraSettings()
     try:
-        for part in _components(settings, with_prometheus):
+        for part in _components(settings, with_prometheus, with_keycloak):
             click.echo(part.up())
         if topics:
             from flk.events.admin import ensure_topics_sync
@@ -47,10 +53,11 @@ def up(with_prometheus: bool, topics: bool) -> None:
 
 @infra.command()
 @click.option("--with-prometheus/--without-prometheus", default=True, show_default=True)
-def down(with_prometheus: bool) -> None:
+@click.option("--with-keycloak/--without-keycloak", default=True, show_default=True)
+def down(with_prometheus: bool, with_keycloak: bool) -> None:
     """Stop only what `flk infra up` started."""
     settings = InfraSettings()
-    for part in reversed(_components(settings, with_prometheus)):
+    for part in reversed(_components(settings, with_prometheus, with_keycloak)):
         click.echo(part.down())
 
 
@@ -86,7 +93,7 @@ def prune(dry_run: bool, keep_runs: tuple[str, ...]) -> None:
 def status() -> None:
     """Show what runs, where."""
     settings = InfraSettings()
-    for part in _components(settings, True):
+    for part in _components(settings, True, True):
         click.echo(part.status())
     click.echo(f"state: {settings.state_dir}  cache: {settings.cache_dir}")
     click.echo(f"FLK_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}")

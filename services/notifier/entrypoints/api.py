@@ -22,6 +22,7 @@ from services.notifier.adapters import alert_store
 from services.notifier.adapters.listing_client import ListingClient
 from services.notifier.adapters.metrics import PrometheusProbe
 from services.notifier.domain.alerts import summarize
+from services.notifier.entrypoints.sign_in import install_sign_in
 from services.notifier.entrypoints.worklist import install_worklist
 from services.notifier.service_layer.routing import build_routing, set_routing
 from services.notifier.settings import NotifierSettings
@@ -77,6 +78,8 @@ def create_app(settings: NotifierSettings, *, run_workers: bool = True, **runtim
     install_platform(app, settings.platform, backlog=lambda app: notifier_backlog(app.state.db), metrics=probe.registry)
     app.state.probe = probe
     worklist = install_worklist(app, settings)
+    if settings.worklist_sign_in_by_provider:
+        install_sign_in(app, worklist)
 
     @app.get("/units/{unit_id}/care-gaps/summary")
     async def gap_summary(unit_id: str, request: Request,

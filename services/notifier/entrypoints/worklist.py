@@ -1,8 +1,10 @@
 """The unit worklist: server-rendered HTML in Swedish (works without JavaScript).
 
 Routes (on the notifier's app, port 8083):
-* ``GET /login``, ``POST /login`` — staff paste their platform bearer token; it is kept in an
-  HttpOnly, SameSite=Strict cookie (an ``Authorization: Bearer`` header works as well).
+* ``GET /login``, ``POST /login`` — staff sign in at the region's identity provider when one is
+  configured (services/notifier/entrypoints/sign_in.py), or, in development, paste a bearer token;
+  the token is kept in an HttpOnly, SameSite=Strict cookie (an ``Authorization: Bearer`` header
+  works as well).
 * ``GET /`` — links to the worklists of the units the token names.
 * ``GET /units/{unit}/worklist`` — the unit (by name) and its patients with open care gaps (name and
   personnummer for the unit's own staff, the pseudonymous key for protected identities and region
@@ -29,12 +31,12 @@ from urllib.parse import parse_qsl, quote, urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from flk.security.access import may_read_unit_patients
 from flk.security.audit import AuditRecord
-from flk.security.tokens import InvalidToken, Principal, verify_token
+from flk.security.tokens import InvalidToken, Principal, verify_token_async
 from flk.security.vault import IdentityVault
 from services.notifier.adapters import worklist_store
 from services.notifier.adapters.listing_client import (
@@ -144,8 +146,13 @@ class WorklistPages:
         cookie = request.cookies.get(SESSION_COOKIE)
         return (cookie, "cookie") if cookie else (None, "")
 
-    def principal(self, token: str) -> Principal:
-        return verify_token(self.settings.platform, token)
+    async def principal(self, token: str) -> Principal:
+        return await verify_token_async(self.settings.platform, token)
+
+    def login_page(self, request: Request, status: int = 200, next: str = "/", error: str | None = None) -> HTMLResponse:
+        return self.page(request, "login.html", status, next=next, error=error,
+                         provider_login=self.settings.worklist_sign_in_by_provider,
+                         token_login=self.settings.worklist_token_login_enabled)
 
     @staticmethod
     def request_id(request: Request) -> str:
@@ -210,29 +217,71 @@ class WorklistPages:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class SignedIn:
+    """Who is looking at a page: the verified principal, their token (passed on to the listing API)
+    and where it came from (``header`` or ``cookie``: only a cookie needs the CSRF check)."""
+
+    principal: Principal
+    token: str
+    source: str
+
+
+class SignInRequired(Exception):
+    """Not signed in, or the token no longer verifies: answer with ``response`` (the login form)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("sign-in required")
+        self.response = response
+
+
 def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
     """Add the worklist's routes; the caller's lifespan opens/closes ``pages.listing``."""
     pages = WorklistPages(settings)
+
+    async def signed_in(request: Request) -> SignedIn:
+        """Every page's sign-in check, one dependency: no token -> the login form; a token that no
+        longer verifies -> the login form saying so (a bearer header: 401 with the reason)."""
+        token, source = pages.credentials(request)
+        if token is None:
+            raise SignInRequired(pages.to_login(request))
+        try:
+            principal = await pages.principal(token)
+        except InvalidToken as exc:
+            if source == "header":
+                raise SignInRequired(pages.login_page(request, 401, next=request.url.path,
+                                                      error=f"Token kunde inte verifieras ({exc}).")) from None
+            raise SignInRequired(pages.to_login(request, expired=True)) from None
+        return SignedIn(principal, token, source)
+
+    async def sign_in_required(request: Request, exc: SignInRequired) -> Response:
+        return exc.response
+
+    app.add_exception_handler(SignInRequired, sign_in_required)
+    # (a default, not Annotated[...]: this module's annotations are strings, resolved in its globals)
+    page_user = Depends(signed_in)
     app.state.worklist = pages
 
     @app.get("/login", include_in_schema=False)
     async def login_form(request: Request, next: str = "/", fel: str | None = None) -> Response:
         error = LOGIN_ERRORS.get(fel or "")
-        return pages.page(request, "login.html", next=safe_next_path(next, "/"), error=error)
+        return pages.login_page(request, next=safe_next_path(next, "/"), error=error)
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request, token: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
                     next: Annotated[str, Form()] = "/") -> Response:
         target = safe_next_path(next, "/")
+        if not settings.worklist_token_login_enabled:
+            return pages.login_page(request, 404, next=target)
         if not csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
             pages.probe(request, "notifier.worklist.login", "csrf_failed")
-            return pages.page(request, "login.html", 400, next=target,
-                              error="Inloggningsformuläret kunde inte verifieras. Försök igen.")
+            return pages.login_page(request, 400, next=target,
+                                    error="Inloggningsformuläret kunde inte verifieras. Försök igen.")
         try:
-            principal = pages.principal(token.strip())
+            principal = await pages.principal(token.strip())
         except InvalidToken as exc:
             pages.probe(request, "notifier.worklist.login", "invalid_token")
-            return pages.page(request, "login.html", 401, next=target, error=f"Token kunde inte verifieras ({exc}).")
+            return pages.login_page(request, 401, next=target, error=f"Token kunde inte verifieras ({exc}).")
         response = pages.redirect(target)
         response.set_cookie(SESSION_COOKIE, token.strip(), httponly=True, samesite="strict",
                             secure=pages.secure_cookies(request), path="/")
@@ -249,14 +298,8 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
         return response
 
     @app.get("/", include_in_schema=False)
-    async def home(request: Request) -> Response:
-        token, _ = pages.credentials(request)
-        if token is None:
-            return pages.to_login(request)
-        try:
-            principal = pages.principal(token)
-        except InvalidToken:
-            return pages.to_login(request, expired=True)
+    async def home(request: Request, who: SignedIn = page_user) -> Response:
+        principal = who.principal
         units = sorted(principal.units)
         if len(units) == 1 and request.url.path == "/":
             return pages.redirect(f"/units/{quote(units[0], safe='')}/worklist")
@@ -265,17 +308,9 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
         return pages.page(request, "units.html", principal=principal, units=units, unit_names=names)
 
     @app.get("/units/{unit_id}/worklist", include_in_schema=False)
-    async def worklist(request: Request, unit_id: str, tilldelning: str | None = None) -> Response:
-        token, source = pages.credentials(request)
-        if token is None:
-            return pages.to_login(request)
-        try:
-            principal = pages.principal(token)
-        except InvalidToken as exc:
-            if source == "header":
-                return pages.page(request, "login.html", 401, next=request.url.path,
-                                  error=f"Token kunde inte verifieras ({exc}).")
-            return pages.to_login(request, expired=True)
+    async def worklist(request: Request, unit_id: str, tilldelning: str | None = None,
+                       who: SignedIn = page_user) -> Response:
+        principal, token = who.principal, who.token
         if not may_read_unit_patients(principal, unit_id):
             return await pages.deny(request, principal, ACTION_VIEW, unit_id)
         notices = [ASSIGN_OUTCOME_NOTICES[tilldelning]] if tilldelning in ASSIGN_OUTCOME_NOTICES else []
@@ -284,14 +319,9 @@ def install_worklist(app: FastAPI, settings: NotifierSettings) -> WorklistPages:
     @app.post("/units/{unit_id}/worklist/assign", include_in_schema=False)
     async def assign(request: Request, unit_id: str, gap_id: Annotated[str, Form()] = "",
                      list_id: Annotated[str, Form()] = "", form_nonce: Annotated[str, Form()] = "",
-                     csrf_token: Annotated[str, Form()] = "", vy: Annotated[str, Form()] = "") -> Response:
-        token, source = pages.credentials(request)
-        if token is None:
-            return pages.to_login(request)
-        try:
-            principal = pages.principal(token)
-        except InvalidToken:
-            return pages.to_login(request, expired=True)
+                     csrf_token: Annotated[str, Form()] = "", vy: Annotated[str, Form()] = "",
+                     who: SignedIn = page_user) -> Response:
+        principal, token, source = who.principal, who.token, who.source
         if source == "cookie" and not csrf_matches(request.cookies.get(CSRF_COOKIE), csrf_token):
             pages.probe(request, ACTION_ASSIGN, "csrf_failed")
             return pages.page(request, "not_found.html", 403, principal,

@@ -77,16 +77,17 @@ def test_sql_panels_only_select():
 
 
 def _exported_metric_names() -> set[str]:
-    """Every sample name the three services' probes register (counters: _total, histograms: _bucket …)."""
+    """Every sample name the four services' probes register (counters: _total, histograms: _bucket …)."""
     from prometheus_client import REGISTRY, CollectorRegistry
 
     import services.continuity.adapters.metrics  # noqa: F401 - registers in the default registry
     from flk.observability.metrics import PrometheusConsumerProbe
+    from services.ingest.adapters.metrics import PrometheusIngestProbe
     from services.listing.adapters.metrics import PrometheusListingProbe
     from services.notifier.adapters.metrics import PrometheusProbe
 
     registries = [REGISTRY]
-    for probe in (PrometheusConsumerProbe, PrometheusListingProbe, PrometheusProbe):
+    for probe in (PrometheusConsumerProbe, PrometheusListingProbe, PrometheusProbe, PrometheusIngestProbe):
         registry = CollectorRegistry()
         probe(registry)
         registries.append(registry)
@@ -182,3 +183,29 @@ def test_the_operations_dashboard_shows_the_guardian_consent_requests_waiting_cl
              for name in re.findall(r"\b(flk_listing_[a-z_]*consent[a-z_]*)\b", target.get("expr", ""))}
     assert exprs == {"flk_listing_guardian_consent_pending", "flk_listing_guardian_consent_closed_total",
                      "flk_listing_consent_expired_total", "flk_listing_consent_expiry_runs_total"}
+
+
+def test_the_operations_dashboard_shows_every_metric_of_the_fhir_ingest():
+    """The FHIR ingest's Encounters by outcome, requests and their time, and its outbox: each of its metrics."""
+    from prometheus_client import CollectorRegistry
+
+    from services.ingest.adapters.metrics import PrometheusIngestProbe
+
+    registry = CollectorRegistry()
+    PrometheusIngestProbe(registry)
+    exported = {family.name for family in registry.collect()}
+    queried = {name for panel, target in _targets(_dashboards()["operations.json"])
+               for name in re.findall(r"\b(flk_ingest_[a-z_]+?)(?:_total|_bucket|_sum|_count)?\b", target.get("expr", ""))}
+    assert exported == {"flk_ingest_encounters", "flk_ingest_requests", "flk_ingest_request_seconds",
+                        "flk_ingest_outbox_published", "flk_ingest_outbox_pending"}
+    assert queried == exported
+
+
+def test_the_dashboards_are_built_with_the_grafana_foundation_sdk():
+    """The generator builds with the SDK's builders (issue 12): its dashboards are the SDK's model."""
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    generator = _generator()
+    for name, builder in generator.DASHBOARDS.items():
+        built = builder().build()
+        assert isinstance(built, Dashboard) and built.uid == UIDS[name]

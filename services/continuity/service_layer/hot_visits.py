@@ -1,0 +1,270 @@
+"""The hot path for a patient's visits: applied to the encoded record without decoding it into objects.
+
+The worker's usual batch gives each patient a visit or two (``visit.recorded.v1``). The reference way
+decodes the record into a :class:`PatientRecord` (a tuple per visit, interned ids as strings), applies
+:func:`~services.continuity.domain.patient.record_visit`, computes the indices from the strings and
+encodes it all again — most of a worker's time went there. This module does the same on the
+record's bytes as they are: the header, the coordinating FLK and the SÄBO periods are copied as bytes;
+the visits stay ``(digest, seq, packed)`` integers; the indices are computed over the per-patient id
+*numbers* (one number per distinct id, so the counts — and every index — are the same as over the ids:
+:func:`~services.continuity.domain.indices.index_set` is the same function); the id table is rebuilt in
+the order ``encode_state`` builds it, so the bytes written are the reference's bytes.
+
+It handles what it can decide exactly and says "not mine" (``None``) otherwise: another record or codec
+version, a limit of the codec, a malformed record, any value a handler would fail on. The caller then
+takes the reference way for that patient. The reference (``record_visit``, ``compute_indices``, the
+codec) stays the definition: a property test runs both over generated histories and compares every
+byte written, every event and every aggregate input (tests/unit/continuity/test_continuity_hot_path.py).
+"""
+from __future__ import annotations
+
+import struct
+from datetime import date
+from typing import Any, Mapping, NamedTuple
+
+from services.continuity.domain.codec import CODEC_VERSION, _HEADER as _STATE_HEAD
+from services.continuity.domain.indices import index_set
+from services.continuity.domain.patient import (
+    COUNTS_FOR_DOCTOR, COUNTS_FOR_TOTAL, SECONDS_PER_DAY, PatientIndices, _bounds, _counts_for, visit_digest,
+    visit_stamp,
+)
+from services.continuity.domain.settings import ContinuitySettings, Scope, normalise_code
+
+from .handlers import parse_time
+from .record import _HEAD, _RES, EMPTY_RECORD, MAIN_CARE_ELSEWHERE, RECORD_VERSION, RUB45_BANDS, encode_record
+
+_NO_UNIT = 0xFFFF
+_NO_RUB = 0xFF
+_INDEX_LIMIT = 1 << 12
+_STAMP_LIMIT = 1 << 38
+_U64 = 1 << 64
+_EMPTY = encode_record(EMPTY_RECORD)
+_HEAD_SIZE = _HEAD.size
+_STATE_HEAD_SIZE = _STATE_HEAD.size
+_RES_SIZE = _RES.size
+
+
+class HotResult(NamedTuple):
+    value: bytes | None  #: the record to write; None = unchanged
+    unit: str | None
+    indices: PatientIndices
+    fingerprint: int
+    emit: bool  #: the indices (or unit) differ from the last emitted ones
+    doctor_key: str | None
+    sabo_cohort: bool
+    rub45: bool
+
+
+class HotVisits:
+    """Applies ``visit.recorded.v1`` events to encoded records (one instance per settings)."""
+
+    def __init__(self, settings: ContinuitySettings) -> None:
+        self.settings = settings
+        self._flags: dict[str, int] = {}
+        self._contact: dict[str, bool] = {}
+        self._listing_scope = settings.scope is Scope.LISTING_UNIT
+
+    def _counts(self, profession: str) -> int:
+        flags = self._flags.get(profession)
+        if flags is None:
+            flags = self._flags[profession] = _counts_for(profession, self.settings)
+        return flags
+
+    def _contact_counts(self, contact_type: str) -> bool:
+        ok = self._contact.get(contact_type)
+        if ok is None:
+            ok = self._contact[contact_type] = normalise_code(contact_type) in self.settings.contact_types
+        return ok
+
+    def apply(self, raw: bytes | None, visits: list[tuple[dict[str, Any], int]], as_of: date,
+              families: Mapping[str, str], fingerprint_of) -> HotResult | None:
+        """The patient's record after ``visits`` ((data, offset) in offset order), or None: not mine."""
+        try:
+            return self._apply(raw, visits, as_of, families, fingerprint_of)
+        except (struct.error, IndexError, KeyError, TypeError, ValueError, UnicodeDecodeError, OverflowError):
+            return None  # the reference way decides (and dead-letters or refuses with its reason)
+
+    def _apply(self, raw, visits, as_of, families, fingerprint_of) -> HotResult | None:
+        new = raw is None
+        if new:
+            raw = _EMPTY
+        if raw[0] != RECORD_VERSION:
+            return None
+        _, old_fp, nres, ncoord, rub, assessed_at = _HEAD.unpack_from(raw, 0)
+        offset = _HEAD_SIZE + ncoord
+        coord = raw[_HEAD_SIZE:offset]
+        res_end = offset + nres * _RES_SIZE
+        residences = raw[offset:res_end]
+        version, ns, nv, nt, unit_index, nflk = _STATE_HEAD.unpack_from(raw, res_end)
+        if version != CODEC_VERSION or (rub != _NO_RUB and rub > 5):
+            return None
+        offset = res_end + _STATE_HEAD_SIZE
+        flk = struct.unpack_from(f"<{nflk}H", raw, offset)
+        offset += 2 * nflk
+        strings: list[bytes] = []
+        for _ in range(ns):
+            end = offset + 1 + raw[offset]
+            if end > len(raw):
+                return None
+            strings.append(raw[offset + 1:end])
+            offset = end
+        flat = struct.unpack_from(f"<{3 * nv}Q", raw, offset)
+        offset += 24 * nv
+        tomb_flat = struct.unpack_from("<" + "QI" * nt, raw, offset)
+        if offset + 12 * nt != len(raw):
+            return None
+        if (unit_index != _NO_UNIT and unit_index >= ns) or (flk and max(flk) >= ns) or len(set(strings)) != ns:
+            return None
+        # (digest, seq, packed) with packed = stamp << 26 | counts_for << 24 | practitioner << 12 | unit
+        packs = flat[2::3]
+        if packs and (max(x >> 12 & 0xFFF for x in packs) >= ns or max(x & 0xFFF for x in packs) >= ns):
+            return None
+        stored = list(zip(flat[0::3], flat[1::3], packs))
+        tombs = list(zip(tomb_flat[0::2], tomb_flat[1::2]))
+        table = None
+
+        settings = self.settings
+        lo, hi = _bounds(as_of, settings.window_months)
+        lo_stamp = (lo + 1) * SECONDS_PER_DAY
+        changed = False
+        for data, seq in visits:
+            flags = self._counts(data["profession"])
+            if not flags:
+                continue
+            contact_type = data.get("contact_type")
+            if contact_type and not self._contact_counts(contact_type):
+                continue
+            stamp = visit_stamp(parse_time(data["occurred_at"]))
+            if stamp // SECONDS_PER_DAY <= lo:
+                continue
+            digest = visit_digest(data["visit_id"])
+            if any(t[0] == digest for t in tombs) or any(v[0] == digest for v in stored):
+                continue
+            if table is None:
+                table = {s: i for i, s in enumerate(strings)}
+            if not 0 <= seq < _U64 or stamp < 0 or stamp >= _STAMP_LIMIT:
+                return None
+            # prune what left the window (as record_visit does when it adds a visit)
+            if stored and stored[0][2] >> 26 < lo_stamp:
+                stored = [v for v in stored if v[2] >> 26 >= lo_stamp]
+            if tombs and any(t[1] <= lo for t in tombs):
+                tombs = [t for t in tombs if t[1] > lo]
+            p_raw = data["practitioner_id"].encode()
+            u_raw = data["care_unit_id"].encode()
+            p = table.get(p_raw)
+            if p is None:
+                p = table[p_raw] = len(strings)
+                strings.append(p_raw)
+            u = table.get(u_raw)
+            if u is None:
+                u = table[u_raw] = len(strings)
+                strings.append(u_raw)
+            if len(strings) > _INDEX_LIMIT:
+                return None
+            entry = (digest, seq, stamp << 26 | flags << 24 | p << 12 | u)
+            # in (stamp, seq, digest) order — the reference's tuple order, digests being distinct
+            i = len(stored)
+            while i and (stored[i - 1][2] >> 26, stored[i - 1][1], stored[i - 1][0]) > (stamp, seq, digest):
+                i -= 1
+            stored.insert(i, entry)
+            changed = True
+
+        # the indices over the id numbers (a bijection with the ids: the same counts, the same indices)
+        hi_stamp = (hi + 1) * SECONDS_PER_DAY
+        for s in strings:
+            s.decode()  # a malformed id: the reference refuses the record (and so do we)
+        unit = None if unit_index == _NO_UNIT else strings[unit_index].decode()
+        counted_unit = None  # unit number -> whether its visits count (scope listing-unit)
+        only_unit = -1  # without filials: the listing unit's number (ids are unique in the table)
+        if self._listing_scope and unit is not None:
+            if families:
+                main = families.get(unit, unit)
+                counted_unit = {}
+                for _, _, packed in stored:
+                    u = packed & 0xFFF
+                    if u not in counted_unit:
+                        name = strings[u].decode()
+                        counted_unit[u] = name == main or families.get(name) == main
+            else:
+                only_unit = unit_index
+        doctor: list[int] = []
+        total: list[int] = []
+        for _, _, packed in stored:
+            stamp = packed >> 26
+            if stamp < lo_stamp or stamp >= hi_stamp:
+                continue
+            if only_unit >= 0:
+                if packed & 0xFFF != only_unit:
+                    continue
+            elif counted_unit is not None and not counted_unit[packed & 0xFFF]:
+                continue
+            p = packed >> 12 & 0xFFF
+            if packed & (COUNTS_FOR_DOCTOR << 24):
+                doctor.append(p)
+            if packed & (COUNTS_FOR_TOTAL << 24):
+                total.append(p)
+        min_visits = settings.min_visits
+        indices = PatientIndices(as_of, index_set(doctor, flk, min_visits), index_set(total, flk, min_visits))
+        fp = fingerprint_of(unit, indices)
+        emit = fp != old_fp
+
+        value = None
+        if new or changed or emit:
+            value = self._encode(raw, coord, residences, nres, rub, assessed_at, fp if emit else old_fp,
+                                 unit_index, flk, strings, stored, tombs)
+            if value is None:
+                return None
+
+        # what the aggregates need (PatientRecord.doctor_key, .sabo_cohort_on, .rub45)
+        doctor_key = None
+        if flk:
+            doctor_key = coord.decode() if coord and any(strings[i] == coord for i in flk) else strings[flk[0]].decode()
+        day = as_of.toordinal()
+        sabo = False
+        for j in range(nres):
+            _, r_lo, r_hi, main_care = _RES.unpack_from(residences, j * _RES_SIZE)
+            if r_lo <= day and (r_hi == 0 or day <= r_hi) and main_care != MAIN_CARE_ELSEWHERE:
+                sabo = True
+                break
+        rub_band = None if rub == _NO_RUB else rub
+        return HotResult(value, unit, indices, fp, emit, doctor_key, sabo, rub_band in RUB45_BANDS)
+
+    @staticmethod
+    def _encode(raw, coord, residences, nres, rub, assessed_at, fp, unit_index, flk, strings, stored,
+                tombs) -> bytes | None:
+        """The record as ``encode_record`` writes it: the id table in ``encode_state``'s order."""
+        remap: dict[int, int] = {}
+        if unit_index != _NO_UNIT:
+            remap[unit_index] = 0
+        new_flk = [remap.setdefault(i, len(remap)) for i in flk]
+        flat: list[int] = []
+        append = flat.append
+        setdefault = remap.setdefault
+        for digest, seq, packed in stored:
+            p = setdefault(packed >> 12 & 0xFFF, len(remap))
+            u = setdefault(packed & 0xFFF, len(remap))
+            append(digest)
+            append(seq)
+            append(packed >> 24 << 24 | p << 12 | u)
+        if len(remap) > _INDEX_LIMIT:
+            return None
+        table = bytearray()
+        for old in remap:
+            s = strings[old]
+            if len(s) > 255:
+                return None
+            table.append(len(s))
+            table += s
+        nv = len(stored)
+        nt = len(tombs)
+        if nv > 0xFFFF or nt > 0xFFFF:
+            return None
+        return b"".join((
+            _HEAD.pack(RECORD_VERSION, fp, nres, len(coord), rub, assessed_at), coord, residences,
+            _STATE_HEAD.pack(CODEC_VERSION, len(remap), nv, nt, 0 if unit_index != _NO_UNIT else _NO_UNIT,
+                             len(new_flk)),
+            struct.pack(f"<{len(new_flk)}H", *new_flk),
+            table,
+            struct.pack(f"<{3 * nv}Q", *flat),
+            struct.pack("<" + "QI" * nt, *[x for t in tombs for x in t]),
+        ))

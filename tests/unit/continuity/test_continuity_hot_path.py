@@ -1,0 +1,158 @@
+"""The worker's hot path for visits (service_layer/hot_visits.py) gives exactly what the reference gives.
+
+The reference is the pure domain (``record_visit``, ``compute_indices``, the index module) with the
+record codec. Two processors, one with the hot path and one without, are fed the same generated
+histories in the same batches (visits mostly — the hot path takes a patient's batch only when it holds
+nothing but visits — with duplicates, visits outside the window and later than *as of*, uncounted
+professions and contact types, cancellations, listings, FLKs, SÄBO, RUB bands, filials); every byte
+written to the table, every outgoing event (all but its time header), every dead letter and every
+patient's aggregate inputs must be equal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flk.events.envelope import make_record
+from services.continuity.adapters.store import MemoryStore
+from services.continuity.domain.settings import ContinuitySettings
+from services.continuity.service_layer.processor import Processor
+from services.continuity.service_layer.record import PatientRecord, encode_record
+from tests.integration.continuity.continuity_stream import (
+    AS_OF, DOCTOR_2, cancellation, flk_assigned, listing, risk, sabo,
+)
+from tests.support.builders import DOCTOR_1, UNIT_A, UNIT_B, a_patient_key, a_visit
+
+PATIENTS = [a_patient_key(i) for i in range(1, 4)]
+UNIT_C = "SE2321000016-VCC3"
+DAYS = ["2024-01-10T08:00:00Z", "2024-09-20T12:00:00Z", "2025-06-01T09:30:00+02:00", "2026-03-01T09:30:00Z",
+        "2026-03-01T09:30:00Z", "2026-03-15T23:00:00Z", "2026-03-16T10:00:00Z", "2025-10-26T02:30:00+01:00",
+        # on and around the window's first day (18 and 12 months), in UTC and local time
+        "2024-09-15T10:00:00Z", "2024-09-15T22:30:00Z", "2024-09-16T00:10:00+02:00", "2025-03-15T12:00:00Z",
+        "2025-03-15T23:30:00Z", "2025-03-16T08:00:00Z", "2025-09-01T08:00:00Z",
+        "2026-03-16T00:00:00+01:00", "2026-03-15T23:59:59+01:00"]  # the first and last second after/of as of
+
+
+@dataclass
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    headers: list
+
+
+def a_visit_record(patient, visit_id, practitioner, when, unit, profession, contact_type):
+    return make_record("visit.recorded.v1", a_visit(
+        patient_key=patient, visit_id=visit_id, practitioner_id=practitioner, occurred_at=when, care_unit_id=unit,
+        profession=profession, contact_type=contact_type), source="ehr/test")
+
+
+def an_event(patient: str):
+    visit_ids = st.sampled_from(["v1", "v2", "v3", "v4", "v5", "v6"]).map(lambda v: f"{v}-{patient[-6:]}")
+    visits = st.builds(
+        a_visit_record, st.just(patient), visit_ids,
+        st.sampled_from([DOCTOR_1, DOCTOR_2, "SE2321000016-L003", "SE2321000016-L004"]), st.sampled_from(DAYS),
+        st.sampled_from([UNIT_A, UNIT_B, UNIT_C]),
+        st.sampled_from(["läkare", "läkare", "Läkare ", "sjuksköterska", "fysioterapeut", "kurator"]),
+        st.sampled_from(["besok", "besok", "telefon", "digital", "hembesok"]))
+    others = st.one_of(
+        st.builds(cancellation, st.just(patient), visit_ids),
+        st.builds(listing, st.just(patient), st.sampled_from([UNIT_A, UNIT_B])),
+        st.builds(flk_assigned, st.just(patient), st.sampled_from([DOCTOR_1, DOCTOR_2]), st.just(UNIT_A)),
+        st.builds(sabo, st.just(patient), st.sampled_from(["2024-06-01", "2026-03-10"]),
+                  st.sampled_from([None, True, False])),
+        st.builds(risk, st.just(patient), st.integers(0, 5), st.sampled_from(DAYS)),
+    )
+    return st.one_of(visits, visits, visits, others)
+
+
+histories = st.lists(st.sampled_from(PATIENTS).flatmap(an_event), min_size=1, max_size=40)
+
+
+def feed(processor: Processor, store: MemoryStore, records, batch_sizes, earlier=None):
+    inputs = [Rec(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
+    results, start = [], 0
+    as_of = processor.as_of
+    for n, size in enumerate([*batch_sizes, len(inputs)]):
+        # the first batch as of an earlier day: later ones find visits that have left the window since
+        processor.as_of = earlier if earlier is not None and n == 0 else as_of
+        batch = inputs[start:start + size]
+        start += len(batch)
+        if not batch:
+            continue
+        out = processor.process(batch)
+        store.commit(0, out.writes.get(0, {}), out.offsets.get(0, {}))
+        results.append((
+            out.writes,
+            out.offsets,
+            [(r.topic, r.key, r.value, r.event_id, [h for h in r.headers if h[0] != "ce_time"]) for r in out.outgoing],
+            [(d.reason, d.category, d.message.offset) for d in out.dead],
+            dict(processor.summaries[0]),
+        ))
+    return results
+
+
+def both(records, batch_sizes, scope="listing-unit", families=None, window_months=18, stored=None, earlier=None):
+    outcomes = []
+    for hot in (True, False):
+        store = MemoryStore()
+        processor = Processor(ContinuitySettings(scope=scope, window_months=window_months), store, AS_OF,
+                              hot_path=hot)
+        if families:
+            processor.set_unit_families(families)
+        if stored:
+            store.open(0)
+            store.commit(0, stored, {})
+        processor.open_partition(0)
+        outcomes.append(feed(processor, store, records, batch_sizes, earlier))
+    return outcomes
+
+
+@settings(max_examples=150, deadline=None)
+@given(history=histories, batch_sizes=st.lists(st.integers(1, 12), max_size=4),
+       scope=st.sampled_from(["listing-unit", "all"]),
+       families=st.sampled_from([None, {UNIT_B: UNIT_A}, {UNIT_C: UNIT_B}]),
+       window_months=st.sampled_from([12, 18]), earlier=st.sampled_from([None, date(2025, 9, 1), date(2025, 12, 1)]))
+def test_the_hot_path_writes_emits_and_counts_exactly_what_the_reference_does(history, batch_sizes, scope, families,
+                                                                              window_months, earlier):
+    hot, reference = both(history, batch_sizes, scope, families, window_months, earlier=earlier)
+    assert hot == reference
+
+
+def test_a_visit_on_the_windows_first_day_is_pruned_when_a_later_visit_arrives_as_the_reference_prunes_it():
+    patient = PATIENTS[0]
+    history = [listing(patient),
+               a_visit_record(patient, "v1", DOCTOR_1, "2024-09-15T10:00:00Z", UNIT_A, "läkare", "besok"),
+               a_visit_record(patient, "v2", DOCTOR_2, "2026-03-01T10:00:00Z", UNIT_A, "läkare", "besok")]
+    hot, reference = both(history, [2], earlier=date(2025, 9, 1))  # v1 was in the window then, is not now
+    assert hot == reference
+    assert len(hot) == 2 and hot[1][0], "the second batch (v2 alone) writes the record"
+
+
+def test_a_record_of_an_older_version_goes_the_reference_way_and_is_rewritten_as_the_current_one():
+    patient = PATIENTS[0]
+    old = bytearray(encode_record(PatientRecord(rub=4, rub_assessed_at=5)))
+    old[0] = 2  # version 2: the same header, residences without their qualifier (none here)
+    history = [a_visit_record(patient, "v1", DOCTOR_1, "2026-03-01T09:30:00Z", UNIT_A, "läkare", "besok")]
+    hot, reference = both(history, [], stored={patient.encode(): bytes(old)})
+    assert hot == reference
+    writes = hot[0][0][0]
+    assert writes[patient.encode()][0] == 3
+
+
+def test_the_hot_path_takes_the_usual_visit_batch():
+    """It must not quietly hand everything to the reference: a visit to a known patient is applied hot."""
+    from services.continuity.service_layer.hot_visits import HotVisits
+
+    patient = PATIENTS[0]
+    record = a_visit(patient_key=patient, visit_id="v9", occurred_at="2026-03-01T09:30:00Z")
+    hot = HotVisits(ContinuitySettings())
+    from services.continuity.service_layer.processor import fingerprint
+    result = hot.apply(encode_record(PatientRecord()), [(record, 7)], AS_OF, {}, fingerprint)
+    assert result is not None and result.value is not None and result.emit
+    assert result.indices.total.visits == 1

@@ -1,0 +1,108 @@
+"""The typed decoder (flk/events/typed.py) accepts only what the JSON Schema accepts, with the same data, and
+so reading a message with it accepts and refuses exactly what the schema does, with the same reasons.
+
+Events are drawn from the schema itself (hypothesis-jsonschema, as the contracts test does) and then
+garbled (a field dropped, an unknown one added, a wrong type, a value made too long, a trailing newline,
+an impossible time, duplicate keys, truncated bytes, not an object)."""
+from __future__ import annotations
+
+from functools import cache
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from flk.events import typed
+from flk.events.contracts import contracts
+from flk.events.envelope import EnvelopeError, make_record, read_record
+from flk.events.typed import TYPED_EVENTS, typed_decode
+from tests.support.builders import a_visit
+from tests.unit.platform.test_contracts_and_registry import _inline_refs
+
+
+@cache
+def _events(event_type: str):
+    c = contracts()
+    return from_schema(_inline_refs(c.schema(event_type), c.shared))
+
+
+def _garbled(draw, event_type: str, data: dict) -> bytes:
+    kind = draw(st.sampled_from(["as is", "as is", "drop", "extra", "type", "long", "newline", "time", "duplicate",
+                                 "truncate", "not an object", "unicode"]))
+    data = dict(data)
+    names = sorted(data)
+    name = draw(st.sampled_from(names))
+    if kind == "drop":
+        data.pop(name)
+    elif kind == "extra":
+        data[draw(st.text(min_size=1, max_size=8))] = draw(st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=4))
+    elif kind == "type":
+        data[name] = draw(st.none() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.booleans()
+                          | st.lists(st.integers(0, 9), max_size=2))
+    elif kind == "long":
+        data[name] = str(data[name]) + "x" * draw(st.integers(1, 70))
+    elif kind == "newline":
+        data[name] = str(data[name]) + "\n"
+    elif kind == "time":
+        data["occurred_at"] = draw(st.sampled_from(["2026-02-30T10:00:00Z", "2026-13-01T10:00:00Z",
+                                                    "2026-03-01T25:00:00Z", "2026-03-01T10:00:00",
+                                                    "2026-03-01 10:00:00Z", "2026-03-01T10:00:00z",
+                                                    "2026-03-01T10:00:00.123456789+01:00",
+                                                    "2026-03-01T10:00:00+24:00", "2026-03-01"]))
+    elif kind == "unicode":
+        data[name] = draw(st.text(min_size=1, max_size=40))
+    value = orjson.dumps(data)
+    if kind == "duplicate":
+        value = value[:-1] + b',"' + name.encode() + b'":' + orjson.dumps(draw(st.text(max_size=20))) + b"}"
+    elif kind == "truncate":
+        value = value[:draw(st.integers(0, len(value) - 1))]
+    elif kind == "not an object":
+        value = orjson.dumps([data])
+    return value
+
+
+def outcome(topic, key, value, headers):
+    try:
+        envelope = read_record(topic, key, value, headers)
+    except Exception as exc:  # noqa: BLE001 - compared as type and reason
+        return "refused", type(exc).__name__, str(exc)
+    return "accepted", envelope.event_type, envelope.data, envelope.id, envelope.source, envelope.time
+
+
+@pytest.mark.parametrize("event_type", sorted(TYPED_EVENTS))
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_what_the_typed_decoder_accepts_the_schema_accepts_with_the_same_data(event_type, data):
+    instance = data.draw(_events(event_type))
+    value = _garbled(data.draw, event_type, instance)
+    decoded = typed_decode(event_type, value)
+    if decoded is not None:
+        reference = orjson.loads(value)
+        assert contracts().reference_validator(event_type).is_valid(reference)
+        assert decoded == reference and type(decoded) is dict
+
+
+@pytest.mark.parametrize("event_type", sorted(TYPED_EVENTS))
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_reading_with_the_typed_decoder_accepts_and_refuses_exactly_as_the_schema_does(event_type, data):
+    instance = data.draw(_events(event_type))
+    record = make_record(event_type, instance, source="test")  # valid: the headers and key as a producer writes them
+    value = _garbled(data.draw, event_type, instance)
+    typed_outcome = outcome(record.topic, record.key, value, record.headers)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(typed, "_DECODERS", {})  # the reference way: orjson / the SDK, then the compiled JSON Schema
+        reference_outcome = outcome(record.topic, record.key, value, record.headers)
+    assert typed_outcome == reference_outcome
+
+
+def test_the_typed_decoder_takes_the_usual_visit_and_leaves_the_odd_one_to_the_reference():
+    usual = a_visit()
+    assert typed_decode("visit.recorded.v1", orjson.dumps(usual)) == usual
+    assert typed_decode("visit.recorded.v1", orjson.dumps({**usual, "occurred_at": "2026-03-01T10:00:00Z\n"})) is None
+    assert typed_decode("listing.started.v1", b"{}") is None  # no Struct: the reference decides
+    record = make_record("visit.recorded.v1", usual, source="test")
+    with pytest.raises(EnvelopeError, match="key does not match"):
+        read_record(record.topic, b"pk1_" + b"a" * 26, record.value, record.headers)
