@@ -78,15 +78,15 @@ def test_sql_panels_only_select():
 
 def _exported_metric_names() -> set[str]:
     """Every sample name the four services' probes register (counters: _total, histograms: _bucket …)."""
-    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client import CollectorRegistry
 
-    import services.continuity.adapters.metrics  # noqa: F401 - registers in the default registry
     from flk.observability.metrics import PrometheusConsumerProbe
+    from services.continuity.adapters.metrics import ContinuityMetrics
     from services.ingest.adapters.metrics import PrometheusIngestProbe
     from services.listing.adapters.metrics import PrometheusListingProbe
     from services.notifier.adapters.metrics import PrometheusProbe
 
-    registries = [REGISTRY]
+    registries = [ContinuityMetrics().registry]
     for probe in (PrometheusConsumerProbe, PrometheusListingProbe, PrometheusProbe, PrometheusIngestProbe):
         registry = CollectorRegistry()
         probe(registry)
