@@ -39,6 +39,7 @@ from flk.events.producer import new_producer, publish_many  # noqa: E402
 from tools.infra.prune import Throwaway  # noqa: E402
 from tools.infra.settings import InfraSettings  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
+from tests.support.waiting import became_ready  # noqa: E402
 from flk.security.pseudonym import PersonId, patient_key  # noqa: E402
 
 UNITS = ["SE2321000016-VCA1", "SE2321000016-VCB2", "SE2321000016-VCC3"]
@@ -169,14 +170,7 @@ async def run(args, mine: Throwaway) -> dict:
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10,
                                      headers={"Authorization": f"Bearer {token}"}) as client:
-            for _ in range(600):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
+            if not await became_ready(client, timeout_s=60):
                 raise SystemExit("the worker process did not become ready")
 
             async def probe(pk: str, published: float) -> None:

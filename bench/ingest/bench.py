@@ -34,6 +34,7 @@ from flk.events.producer import new_producer, publish_many  # noqa: E402
 from tools.infra.prune import Throwaway  # noqa: E402
 from tools.infra.settings import InfraSettings  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
+from tests.support.waiting import became_ready  # noqa: E402
 from tools.migrations import migrate  # noqa: E402
 from flk.settings import DEV_PSEUDONYM_KEY, PlatformSettings  # noqa: E402
 from flk.security.tokens import Role, issue_token  # noqa: E402
@@ -120,14 +121,7 @@ async def run(args, mine: Throwaway) -> dict:
     bodies = [json.dumps(b).encode() for b in data]
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
-            for _ in range(200):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
+            if not await became_ready(client, timeout_s=20):
                 raise RuntimeError("flk ingest run did not start: " + server.stderr.read().decode()[-2000:])
 
             async def post(body: bytes) -> float:

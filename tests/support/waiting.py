@@ -33,3 +33,18 @@ async def run_consumer_until(consumer, until: Callable[[], Any], timeout_s: floa
         await consumer.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def became_ready(client, timeout_s: float, path: str = "/readyz") -> bool:
+    """Whether a service's ``/readyz`` (through an httpx client with its base URL) answered 200 in time."""
+    import httpx
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            if (await client.get(path)).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    return False
