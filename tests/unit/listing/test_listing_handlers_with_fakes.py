@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timezone
 
 import pytest
-
 from listing_builders import (
     ADULT,
     DAY,
@@ -24,12 +23,20 @@ from listing_builders import (
     role,
     world,
 )
-from services.listing.domain.model import CareUnit, EmploymentType, ListingLimit, ListingState, Period, PopulationStatus
+
+from services.listing.domain.model import (
+    CareUnit,
+    EmploymentType,
+    ListingLimit,
+    ListingState,
+    Period,
+    PopulationStatus,
+)
 from services.listing.service_layer.dispatch import handle_message
 from services.listing.service_layer.handlers import InvalidMessage, Message, Outcome
 from tests.support.listing_fakes import FakeListingService, fake_listing_service
 
-NOW = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 OTHER = "p-other"
 
 
@@ -38,7 +45,7 @@ def service(state: ListingState | None = None, now: datetime = NOW) -> FakeListi
 
 
 def at(on: date) -> str:
-    return datetime(on.year, on.month, on.day, 9, 0, tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime(on.year, on.month, on.day, 9, 0, tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
 def message(message_type: str, data: dict, message_id: str | None = None) -> Message:
