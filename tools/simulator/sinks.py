@@ -21,7 +21,6 @@ Patient ids in every file but the extract are the pseudonymous patient keys.
 from __future__ import annotations
 
 import csv
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ import orjson
 from flk.events.connection import PLAINTEXT, KafkaConnection
 from flk.events.contracts import cloudevents_type
 from flk.events.registry import registry
+from flk.progress import StatusLine
 from tools.simulator.generate import SIM_PREFIX, Emitted, Simulation, iso_time
 
 VISIT_COLUMNS = ("patient_id", "visit_id", "practitioner_id", "profession", "care_unit_id", "occurred_at",
@@ -44,38 +44,36 @@ LIST_COLUMNS = ("list_id", "care_unit_id", "display_name", "list_kind", "role_id
 
 
 class Progress:
-    """A one-line progress bar on stderr, redrawn at most a few times a second."""
+    """The simulation's progress on stderr (flk.progress): a bar with the simulation clock, events and
+    rate on a terminal, redrawn a few times a second; a plain line every 10 s in a log."""
 
-    def __init__(self, sim: Simulation, enabled: bool, stream: IO[str] | None = None, every_s: float = 0.25) -> None:
+    def __init__(self, sim: Simulation, enabled: bool, stream: IO[str] | None = None, every_s: float = 0.25,
+                 terminal: bool | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.sim = sim
         self.enabled = enabled
-        self.out = stream or sys.stderr
-        self.every_s = every_s
         self.count = 0
-        self.started = time.monotonic()
-        self._last = 0.0
+        self.clock = clock
+        self.started = clock()
+        self.status = StatusLine(enabled=enabled, stream=stream, terminal=terminal, bar=True, refresh_s=every_s,
+                                 clock=clock)
 
     def tick(self, n: int = 1) -> None:
         self.count += n
-        if self.enabled:
-            now = time.monotonic()
-            if now - self._last >= self.every_s:
-                self._last = now
-                self._draw(now)
+        if self.enabled and self.status.due():
+            self._update()
 
-    def _draw(self, now: float) -> None:
+    def _update(self, force: bool = False) -> None:
         fraction = self.sim.progress()
-        filled = int(fraction * 30)
-        rate = self.count / max(now - self.started, 1e-9)
-        self.out.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% "
-                       f"sim {self.sim.clock()} | {self.count:,} events | {rate:,.0f}/s ")
-        self.out.flush()
+        rate = self.count / max(self.clock() - self.started, 1e-9)
+        text = f"sim {self.sim.clock()} | {self.count:,} events | {rate:,.0f}/s"
+        if not self.status.terminal:
+            text = f"{fraction * 100:5.1f}% {text}"
+        self.status.update(text, fraction, force=force)
 
     def done(self) -> None:
         if self.enabled:
-            self._draw(time.monotonic())
-            self.out.write("\n")
-            self.out.flush()
+            self._update()
+        self.status.close()
 
 
 def _csv(path: Path, header: Iterable[str]):

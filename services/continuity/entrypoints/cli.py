@@ -18,6 +18,7 @@ from typing import IO
 
 import click
 
+from flk.progress import StatusLine
 from services.continuity.adapters.json_lines import JsonLines
 from services.continuity.adapters.state_codec import decode_state, encode_state
 from services.continuity.domain.patient import (
@@ -46,40 +47,32 @@ class BadRow(ValueError):
 
 @dataclass
 class Report:
-    """Counts and bad-row reporting on stderr."""
+    """Counts, bad-row reporting and progress on stderr (flk.progress: a live line on a terminal, a line
+    per PROGRESS_EVERY rows otherwise; bad rows printed above the live line)."""
 
     progress: bool
     terminal: bool = False
     rows: int = 0
     bad: int = 0
     cancelled: int = 0
-    _progress_shown: bool = field(default=False, repr=False)
+    status: StatusLine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.status = StatusLine(enabled=self.progress, terminal=self.terminal, log_every_s=0)
 
     def bad_row(self, path: Path, line: int, reason: str) -> None:
         self.bad += 1
         if self.bad <= MAX_REPORTED_BAD_ROWS:
-            self._clear_progress()
-            click.echo(f"{path}:{line}: skipped: {reason}", err=True)
+            self.status.print(f"{path}:{line}: skipped: {reason}")
         elif self.bad == MAX_REPORTED_BAD_ROWS + 1:
-            click.echo("further bad rows are counted but not shown", err=True)
+            self.status.print("further bad rows are counted but not shown")
 
     def tick(self, what: str, patients: int) -> None:
-        if not self.progress:
-            return
-        text = f"{what}: {self.rows:,} rows, {patients:,} patients"
-        if self.terminal:
-            click.echo(f"\r{text}", err=True, nl=False)
-            self._progress_shown = True
-        else:
-            click.echo(text, err=True)
+        if self.progress:
+            self.status.update(f"{what}: {self.rows:,} rows, {patients:,} patients")
 
     def done(self) -> None:
-        self._clear_progress()
-
-    def _clear_progress(self) -> None:
-        if self._progress_shown:
-            click.echo("", err=True)
-            self._progress_shown = False
+        self.status.close()
 
 
 def _header(reader: Iterator[list[str]], path: Path, required: tuple[str, ...], param: str) -> dict[str, int]:

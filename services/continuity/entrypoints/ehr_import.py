@@ -8,13 +8,19 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
+from typing import IO
 
 import click
 
+from flk.progress import StatusLine
 from services.continuity.adapters.visit_extract import (
-    MissingColumns, PatientKeys, platform_pseudonym_key, read_extract,
+    MissingColumns,
+    PatientKeys,
+    platform_pseudonym_key,
+    read_extract,
 )
 from services.continuity.service_layer.history_import import ImportSummary, import_rows
 
@@ -22,50 +28,40 @@ MAX_SHOWN_BAD_ROWS = 1_000
 
 
 class Terminal:
-    """Bad rows and progress on stderr: a rewritten line on a terminal, a line now and then otherwise."""
+    """Bad rows and progress on stderr (flk.progress): a live line on a terminal, redrawn every ``every_s``,
+    with bad rows printed above it; a plain line every 10 s otherwise."""
 
-    def __init__(self, path: Path, progress: bool, interactive: bool, every_s: float = 0.5) -> None:
+    def __init__(self, path: Path, progress: bool, interactive: bool, every_s: float = 0.5,
+                 stream: IO[str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self.progress = progress
-        self.interactive = interactive
-        self.every_s = every_s if interactive else 10.0
-        self.size = max(path.stat().st_size, 1)
-        self.started = time.monotonic()
-        self._last = 0.0
-        self._shown = False
+        self.clock = clock
+        self.started = clock()
+        self.status = StatusLine(enabled=progress, stream=stream, terminal=interactive, refresh_s=every_s,
+                                 log_every_s=10.0, clock=clock)
         self.bad = 0
 
     def bad_row(self, line: int, reason: str) -> None:
         self.bad += 1
         if self.bad <= MAX_SHOWN_BAD_ROWS:
-            self._clear()
-            click.echo(f"{self.path.name}:{line}: {reason}", err=True)
+            self.status.print(f"{self.path.name}:{line}: {reason}")
         elif self.bad == MAX_SHOWN_BAD_ROWS + 1:
-            click.echo("further bad rows are counted but not shown", err=True)
+            self.status.print("further bad rows are counted but not shown")
 
     def tick(self, summary: ImportSummary) -> None:
-        if not self.progress:
+        if not self.status.due():
             return
-        now = time.monotonic()
-        if now - self._last < self.every_s:
-            return
-        self._last = now
-        rate = summary.rows / max(now - self.started, 1e-9)
-        text = (f"{summary.rows:,} rows, {summary.visits:,} visits, {summary.patients:,} patients, "
-                f"{summary.bad:,} bad | {rate:,.0f} rows/s").replace(",", " ")
-        if self.interactive:
-            click.echo(f"\r{text}  ", err=True, nl=False)
-            self._shown = True
-        else:
-            click.echo(text, err=True)
+        rate = summary.rows / max(self.clock() - self.started, 1e-9)
+        self.status.update(f"{_n(summary.rows)} rows, {_n(summary.visits)} visits, {_n(summary.patients)} patients, "
+                           f"{_n(summary.bad)} bad | {_n(rate)} rows/s")
 
     def done(self) -> None:
-        self._clear()
+        self.status.close()
 
-    def _clear(self) -> None:
-        if self._shown:
-            click.echo("", err=True)
-            self._shown = False
+
+def _n(number: float) -> str:
+    """A count with a space between thousands (not the comma the list separators use)."""
+    return f"{number:,.0f}".replace(",", " ")
 
 
 @click.group()
@@ -110,13 +106,13 @@ def import_history(ctx: click.Context, extract: Path, region_code: str, complete
 
     start = complete_from.date() if complete_from else summary.first_day
     span = f"{summary.first_day} – {summary.last_day}" if summary.first_day else "no visits"
-    click.echo(f"{'dry run: ' if dry_run else ''}{summary.rows:,} rows: {summary.visits:,} visits "
-               f"({summary.cancelled:,} cancelled) of {summary.patients:,} patients, {span}; "
-               f"{summary.bad:,} bad rows skipped".replace(",", " "))
+    click.echo(f"{'dry run: ' if dry_run else ''}{_n(summary.rows)} rows: {_n(summary.visits)} visits "
+               f"({_n(summary.cancelled)} cancelled) of {_n(summary.patients)} patients, {span}; "
+               f"{_n(summary.bad)} bad rows skipped")
     if dry_run:
         click.echo("nothing published, nothing recorded (dry run)")
     else:
-        click.echo(f"{summary.published:,} events published to ehr.visits.v1".replace(",", " "))
+        click.echo(f"{_n(summary.published)} events published to ehr.visits.v1")
         if summary.bad:
             click.echo(f"data coverage NOT recorded: {summary.bad} rows were skipped; fix them and import again "
                        "(nothing is counted twice), or record it with `flk continuity coverage set`")

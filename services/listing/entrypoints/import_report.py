@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 from typing import IO
 
+from flk.progress import StatusLine
 from services.listing.adapters.extract_file import ExtractReader
 from services.listing.domain.import_check import (
     ImportReport,
@@ -13,34 +13,26 @@ from services.listing.domain.import_check import (
 
 
 class Progress:
-    """Rows done, on stderr: a rewritten line on a terminal, a line per step otherwise."""
+    """Rows done, on stderr (flk.progress): a live line with the share of the file read on a terminal,
+    a plain line every ``every`` rows otherwise; one line per phase (checking, importing)."""
 
-    def __init__(self, stream: IO[str] | None = None, every: int = 50_000, enabled: bool = True) -> None:
-        self.stream = stream or sys.stderr
+    def __init__(self, stream: IO[str] | None = None, every: int = 50_000, enabled: bool = True,
+                 terminal: bool | None = None) -> None:
         self.every = every
-        self.enabled = enabled
-        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._shown = False
+        self.status = StatusLine(enabled=enabled, stream=stream, terminal=terminal, bar=True, log_every_s=0)
 
     def tick(self, phase: str, rows: int, reader: ExtractReader | None = None) -> None:
-        if not self.enabled or rows % self.every:
+        step = min(self.every, 1_000) if self.status.terminal else self.every  # a terminal: redrawn when due
+        if not self.status.enabled or rows % step:
             return
         total_bytes = reader.size if reader is not None else None
         done_bytes = reader.position() if reader is not None else None
-        share = f" ({100 * done_bytes / total_bytes:.0f} %)" if total_bytes and done_bytes is not None else ""
-        text = f"{phase}: {rows:,} rows{share}".replace(",", " ")
-        if self.terminal:
-            self.stream.write(f"\r{text}")
-            self._shown = True
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        fraction = done_bytes / total_bytes if total_bytes and done_bytes is not None else None
+        share = f" ({100 * fraction:.0f} %)" if fraction is not None and not self.status.terminal else ""
+        self.status.update(f"{phase}: {rows:,} rows{share}".replace(",", " "), fraction)
 
     def done(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._shown = False
+        self.status.close()
 
 
 def render_summary(report: ImportReport, path: Path, shown_lines: int = 20) -> str:

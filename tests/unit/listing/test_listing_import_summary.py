@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 from pathlib import Path
 
@@ -36,11 +37,35 @@ def test_summary_of_a_clean_import_says_so():
 
 def test_progress_is_written_every_n_rows_on_stderr_lines_when_not_a_terminal():
     stream = io.StringIO()
-    progress = Progress(stream, every=2)
+    progress = Progress(stream, every=2, terminal=False)
     for rows in range(1, 6):
         progress.tick("checking", rows)
     progress.done()
     assert stream.getvalue().splitlines() == ["checking: 2 rows", "checking: 4 rows"]
+
+
+def test_progress_on_a_terminal_is_one_live_line_per_phase_with_the_share_read():
+    stream = io.StringIO()
+    progress = Progress(stream, every=2, terminal=True)
+    reader = FakeReader(size=1_000)
+    for phase in ("checking", "importing"):
+        for rows in range(1, 5):
+            reader.at = rows * 250
+            progress.tick(phase, rows, reader)  # type: ignore[arg-type]
+        progress.done()
+    screen = [line.split("\r")[-1] for line in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue()).split("\n")]
+    shown = [line for line in screen if line.strip()]
+    assert [line.split("%")[1].split("0:00")[0].strip() for line in shown] == [
+        "checking: 4 rows", "importing: 4 rows"]  # each phase's line left with its last state
+    assert all("100%" in line and "━" in line for line in shown)
+
+
+class FakeReader:
+    def __init__(self, size: int) -> None:
+        self.size, self.at = size, 0
+
+    def position(self) -> int:
+        return self.at
 
 
 def test_progress_can_be_switched_off():

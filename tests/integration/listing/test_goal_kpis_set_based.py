@@ -1,0 +1,104 @@
+"""The set-based goal KPIs (migration 0008) give exactly what the per-person definition of 0004 gave:
+for every person, every region, unit and list, on many days of varied synthetic registers —
+re-listings, ended listings, changes of doctor, fictive lists, stale assignments, declines opened and
+closed, SÄBO spells with every main-care qualifier, deaths, emigrations and moves — on days a period
+starts or ends (and the day before each): a sample of the days a SÄBO residence, a decline or a
+population status starts or ends, and one of the days a listing or an FLK assignment does.
+
+The 0004 functions are recreated from the migration file as ``listing.*_reference``
+(tests/support/goal_kpi_reference.py).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from tests.support.goal_kpi_reference import create_reference_functions
+from tests.support.synthetic_register import fill_register
+
+#: the days compared: period edges (and the day before each), a sample of the rare kinds (declines,
+#: SÄBO spells, population changes) and one of the common ones (listings, FLK assignments)
+EDGE_DAYS = """
+WITH edges AS (
+    SELECT start_on AS d, 'common' AS kind FROM listing.listing UNION SELECT end_on, 'common' FROM listing.listing
+    UNION SELECT start_on, 'common' FROM listing.flk_assignment UNION SELECT end_on, 'common' FROM listing.flk_assignment
+    UNION SELECT start_on, 'rare' FROM listing.flk_decline UNION SELECT end_on, 'rare' FROM listing.flk_decline
+    UNION SELECT start_on, 'rare' FROM listing.sabo_residence UNION SELECT end_on, 'rare' FROM listing.sabo_residence
+    UNION SELECT status_date, 'rare' FROM listing.person
+), days AS (
+    SELECT DISTINCT e.d + shift AS d, kind FROM edges e, (VALUES (0), (-1)) s (shift)
+    WHERE e.d BETWEEN $1::date AND $2::date
+)
+SELECT array_agg(DISTINCT d) FROM (
+    (SELECT d FROM days WHERE kind = 'rare' ORDER BY md5(d::text) LIMIT $3)
+    UNION ALL
+    (SELECT d FROM days WHERE kind = 'common' ORDER BY md5(d::text) LIMIT $3)
+) x
+"""
+
+#: rows of one side missing from the other, both ways, per day (EXCEPT ALL: duplicates count); each
+#: side computed once
+DIFFERENCES = """
+WITH new AS MATERIALIZED (SELECT d, x.* FROM unnest($1::date[]) d, LATERAL listing.{what}(d) x),
+     old AS MATERIALIZED (SELECT d, x.* FROM unnest($1::date[]) d, LATERAL listing.{what}_reference(d) x)
+SELECT d, count(*) AS rows
+FROM ((SELECT * FROM new EXCEPT ALL SELECT * FROM old) UNION ALL (SELECT * FROM old EXCEPT ALL SELECT * FROM new)) x
+GROUP BY d ORDER BY d
+"""
+
+FUNCTIONS = ("person_goal_status_on", "goal_kpi_region_on", "goal_kpi_unit_on", "goal_kpi_list_on")
+
+
+async def given_a_register(dsn: str, persons: int, seed: float) -> tuple[asyncpg.Connection, list]:
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("SET jit = off")  # compiling the old functions' plans costs more than running them here
+    today = await conn.fetchval("SELECT current_date")
+    first_day = await fill_register(conn, persons, today=today, seed=seed)
+    await create_reference_functions(conn)
+    days = await conn.fetchval(EDGE_DAYS, first_day - timedelta(days=30), today + timedelta(days=30), 35)
+    return conn, sorted(days)
+
+
+@pytest.mark.parametrize("persons, seed", [(1500, 0.11), (800, -0.7)])
+async def test_every_goal_kpi_equals_the_per_person_definition_on_every_compared_day(
+        migrated_database: str, persons: int, seed: float) -> None:
+    conn, days = await given_a_register(migrated_database, persons, seed)
+    try:
+        assert len(days) > 50
+        for what in FUNCTIONS:
+            differing = await conn.fetch(DIFFERENCES.format(what=what), days)
+            assert [dict(r) for r in differing] == [], f"{what} differs from 0004's on some days"
+        # the comparison is not empty: the register has what the KPIs count, on the compared days
+        seen = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE named_flk) AS named, count(*) FILTER (WHERE declined) AS declined, "
+            "count(*) FILTER (WHERE fictive_only) AS fictive, count(*) FILTER (WHERE main_care_unknown) AS unknown, "
+            "count(*) FILTER (WHERE sabo AND NOT g3_resident) AS elsewhere, "
+            "count(*) FILTER (WHERE NOT in_population) AS out, "
+            "count(*) FILTER (WHERE listed_unit IS NULL) AS unlisted "
+            "FROM unnest($1::date[]) d, listing.person_goal_status_on(d)", days)
+        assert all(n > 0 for n in seen.values()), dict(seen)
+    finally:
+        await conn.close()
+
+
+async def test_a_stored_snapshot_equals_the_per_person_definition_of_its_day(migrated_database: str) -> None:
+    conn, days = await given_a_register(migrated_database, 1500, 0.42)
+    try:
+        for day in days[:: max(1, len(days) // 8)]:
+            assert await conn.fetchval("SELECT listing.record_goal_kpis($1)", day) > 0
+            for level in ("region", "unit", "list"):
+                columns = ", ".join(
+                    f'"{c}"' for c in await conn.fetchval(
+                        "SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns "
+                        "WHERE table_schema = 'listing' AND table_name = $1 "
+                        "AND column_name NOT IN ('snapshot_on', 'computed_at')", f"goal_kpi_{level}_daily"))
+                differing = await conn.fetchval(
+                    f"SELECT count(*) FROM ((SELECT {columns} FROM listing.goal_kpi_{level}_daily WHERE snapshot_on = $1 "
+                    f"  EXCEPT ALL SELECT {columns} FROM listing.goal_kpi_{level}_on_reference($1)) "
+                    f" UNION ALL (SELECT {columns} FROM listing.goal_kpi_{level}_on_reference($1) "
+                    f"  EXCEPT ALL SELECT {columns} FROM listing.goal_kpi_{level}_daily WHERE snapshot_on = $1)) x", day)
+                assert differing == 0, f"{level} on {day}"
+    finally:
+        await conn.close()
