@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import UTC, date, datetime, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from listing_builders import (
@@ -33,7 +33,12 @@ from services.listing.domain.model import (
     PopulationStatus,
 )
 from services.listing.service_layer.dispatch import handle_message
-from services.listing.service_layer.handlers import InvalidMessage, Message, Outcome
+from services.listing.service_layer.handlers import (
+    InvalidMessage,
+    Message,
+    Outcome,
+    expire_consents,
+)
 from tests.support.listing_fakes import FakeListingService, fake_listing_service
 
 NOW = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -139,6 +144,41 @@ async def test_an_flk_assignment_by_practitioner_resolves_the_doctors_list() -> 
 
     assert outcome.status == "accepted"
     assert outcome.events[0]["data"]["list_id"] == LIST_SPEC
+
+
+async def test_ending_a_listing_names_the_unit_and_another_units_end_is_rejected() -> None:
+    svc = service()
+    await handle(svc, listing_request())
+
+    def end(unit: str) -> Message:
+        data = {"command_id": str(uuid.uuid4()), "patient_key": ADULT, "care_unit_id": unit, "requested_at": at(DAY),
+                "channel": "admin", "reason": "ended_by_patient", "effective_date": "2024-05-01"}
+        return message("listing.end.v1", data, data["command_id"])
+
+    elsewhere = await handle(svc, end(UNIT_B))
+    here = await handle(svc, end(UNIT_A))
+
+    assert elsewhere.rejection is not None and elsewhere.rejection["reason_code"] == "not_listed"
+    assert here.status == "accepted" and [e["type"] for e in here.events] == ["listing.ended.v1"]
+    assert here.events[0]["data"]["listing_id"] == svc.repo.outbox[0].data["listing_id"]
+    assert svc.repo.state.patients[ADULT].open_listing is None
+
+
+async def test_a_childs_listing_waits_for_the_second_guardian_and_expires_in_the_sweep() -> None:
+    child = person("p-child", birth=date(2015, 4, 2), guardians=frozenset({"g-mother", "g-father"}))
+    svc = service(world(child))
+
+    waiting = await handle(svc, listing_request(key="p-child", consenting_guardian_keys=["g-mother"]))
+    assert [e["type"] for e in waiting.events] == ["listing.awaiting_consent.v1"]
+    expires_on = date.fromisoformat(waiting.events[0]["data"]["expires_on"])
+
+    assert await expire_consents(svc.deps, today=expires_on - timedelta(days=1)) == 0
+    assert await expire_consents(svc.deps, today=expires_on) == 1
+    assert await expire_consents(svc.deps, today=expires_on) == 0  # closed: nothing twice
+
+    assert svc.repo.state.patients["p-child"].open_pending_listing is None
+    assert svc.repo.outbox[-1].event_type == "listing.rejected.v1"
+    assert svc.repo.outbox[-1].data["reason_code"] == "guardian_consent_expired"
 
 
 # --------------------------------------------------------------------------- facts
