@@ -135,5 +135,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         path = str(item.fspath)
         for tier in ("unit", "integration", "e2e"):
-            if f"{os.sep}tests{os.sep}{tier}{os.sep}" in path and tier not in item.keywords:
+            if f"{os.sep}tests{os.sep}{tier}{os.sep}" in path and item.get_closest_marker(tier) is None:
                 item.add_marker(getattr(pytest.mark, tier))

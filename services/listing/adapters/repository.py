@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from services.listing.adapters import reference
 from services.listing.domain import events as ev
 from services.listing.domain.model import (
     CareUnit,
@@ -165,6 +166,51 @@ class ListingRepository:
             "SELECT DISTINCT patient_key FROM listing.flk_assignment WHERE list_id = ANY($1::text[]) AND end_on IS NULL "
             "ORDER BY patient_key", [lst.list_id for lst in lists])]
         return role_from_row(row), lists, keys
+
+    async def consents_due(self, today: date, limit: int) -> list[tuple[str, str, date]]:
+        """P3: the open pending listing requests whose wait is over (``expires_on <= today``), oldest
+        first: (patient key, care unit, requested on)."""
+        rows = await self.conn.fetch(
+            "SELECT patient_key, care_unit_id, requested_on FROM listing.pending_listing "
+            "WHERE closed_on IS NULL AND expires_on <= $1 ORDER BY expires_on, patient_key LIMIT $2", today, limit)
+        return [(r["patient_key"], r["care_unit_id"], r["requested_on"]) for r in rows]
+
+    # ------------------------------------------------------------------ reference data (facts)
+    async def upsert_role(self, data: dict) -> bool:
+        """Roster: a role started or changed (a doctor role gets a list); True when a list was created."""
+        return await reference.upsert_role(self.conn, data)
+
+    async def apply_unit_register(self, data: dict, recorded_on: date) -> None:
+        """The region's unit register; a period that contradicts a recorded one raises ``ValueError``
+        (also when the database's exclusion constraint or period trigger refuses it)."""
+        import asyncpg
+
+        try:
+            await reference.apply_unit_register(self.conn, data, recorded_on)
+        except (asyncpg.ExclusionViolationError, asyncpg.RaiseError):
+            raise ValueError("a period overlaps or contradicts a recorded one") from None
+
+    async def add_risk_assessment(self, data: dict) -> None:
+        await reference.add_risk_assessment(self.conn, data)
+
+    async def upsert_person(self, patient_key: str, *, population_status: str, home_region: str | None,
+                            birth_date: date | None, status_date: date | None,
+                            guardian_keys: list[str] | None = None) -> str | None:
+        """The person's register facts; the previous population status (None for a new person)."""
+        return await reference.upsert_person(
+            self.conn, patient_key, population_status=population_status, home_region=home_region,
+            birth_date=birth_date, status_date=status_date, guardian_keys=guardian_keys)
+
+    async def mark_protected_identity(self, patient_key: str) -> None:
+        """A new person registered with protected identity (nothing to end: no decision)."""
+        await self.conn.execute("UPDATE listing.person SET protected_identity = true WHERE patient_key = $1",
+                                patient_key)
+
+    async def upsert_residence(self, data: dict) -> None:
+        await reference.upsert_residence(self.conn, data)
+
+    async def sabo_resident_on(self, patient_key: str, on: date) -> bool:
+        return await reference.sabo_resident_on(self.conn, patient_key, on)
 
     # ------------------------------------------------------------------ writing decided events
     async def execute(self, sql: str, *args: Any) -> None:

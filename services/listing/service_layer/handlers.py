@@ -23,7 +23,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flk.events.envelope import derived_id
-from services.listing.adapters import reference
 from services.listing.adapters.event_writers import DecisionContext, OutboxEvent
 from services.listing.adapters.repository import ListingRepository
 from services.listing.domain import commands as cmd
@@ -87,7 +86,8 @@ class Deps:
     timezone: str
     clock: Callable[[], datetime]
     on_decided: Callable[[Message, Outcome, list[ev.Event]], None] = lambda m, o, e: None
-    #: a chunk's share of its transaction (service_layer/chunks.py); None: one transaction per message
+    #: a chunk's share of its transaction (service_layer/chunks.py), or a fake in unit tests;
+    #: None: one PostgreSQL transaction per message (UnitOfWork)
     uow_factory: Callable[[], Any] | None = None
 
     def uow(self) -> Any:
@@ -343,15 +343,12 @@ async def expire_consents(deps: Deps, today: date | None = None, limit: int = 50
     the request closes ``expired`` and ``listing.rejected.v1`` (``guardian_consent_expired``) is
     published. Returns how many requests expired; idempotent (a request already closed gives nothing)."""
     today = today or deps.local_date(deps.clock())
-    async with deps.pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT patient_key, care_unit_id, requested_on FROM listing.pending_listing "
-            "WHERE closed_on IS NULL AND expires_on <= $1 ORDER BY expires_on, patient_key LIMIT $2", today, limit)
+    async with deps.uow() as uow:
+        due = await uow.repo.consents_due(today, limit)
     expired = 0
-    for row in rows:
-        key = row["patient_key"]
+    for key, care_unit_id, requested_on in due:
         # the message id names the request, so its rejection's command_id is the same on every attempt
-        msg = Message(derived_id("listing.p3_expiry", key, row["care_unit_id"], row["requested_on"].isoformat()),
+        msg = Message(derived_id("listing.p3_expiry", key, care_unit_id, requested_on.isoformat()),
                       "listing.consent_expiry", {"patient_key": key}, deps.clock())
         async with deps.uow() as uow:
             repo = uow.repo
@@ -359,7 +356,7 @@ async def expire_consents(deps: Deps, today: date | None = None, limit: int = 50
             policy = deps.policy(today)
             state = await _patient_state(repo, [key], policy, today)
             command = cmd.ExpireListingConsent(patient_key=key, effective_date=today)
-            outcome, events = await _decide_and_persist(repo, msg, deps, command, state, policy, row["care_unit_id"])
+            outcome, events = await _decide_and_persist(repo, msg, deps, command, state, policy, care_unit_id)
         if events:
             expired += 1
             deps.on_decided(msg, outcome, events)
@@ -380,38 +377,35 @@ COMMAND_HANDLERS: dict[str, Handler] = {
 # --------------------------------------------------------------------------- facts
 
 
-async def _simple_fact(msg: Message, deps: Deps, write: Callable[[Any], Awaitable[None]]) -> Outcome:
+async def _simple_fact(msg: Message, deps: Deps, write: Callable[[ListingRepository], Awaitable[Any]]) -> Outcome:
     async with deps.uow() as uow:
         if await uow.repo.inbox_outcome(msg.message_id) is not False:
             return Outcome(msg.message_id, "recorded", replayed=True)
-        await write(uow.conn)
+        await write(uow.repo)
         await uow.repo.record_inbox(msg.message_id, msg.message_type, None)
     return Outcome(msg.message_id, "recorded")
 
 
 async def handle_role_upsert(msg: Message, deps: Deps) -> Outcome:
     """Roster: a role started or changed (reference data; a doctor role gets a list)."""
-    return await _simple_fact(msg, deps, lambda conn: reference.upsert_role(conn, msg.data))
+    return await _simple_fact(msg, deps, lambda repo: repo.upsert_role(msg.data))
 
 
 async def handle_unit_contracted(msg: Message, deps: Deps) -> Outcome:
     """The region's unit register (L3 contracts, L7 limits, F3 fictive lists); latest event = state."""
-    import asyncpg
-
     recorded_on = deps.local_date(_parse_time(msg.data["recorded_at"]))
 
-    async def write(conn: Any) -> None:
+    async def write(repo: ListingRepository) -> None:
         try:
-            await reference.apply_unit_register(conn, msg.data, recorded_on)
-        except (ValueError, asyncpg.ExclusionViolationError, asyncpg.RaiseError) as exc:
-            reason = str(exc) if isinstance(exc, ValueError) else "a period overlaps or contradicts a recorded one"
-            raise InvalidMessage(f"care unit register: {reason}") from None
+            await repo.apply_unit_register(msg.data, recorded_on)
+        except ValueError as exc:
+            raise InvalidMessage(f"care unit register: {exc}") from None
 
     return await _simple_fact(msg, deps, write)
 
 
 async def handle_risk_assessed(msg: Message, deps: Deps) -> Outcome:
-    return await _simple_fact(msg, deps, lambda conn: reference.add_risk_assessment(conn, msg.data))
+    return await _simple_fact(msg, deps, lambda repo: repo.add_risk_assessment(msg.data))
 
 
 async def handle_role_ended(msg: Message, deps: Deps) -> Outcome:
@@ -457,8 +451,8 @@ async def handle_person(msg: Message, deps: Deps) -> Outcome:
         await repo.lock_persons([key])
         if (prior := await repo.inbox_outcome(msg.message_id)) is not False:
             return Outcome.from_json(prior) if prior else Outcome(msg.message_id, "recorded", replayed=True)
-        previous = await reference.upsert_person(
-            uow.conn, key, population_status=d["status"], home_region=d.get("region_code"),
+        previous = await repo.upsert_person(
+            key, population_status=d["status"], home_region=d.get("region_code"),
             birth_date=date.fromisoformat(d["birth_date"]) if d.get("birth_date") else None,
             status_date=on if d["status"] != "folkbokford" else None,
             guardian_keys=d.get("guardian_keys"),
@@ -466,7 +460,7 @@ async def handle_person(msg: Message, deps: Deps) -> Outcome:
         commands: list[Any] = []
         if previous is None:  # a new person: nothing to end; store the flags as given
             if d.get("protected_identity"):
-                await uow.conn.execute("UPDATE listing.person SET protected_identity = true WHERE patient_key = $1", key)
+                await repo.mark_protected_identity(key)
         else:
             if d["status"] in _STATUS_COMMANDS and d["status"] != previous:
                 commands.append(_STATUS_COMMANDS[d["status"]](patient_key=key, effective_date=on))
@@ -495,9 +489,9 @@ async def handle_residence(msg: Message, deps: Deps) -> Outcome:
         await repo.lock_persons([key])
         if await repo.inbox_outcome(msg.message_id) is not False:
             return Outcome(msg.message_id, "recorded", replayed=True)
-        await reference.upsert_residence(uow.conn, d)
+        await repo.upsert_residence(d)
         today = deps.local_date(deps.clock())
-        resident = await reference.sabo_resident_on(uow.conn, key, today)
+        resident = await repo.sabo_resident_on(key, today)
         events: list[ev.Event] = []
         policy = deps.policy(today)
         state = await _patient_state(repo, [key], policy, today)

@@ -156,3 +156,69 @@ async def record_gap_events_many(conn, events: list[GapEvent]) -> None:
               e.kind.value)
              for e, at, resolution in opened.values()],
         )
+
+
+class CareStore:
+    """The functions above as one port on one connection (inside the caller's transaction): what
+    gap detection reads and writes. tests/support/notifier_fakes.py has the in-memory fake."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    async def claim_inbox(self, event_id: str, event_type: str, now: datetime) -> bool:
+        return await claim_inbox(self.conn, event_id, event_type, now)
+
+    async def claim_inbox_many(self, claims: list[tuple[str, str]], now: datetime) -> set[str]:
+        return await claim_inbox_many(self.conn, claims, now)
+
+    async def load_state(self, patient_key: str, *, skip_locked: bool = False
+                         ) -> tuple[PatientCareState, datetime | None] | None:
+        return await load_state(self.conn, patient_key, skip_locked=skip_locked)
+
+    async def load_states(self, patient_keys: list[str]) -> dict[str, tuple[PatientCareState, datetime | None]]:
+        return await load_states(self.conn, patient_keys)
+
+    async def save_state(self, state: PatientCareState, next_wakeup: datetime | None, now: datetime) -> None:
+        await save_state(self.conn, state, next_wakeup, now)
+
+    async def save_states(self, states: list[tuple[PatientCareState, datetime | None]], now: datetime) -> None:
+        await save_states(self.conn, states, now)
+
+    async def record_gap_events(self, events: list[GapEvent]) -> None:
+        await record_gap_events(self.conn, events)
+
+    async def record_gap_events_many(self, events: list[GapEvent]) -> None:
+        await record_gap_events_many(self.conn, events)
+
+    async def add_outbox(self, events: list[OutboxEvent]) -> None:
+        await add_outbox(self.conn, events)
+
+    async def due_patients(self, now: datetime, limit: int) -> list[str]:
+        return await due_patients(self.conn, now, limit)
+
+
+class CareUnitOfWork:
+    """``async with CareUnitOfWork(pool) as uow:`` one transaction; ``uow.store`` on its connection.
+    Commits when the block ends normally, rolls back otherwise."""
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+        self.store: CareStore
+
+    async def __aenter__(self) -> CareUnitOfWork:
+        self._acquired = self.pool.acquire()
+        conn = await self._acquired.__aenter__()
+        self._tx = conn.transaction()
+        try:
+            await self._tx.__aenter__()
+        except BaseException as exc:
+            await self._acquired.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self.store = CareStore(conn)
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        try:
+            await self._tx.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._acquired.__aexit__(exc_type, exc, tb)

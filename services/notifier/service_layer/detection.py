@@ -1,4 +1,5 @@
-"""Care-gap detection: consumed events -> facts -> pure domain -> one PostgreSQL transaction.
+"""Care-gap detection: consumed events -> facts -> pure domain -> one PostgreSQL transaction (a unit of
+work over the ``CareStore`` port, adapters/care_store.py).
 
 Per consumed batch (``handle_batch``, the consumer's batch handler) or per message (``handle``,
 the fallback that isolates a poison message), in ONE transaction: the inbox rows (a redelivered
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 from dataclasses import dataclass, field
 
 from flk.events.consumer import TransientFailure
 from flk.events.envelope import Envelope
-from services.notifier.adapters import care_store
+from services.notifier.adapters.care_store import CareUnitOfWork
 from services.notifier.adapters.clock import Clock
 from flk.db.errors import is_transient_database_error
 from services.notifier.adapters.inbound import FactMapper
@@ -42,6 +44,12 @@ class CareGapDetection:
     probe: NotifierProbe = field(default_factory=NullProbe)
     on_change: GapsChanged = _noop
     tick_batch: int = 500
+    #: the unit of work per transaction (``uow.store``: the CareStore port); None: CareUnitOfWork(pool).
+    #: Unit tests give the in-memory fake (tests/support/notifier_fakes.py).
+    uow_factory: Callable[[], Any] | None = None
+
+    def _uow(self) -> Any:
+        return self.uow_factory() if self.uow_factory is not None else CareUnitOfWork(self.pool)
 
     async def handle(self, envelope: Envelope) -> None:
         """The EventConsumer handler. Database unavailable -> TransientFailure (retried)."""
@@ -88,56 +96,56 @@ class CareGapDetection:
         self._after_commit(events)
 
     async def _apply_batch(self, work: list[tuple[Envelope, list]]) -> tuple[list[GapEvent], list[Envelope]]:
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                now = self.clock.now()
-                fresh = await care_store.claim_inbox_many(conn, [(e.id, e.event_type) for e, _ in work], now)
-                duplicates = [e for e, _ in work if e.id not in fresh]
-                work = [(e, facts) for e, facts in work if e.id in fresh]
-                by_patient: dict[str, list] = {}
-                for envelope, facts in work:
-                    by_patient.setdefault(envelope.key, []).extend(facts)  # arrival order per patient
-                loaded = await care_store.load_states(conn, list(by_patient))
-                events: list[GapEvent] = []
-                changed: list[tuple] = []
-                for key in sorted(by_patient):
-                    stored = loaded.get(key)
-                    before = stored[0] if stored else None
-                    state = before or initial_state(key)
-                    for fact in by_patient[key]:
-                        state, produced = apply(state, fact, now, self.policy)
-                        events.extend(produced)
-                    wake = next_wakeup(state, now, self.policy)
-                    if state != before or stored is None or wake != stored[1]:
-                        changed.append((state, wake))
-                await care_store.save_states(conn, changed, now)
-                await care_store.record_gap_events_many(conn, events)
-                await care_store.add_outbox(conn, [gap_event(e) for e in events])
-                return events, duplicates
-
-    async def _apply(self, envelope: Envelope, facts: list) -> list[GapEvent] | None:
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                now = self.clock.now()
-                if not await care_store.claim_inbox(conn, envelope.id, envelope.event_type, now):
-                    return None
-                key = envelope.key
-                loaded = await care_store.load_state(conn, key)
-                before = loaded[0] if loaded else None
+        async with self._uow() as uow:
+            store = uow.store
+            now = self.clock.now()
+            fresh = await store.claim_inbox_many([(e.id, e.event_type) for e, _ in work], now)
+            duplicates = [e for e, _ in work if e.id not in fresh]
+            work = [(e, facts) for e, facts in work if e.id in fresh]
+            by_patient: dict[str, list] = {}
+            for envelope, facts in work:
+                by_patient.setdefault(envelope.key, []).extend(facts)  # arrival order per patient
+            loaded = await store.load_states(list(by_patient))
+            events: list[GapEvent] = []
+            changed: list[tuple] = []
+            for key in sorted(by_patient):
+                stored = loaded.get(key)
+                before = stored[0] if stored else None
                 state = before or initial_state(key)
-                events: list[GapEvent] = []
-                for fact in facts:
+                for fact in by_patient[key]:
                     state, produced = apply(state, fact, now, self.policy)
                     events.extend(produced)
                 wake = next_wakeup(state, now, self.policy)
-                if state != before or loaded is None or wake != loaded[1]:
-                    await care_store.save_state(conn, state, wake, now)
-                await self._record(conn, events)
-                return events
+                if state != before or stored is None or wake != stored[1]:
+                    changed.append((state, wake))
+            await store.save_states(changed, now)
+            await store.record_gap_events_many(events)
+            await store.add_outbox([gap_event(e) for e in events])
+            return events, duplicates
 
-    async def _record(self, conn, events: list[GapEvent]) -> None:
-        await care_store.record_gap_events(conn, events)
-        await care_store.add_outbox(conn, [gap_event(e) for e in events])
+    async def _apply(self, envelope: Envelope, facts: list) -> list[GapEvent] | None:
+        async with self._uow() as uow:
+            store = uow.store
+            now = self.clock.now()
+            if not await store.claim_inbox(envelope.id, envelope.event_type, now):
+                return None
+            key = envelope.key
+            loaded = await store.load_state(key)
+            before = loaded[0] if loaded else None
+            state = before or initial_state(key)
+            events: list[GapEvent] = []
+            for fact in facts:
+                state, produced = apply(state, fact, now, self.policy)
+                events.extend(produced)
+            wake = next_wakeup(state, now, self.policy)
+            if state != before or loaded is None or wake != loaded[1]:
+                await store.save_state(state, wake, now)
+            await self._record(store, events)
+            return events
+
+    async def _record(self, store: Any, events: list[GapEvent]) -> None:
+        await store.record_gap_events(events)
+        await store.add_outbox([gap_event(e) for e in events])
 
     def _after_commit(self, events: Iterable[GapEvent]) -> None:
         units: set[str] = set()
@@ -152,8 +160,8 @@ class CareGapDetection:
         ticked = 0
         while True:
             now = self.clock.now()
-            async with self.pool.acquire() as conn:
-                keys = await care_store.due_patients(conn, now, self.tick_batch)
+            async with self._uow() as uow:
+                keys = await uow.store.due_patients(now, self.tick_batch)
             for key in keys:
                 events = await self._tick_one(key, now)
                 if events is not None:
@@ -163,15 +171,15 @@ class CareGapDetection:
                 return ticked
 
     async def _tick_one(self, key: str, now) -> list[GapEvent] | None:
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                loaded = await care_store.load_state(conn, key, skip_locked=True)
-                if loaded is None:
-                    return None  # being handled by the consumer right now: next round
-                state, stored_wakeup = loaded
-                if stored_wakeup is None or stored_wakeup > now:
-                    return None
-                state, events = apply(state, Tick(now=now, patient_key=key), now, self.policy)
-                await care_store.save_state(conn, state, next_wakeup(state, now, self.policy), now)
-                await self._record(conn, events)
-                return events
+        async with self._uow() as uow:
+            store = uow.store
+            loaded = await store.load_state(key, skip_locked=True)
+            if loaded is None:
+                return None  # being handled by the consumer right now: next round
+            state, stored_wakeup = loaded
+            if stored_wakeup is None or stored_wakeup > now:
+                return None
+            state, events = apply(state, Tick(now=now, patient_key=key), now, self.policy)
+            await store.save_state(state, next_wakeup(state, now, self.policy), now)
+            await self._record(store, events)
+            return events
