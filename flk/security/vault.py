@@ -71,4 +71,6 @@ STORE = """INSERT INTO platform.person_identity (patient_key, person_id_cipherte
            VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (patient_key) DO UPDATE SET person_id_ciphertext = EXCLUDED.person_id_ciphertext,
                id_kind = EXCLUDED.id_kind, protected_identity = EXCLUDED.protected_identity,
-               name_ciphertext = EXCLUDED.name_ciphertext, updated_at = now()"""
+               -- an edge that knows no name (the listing import) keeps the name another edge stored
+               name_ciphertext = coalesce(EXCLUDED.name_ciphertext, platform.person_identity.name_ciphertext),
+               updated_at = now()"""
