@@ -10,30 +10,26 @@ them into a green skip in CI. The start time is printed (pytest -s, or the repor
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
+from flk.settings import PlatformSettings
+from tests.support.ports import free_port
+from tests.support.required_tools import missing_tool
 from tools.infra.keycloak import Keycloak, KeycloakAdmin, realm_definition
 from tools.infra.process import InfraError
 from tools.infra.settings import InfraSettings
-from flk.settings import PlatformSettings
-from tests.support.ports import free_port
 
 REALM, OTHER_REALM = "flk", "other"
 SERVICES_AUDIENCE = "flk-services"
 
 
 def _unavailable(reason: str) -> None:
-    message = f"Keycloak could not start for the OIDC tests: {reason}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    missing_tool(f"Keycloak could not start for the OIDC tests: {reason}")
 
 
 @dataclass
