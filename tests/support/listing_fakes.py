@@ -51,6 +51,7 @@ from services.listing.domain.model import (
     with_item,
 )
 from services.listing.service_layer.handlers import Deps
+from tests.support.fake_unit_of_work import InMemoryUnitOfWork
 
 INSERT_APPOINTMENT_PREFIX = "INSERT INTO listing.fast_vardkontakt ("
 
@@ -321,28 +322,19 @@ def _apply_period(what: str, recorded: tuple, new: Any, period_of: Any) -> tuple
     raise ValueError(f"{what}: a recorded period can only be closed, not moved or reopened")
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(InMemoryUnitOfWork):
     """``async with`` one message: committed when the block ends normally; otherwise the register is
     restored to what it was at the start (the real unit of work rolls the transaction back)."""
 
     def __init__(self, repo: FakeListingRepository) -> None:
+        super().__init__()
         self.repo = repo
-        self.commits = 0
-        self.rollbacks = 0
-        self._before: dict[str, Any] | None = None
 
-    async def __aenter__(self) -> FakeUnitOfWork:
-        self._before = self.repo.snapshot()
-        return self
+    def _snapshot(self) -> dict[str, Any]:
+        return self.repo.snapshot()
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.commits += 1
-        else:
-            assert self._before is not None
-            self.repo.restore(self._before)
-            self.rollbacks += 1
-        self._before = None
+    def _restore(self, before: dict[str, Any]) -> None:
+        self.repo.restore(before)
 
 
 @dataclass

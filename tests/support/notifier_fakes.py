@@ -18,6 +18,7 @@ from services.notifier.domain.care_gaps import (
     GapEvent,
     PatientCareState,
 )
+from tests.support.fake_unit_of_work import InMemoryUnitOfWork
 
 
 @dataclass
@@ -82,24 +83,15 @@ class FakeCareStore:
         return [key for _, key in due[:limit]]
 
 
-class FakeCareUnitOfWork:
+class FakeCareUnitOfWork(InMemoryUnitOfWork):
     """Commits when the block ends normally; otherwise the store is restored (a rolled-back transaction)."""
 
     def __init__(self, store: FakeCareStore | None = None) -> None:
+        super().__init__()
         self.store = store or FakeCareStore()
-        self.commits = 0
-        self.rollbacks = 0
-        self._before: dict[str, Any] | None = None
 
-    async def __aenter__(self) -> FakeCareUnitOfWork:
-        self._before = copy.deepcopy(vars(self.store))
-        return self
+    def _snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy(vars(self.store))
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.commits += 1
-        else:
-            assert self._before is not None
-            vars(self.store).update(self._before)
-            self.rollbacks += 1
-        self._before = None
+    def _restore(self, before: dict[str, Any]) -> None:
+        vars(self.store).update(before)

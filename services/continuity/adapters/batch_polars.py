@@ -56,6 +56,7 @@ from services.continuity.adapters.visit_extract import (
 )
 from services.continuity.domain.indices import IndexSet
 from services.continuity.domain.patient import (
+    counts_for,
     COUNTS_FOR_DOCTOR,
     COUNTS_FOR_TOTAL,
     SECONDS_PER_DAY,
@@ -299,7 +300,7 @@ def _parse_block(
         pl.col("stamp").fill_null(_mapped(pl.col("occurred_at"), odd_times, _time_stamp, pl.Int64)),
         _mapped(pl.col("patient_id"), raw.get_column("patient_id").filter(raw.get_column("patient_id") != ""),
                 keys.of_cell, pl.Int64, keys.raw).alias("patient"),
-        _mapped(pl.col("profession"), raw.get_column("profession"), lambda p: _flags(p, settings), pl.Int8).alias("flags"),
+        _mapped(pl.col("profession"), raw.get_column("profession"), lambda p: counts_for(p, settings), pl.Int8).alias("flags"),
         _mapped(pl.col("contact_type"), raw.get_column("contact_type"),
                 lambda c: c == "" or normalise_code(c) in settings.contact_types, pl.Boolean).alias("type_counts"),
     )
@@ -328,22 +329,12 @@ def _parse_block(
         extra_rows.append({
             "line": line, "patient": keys.code(row.patient_key), "visit_id": row.visit_id, "practitioner": row.practitioner_id,
             "care_unit": row.care_unit_id, "stamp": visit_stamp(row.occurred_at),
-            "flags": _flags(row.profession, settings),
+            "flags": counts_for(row.profession, settings),
             "type_counts": row.contact_type is None or normalise_code(row.contact_type) in settings.contact_types,
             "cancelled": row.cancelled_at is not None,
         })
     extra = pl.DataFrame(extra_rows, schema=_VISIT_SCHEMA) if extra_rows else None
     return good, extra, raw.height, cancelled
-
-
-def _flags(profession: str, settings: ContinuitySettings) -> int:
-    """What ``patient._counts_for`` gives: doctor and/or total."""
-    code = normalise_code(profession)
-    flags = COUNTS_FOR_DOCTOR if code in settings.doctor_professions else 0
-    total = settings.total_professions
-    if total is None or code in total:
-        flags |= COUNTS_FOR_TOTAL
-    return flags
 
 
 # --------------------------------------------------------------------------- indices

@@ -177,7 +177,8 @@ def _bounds(as_of: date, window_months: int) -> tuple[int, int]:
     return window_bounds(as_of, window_months)
 
 
-def _counts_for(profession: str, settings: ContinuitySettings) -> int:
+def counts_for(profession: str, settings: ContinuitySettings) -> int:
+    """Which index a visit by this profession counts for: doctor and/or total (flag bits)."""
     code = normalise_code(profession)
     flags = COUNTS_FOR_DOCTOR if code in settings.doctor_professions else 0
     total = settings.total_professions
@@ -213,7 +214,7 @@ def record_visit(
     Ignored: a known or cancelled visit id, a visit dated at or before the
     window start, a visit that can never count under ``settings``.
     """
-    flags = _counts_for(visit.profession, settings)
+    flags = counts_for(visit.profession, settings)
     if not flags:
         return state
     contact_type = visit.contact_type

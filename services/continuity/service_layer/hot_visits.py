@@ -25,7 +25,7 @@ from typing import Any, Mapping, NamedTuple
 from services.continuity.adapters.state_codec import CODEC_VERSION, _HEADER as _STATE_HEAD
 from services.continuity.domain.indices import index_set
 from services.continuity.domain.patient import (
-    COUNTS_FOR_DOCTOR, COUNTS_FOR_TOTAL, SECONDS_PER_DAY, PatientIndices, _bounds, _counts_for, visit_digest,
+    COUNTS_FOR_DOCTOR, COUNTS_FOR_TOTAL, SECONDS_PER_DAY, PatientIndices, _bounds, counts_for, visit_digest,
     visit_stamp,
 )
 from services.continuity.domain.settings import ContinuitySettings, Scope, normalise_code
@@ -67,7 +67,7 @@ class HotVisits:
     def _counts(self, profession: str) -> int:
         flags = self._flags.get(profession)
         if flags is None:
-            flags = self._flags[profession] = _counts_for(profession, self.settings)
+            flags = self._flags[profession] = counts_for(profession, self.settings)
         return flags
 
     def _contact_counts(self, contact_type: str) -> bool:

@@ -254,28 +254,14 @@ class Processor:
         """The ``indices_changed`` event. Its id is a uuid5 of the patient, the date and the indices'
         fingerprint (= of its content: a replay gives the same id). Not schema-checked per event:
         tests check every event the processor produces (test_continuity_processor_output.py)."""
-        as_of = indices.as_of.isoformat()
-        data = {
-            "patient_key": patient_key,
-            "as_of": as_of,
-            "care_unit_id": unit,
-            "doctor": indices.doctor._asdict(),
-            "total": indices.total._asdict(),
-        }
+        as_of, data = _indices_data(patient_key, unit, indices)
         event_id = derived_id(INDICES_EVENT, patient_key, as_of, fp if fp is not None else fingerprint(unit, indices))
         return wrap_trusted_record(INDICES_EVENT, data, key=patient_key, source=SOURCE, event_id=event_id)
 
     def _indices_record(self, patient_key: str, unit: str | None, indices: PatientIndices, fp: int,
                         stamp: bytes) -> OutgoingRecord:
         """`indices_record` through the batch's writer (the same record; its time is the batch's)."""
-        as_of = indices.as_of.isoformat()
-        data = {
-            "patient_key": patient_key,
-            "as_of": as_of,
-            "care_unit_id": unit,
-            "doctor": indices.doctor._asdict(),
-            "total": indices.total._asdict(),
-        }
+        as_of, data = _indices_data(patient_key, unit, indices)
         return self._writer.record(patient_key, data, derived_id(INDICES_EVENT, patient_key, as_of, fp), stamp)
 
     def set_unit_families(self, families: dict[str, str]) -> bool:
@@ -333,3 +319,10 @@ class Processor:
         patients = sum(len(s) for s in self.sizes.values())
         total = sum(sum(s.values()) for s in self.sizes.values())
         return patients, total
+
+
+def _indices_data(patient_key: str, unit: str | None, indices: PatientIndices) -> tuple[str, dict]:
+    """(as of, the data) of a ``continuity.indices_changed`` event."""
+    as_of = indices.as_of.isoformat()
+    return as_of, {"patient_key": patient_key, "as_of": as_of, "care_unit_id": unit,
+                   "doctor": indices.doctor._asdict(), "total": indices.total._asdict()}
