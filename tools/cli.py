@@ -45,11 +45,13 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="flk-primarvard")
 def main() -> None:
     """Fast läkarkontakt, listing and continuity of care for a Swedish region."""
-    from tools.regional_profile import ProfileMismatch, derive_notifier_environment
+    if not os.environ.get("FLK_LISTING_PROFILE"):
+        return  # nothing to derive: no listing rules loaded for every command
+    from tools.regional_profile import derive_notifier_environment
 
     try:
         derive_notifier_environment(os.environ)
-    except (ProfileMismatch, ValueError) as exc:
+    except ValueError as exc:  # an unknown profile, or bands that disagree with it (ProfileMismatch)
         raise click.UsageError(str(exc)) from None
 
 
