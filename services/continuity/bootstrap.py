@@ -261,12 +261,18 @@ class ContinuityWorker:
             return
         started = time.perf_counter()
         partitions = sorted(self._needs_restore)
+        unpositioned = []
         for p in partitions:
             if p not in self.producers:
                 self.producers[p] = await self._new_producer(p)
             self.store.open(p)
+            if CHANGELOG_POSITION not in self.store.offsets(p):
+                unpositioned.append(p)
         read = await restore(self.restorer, self.store, self.prefix + changelog_topic(), partitions)
         self.restored_records += sum(read.values())
+        for p in unpositioned:
+            if not read[p]:
+                await self._seed_changelog(p)
         for p in partitions:
             offsets = self.store.offsets(p)
             self.processor.summaries[p] = {}
@@ -279,6 +285,32 @@ class ContinuityWorker:
             self._needs_restore.discard(p)
         log.info("restored partition(s) %s: %d changelog record(s) read in %.2fs", partitions,
                  sum(read.values()), time.perf_counter() - started)
+
+    async def _seed_changelog(self, p: int, chunk: int = 10_000) -> None:
+        """A table written before its changelog existed (an upgrade from docs/adr/0006), whose changelog
+        partition is empty: copy it to the changelog (in transactions of ``chunk`` records), so that it
+        is recoverable before the visit topic's retention deletes old visits."""
+        offsets = {k: v for k, v in self.store.offsets(p).items() if k != CHANGELOG_POSITION}
+        items = list(self.store.items(p))
+        if not items and not offsets:
+            return
+        changelog = self.prefix + changelog_topic()
+        producer = self.producers[p]
+        records = items + [offset_record(topic, offset) for topic, offset in offsets.items()]
+        position = 0
+        for start in range(0, len(records), chunk):
+            await producer.begin_transaction()
+            try:
+                futures = [await producer.send(changelog, key=k, value=v, partition=p)
+                           for k, v in records[start:start + chunk]]
+                for f in futures:
+                    position = (await f).offset + 1
+                await producer.commit_transaction()
+            except BaseException:
+                await self._abort(p, producer)
+                raise
+        self.store.commit(p, {}, {CHANGELOG_POSITION: position})
+        log.info("partition %d: its table (%d patients) copied to the empty changelog", p, len(items))
 
     async def _new_producer(self, partition: int):
         s = self.settings
