@@ -198,11 +198,13 @@ class ContinuityWorker:
                 batches = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms or 100,
                                                       max_records=s.batch_max_records)
                 async with self.lock:
-                    await self._restore_pending()
+                    restored = await self._restore_pending()
                     await self._refresh_pending()
                     by_partition: dict[int, list] = {}
                     for tp, part in batches.items():
-                        if part and tp.partition in self.producers:
+                        # a partition restored just now was seeked to its table's offsets: records fetched
+                        # before that are fetched again from there
+                        if part and tp.partition in self.producers and tp.partition not in restored:
                             by_partition.setdefault(tp.partition, []).extend(part)
                     if by_partition:
                         # one transaction per partition (its producer): processed apart, committed together
@@ -251,14 +253,14 @@ class ContinuityWorker:
 
     # ------------------------------------------------------------------ partitions: restore, commit, drop
 
-    async def _restore_pending(self) -> None:
+    async def _restore_pending(self) -> set[int]:
         """Fence each newly assigned partition's previous writer (its transactional producer, whose open
         transaction is aborted), bring its local table to the end of its changelog, seek its inputs to
         the table's offsets and resume them. Called under the lock."""
         owned = {tp.partition for tp in self.consumer.assignment()}
         self._needs_restore &= owned
         if not self._needs_restore:
-            return
+            return set()
         started = time.perf_counter()
         partitions = sorted(self._needs_restore)
         unpositioned = []
@@ -285,6 +287,7 @@ class ContinuityWorker:
             self._needs_restore.discard(p)
         log.info("restored partition(s) %s: %d changelog record(s) read in %.2fs", partitions,
                  sum(read.values()), time.perf_counter() - started)
+        return set(partitions)
 
     async def _seed_changelog(self, p: int, chunk: int = 10_000) -> None:
         """A table written before its changelog existed (an upgrade from docs/adr/0006), whose changelog
