@@ -40,6 +40,14 @@ DOCTORS = [f"SE2321000016-L{i:04d}" for i in range(400)]
 AS_OF = date(2026, 3, 15)
 
 
+def bench_key(n: int) -> str:
+    """A patient key of the contract's shape (pk1_ + 26 base32 characters)."""
+    import base64
+    from hashlib import blake2b
+
+    return "pk1_" + base64.b32encode(blake2b(str(n).encode(), digest_size=16).digest()).decode().lower()[:26]
+
+
 def load() -> str:
     return "load average %.1f %.1f %.1f" % os.getloadavg()
 
@@ -54,7 +62,7 @@ def patient_record(rng: random.Random, n: int) -> tuple[bytes, bytes]:
     stamps = sorted(rng.randrange(start, AS_OF.toordinal()) * 86_400 + rng.randrange(86_400) for _ in range(8))
     visits = tuple(StoredVisit(s, i, rng.getrandbits(63), rng.choice(doctors), unit, 3) for i, s in enumerate(stamps))
     state = PatientState(unit, (doctors[0],), visits, ())
-    return f"pk1_bench{n:022d}".encode(), encode_record(PatientRecord(state, doctors[0], fingerprint=n + 1))
+    return bench_key(n).encode(), encode_record(PatientRecord(state, doctors[0], fingerprint=n + 1))
 
 
 async def restore_bench(args, mine: Throwaway) -> None:
@@ -169,17 +177,18 @@ async def replay_round(args, code: Path) -> tuple[float, float]:
         bootstrap = mine.settings.kafka_bootstrap
         await ensure_topics(bootstrap, prefix=mine.prefix)
         rng = random.Random(1)
-        keys = [f"pk1_bench{n:022d}" for n in range(args.visits // 10)]
+        keys = [bench_key(n) for n in range(args.visits // 10)]
         start = datetime(2025, 1, 1, tzinfo=timezone.utc)
         records = [make_record("listing.started.v1", {
             "listing_id": str(uuid.uuid5(uuid.NAMESPACE_URL, k)), "patient_key": k, "care_unit_id": UNITS[i % 40],
             "started_on": "2024-01-01", "responsibility_from": "2024-01-02", "origin": "active_choice",
             "initiated_by": "person"}, source="bench") for i, k in enumerate(keys)]
         for n in range(args.visits):
-            k = rng.choice(keys)
+            i = rng.randrange(len(keys))
+            k = keys[i]
             records.append(make_record("visit.recorded.v1", {
                 "visit_id": f"v{n}", "patient_key": k, "practitioner_id": rng.choice(DOCTORS[:40]),
-                "profession": "läkare", "care_unit_id": UNITS[int(k[-6:]) % 40], "contact_type": "besok",
+                "profession": "läkare", "care_unit_id": UNITS[i % 40], "contact_type": "besok",
                 "occurred_at": (start + timedelta(minutes=rng.randrange(400_000))).isoformat().replace("+00:00", "Z"),
             }, source="bench"))
         producer = new_producer(bootstrap, "replay-bench")

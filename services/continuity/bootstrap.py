@@ -65,6 +65,8 @@ class ContinuityWorker:
         self.producers: dict[int, object] = {}
         self._needs_restore: set[int] = set()
         self.restored_records = 0  # changelog records read by restores (tests, the bench)
+        self.failed_transactions = 0  # (tests) batches whose transaction failed: restored and replayed
+        self._failures_in_a_row = 0  # backoff before a failed partition is retried
         self.tasks: list[asyncio.Task] = []
         self.processed_events = 0  # read by the bench and tests
         self._needs_refresh: set[int] = set()
@@ -381,6 +383,12 @@ class ContinuityWorker:
             if tps:
                 self.consumer.pause(*tps)
                 self._needs_restore.add(p)
+        self.failed_transactions += len(failed)
+        if failed:  # the broker refuses or is away: do not spin (the lock is held: nothing else runs)
+            self._failures_in_a_row += 1
+            await asyncio.sleep(min(0.05 * 2 ** self._failures_in_a_row, 5.0))
+        else:
+            self._failures_in_a_row = 0
         return empty + [p for p in outs if p not in failed]
 
     async def _commit(self, p: int, out: BatchOutcome) -> tuple[dict[bytes, bytes | None], dict[str, int]]:
@@ -402,8 +410,8 @@ class ContinuityWorker:
             for topic, offset in offsets.items():
                 key, value = offset_record(topic, offset)
                 futures.append(await producer.send(changelog, key=key, value=value, partition=p))
-            for r in out.outgoing:
-                await producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=r.headers)
+            events = [await producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=r.headers)
+                      for r in out.outgoing]
             for item in out.dead:
                 await send_to_dlq(producer, item.message, item.reason, CONSUMER_NAME)
                 self.probe.dead_lettered(item.message.topic[len(self.prefix):], item.category)
@@ -415,6 +423,8 @@ class ContinuityWorker:
             position = None
             for f in futures:
                 position = (await f).offset + 1
+            for f in events:  # a refused event fails the batch (the transaction would not commit it)
+                await f
             await producer.commit_transaction()
         except BaseException:
             await self._abort(p, producer)
