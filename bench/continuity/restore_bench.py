@@ -94,7 +94,7 @@ async def restore_bench(args, mine: Throwaway) -> None:
                 await asyncio.gather(*futures)
                 futures.clear()
         for p in range(partitions):
-            k, v = offset_record("ehr.visits.v1", args.patients)
+            k, v = offset_record(registry().topic_for("visit.recorded.v1").name, args.patients)
             futures.append(await producer.send(topic, key=k, value=v, partition=p))
         await asyncio.gather(*futures)
     finally:
