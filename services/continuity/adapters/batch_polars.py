@@ -138,8 +138,8 @@ def _blocks(path: Path) -> Iterator[bytes]:
 
 
 def _fields(block: bytes, first_line: int, width: int) -> pl.DataFrame:
-    """One row per physical line: ``line`` (its 1-based number) and its fields ``f0`` … ``f{width-1}``
-    (null where a short row has no such field; the last one keeps any further commas).
+    """One row per physical line: ``line`` (its 1-based number) and its first ``width`` fields ``f0`` …
+    ``f{width-1}`` (null where a short row has no such field).
 
     A block in which every line has exactly ``width`` fields (as many commas as that makes, and no line
     with more, which Polars' reader refuses) is read by Polars' CSV reader, quotes off (there are none),
@@ -153,7 +153,7 @@ def _fields(block: bytes, first_line: int, width: int) -> pl.DataFrame:
                 schema={f"f{i}": pl.String for i in range(width)},
                 row_index_name="line", row_index_offset=first_line,
             )
-        except pl.exceptions.ComputeError:  # a line with more fields, or text that is not UTF-8
+        except pl.exceptions.PolarsError:  # a line with more fields, or text that is not UTF-8
             pass
         else:
             if frame.height == lines:
@@ -167,7 +167,7 @@ def _fields(block: bytes, first_line: int, width: int) -> pl.DataFrame:
         raise Unsupported("the file is not UTF-8") from None
     frame = pl.DataFrame({"line": pl.int_range(first_line, first_line + len(parts), eager=True), "text": text})
     frame = frame.with_columns(pl.col("text").str.strip_suffix("\r"))
-    # split_exact leaves the text after field `width - 1` unsplit, and null fields where a row is short
+    # split_exact gives the first `width` fields, null where a row is short (the whole line stays in `text`)
     split = frame.select("line", "text", pl.col("text").str.split_exact(",", width - 1).alias("f")).unnest("f")
     return split.rename({f"field_{i}": f"f{i}" for i in range(width)})
 
@@ -435,8 +435,8 @@ class _Partitions:
             return
         for part in range(self.count):
             files = sorted(self.directory.glob(f"{part:05d}-*.arrow"))
-            if files:
-                yield pl.concat([pl.read_ipc(f, memory_map=False) for f in files])
+            if files or part == 0:  # at least one partition, maybe empty
+                yield pl.concat([pl.DataFrame(schema=_KEPT_SCHEMA), *(pl.read_ipc(f) for f in files)])
                 for f in files:
                     f.unlink()
 
@@ -565,7 +565,8 @@ def compute_indices_polars(
             schema={"patient": pl.UInt32, "practitioner": pl.UInt32}, orient="row",
         ).with_columns(pl.lit(1, dtype=pl.Int64).alias("with_flk"))
         stats = pl.concat([
-            _partition_stats(kept, lo_stamp, hi_stamp, listing_frame, flk_frame, settings.scope) for kept in partitions
+            _partition_stats(kept, lo_stamp, hi_stamp, listing_frame, flk_frame, settings.scope)
+            for kept in partitions
         ])
     for line_number, reason in bad:
         report_bad(line_number, reason)
