@@ -179,7 +179,6 @@ class _Codes:
     def __init__(self) -> None:
         self.values: list[str] = []
         self.codes: dict[str, int] = {}
-        self.cells: dict[str, object] = {}  #: raw cell text → code (None: empty), across blocks
 
     def code(self, value: str) -> int:
         code = self.codes.get(value)
@@ -205,20 +204,31 @@ class _Patients(_Codes):
         return self.code(self.pseudonymise(value)) if value else None
 
 
-def _mapped(values: pl.Series, function: Callable[[str], object], dtype: pl.DataType,
-            cache: dict[str, object] | None = None) -> pl.Series:
-    """``values`` mapped through ``function`` once per distinct value (None where it raises BadRow;
-    null stays null).  ``cache`` keeps what ``function`` gave across calls."""
-    known = {} if cache is None else cache
-    mapping: dict[str, object] = {}
-    for value in values.unique().drop_nulls().to_list():
-        if value not in known:
-            try:
-                known[value] = function(value)
-            except BadRow:
-                known[value] = None
-        mapping[value] = known[value]
-    return values.replace_strict(mapping, default=None, return_dtype=dtype)
+class _Mapping:
+    """A column's cell texts mapped through a pure function once per distinct text, across blocks: the
+    texts already mapped stay in a Polars frame, so a block costs Python only for texts it is the first
+    to have."""
+
+    def __init__(self, function: Callable[[str], object], dtype: pl.DataType) -> None:
+        self.function = function
+        self.dtype = dtype
+        self.known = pl.DataFrame(schema={"text": pl.String, "value": dtype})
+
+    def __call__(self, values: pl.Series) -> pl.Series:
+        """``values`` mapped (null where the function returns None or raises BadRow; null stays null)."""
+        distinct = values.unique().drop_nulls()
+        new = distinct.filter(~distinct.is_in(self.known.get_column("text").implode())).to_list()
+        if new:
+            results = []
+            for value in new:
+                try:
+                    results.append(self.function(value))
+                except BadRow:
+                    results.append(None)
+            self.known = pl.concat([self.known, pl.DataFrame({"text": new, "value": results},
+                                                             schema=self.known.schema)])
+        return values.replace_strict(self.known.get_column("text"), self.known.get_column("value"),
+                                     default=None, return_dtype=self.dtype)
 
 
 def _stripped(values: pl.Series) -> pl.Series:
@@ -237,12 +247,12 @@ def _time_checked(text: str) -> bool:
     return True
 
 
-def _stamps(values: pl.Series, odd: Callable[[str], object], cache: dict[str, object]) -> pl.Series:
+def _stamps(values: pl.Series, odd: _Mapping) -> pl.Series:
     """Of each (stripped) time: seconds (date ordinal × 86 400 + local second of the day); null for ""
     and where the pure parser refuses it.
 
     ``YYYY-MM-DD[[T ]HH:MM[:SS]]`` with its fields in range is computed here; any other text goes through
-    ``odd`` once per distinct value (``cache`` keeps what it gave, across blocks).
+    the pure parser (``odd``) once per distinct value.
     """
     col = pl.col("t")
     stamps = values.rename("t").to_frame().select(
@@ -265,7 +275,7 @@ def _stamps(values: pl.Series, odd: Callable[[str], object], cache: dict[str, ob
     unparsed = stamps.is_null() & (values != "")
     if unparsed.any():
         candidates = pl.DataFrame({"v": values, "u": unparsed}).select(pl.when("u").then("v")).to_series()
-        stamps = stamps.fill_null(_mapped(candidates, odd, pl.Int64, cache))
+        stamps = stamps.fill_null(odd(candidates).cast(pl.Int64))
     return stamps
 
 
@@ -298,11 +308,15 @@ class _Parser:
         self.patients = _Patients(keys)
         self.practitioners = _Codes()
         self.units = _Codes()
-        self.flags: dict[str, object] = {}
-        self.types: dict[str, object] = {}
-        self.reasons: dict[str, object] = {}
-        self.times: dict[str, object] = {}
-        self.cancel_times: dict[str, object] = {}
+        self.patient = _Mapping(self.patients.of_cell, pl.UInt32)
+        self.practitioner = _Mapping(self.practitioners.of_cell, pl.UInt32)
+        self.unit = _Mapping(self.units.of_cell, pl.UInt32)
+        self.flags = _Mapping(lambda p: counts_for(p.strip(), settings) if p.strip() else None, pl.Int8)
+        self.type_counts = _Mapping(lambda c: not c.strip() or normalise_code(c.strip()) in settings.contact_types,
+                                    pl.Boolean)
+        self.reason_ok = _Mapping(lambda r: r.strip() in ("", *CANCEL_REASONS), pl.Boolean)
+        self.times = _Mapping(_time_stamp, pl.Int64)
+        self.cancel_times = _Mapping(_time_checked, pl.Boolean)
 
     def _raw(self, fields: pl.DataFrame, name: str) -> pl.Series:
         index = self.columns.get(name)
@@ -311,27 +325,21 @@ class _Parser:
         return fields.get_column(f"f{index}")
 
     def parse(self, fields: pl.DataFrame) -> _Block:
-        settings = self.settings
         raw = self._raw
         enough = fields.get_column(f"f{len(self.columns) - 1}").is_not_null()
-        patient = _mapped(raw(fields, "patient_id"), self.patients.of_cell, pl.UInt32, self.patients.cells)
-        practitioner = _mapped(raw(fields, "practitioner_id"), self.practitioners.of_cell, pl.UInt32,
-                               self.practitioners.cells)
-        unit = _mapped(raw(fields, "care_unit_id"), self.units.of_cell, pl.UInt32, self.units.cells)
-        flags = _mapped(raw(fields, "profession"), lambda p: counts_for(p.strip(), settings) if p.strip() else None,
-                        pl.Int8, self.flags)
-        type_counts = _mapped(raw(fields, "contact_type"),
-                              lambda c: not c.strip() or normalise_code(c.strip()) in settings.contact_types,
-                              pl.Boolean, self.types)
-        reason_ok = _mapped(raw(fields, "cancel_reason"), lambda r: r.strip() in ("", *CANCEL_REASONS),
-                            pl.Boolean, self.reasons)
+        patient = self.patient(raw(fields, "patient_id"))
+        practitioner = self.practitioner(raw(fields, "practitioner_id"))
+        unit = self.unit(raw(fields, "care_unit_id"))
+        flags = self.flags(raw(fields, "profession"))
+        type_counts = self.type_counts(raw(fields, "contact_type"))
+        reason_ok = self.reason_ok(raw(fields, "cancel_reason"))
         visit_id = _stripped(raw(fields, "visit_id"))
-        stamp = _stamps(_stripped(raw(fields, "occurred_at")), _time_stamp, self.times)
+        stamp = _stamps(_stripped(raw(fields, "occurred_at")), self.times)
         cancelled_at = _stripped(raw(fields, "cancelled_at"))
         cancelled = cancelled_at != ""
         cancel_ok = None
         if cancelled.any():
-            refused = _stamps(cancelled_at.filter(cancelled), _time_checked, self.cancel_times).is_null()
+            refused = _stamps(cancelled_at.filter(cancelled), self.cancel_times).is_null()
             if refused.any():
                 lines = fields.get_column("line")
                 cancel_ok = ~lines.is_in(lines.filter(cancelled).filter(refused).implode())
