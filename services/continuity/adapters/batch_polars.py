@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import codecs
 import tempfile
+from contextlib import nullcontext
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -549,7 +550,7 @@ def compute_indices_polars(
     count = -(-visits_path.stat().st_size // PARTITION_BYTES)
     totals = VisitTotals()
     seen: list[pl.Series] = []
-    with tempfile.TemporaryDirectory(prefix="flk-continuity-") if count > 1 else _no_directory() as spill:
+    with tempfile.TemporaryDirectory(prefix="flk-continuity-") if count > 1 else nullcontext() as spill:
         partitions = _Partitions(count, Path(spill) if spill else None)
         line = 2
         for block in _chain(first[header_end + 1:] if header_end >= 0 else b"", blocks):
@@ -583,14 +584,6 @@ def compute_indices_polars(
     progress(totals.rows, len(everyone))
     _write(stats, everyone, codes.values, listings, as_of, settings.min_visits, out)
     return totals, len(everyone)
-
-
-class _no_directory:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _write(stats: pl.DataFrame, everyone: set[int], keys: list[str], listings: dict[str, tuple[str, frozenset[str]]],
