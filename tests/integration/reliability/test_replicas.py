@@ -391,3 +391,56 @@ async def test_a_sigkilled_worker_restarted_at_once_gets_its_partitions_back_wit
         assert stall < 10.0, "back before the session timeout"
     else:
         assert after["continuity-1"] > before["continuity-1"], "dynamic membership reshuffles the survivor"
+
+
+async def test_a_replica_paused_past_its_session_answers_404_for_what_it_lost_from_the_moment_it_resumes(
+        infra, producer, tmp_path):
+    """SIGSTOP one of two workers past its session timeout: the other takes every partition. On SIGCONT the
+    paused one has not yet heard of the rebalance (its listener still names its old partitions), yet from
+    the first request on it answers 404 for them: its ownership lease ran out with its session."""
+    import os
+    import signal
+
+    bootstrap = infra.kafka_bootstrap
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    await ensure_topics(bootstrap, prefix=prefix)
+    probes = probe_keys()
+    try:
+        async with migrated_db(infra) as dsn:
+            headers = bearer(token(platform_settings(bootstrap, prefix, dsn), Role.LISTING_ADMIN, subject="replica-test"))
+            r = Replicas(bootstrap, prefix, dsn, tmp_path)
+            try:
+                for name in ("continuity-0", "continuity-1"):
+                    r.start(name)
+                async with httpx.AsyncClient(timeout=10) as client:
+                    for p in r.procs.values():
+                        await p.ready(timeout_s=120)
+                    await owned_by_one_each(client, r, must_have=tuple(r.procs))
+                    await publish_many(producer, [listing(key, UNIT_A, "2025-01-01") for key in probes.values()], prefix)
+                    await until_every_partition_is_fresh(client, r, producer, prefix, probes, 1, headers, time.monotonic())
+                    c0, c1 = r.procs["continuity-0"], r.procs["continuity-1"]
+                    mine = (await client.get(f"{c0.base_url}/status")).json()["partitions"]
+                    assert mine
+                    os.kill(c0.process.pid, signal.SIGSTOP)
+                    try:
+                        async def taken_over() -> bool:
+                            return (await client.get(f"{c1.base_url}/status")).json()["partitions"] == list(range(PARTITIONS))
+
+                        await wait_until(taken_over, timeout_s=60, interval_s=0.2, what="the other worker holding every partition")
+                        # the request is sent while the process is still stopped: it is the first thing it reads
+                        pending = asyncio.ensure_future(
+                            client.get(f"{c0.base_url}/patients/{probes[mine[0]]}/continuity", headers=headers))
+                        await asyncio.sleep(0.2)
+                    finally:
+                        os.kill(c0.process.pid, signal.SIGCONT)
+                    answers = [await pending]
+                    for _ in range(10):
+                        answers.append(await client.get(f"{c0.base_url}/patients/{probes[mine[0]]}/continuity",
+                                                        headers=headers))
+            finally:
+                r.stop_all()
+    finally:
+        await delete_topics_with_prefix(bootstrap, prefix)
+    print(f"\npaused past its session: {[a.status_code for a in answers]} for a partition it had lost")
+    assert all(a.status_code == 404 for a in answers[:1]), [a.text for a in answers]
+    assert all(a.status_code in (200, 404) for a in answers)
