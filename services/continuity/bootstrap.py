@@ -424,7 +424,8 @@ class ContinuityWorker:
 
     async def snapshot_now(self) -> bool:
         """Write the snapshot of the current *as of* day; False when this state cannot give it (it
-        already holds facts dated after that day: see ``processor.KNOWN_UNTIL``)."""
+        already holds facts dated after that day: see ``processor.KNOWN_UNTIL``; or it holds only some
+        of the partitions, as one replica among several does)."""
         from flk.api import open_pool
         from services.continuity.adapters.snapshots import write_snapshot
 
@@ -433,6 +434,14 @@ class ContinuityWorker:
         started = time.perf_counter()
         async with self.lock:
             day = self.processor.as_of
+            held, every = len(self.store.partitions), registry().patient_partitions
+            if held < every:
+                # one replica among several: its partitions' patients are part of the region, and a
+                # snapshot replaces the whole day's rows. The region's figures come from a worker that
+                # holds every partition (its own consumer group: docs/operations.md, "Scaling out")
+                log.warning("no snapshot of %s written: this replica holds %d of the %d partitions", day, held, every)
+                self.probe.snapshot_declined()
+                return False
             known = self.processor.known_until()
             # facts dated after today are planned ones (a switch of unit that starts tomorrow): known
             # today, so they do not make today's state a later one
