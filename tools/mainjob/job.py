@@ -90,6 +90,7 @@ class JobConfig:
 SCALABLE = ("continuity", "listing", "notifier")
 MAX_REPLICAS = 8
 REPLICA_PORT_STEP = 100
+REPLICA_GROUP = "continuity.replicas"  # the serving continuity replicas' consumer group (docker-compose.yml's too)
 
 
 def parse_replicas(text: str) -> dict[str, int]:
@@ -217,30 +218,29 @@ class MainJob:
         return ServiceProcess(name, ["listing", "run"], env, self.url(port, "/readyz"), self.logs)
 
     def _continuity_all(self, as_of: date | None) -> list[ServiceProcess]:
-        """One worker (`continuity`), or with --replicas continuity=N>1: N serving replicas in the group
-        `continuity` (`continuity-0` … on the continuity port + 100·(k+1), each its own data directory,
-        no snapshots) and the region worker `continuity` in its own group `continuity.snapshots`, which
-        reads every partition and writes the region's snapshots (a replica holds only some patients)."""
+        """One worker (`continuity`: every partition, the region's snapshots, every patient's indices), and
+        with --replicas continuity=N>1 beside it N serving replicas that split the partitions in their own
+        group `continuity.replicas` (`continuity-0` … on the continuity port + 100·(k+1), each its own
+        data directory, no snapshots: a region snapshot needs every partition)."""
         n = self.replicas("continuity")
         if n == 1:
             return [self._continuity(as_of)]
-        return [self._continuity(as_of, region_worker=True)] + [self._continuity(as_of, k) for k in range(n)]
+        return [self._continuity(as_of)] + [self._continuity(as_of, k) for k in range(n)]
 
-    def _continuity(self, as_of: date | None, k: int | None = None, region_worker: bool = False) -> ServiceProcess:
+    def _continuity(self, as_of: date | None, k: int | None = None) -> ServiceProcess:
         env = {**self._platform_env(),
                "FLK_CONTINUITY_HTTP_HOST": self.c.host,
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
                "FLK_CONTINUITY_REGION_ID": self.region_code}
-        if k is None:  # the one worker, or the region worker beside the replicas
+        if k is None:  # the region worker (the only one without --replicas)
             name, port, data = "continuity", self.c.continuity_port, self.c.state_dir / "continuity"
-            env["FLK_REPLICA_NAME"] = "continuity-region" if region_worker else "continuity-0"
-            if region_worker:
-                env["FLK_CONTINUITY_GROUP_ID"] = "continuity.snapshots"
+            env["FLK_REPLICA_NAME"] = "continuity"
         else:
             name, port = f"continuity-{k}", self.c.continuity_port + (k + 1) * REPLICA_PORT_STEP
             data = self.c.state_dir / name
-            env |= {"FLK_REPLICA_NAME": name, "FLK_CONTINUITY_SNAPSHOT_ENABLED": "false"}
+            env |= {"FLK_REPLICA_NAME": name, "FLK_CONTINUITY_GROUP_ID": REPLICA_GROUP,
+                    "FLK_CONTINUITY_SNAPSHOT_ENABLED": "false"}
         env["FLK_CONTINUITY_HTTP_PORT"] = str(port)
         args = ["continuity", "worker", "--store", "rocksdb", "--data-dir", str(data)]
         if as_of is not None:
@@ -721,8 +721,8 @@ def where_to_look(job: MainJob, prometheus_url: str | None, alertmanager_url: st
               if "-" in name]
     if others:
         lines.append(f"  more replicas         {', '.join(others)}"
-                     + ("  (patients: the continuity-k replicas, each its partitions; `continuity` "
-                        "is the region worker)" if job.replicas("continuity") > 1 else ""))
+                     + ("  (continuity-k: each serves its partitions' patients, 404 for the others)"
+                        if job.replicas("continuity") > 1 else ""))
     lines.append(f"  FHIR ingest           {job.url(c.ingest_port, '/fhir')} (POST a Bundle; docs/fhir-ingest.md has a "
                  f"curl example)   metrics {job.url(c.ingest_port, '/metrics')}")
     if job.units:

@@ -42,18 +42,18 @@ def test_every_replica_has_its_own_name_port_data_directory_and_stable_replica_n
     assert len({p.ready_url.split("/")[2] for p in processes}) == len(processes)  # host:port
     assert len({p.env["FLK_REPLICA_NAME"] for p in continuity}) == 4
     assert len({_data_dir(p) for p in continuity}) == 4
-    # the serving replicas share the group and write no snapshot; the region worker has its own group
+    # the region worker reads every partition in the default group and writes the snapshots; the serving
+    # replicas split the partitions in their own group and write none (a region snapshot needs every partition)
     region, *serving = continuity
-    assert region.env["FLK_CONTINUITY_GROUP_ID"] == "continuity.snapshots"
-    assert "FLK_CONTINUITY_SNAPSHOT_ENABLED" not in region.env
-    assert all("FLK_CONTINUITY_GROUP_ID" not in p.env and p.env["FLK_CONTINUITY_SNAPSHOT_ENABLED"] == "false"
-               for p in serving)
+    assert "FLK_CONTINUITY_GROUP_ID" not in region.env and "FLK_CONTINUITY_SNAPSHOT_ENABLED" not in region.env
+    assert all(p.env["FLK_CONTINUITY_GROUP_ID"] == "continuity.replicas"
+               and p.env["FLK_CONTINUITY_SNAPSHOT_ENABLED"] == "false" for p in serving)
 
 
 def test_one_replica_each_runs_as_before_but_as_a_static_member(tmp_path):
     job = _job(tmp_path, {})
     [worker] = job._continuity_all(as_of=date(2026, 1, 1))
     assert worker.name == "continuity" and worker.env["FLK_CONTINUITY_HTTP_PORT"] == "8082"
-    assert "FLK_CONTINUITY_GROUP_ID" not in worker.env and worker.env["FLK_REPLICA_NAME"] == "continuity-0"
+    assert "FLK_CONTINUITY_GROUP_ID" not in worker.env and worker.env["FLK_REPLICA_NAME"] == "continuity"
     assert _data_dir(worker) == str(tmp_path / "continuity")
     assert job._listing().name == "listing" and job._notifier().env["FLK_REPLICA_NAME"] == "notifier-0"
