@@ -57,11 +57,11 @@ class NotServedHere(LookupError):
 
 
 def partition_of(patient_key: str, partitions: int | None = None) -> int:
-    """The partition of a patient's events (the producers' default partitioner: murmur2 of the key)."""
-    from aiokafka.partitioner import murmur2
+    """The partition of a patient's events (the producers' partitioner, flk/events/partitioner.py)."""
+    from flk.events.partitioner import default_partitioner
 
-    n = partitions or registry().patient_partitions
-    return (murmur2(patient_key.encode()) & 0x7FFFFFFF) % n
+    every = list(range(partitions or registry().patient_partitions))
+    return default_partitioner(patient_key.encode(), every, every)
 
 
 class Ownership:
