@@ -40,9 +40,13 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader,
         try:
             found = reader.patient(patient_key)
         except LookupError as exc:  # NotServedHere: another replica owns the patient's partition
-            # audited like any read of an unknown patient; the partition is a hash of the key, so naming
-            # it tells the caller nothing about the patient (the router or operator needs it)
-            await guard.patient("continuity.patient.read", patient_key, None, purpose="uppfoljning")
+            # audited like any read of an unknown patient (a unit's staff: denied, its listing unit is not
+            # known here); the answer is the same for every caller: the partition is a hash of the key,
+            # so naming it tells nothing about the patient, and a router needs it to find the owner
+            try:
+                await guard.patient("continuity.patient.read", patient_key, None, purpose="uppfoljning")
+            except HTTPException:
+                pass
             partition = getattr(exc, "partition", None)
             raise HTTPException(status.HTTP_404_NOT_FOUND, headers={"X-FLK-Partition": str(partition)},
                                 detail=f"partition {partition} is not served by this replica") from None

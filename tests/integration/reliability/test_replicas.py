@@ -52,7 +52,7 @@ pytestmark = pytest.mark.slow
 PEOPLE = 1200  # simulated people (their visits, listings and FLKs go straight to the topics)
 LISTED_BY_SERVICE = 150  # high-risk people listed through the listing service's commands (each a care gap)
 PARTITIONS = registry().patient_partitions
-SESSION_MS = 6000
+SESSION_MS = 10_000  # the services' default; a restart under CI load must fit in it
 
 
 def simulate(out) -> None:
@@ -246,7 +246,8 @@ async def test_three_continuity_two_listing_and_two_notifier_replicas_stay_exact
                                    f" (assignments: {delta(counts, counts := assignment_counts(r)) or 'none'})")
 
                     await wait_caught_up(bootstrap, prefix, r)
-                    served = await check_served(client, r, headers)
+                    clinician = bearer(token(settings, Role.CLINICIAN, [UNIT_A], subject="replica-test-clinician"))
+                    served = await check_served(client, r, headers, clinician)
                 last = await last_indices(bootstrap, prefix)
                 listing_records = await _listing_topic(bootstrap, prefix)
                 gaps = await pool.fetch("SELECT gap_id, patient_key FROM notifier.care_gap")
@@ -310,8 +311,9 @@ async def wait_caught_up(bootstrap: str, prefix: str, r: Replicas, timeout_s: fl
     await wait_until(caught_up, timeout_s=timeout_s, interval_s=0.5, what="every consumer group caught up")
 
 
-async def check_served(client, r: Replicas, headers) -> dict[str, dict]:
-    """Each patient's indices, from the replica that serves its partition; every other replica answers 404."""
+async def check_served(client, r: Replicas, headers, clinician) -> dict[str, dict]:
+    """Each patient's indices, from the replica that serves its partition; every other replica answers 404
+    (naming the partition, to an admin and to a unit's clinician alike)."""
     status = {}
     for name, p in r.continuity().items():
         status[name] = (await client.get(f"{p.base_url}/status")).json()["partitions"]
@@ -328,8 +330,10 @@ async def check_served(client, r: Replicas, headers) -> dict[str, dict]:
         if i % 10 == 0:  # a sample: the other replicas refuse it
             for name, p in r.continuity().items():
                 if p is not owner:
-                    other = await client.get(f"{p.base_url}/patients/{key}/continuity", headers=headers)
-                    assert other.status_code == 404 and "not served by this replica" in other.json()["detail"], name
+                    for who in (headers, clinician):
+                        other = await client.get(f"{p.base_url}/patients/{key}/continuity", headers=who)
+                        assert other.status_code == 404 and "not served by this replica" in other.json()["detail"], name
+                        assert other.headers["X-FLK-Partition"] == str(partition_of(key, PARTITIONS))
     return served
 
 
