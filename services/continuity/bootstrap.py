@@ -84,8 +84,13 @@ class Ownership:
         self._lease_until = max(self._lease_until, sent_at + self.session_timeout_s)
 
     def assigned(self, partitions, sent_at: float | None = None) -> None:
-        self.partitions |= set(partitions)
+        """The group gave these partitions (a join the broker accepted): served from now on."""
         self.confirmed(self.clock() if sent_at is None else sent_at)
+        self.add(partitions)
+
+    def add(self, partitions) -> None:
+        """Served from now on, under the lease the last join or heartbeat gave (e.g. once restored)."""
+        self.partitions |= set(partitions)
 
     def revoked(self, partitions) -> None:
         self.partitions -= set(partitions)
