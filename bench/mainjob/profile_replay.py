@@ -26,6 +26,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -213,7 +214,7 @@ async def main(args: argparse.Namespace) -> int:
             await admin.close()
             for proc in spies.values():
                 if proc.poll() is None and proc.args[3] == str(own):
-                    proc.terminate()
+                    proc.send_signal(signal.SIGINT)  # py-spy writes its profile on Ctrl-C (SIGTERM loses it)
             for proc in spies.values():
                 try:
                     proc.wait(timeout=30)
