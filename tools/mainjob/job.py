@@ -184,6 +184,8 @@ class MainJob:
                "FLK_CONTINUITY_HTTP_HOST": self.c.host, "FLK_CONTINUITY_HTTP_PORT": str(self.c.continuity_port),
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
+               # no snapshot while the worker catches up with the replay: only the one after each settle counts
+               "FLK_CONTINUITY_SNAPSHOT_MAX_DEFER_S": str(self.c.timeout_s),
                "FLK_CONTINUITY_REGION_ID": self.region_code}
         args = ["continuity", "worker", "--store", "rocksdb", "--data-dir", str(self.c.state_dir / "continuity")]
         if as_of is not None:
