@@ -54,11 +54,9 @@ async def copy_topics(bootstrap: str, source_prefix: str, prefix: str, producer)
                                 fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
     try:
+        await consumer.topics()  # metadata of every topic
         for topic in consumed_topics():
             parts = consumer.partitions_for_topic(source_prefix + topic) or set()
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(source_prefix + topic) or set()
             tps = [TopicPartition(source_prefix + topic, p) for p in sorted(parts)]
             if not tps:
                 continue
