@@ -47,6 +47,11 @@ class PlatformSettings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     database_url: SecretStr = Field(default_factory=lambda: SecretStr(_local_database_url()))
     topic_prefix: str = ""  # tests isolate themselves with a unique prefix
+    # this replica's stable name (a StatefulSet pod's or a Compose service's hostname, e.g. continuity-2):
+    # set, every consumer group member of this process is a static member (``group_instance_id``), so
+    # a replica restarted within the session timeout gets its own partitions back without a rebalance.
+    # Unset: dynamic membership. Two running replicas must never share a name.
+    replica_name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
 
     jwt_issuer: str = "https://login.flk.local"
     jwt_audience: str = "flk"

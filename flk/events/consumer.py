@@ -79,6 +79,7 @@ class ConsumerSettings:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
     connection: KafkaConnection = PLAINTEXT  # TLS / SASL (flk/events/connection.py)
+    group_instance_id: str | None = None  # static membership (PlatformSettings.replica_name); None: dynamic
 
 
 @contextlib.asynccontextmanager
@@ -124,6 +125,7 @@ class EventConsumer:
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_records=s.max_records,
+            group_instance_id=s.group_instance_id,
             **s.connection.client_options(),
         )
         await self._consumer.start()

@@ -7,6 +7,14 @@ one consumer task (no concurrency), every failure of a message dead-lettered and
 consumer goes on, state replaced (never mutated in place), the tables partitioned exactly as
 the inputs, idempotent handlers, and short session timeouts.
 
+Several replicas share the partitions (one consumer group, range assignment, so partition p of
+every input lands on the same replica). With ``FLK_REPLICA_NAME`` set the replica is a static
+member (``group_instance_id``): restarted within the session timeout it gets its own partitions
+back without a rebalance. The API serves a patient only while this replica owns the patient's
+partition under a live lease (the last heartbeat the broker accepted, plus the session timeout):
+a replica that was paused past its session answers 404 for what it lost, even before it learns
+of the rebalance (see ``ServedIndices``).
+
 Order of effects per batch: publish indices events and dead letters (await acks) → commit
 the state writes and next offsets to the local table atomically → commit the group offsets
 (for lag monitoring; positions come from the table). A crash anywhere replays the batch,
@@ -45,6 +53,92 @@ def input_topics() -> tuple[str, ...]:
 UNCHANGED_REWRITE_INTERVALS = 5
 
 
+class NotServedHere(LookupError):
+    """The patient's partition is not (or no longer) this replica's: another replica serves it."""
+
+    def __init__(self, partition: int) -> None:
+        super().__init__(partition)
+        self.partition = partition
+
+
+def partition_of(patient_key: str, partitions: int | None = None) -> int:
+    """The partition of a patient's events (the producers' partitioner, flk/events/partitioner.py)."""
+    from flk.events.partitioner import default_partitioner
+
+    every = list(range(partitions or registry().patient_partitions))
+    return default_partitioner(patient_key.encode(), every, every)
+
+
+class Ownership:
+    """Which partitions this replica may answer for, and until when.
+
+    Assigned partitions are added by the rebalance listener and removed when revoked. Whatever the
+    listener has not heard yet, the lease bounds: the broker keeps a member's partitions only while
+    its heartbeats arrive, so a replica owns them for at most ``session_timeout`` after the last
+    heartbeat (or join) the broker accepted. A replica paused past that (SIGSTOP, a long GC, a
+    frozen VM) has lost them, whatever its listener still believes, until it has rejoined."""
+
+    def __init__(self, session_timeout_s: float, clock=time.monotonic) -> None:
+        self.session_timeout_s = session_timeout_s
+        self.clock = clock
+        self.partitions: set[int] = set()
+        self._lease_until = float("-inf")
+
+    def confirmed(self, sent_at: float) -> None:
+        """The broker accepted a heartbeat or a join sent at ``sent_at`` (this clock)."""
+        self._lease_until = max(self._lease_until, sent_at + self.session_timeout_s)
+
+    def assigned(self, partitions, sent_at: float | None = None) -> None:
+        """The group gave these partitions (a join the broker accepted): served from now on."""
+        self.confirmed(self.clock() if sent_at is None else sent_at)
+        self.add(partitions)
+
+    def add(self, partitions) -> None:
+        """Served from now on, under the lease the last join or heartbeat gave (e.g. once restored)."""
+        self.partitions |= set(partitions)
+
+    def revoked(self, partitions) -> None:
+        self.partitions -= set(partitions)
+
+    def lost(self) -> None:
+        self.partitions.clear()
+        self._lease_until = float("-inf")
+
+    def serves(self, partition: int) -> bool:
+        return partition in self.partitions and self.clock() < self._lease_until
+
+
+class ServedIndices:
+    """The API's view of the worker's tables: only the partitions this replica owns right now."""
+
+    def __init__(self, processor: Processor, ownership: Ownership, partitions: int) -> None:
+        self._processor = processor
+        self._ownership = ownership
+        self._partitions = partitions
+
+    @property
+    def as_of(self):
+        return self._processor.as_of
+
+    def known_until(self):
+        return self._processor.known_until()
+
+    def partition_of(self, patient_key: str) -> int:
+        return partition_of(patient_key, self._partitions)
+
+    def patient(self, patient_key: str):
+        p = self.partition_of(patient_key)
+        if not self._ownership.serves(p):
+            raise NotServedHere(p)
+        return self._processor.patient(patient_key)
+
+    def unit_aggregates(self, unit_id: str):
+        return self._processor.unit_aggregates(unit_id)
+
+    def served_partitions(self) -> list[int]:
+        return sorted(p for p in self._ownership.partitions if self._ownership.serves(p))
+
+
 class ContinuityWorker:
     def __init__(self, settings: ContinuityServiceSettings, store: PatientStore | None = None) -> None:
         self.settings = settings
@@ -67,6 +161,9 @@ class ContinuityWorker:
         self._snapshot_of: tuple | None = None  # the state version the last written snapshot is of
         self._snapshot_checked = time.monotonic()  # when a snapshot was last written or found current
         self.unit_register: UnitRegisterReader | None = None
+        self.ownership = Ownership(settings.session_timeout_ms / 1000)
+        self.served = ServedIndices(self.processor, self.ownership, registry().patient_partitions)
+        self.rebalances = 0  # assignments received (read by the tests; also logged)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -80,12 +177,16 @@ class ContinuityWorker:
 
         class Listener(ConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked):
+                worker.ownership.revoked({tp.partition for tp in revoked})  # before the lock: stop serving now
                 async with worker.lock:
                     for p in {tp.partition for tp in revoked}:
                         worker.processor.close_partition(p)
                         worker._needs_refresh.discard(p)
 
             async def on_partitions_assigned(self, assigned):
+                worker.rebalances += 1
+                log.info("partitions assigned: %s (assignment %d)",
+                         sorted({tp.partition for tp in assigned}), worker.rebalances)
                 async with worker.lock:
                     for p in sorted({tp.partition for tp in assigned}):
                         worker.store.open(p)
@@ -94,6 +195,7 @@ class ContinuityWorker:
                         for tp in assigned:
                             if tp.partition == p:
                                 worker.consumer.seek(tp, offsets.get(tp.topic[len(worker.prefix):], 0))
+                    worker.ownership.assigned({tp.partition for tp in assigned})
 
         connection = s.platform.kafka_connection()
         # the unit register first (filials, seed 004): every patient's indices depend on it
@@ -115,10 +217,13 @@ class ContinuityWorker:
             max_partition_fetch_bytes=8 * 1024 * 1024,
             # co-partitioning: partition p of every input lands on the same worker
             partition_assignment_strategy=(RangePartitionAssignor,),
+            # static membership: a restarted replica gets its partitions back without a rebalance
+            group_instance_id=s.platform.replica_name,
             **connection.client_options(),
         )
         self.consumer.subscribe([self.prefix + t for t in input_topics()], listener=Listener())
         await self.consumer.start()
+        self._watch_heartbeats()
         self.probe.as_of(self.processor.as_of)
         self.tasks.append(asyncio.create_task(self._consume(), name="continuity-consume"))
         self.tasks.append(asyncio.create_task(self._timer(), name="continuity-timer"))
@@ -139,10 +244,39 @@ class ContinuityWorker:
             start_http_server(s.metrics_port, addr=s.http_host, registry=self.probe.registry)
         log.info("continuity worker started (store %s, as of %s)", s.store, self.processor.as_of)
 
+    def _watch_heartbeats(self) -> None:
+        """Every heartbeat the broker accepts renews the ownership lease (see ``Ownership``).
+
+        aiokafka has no public hook for it: its group coordinator's ``_do_heartbeat`` (True when the
+        broker accepted the heartbeat, or answered that a rebalance is in progress: the member keeps
+        its partitions until it rejoins) is wrapped on this consumer's instance only. Without a
+        coordinator (a consumer without a group) nothing is wrapped and the lease never renews."""
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        beat = getattr(coordinator, "_do_heartbeat", None)
+        if beat is None:
+            log.warning("no group coordinator to watch: this replica's API will serve no patient")
+            return
+        ownership = self.ownership
+
+        async def heartbeat_watched():
+            sent_at = ownership.clock()
+            ok = await beat()
+            if ok:
+                ownership.confirmed(sent_at)
+            return ok
+
+        coordinator._do_heartbeat = heartbeat_watched
+
     async def stop(self) -> None:
         self.stopping.set()
+        self.ownership.lost()
         if self._server is not None:
+            # let uvicorn end its lifespan itself: cancelling it mid-shutdown logged a CancelledError
+            # traceback from the lifespan on every SIGTERM
             self._server.should_exit = True
+            api = next((t for t in self.tasks if t.get_name() == "continuity-api"), None)
+            if api is not None:
+                await asyncio.wait({api}, timeout=10.0)
         await stop_tasks(self.tasks, log)
         self.tasks.clear()
         if self.consumer is not None:
@@ -176,7 +310,7 @@ class ContinuityWorker:
 
                 return contextlib.nullcontext()
 
-        config = uvicorn.Config(create_app(self.settings, self.processor, metrics=self.probe.registry), host=self.settings.http_host,
+        config = uvicorn.Config(create_app(self.settings, self.served, metrics=self.probe.registry), host=self.settings.http_host,
                                 port=self.settings.http_port, log_level="warning", lifespan="on")
         self._server = Server(config)
         self.tasks.append(asyncio.create_task(self._server.serve(), name="continuity-api"))
@@ -305,7 +439,8 @@ class ContinuityWorker:
 
     async def snapshot_now(self) -> bool:
         """Write the snapshot of the current *as of* day; False when this state cannot give it (it
-        already holds facts dated after that day: see ``processor.KNOWN_UNTIL``)."""
+        already holds facts dated after that day: see ``processor.KNOWN_UNTIL``; or it holds only some
+        of the partitions, as one replica among several does)."""
         from flk.api import open_pool
         from services.continuity.adapters.snapshots import write_snapshot
 
@@ -314,6 +449,14 @@ class ContinuityWorker:
         started = time.perf_counter()
         async with self.lock:
             day = self.processor.as_of
+            held, every = len(self.store.partitions), registry().patient_partitions
+            if held < every:
+                # one replica among several: its partitions' patients are part of the region, and a
+                # snapshot replaces the whole day's rows. The region's figures come from a worker that
+                # holds every partition (its own consumer group: docs/operations.md, "Scaling out")
+                log.warning("no snapshot of %s written: this replica holds %d of the %d partitions", day, held, every)
+                self.probe.snapshot_declined()
+                return False
             known = self.processor.known_until()
             # facts dated after today are planned ones (a switch of unit that starts tomorrow): known
             # today, so they do not make today's state a later one

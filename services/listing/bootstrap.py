@@ -203,7 +203,8 @@ class ListingRuntime:
                              group_id=f"{s.platform.topic_prefix}{s.consumer_group}.{suffix}",
                              topics=topics, name=f"listing-{suffix}", topic_prefix=s.platform.topic_prefix,
                              max_records=max(500, s.command_chunk_size) if chunked else 500,
-                             connection=s.platform.kafka_connection()),
+                             connection=s.platform.kafka_connection(),
+                             group_instance_id=s.platform.replica_name),
             handle=envelope_handler(self.deps, handlers, self.probe, s.conflict_retries, message_id, parking),
             dlq_producer=self.producer, probe=self.consumer_probe,
         )

@@ -103,6 +103,7 @@ class NotifierRuntime:
                     bootstrap=s.platform.kafka_bootstrap, group_id=s.platform.topic_prefix + s.consumer_group,
                     topics=consumed_topics(), name="notifier", topic_prefix=s.platform.topic_prefix,
                     connection=s.platform.kafka_connection(),
+                    group_instance_id=s.platform.replica_name,
                 ),
                 handle=self.detection.handle, dlq_producer=self.producer, probe=self.probe,
                 concurrency=s.consumer_concurrency,  # patients at once; one patient's facts in order

@@ -40,20 +40,28 @@ from tools.infra.cli import up as infra_up
 @click.option("--snapshot-every", "snapshot_every_months", type=click.IntRange(min=0), default=3, show_default=True,
               help="Months between the continuity snapshots of the replay (its start, every N months, the "
                    "baseline, today): the goal figures' history. 0: baseline and today only.")
+@click.option("--replicas", "replicas_spec", default="1", show_default=True, metavar="N|SERVICE=N,…",
+              help="Processes per service: N of each of continuity, listing and notifier, or per service, e.g. "
+                   "continuity=3,listing=2,notifier=2 (the rest once). Each replica has its own process, HTTP port "
+                   "(+100 per replica), data directory and replica name (docs/operations.md, \"Scaling out\").")
 @click.option("--timeout", "timeout_s", type=float, default=900.0, show_default=True,
               help="Seconds to wait for the consumers to catch up.")
 @click.pass_context
 def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, baseline_date: datetime | None,
         limit_people: int | None, with_prometheus: bool, fresh: bool, external: bool, exit_after_summary: bool,
-        timeout_s: float, snapshot_every_months: int) -> None:
+        timeout_s: float, snapshot_every_months: int, replicas_spec: str) -> None:
     """Run the main job on this machine: infrastructure, services, a simulated region, the goal summary."""
     from tools.infra.postgres import create_app_database
     from tools.infra.settings import InfraSettings
     from tools.mainjob.goals import local_today
-    from tools.mainjob.job import JobConfig
+    from tools.mainjob.job import JobConfig, parse_replicas
 
     from flk.settings import PlatformSettings
 
+    try:
+        replicas = parse_replicas(replicas_spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--replicas") from None
     if with_prometheus and (external or not _has_prometheus()):
         if not external:
             click.echo("note: 'prometheus' or 'prometheus-alertmanager' is not installed; running without them",
@@ -84,7 +92,7 @@ def run(ctx: click.Context, preset: str, seed: int, end_date: datetime | None, b
         end_date=end_date.date() if end_date else local_today(),
         baseline_date=baseline_date.date() if baseline_date else None, limit_people=limit_people,
         topic_prefix=prefix, timeout_s=timeout_s, progress=sys.stderr.isatty(),
-        snapshot_every_months=snapshot_every_months,
+        snapshot_every_months=snapshot_every_months, replicas=replicas,
         **({"kafka_connection": connection} if connection is not None else {}),
     )
     prometheus_url = f"http://{infra.prometheus_host}:{infra.prometheus_port}" if with_prometheus else None

@@ -82,6 +82,34 @@ class JobConfig:
     # (rejected person_unknown) after seconds, not after the service's default day
     person_wait_s: float = 10.0
     kafka_connection: KafkaConnection = PLAINTEXT  # --external: TLS/SASL from FLK_KAFKA_* (the services read the same)
+    # --replicas: processes per service (continuity, listing, notifier); unnamed ones run once. Replica k of a
+    # service listens on its port + k * REPLICA_PORT_STEP (continuity's serving replicas: k + 1, see _continuity)
+    replicas: dict[str, int] = field(default_factory=dict)
+
+
+SCALABLE = ("continuity", "listing", "notifier")
+MAX_REPLICAS = 8
+REPLICA_PORT_STEP = 100
+REPLICA_GROUP = "continuity.replicas"  # the serving continuity replicas' consumer group (docker-compose.yml's too)
+
+
+def parse_replicas(text: str) -> dict[str, int]:
+    """`--replicas 3` (every scalable service) or `--replicas continuity=3,listing=2,notifier=2` (the rest once)."""
+    text = text.strip()
+    if text.isdigit():
+        counts = dict.fromkeys(SCALABLE, int(text))
+    else:
+        counts = dict.fromkeys(SCALABLE, 1)
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, number = part.partition("=")
+            name = name.strip()
+            if not sep or name not in SCALABLE or not number.strip().isdigit():
+                raise ValueError(f"{part!r}: expected N or service=N with service one of {', '.join(SCALABLE)}")
+            counts[name] = int(number)
+    for name, n in counts.items():
+        if not 1 <= n <= MAX_REPLICAS:
+            raise ValueError(f"{name}={n}: between 1 and {MAX_REPLICAS} replicas")
+    return counts
 
 
 @dataclass(frozen=True)
@@ -171,30 +199,60 @@ class MainJob:
     def url(self, port: int, path: str = "") -> str:
         return f"http://{self.c.host}:{port}{path}"
 
-    def _listing(self) -> ServiceProcess:
+    def replicas(self, service: str) -> int:
+        return self.c.replicas.get(service, 1)
+
+    def _replica(self, service: str, k: int, port: int) -> tuple[str, int, dict[str, str]]:
+        """(process name, HTTP port, environment) of replica ``k``: the first keeps the service's own name and
+        port; every replica has a stable name (static membership: FLK_REPLICA_NAME)."""
+        name = service if k == 0 else f"{service}-{k}"
+        return name, port + k * REPLICA_PORT_STEP, {"FLK_REPLICA_NAME": f"{service}-{k}"}
+
+    def _listing(self, k: int = 0) -> ServiceProcess:
         # P3's expiry sweep is off during the replay (it runs on today's date: in a fast-forwarded year it
         # would expire requests whose second guardian's answer is still to come); _expire_consents runs
         # one pass of it at the end
-        env = {**self._platform_env(), "FLK_LISTING_HTTP_HOST": self.c.host, "FLK_LISTING_HTTP_PORT": str(self.c.listing_port),
+        name, port, replica = self._replica("listing", k, self.c.listing_port)
+        env = {**self._platform_env(), **replica, "FLK_LISTING_HTTP_HOST": self.c.host, "FLK_LISTING_HTTP_PORT": str(port),
                "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s), "FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S": "0"}
-        return ServiceProcess("listing", ["listing", "run"], env, self.url(self.c.listing_port, "/readyz"), self.logs)
+        return ServiceProcess(name, ["listing", "run"], env, self.url(port, "/readyz"), self.logs)
 
-    def _continuity(self, as_of: date | None) -> ServiceProcess:
+    def _continuity_all(self, as_of: date | None) -> list[ServiceProcess]:
+        """One worker (`continuity`: every partition, the region's snapshots, every patient's indices), and
+        with --replicas continuity=N>1 beside it N serving replicas that split the partitions in their own
+        group `continuity.replicas` (`continuity-0` … on the continuity port + 100·(k+1), each its own
+        data directory, no snapshots: a region snapshot needs every partition)."""
+        n = self.replicas("continuity")
+        if n == 1:
+            return [self._continuity(as_of)]
+        return [self._continuity(as_of)] + [self._continuity(as_of, k) for k in range(n)]
+
+    def _continuity(self, as_of: date | None, k: int | None = None) -> ServiceProcess:
         env = {**self._platform_env(),
-               "FLK_CONTINUITY_HTTP_HOST": self.c.host, "FLK_CONTINUITY_HTTP_PORT": str(self.c.continuity_port),
+               "FLK_CONTINUITY_HTTP_HOST": self.c.host,
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
                # no snapshot while the worker catches up with the replay: only the one after each settle counts
                "FLK_CONTINUITY_SNAPSHOT_MAX_DEFER_S": str(self.c.timeout_s),
                "FLK_CONTINUITY_REGION_ID": self.region_code}
-        args = ["continuity", "worker", "--store", "rocksdb", "--data-dir", str(self.c.state_dir / "continuity")]
+        if k is None:  # the region worker (the only one without --replicas)
+            name, port, data = "continuity", self.c.continuity_port, self.c.state_dir / "continuity"
+            env["FLK_REPLICA_NAME"] = "continuity"
+        else:
+            name, port = f"continuity-{k}", self.c.continuity_port + (k + 1) * REPLICA_PORT_STEP
+            data = self.c.state_dir / name
+            env |= {"FLK_REPLICA_NAME": name, "FLK_CONTINUITY_GROUP_ID": REPLICA_GROUP,
+                    "FLK_CONTINUITY_SNAPSHOT_ENABLED": "false"}
+        env["FLK_CONTINUITY_HTTP_PORT"] = str(port)
+        args = ["continuity", "worker", "--store", "rocksdb", "--data-dir", str(data)]
         if as_of is not None:
             args += ["--as-of", as_of.isoformat()]
-        return ServiceProcess("continuity", args, env, self.url(self.c.continuity_port, "/healthz"), self.logs)
+        return ServiceProcess(name, args, env, self.url(port, "/healthz"), self.logs)
 
-    def _notifier(self) -> ServiceProcess:
-        env = {**self._platform_env(),
-               "FLK_NOTIFIER_HTTP_HOST": self.c.host, "FLK_NOTIFIER_HTTP_PORT": str(self.c.notifier_port),
+    def _notifier(self, k: int = 0) -> ServiceProcess:
+        name, port, replica = self._replica("notifier", k, self.c.notifier_port)
+        env = {**self._platform_env(), **replica,
+               "FLK_NOTIFIER_HTTP_HOST": self.c.host, "FLK_NOTIFIER_HTTP_PORT": str(port),
                "FLK_NOTIFIER_SMTP_HOST": self.c.host, "FLK_NOTIFIER_SMTP_PORT": str(self.c.smtp_port),
                "FLK_NOTIFIER_SMTP_TLS": "none",
                "FLK_NOTIFIER_WORKLIST_BASE_URL": self.url(self.c.notifier_port),
@@ -204,8 +262,7 @@ class MainJob:
                "FLK_NOTIFIER_METRICS_REFRESH_S": "2"}
         if self.teams is not None:
             env["FLK_NOTIFIER_SECRET_" + TEAMS_SECRET_REF.upper().replace("-", "_")] = self.teams.url
-        return ServiceProcess("notifier", ["notifier", "run", "--no-migrate"], env,
-                              self.url(self.c.notifier_port, "/readyz"), self.logs)
+        return ServiceProcess(name, ["notifier", "run", "--no-migrate"], env, self.url(port, "/readyz"), self.logs)
 
     def _ingest(self) -> ServiceProcess:
         env = {**self._platform_env(), "FLK_INGEST_HTTP_HOST": self.c.host, "FLK_INGEST_HTTP_PORT": str(self.c.ingest_port)}
@@ -221,10 +278,10 @@ class MainJob:
             service.check_alive()
 
     async def stop(self) -> None:
-        for name in ("ingest", "listing", "notifier", "continuity"):
-            service = self.services.get(name)
-            if service is not None:
-                await service.stop()
+        for kind in ("ingest", "listing", "notifier", "continuity"):
+            for name, service in list(self.services.items()):
+                if name == kind or name.startswith(kind + "-"):
+                    await service.stop()
         if self.teams is not None:
             await self.teams.stop()
         if self.mail is not None:
@@ -249,13 +306,16 @@ class MainJob:
         await self._set_routing()
 
         if self.with_listing:
-            await self._start(self._listing())
+            for k in range(self.replicas("listing")):
+                await self._start(self._listing(k))
         else:
             self.echo("note: `flk listing run` is not in this checkout yet: listing commands stay unprocessed, "
                       "G1/G3 and care gaps will be n/a")
-        await self._start(self._notifier())
+        for k in range(self.replicas("notifier")):
+            await self._start(self._notifier(k))
         await self._start(self._ingest())
-        await self._start(self._continuity(as_of=self.snapshot_dates[0]))
+        for service in self._continuity_all(as_of=self.snapshot_dates[0]):
+            await self._start(service)
         for service in self.services.values():
             await service.wait_ready()
 
@@ -361,9 +421,14 @@ class MainJob:
             await pool.close()
 
     async def _restart_continuity(self, as_of: date | None) -> None:
-        await self.services["continuity"].stop()
-        await self._start(self._continuity(as_of=as_of))
-        await self.services["continuity"].wait_ready()
+        """Every continuity process again, as of ``as_of`` (static members: each gets its partitions back)."""
+        for name in [n for n in self.services if n == "continuity" or n.startswith("continuity-")]:
+            await self.services.pop(name).stop()
+        started = self._continuity_all(as_of)
+        for service in started:
+            await self._start(service)
+        for service in started:
+            await service.wait_ready()
 
     def _scan_units(self) -> list[UnitInfo]:
         """The simulated units, from the head of a second pass over the (deterministic) stream."""
@@ -654,6 +719,12 @@ def where_to_look(job: MainJob, prometheus_url: str | None, alertmanager_url: st
         lines.append(f"  listing API docs      {job.url(c.listing_port, '/docs')}   metrics {job.url(c.listing_port, '/metrics')}")
     lines.append(f"  continuity API docs   {job.url(c.continuity_port, '/docs')}   metrics {job.url(c.continuity_port, '/metrics')}")
     lines.append(f"  notifier API docs     {job.url(c.notifier_port, '/docs')}   metrics {job.url(c.notifier_port, '/metrics')}")
+    others = [f"{name} {job.services[name].ready_url.rsplit('/', 1)[0]}" for name in sorted(job.services)
+              if "-" in name]
+    if others:
+        lines.append(f"  more replicas         {', '.join(others)}"
+                     + ("  (continuity-k: each serves its partitions' patients, 404 for the others)"
+                        if job.replicas("continuity") > 1 else ""))
     lines.append(f"  FHIR ingest           {job.url(c.ingest_port, '/fhir')} (POST a Bundle; docs/fhir-ingest.md has a "
                  f"curl example)   metrics {job.url(c.ingest_port, '/metrics')}")
     if job.units:

@@ -46,7 +46,8 @@ class ContinuityMetrics:
         # the group's lag as the broker sees it (the ConsumerLagGrowing alert)
         self.group_lag = group_lag_gauge(r)
         self.snapshots_declined = Counter("flk_continuity_snapshots_declined_total", "Snapshots not written because "
-                                          "the state already held facts dated after their day", registry=r)
+                                          "the state already held facts dated after their day, or this replica "
+                                          "held only some of the partitions", registry=r)
 
 
 class Probe:

@@ -25,7 +25,7 @@ class IndexReader(Protocol):
     as_of: object
 
     def known_until(self) -> date | None: ...
-    def patient(self, patient_key: str): ...
+    def patient(self, patient_key: str): ...  # may raise NotServedHere (a LookupError with .partition)
     def unit_aggregates(self, unit_id: str): ...
 
 
@@ -37,7 +37,19 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader,
 
     @app.get("/patients/{patient_key}/continuity")
     async def patient_continuity(patient_key: str, guard: Annotated[AccessGuard, Depends(access_guard)]) -> dict:
-        found = reader.patient(patient_key)
+        try:
+            found = reader.patient(patient_key)
+        except LookupError as exc:  # NotServedHere: another replica owns the patient's partition
+            # audited like any read of an unknown patient (a unit's staff: denied, its listing unit is not
+            # known here); the answer is the same for every caller: the partition is a hash of the key,
+            # so naming it tells nothing about the patient, and a router needs it to find the owner
+            try:
+                await guard.patient("continuity.patient.read", patient_key, None, purpose="uppfoljning")
+            except HTTPException:
+                pass
+            partition = getattr(exc, "partition", None)
+            raise HTTPException(status.HTTP_404_NOT_FOUND, headers={"X-FLK-Partition": str(partition)},
+                                detail=f"partition {partition} is not served by this replica") from None
         unit = found[0].state.listing_unit_id if found else None
         await guard.patient("continuity.patient.read", patient_key, unit, purpose="uppfoljning")
         if found is None:
@@ -59,8 +71,11 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader,
         """The day the indices are computed as of, and the latest fact date the state holds (a snapshot
         of a day before that is not written from this state)."""
         known = reader.known_until()
+        served = getattr(reader, "served_partitions", None)
         return {"region_code": settings.region_id, "as_of": reader.as_of.isoformat(),
-                "known_until": known.isoformat() if known else None}
+                "known_until": known.isoformat() if known else None,
+                "replica": settings.platform.replica_name,
+                "partitions": served() if served is not None else None}
 
     def _this_region(region_code: str) -> None:
         if region_code != settings.region_id:

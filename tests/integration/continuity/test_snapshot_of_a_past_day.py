@@ -87,7 +87,7 @@ async def test_the_api_gives_the_regions_goal_comparison_and_coverage_to_staff_b
         assert await worker.snapshot_now() is True                 # the baseline day
         await worker.advance_to(AS_OF.replace(day=20))
         assert await worker.snapshot_now() is True                 # now
-        app = create_app(settings, worker.processor)
+        app = create_app(settings, worker.served)
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
                 analyst = {"Authorization": "Bearer " + issue_token(settings.platform, "analyst-1", Role.ANALYST)}
@@ -118,7 +118,8 @@ async def test_the_api_gives_the_regions_goal_comparison_and_coverage_to_staff_b
     assert (coverage.json()["complete_from"], coverage.json()["source"]) == ("2020-01-01", "configuration")
     assert other_region.status_code == 404 and "region 19" in other_region.json()["detail"]
     assert as_patient.status_code == 403
-    assert status.json() == {"region_code": "19", "as_of": "2026-03-20", "known_until": "2026-03-01"}
+    assert status.json() == {"region_code": "19", "as_of": "2026-03-20", "known_until": "2026-03-01",
+                             "replica": None, "partitions": [0, 1, 2, 3, 4, 5]}  # one worker: every partition
 
 
 async def test_a_late_arriving_visit_dated_before_the_day_does_not_stop_that_days_snapshot(

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.continuity.adapters.batch_polars import PY_WHITESPACE
+from services.continuity.adapters.batch_polars import BLOCK_BYTES, PARTITION_BYTES, PY_WHITESPACE
 from services.continuity.domain.window import window_start
 from services.continuity.entrypoints.cli import continuity
 
@@ -58,8 +58,13 @@ def extract(draw) -> dict:
     columns = draw(st.permutations(columns))
     header = ",".join(draw(st.sampled_from([c, c.upper(), f" {c} "])) for c in columns)
     rows = []
+    # regular: every row has the header's number of fields (the blocks Polars' CSV reader reads)
+    regular = draw(st.booleans())
     for _ in range(draw(st.integers(0, 40))):
         kind = draw(st.integers(0, 30))
+        if regular and kind in (0, 1, 3, 4):
+            rows.append(",".join(draw(st.sampled_from(["", " ", "\t"])) for _ in columns))  # a blank row
+            continue
         if kind == 0:
             rows.append("")
             continue
@@ -97,6 +102,7 @@ def extract(draw) -> dict:
         "as_of": as_of, "months": months, "header": header, "rows": rows, "listings": listings,
         "scope": draw(st.sampled_from(["listing-unit", "all"])), "min_visits": draw(st.integers(0, 3)),
         "newline": draw(st.sampled_from(["\n", "\r\n"])), "bom": draw(st.booleans()),
+        "small_blocks": draw(st.booleans()),
     }
 
 
@@ -114,14 +120,23 @@ def both(visits: Path, listings: Path, *options: str) -> tuple[Result, Result]:
     return run(*common, "--engine", "pure"), run(*common, "--engine", "polars")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=extract())
-def test_the_polars_engine_gives_the_pure_engines_output_for_every_patient_and_index(tmp_path: Path, case: dict) -> None:
+def test_the_polars_engine_gives_the_pure_engines_output_for_every_patient_and_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: dict
+) -> None:
+    from services.continuity.adapters import batch_polars
+
+    # small blocks and partitions: many blocks, some split line by line and some read by Polars, and the
+    # kept rows spilled to disk in patient partitions, as for a national extract
+    monkeypatch.setattr(batch_polars, "BLOCK_BYTES", 150 if case["small_blocks"] else BLOCK_BYTES)
+    monkeypatch.setattr(batch_polars, "PARTITION_BYTES", 300 if case["small_blocks"] else PARTITION_BYTES)
     visits, listings = write_files(tmp_path, case)
     pure, fast = both(visits, listings, "--as-of", case["as_of"].isoformat(), "--window-months", str(case["months"]),
                       "--scope", case["scope"], "--min-visits", str(case["min_visits"]))
     assert HANDED_OVER not in fast.stderr, fast.stderr
     assert pure.exit_code in (0, 1), pure.output
+    assert fast.exception is None or isinstance(fast.exception, SystemExit), repr(fast.exception)
     assert fast.stdout_bytes == pure.stdout_bytes
     assert fast.stderr == pure.stderr  # the bad rows (reason, line) and the summary line
     assert fast.exit_code == pure.exit_code
@@ -174,3 +189,49 @@ def test_a_file_read_in_many_blocks_gives_the_same_lines_numbers_and_output(
     assert HANDED_OVER not in fast.stderr
     assert f"{visits}:35: skipped: bad occurred_at '2025-02-30'" in fast.stderr
     assert (fast.stdout_bytes, fast.stderr, fast.exit_code) == (pure.stdout_bytes, pure.stderr, pure.exit_code)
+
+
+@st.composite
+def block(draw) -> tuple[bytes, int]:
+    """A block of lines as the engine reads them: often every line with the header's number of fields."""
+    width = draw(st.integers(6, 10))
+    cell = st.text(alphabet=st.sampled_from(list("ab1-: \t\u00a0\x1cåÄ\u3000")), max_size=4)
+    regular = draw(st.booleans())
+    lines = []
+    for _ in range(draw(st.integers(1, 30))):
+        if regular:
+            n = width
+        else:
+            n = draw(st.integers(0, width + 2))
+        lines.append(",".join(draw(cell) for _ in range(n)))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    text = newline.join(lines) + draw(st.sampled_from([newline, ""]))
+    return text.encode(), width
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=block())
+def test_a_block_gives_each_line_and_its_fields_as_splitting_it_on_commas_does(case: tuple[bytes, int]) -> None:
+    from services.continuity.adapters.batch_polars import _fields
+
+    data, width = case
+    frame = _fields(data, 7, width)
+    lines = data.decode().split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    expected = []
+    for number, line in enumerate(lines, start=7):
+        line = line.removesuffix("\r")
+        parts = line.split(",")[:width]  # csv's first `width` cells (a line without quotes)
+        expected.append((number, *parts, *[None] * (width - len(parts))))
+    assert frame.select("line", *(f"f{i}" for i in range(width))).rows() == expected
+
+
+def test_a_regular_block_is_read_by_polars_and_an_irregular_one_split_line_by_line() -> None:
+    from services.continuity.adapters.batch_polars import _fields
+
+    assert "text" not in _fields(b"a,b,c,d,e,f\r\ng,h,i,j,k,l\r\n", 2, 6).columns  # Polars' CSV reader
+    assert "text" in _fields(b"a,b,c,d,e,f\ng,h,i,j,k\n", 2, 6).columns  # a short row
+    assert "text" in _fields(b"a,b,c,d,e,f\n\ng,h,i,j,k,l,m,n,o,p,q\n", 2, 6).columns  # an empty and a long one
+    long_first = _fields(b"a,b,c,d,e,f,g\nh,i,j,k,l\n", 2, 6)  # as many commas as two regular lines
+    assert long_first.rows() == [(2, "a,b,c,d,e,f,g", *"abcdef"), (3, "h,i,j,k,l", *"hijkl", None)]

@@ -78,14 +78,23 @@ def test_the_three_services_run_with_the_contract_ports_and_wait_for_setup():
 
 
 def test_continuity_scales_out_without_host_port_clashes_and_keeps_state_per_replica():
-    continuity = COMPOSE["services"]["continuity"]
-    assert all(":" not in str(p) for p in continuity.get("ports", [])), "a fixed host port blocks --scale"
-    assert "container_name" not in continuity
-    assert "$$HOSTNAME" in continuity["entrypoint"][-1]  # one RocksDB folder per replica
-    assert any(v.startswith("continuity-data:") for v in continuity["volumes"])
+    services = COMPOSE["services"]
+    region, replica = services["continuity"], services["continuity-replica"]
+    assert replica["profiles"] == ["scale-out"]
+    assert all(":" not in str(p) for p in replica.get("ports", [])), "a fixed host port blocks --scale"
+    for service in (region, replica):
+        assert "container_name" not in service
+        # one RocksDB folder per replica, and its stable name for static membership
+        assert "--data-dir /var/lib/flk/continuity/$$HOSTNAME" in service["entrypoint"][-1]
+        assert "FLK_REPLICA_NAME=$$HOSTNAME" in service["entrypoint"][-1]
+        assert any(v.startswith("continuity-data:") for v in service["volumes"])
+    # the replicas split the partitions in their own group and leave the region's snapshots to the region worker
+    assert replica["environment"]["FLK_CONTINUITY_GROUP_ID"] == "continuity.replicas"
+    assert replica["environment"]["FLK_CONTINUITY_SNAPSHOT_ENABLED"] == "false"
+    assert "FLK_CONTINUITY_GROUP_ID" not in region["environment"]
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     flk = next(job for job in prometheus["scrape_configs"] if job["job_name"] == "flk")
-    assert flk["dns_sd_configs"][0]["names"] == ["continuity"]
+    assert flk["dns_sd_configs"][0]["names"] == ["continuity", "continuity-replica"]
     assert "ingest:8084" in flk["static_configs"][0]["targets"]
 
 
