@@ -6,7 +6,9 @@ For each register size: fill it with set-based SQL (tests/support/synthetic_regi
 switches, FLK assignments and changes, fictive lists, declines, SÄBO spells, deaths and moves over 18
 months), recreate the old functions as ``listing.*_reference`` (read from the migration files), then
 time the old snapshot on ``--old-days`` days and the new one on ``--days`` days (the same days; the
-stored rows of the two are compared). Ratios are old / new within the same run; the load average is
+stored rows of the two are compared). On every timed day the three-pass snapshot of 0008 (0002's
+record_goal_kpis over 0008's goal_kpi_*_on, as ``listing.record_goal_kpis_three_pass``) is timed beside
+the one-pass snapshot of 0010, with the same comparison of the stored rows. Ratios are old / new within the same run; the load average is
 printed with every figure because the machine is shared, and so is the CPU time the PostgreSQL
 backend spent (from /proc, when the server runs on this machine), which other processes disturb far
 less than the wall time.
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.support.goal_kpi_reference import create_reference_functions
+from tests.support.goal_kpi_reference import create_reference_functions, three_pass_snapshot_sql
 from tests.support.synthetic_register import fill_register
 from tools.infra.prune import Throwaway
 from tools.infra.settings import InfraSettings
@@ -86,13 +88,19 @@ async def one_size(settings: InfraSettings, mine: Throwaway, persons: int, days:
         print(f"\nregister of {persons} persons filled in {time.perf_counter() - started:.1f} s ({load()}): "
               + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
         await create_reference_functions(conn)
+        await conn.execute(three_pass_snapshot_sql())
         step = (today - first_day).days // max(1, days)
         chosen = [today - timedelta(days=1 + i * step) for i in range(days)]
         print(f"{'day':<12} {'old s':>8} {'new s':>8} {'old/new':>8} {'old cpu s':>10} {'new cpu s':>10} "
               f"{'new cpu s per 100k persons':>27}", flush=True)
         for i, day in enumerate(chosen):
+            three_s, three_cpu, three_rows = await stored(conn, "record_goal_kpis_three_pass", day)
             new_s, new_cpu, new_rows = await stored(conn, "record_goal_kpis", day)
             per_100k = "-" if new_cpu is None else f"{new_cpu / persons * 1e5:.3f}"
+            print(f"{day!s:<12} three passes (0008): {three_s:.3f} s, cpu {cpu(three_cpu)} s; one pass (0010): "
+                  f"{new_s:.3f} s, cpu {cpu(new_cpu)} s; ratio {three_s / new_s:.2f} (wall), "
+                  + (f"{three_cpu / new_cpu:.2f} (cpu)" if three_cpu and new_cpu else "- (cpu)")
+                  + ("; rows equal" if three_rows == new_rows else "; rows DIFFERENT"), flush=True)
             if i < old_days:
                 old_s, old_cpu, old_rows = await stored(conn, "record_goal_kpis_reference", day)
                 equal = "equal" if old_rows == new_rows else "DIFFERENT"

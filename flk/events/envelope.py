@@ -227,7 +227,11 @@ def read_record(
 def _read(topic: str, key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]],
           *, fast: bool) -> Envelope:
     """`read_record`; ``fast=False`` decodes with the SDK only (the reference the tests compare to)."""
-    header_map = {name.lower(): raw for name, raw in headers}
+    if type(headers) is not list and type(headers) is not tuple:
+        headers = list(headers)  # (read twice below at most)
+    header_map = dict(headers)
+    if not header_map.keys() <= _FAST_HEADERS:  # (the usual headers are lower case already)
+        header_map = {name.lower(): raw for name, raw in headers}
     for required in ("ce_specversion", "ce_id", "ce_source", "ce_type"):
         if required not in header_map:
             raise EnvelopeError(f"missing CloudEvents header {required} (binary mode expected)")

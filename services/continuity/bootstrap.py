@@ -57,6 +57,11 @@ def changelog_topic() -> str:
     return registry().changelog("continuity", "patients").name
 
 
+#: a snapshot of an unchanged state is rewritten after this many intervals (a reader waiting for a
+#: snapshot written after some moment, as the main job does at each snapshot date, gets one)
+UNCHANGED_REWRITE_INTERVALS = 5
+
+
 class NotServedHere(LookupError):
     """The patient's partition is not (or no longer) this replica's: another replica serves it."""
 
@@ -167,6 +172,9 @@ class ContinuityWorker:
         self._server = None
         self._pool = None
         self._snapshot_written_at = time.time()
+        self._refreshes = 0  # partitions refreshed (restart, a new day, the unit register): state changed
+        self._snapshot_of: tuple | None = None  # the state version the last written snapshot is of
+        self._snapshot_checked = time.monotonic()  # when a snapshot was last written or found current
         self.unit_register: UnitRegisterReader | None = None
         self.ownership = Ownership(settings.session_timeout_ms / 1000)
         self.served = ServedIndices(self.processor, self.ownership, registry().patient_partitions)
@@ -387,6 +395,7 @@ class ContinuityWorker:
             self.processor.summaries.setdefault(p, {})
             self.processor.sizes.setdefault(p, {})
             await self._commit_all({p: self.processor.refresh_partition(p)})
+            self._refreshes += 1
 
     # ------------------------------------------------------------------ partitions: restore, commit, drop
 
@@ -608,8 +617,9 @@ class ContinuityWorker:
         started = time.perf_counter()
         async with self.lock:
             self.processor.as_of = day
-            await self._commit_all({p: self.processor.refresh_partition(p) for p in sorted(self.store.partitions)
-                                    if p in self.producers})
+            partitions = [p for p in sorted(self.store.partitions) if p in self.producers]
+            await self._commit_all({p: self.processor.refresh_partition(p) for p in partitions})
+            self._refreshes += len(partitions)
         self.probe.as_of(day)
         self.probe.advanced(time.perf_counter() - started)
         log.info("advanced every patient to %s", day)
@@ -646,16 +656,55 @@ class ContinuityWorker:
                 return False
             rows = self.processor.aggregates()
             patients = self.processor.patient_rows()
+            version = self._state_version()
         await write_snapshot(self._pool, day, rows, region_code=self.settings.region_id,
                              window_months=self.settings.window_months, patients=patients)
         self.probe.snapshot_written(time.perf_counter() - started)
         self._snapshot_written_at = time.time()
+        self._snapshot_of, self._snapshot_checked = version, time.monotonic()
         self.probe.tables(*self.processor.table_size())
+        return True
+
+    def _state_version(self) -> tuple:
+        """Changes whenever the state a snapshot is computed from may have changed."""
+        return self.processed_events, self.processor.as_of, self._refreshes
+
+    def _lagging(self) -> bool:
+        """The consumer has records to read on an assigned partition (as of its last fetch)."""
+        consumer = self.consumer
+        if consumer is None:
+            return False
+        for tp in consumer.assignment():
+            try:
+                highwater = consumer.highwater(tp)
+                position = consumer._subscription.subscription.assignment.state_value(tp).position
+            except Exception:  # noqa: BLE001 - not fetched yet
+                continue
+            if highwater is not None and position is not None and highwater > position:
+                return True
+        return False
+
+    def snapshot_due(self, now: float) -> bool:
+        """Whether the periodic snapshot is written now. Not while the worker catches up (a backlog half
+        read is no day's figure, and rewriting every patient's row each interval of a replay was most of
+        the worker's CPU in the main job), unless it waited ``snapshot_max_defer_s``; not when nothing
+        changed since the last one (it is still the state's snapshot; its age counts from now), unless
+        it is five intervals old (the day's row is then rewritten as before)."""
+        s = self.settings
+        since = now - self._snapshot_checked
+        if self._lagging() and since < (s.snapshot_max_defer_s or 2 * s.snapshot_interval_s):
+            return False
+        if self._snapshot_of is not None and self._snapshot_of == self._state_version() \
+                and since < UNCHANGED_REWRITE_INTERVALS * s.snapshot_interval_s:
+            self._snapshot_written_at = time.time()  # the stored snapshot is the state's: not stale
+            return False
         return True
 
     async def _snapshots(self) -> None:
         while not self.stopping.is_set():
             await asyncio.sleep(self.settings.snapshot_interval_s)
+            if not self.snapshot_due(time.monotonic()):
+                continue
             try:
                 await self.snapshot_now()
             except asyncio.CancelledError:

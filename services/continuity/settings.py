@@ -55,6 +55,9 @@ class ContinuityServiceSettings(BaseSettings):
     metrics_port: int | None = None  # a separate metrics port; None: the API serves /metrics (the default)
     snapshot_enabled: bool = True
     snapshot_interval_s: float = Field(300.0, gt=0)  # the day's snapshot row is rewritten this often
+    # while the worker catches up (its consumer lags), the periodic snapshot waits up to this long
+    # (None: 2 × the interval); a snapshot of a half-read backlog is rewritten anyway
+    snapshot_max_defer_s: float | None = Field(None, gt=0)
 
     def measure(self) -> ContinuitySettings:
         return ContinuitySettings(

@@ -35,3 +35,14 @@ def reference_sql() -> str:
 
 async def create_reference_functions(conn: Any) -> None:
     await conn.execute(reference_sql())
+
+
+def three_pass_snapshot_sql() -> str:
+    """``listing.record_goal_kpis_three_pass``: the snapshot as 0002 stored it (one INSERT per level, each
+    calling goal_kpi_*_on, which computes the per-person status again) over the current — 0008's
+    set-based — functions: what 0010's one-pass snapshot replaced, for the benchmark's side-by-side."""
+    text = (resources.files("services.listing") / "migrations" / "0002_goal_kpis.sql").read_text(encoding="utf-8")
+    match = re.search(r"^CREATE FUNCTION listing\.record_goal_kpis\(.*?\$\$;$", text, re.DOTALL | re.MULTILINE)
+    if match is None:
+        raise LookupError("0002 defines no listing.record_goal_kpis")
+    return match.group(0).replace("listing.record_goal_kpis(", "listing.record_goal_kpis_three_pass(", 1)

@@ -232,6 +232,8 @@ class MainJob:
                "FLK_CONTINUITY_HTTP_HOST": self.c.host,
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
+               # no snapshot while the worker catches up with the replay: only the one after each settle counts
+               "FLK_CONTINUITY_SNAPSHOT_MAX_DEFER_S": str(self.c.timeout_s),
                "FLK_CONTINUITY_REGION_ID": self.region_code}
         if k is None:  # the region worker (the only one without --replicas)
             name, port, data = "continuity", self.c.continuity_port, self.c.state_dir / "continuity"

@@ -19,6 +19,7 @@ byte written, every event and every aggregate input (tests/unit/continuity/test_
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from datetime import date
 from typing import Any, Mapping, NamedTuple
 
@@ -42,6 +43,11 @@ _EMPTY = encode_record(EMPTY_RECORD)
 _HEAD_SIZE = _HEAD.size
 _STATE_HEAD_SIZE = _STATE_HEAD.size
 _RES_SIZE = _RES.size
+
+
+def _order(stored: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A stored ``(digest, seq, packed)`` visit's place: (stamp, seq, digest), the reference's order."""
+    return stored[2] >> 26, stored[1], stored[0]
 
 
 class HotResult(NamedTuple):
@@ -117,11 +123,13 @@ class HotVisits:
             return None
         # (digest, seq, packed) with packed = stamp << 26 | counts_for << 24 | practitioner << 12 | unit
         packs = flat[2::3]
-        if packs and (max(x >> 12 & 0xFFF for x in packs) >= ns or max(x & 0xFFF for x in packs) >= ns):
+        if packs and ns < 0x1000 and any(x >> 12 & 0xFFF >= ns or x & 0xFFF >= ns for x in packs):
             return None
         stored = list(zip(flat[0::3], flat[1::3], packs))
         tombs = list(zip(tomb_flat[0::2], tomb_flat[1::2]))
         table = None
+        digests = None  # the stored visits' and tombstones' digests (a set; rebuilt after a prune)
+        pruned = False
 
         settings = self.settings
         lo, hi = _bounds(as_of, settings.window_months)
@@ -138,7 +146,12 @@ class HotVisits:
             if stamp // SECONDS_PER_DAY <= lo:
                 continue
             digest = visit_digest(data["visit_id"])
-            if any(t[0] == digest for t in tombs) or any(v[0] == digest for v in stored):
+            if digests is None:  # (the same test as `record_visit`'s: a known visit id or a tombstone)
+                if pruned:
+                    digests = {v[0] for v in stored}.union([t[0] for t in tombs])
+                else:
+                    digests = set(flat[0::3]).union(tomb_flat[0::2])
+            if digest in digests:
                 continue
             if table is None:
                 table = {s: i for i, s in enumerate(strings)}
@@ -147,8 +160,10 @@ class HotVisits:
             # prune what left the window (as record_visit does when it adds a visit)
             if stored and stored[0][2] >> 26 < lo_stamp:
                 stored = [v for v in stored if v[2] >> 26 >= lo_stamp]
+                pruned, digests = True, None
             if tombs and any(t[1] <= lo for t in tombs):
                 tombs = [t for t in tombs if t[1] > lo]
+                pruned, digests = True, None
             p_raw = data["practitioner_id"].encode()
             u_raw = data["care_unit_id"].encode()
             p = table.get(p_raw)
@@ -162,17 +177,22 @@ class HotVisits:
             if len(strings) > _INDEX_LIMIT:
                 return None
             entry = (digest, seq, stamp << 26 | flags << 24 | p << 12 | u)
-            # in (stamp, seq, digest) order — the reference's tuple order, digests being distinct
-            i = len(stored)
-            while i and (stored[i - 1][2] >> 26, stored[i - 1][1], stored[i - 1][0]) > (stamp, seq, digest):
-                i -= 1
-            stored.insert(i, entry)
+            # in (stamp, seq, digest) order — the reference's tuple order, digests being distinct; placed as
+            # `record_visit` places it (appended after the last, else bisect_right)
+            place = (stamp, seq, digest)
+            if stored and _order(stored[-1]) > place:
+                stored.insert(bisect_right(stored, place, key=_order), entry)
+            else:
+                stored.append(entry)
+            if digests is not None:
+                digests.add(digest)
             changed = True
 
         # the indices over the id numbers (a bijection with the ids: the same counts, the same indices)
         hi_stamp = (hi + 1) * SECONDS_PER_DAY
-        for s in strings:
-            s.decode()  # a malformed id: the reference refuses the record (and so do we)
+        if not b"".join(strings).isascii():  # (ASCII ids are UTF-8; HSA-ids are ASCII)
+            for s in strings:
+                s.decode()  # a malformed id: the reference refuses the record (and so do we)
         unit = None if unit_index == _NO_UNIT else strings[unit_index].decode()
         counted_unit = None  # unit number -> whether its visits count (scope listing-unit)
         only_unit = -1  # without filials: the listing unit's number (ids are unique in the table)

@@ -51,7 +51,10 @@ def create_app(settings: ListingSettings, *, run_workers: bool = True) -> FastAP
         from flk.events.producer import new_producer
         from flk.observability.metrics import PrometheusConsumerProbe
 
-        worker_pool = await open_pool(settings.platform, max_size=settings.pool_size)
+        # the consumers', relay's and sweep's pool: transactions only, no session state (no SET, LISTEN,
+        # cursors or session advisory locks), so no reset query on release — one round trip less per
+        # fact, chunk and relay batch (the replay's facts are one transaction each)
+        worker_pool = await open_pool(settings.platform, max_size=settings.pool_size, reset=keep_session)
         producer = new_producer(settings.platform.kafka_bootstrap, client_id="listing",
                                 connection=settings.platform.kafka_connection())
         await producer.start()

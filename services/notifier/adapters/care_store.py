@@ -6,12 +6,17 @@ engineering.md §1.4). The ``*_many`` functions serve a whole chunk in one state
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime
+
+import orjson
 
 from services.notifier.adapters.outbound import OutboxEvent
 from services.notifier.adapters.state_codec import decode_state, encode_state
 from services.notifier.domain.care_gaps import CareGapOpened, CareGapResolved, GapEvent, PatientCareState
+
+
+def _state_json(state: PatientCareState) -> str:
+    return orjson.dumps(encode_state(state)).decode()
 
 
 async def claim_inbox(conn, event_id: str, event_type: str, now: datetime) -> bool:
@@ -33,7 +38,7 @@ async def load_state(conn, patient_key: str, *, skip_locked: bool = False) -> tu
     )
     if row is None:
         return None
-    return decode_state(json.loads(row["state"])), row["next_wakeup"]
+    return decode_state(orjson.loads(row["state"])), row["next_wakeup"]
 
 
 async def save_state(conn, state: PatientCareState, next_wakeup: datetime | None, now: datetime) -> None:
@@ -42,7 +47,7 @@ async def save_state(conn, state: PatientCareState, next_wakeup: datetime | None
         "VALUES ($1, $2::jsonb, $3, $4) "
         "ON CONFLICT (patient_key) DO UPDATE SET state = EXCLUDED.state, next_wakeup = EXCLUDED.next_wakeup, "
         "updated_at = EXCLUDED.updated_at, version = notifier.patient_care_state.version + 1",
-        state.patient_key, json.dumps(encode_state(state), separators=(",", ":")), next_wakeup, now,
+        state.patient_key, _state_json(state), next_wakeup, now,
     )
 
 
@@ -71,7 +76,7 @@ async def add_outbox(conn, events: list[OutboxEvent]) -> None:
     await conn.executemany(
         "INSERT INTO notifier.outbox (event_id, event_type, data, event_time) VALUES ($1, $2, $3::jsonb, $4) "
         "ON CONFLICT (event_id) DO NOTHING",
-        [(e.event_id, e.event_type, json.dumps(e.data, ensure_ascii=False), e.event_time) for e in events],
+        [(e.event_id, e.event_type, orjson.dumps(e.data).decode(), e.event_time) for e in events],
     )
 
 
@@ -110,7 +115,7 @@ async def load_states(conn, patient_keys: list[str]) -> dict[str, tuple[PatientC
         "WHERE patient_key = ANY($1::text[]) ORDER BY patient_key FOR UPDATE",
         sorted(set(patient_keys)),
     )
-    return {r["patient_key"]: (decode_state(json.loads(r["state"])), r["next_wakeup"]) for r in rows}
+    return {r["patient_key"]: (decode_state(orjson.loads(r["state"])), r["next_wakeup"]) for r in rows}
 
 
 async def save_states(conn, states: list[tuple[PatientCareState, datetime | None]], now: datetime) -> None:
@@ -121,7 +126,7 @@ async def save_states(conn, states: list[tuple[PatientCareState, datetime | None
         "VALUES ($1, $2::jsonb, $3, $4) "
         "ON CONFLICT (patient_key) DO UPDATE SET state = EXCLUDED.state, next_wakeup = EXCLUDED.next_wakeup, "
         "updated_at = EXCLUDED.updated_at, version = notifier.patient_care_state.version + 1",
-        [(s.patient_key, json.dumps(encode_state(s), separators=(",", ":")), wake, now) for s, wake in states],
+        [(s.patient_key, _state_json(s), wake, now) for s, wake in states],
     )
 
 

@@ -24,6 +24,7 @@ in :attr:`Alert.dedup_ids`.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -287,10 +288,14 @@ def _name(*parts: object) -> uuid.UUID:
     return uuid.uuid5(ALERT_NAMESPACE, "|".join(str(p) for p in parts))
 
 
+#: the gap alerts' ids are asked for every open gap at each planning of its unit (a uuid5 each):
+#: remembered, as they never change
+@lru_cache(maxsize=1 << 16)
 def alert_id_for_new_gap(unit_id: str, gap_id: uuid.UUID) -> uuid.UUID:
     return _name(unit_id, AlertKind.NEW_GAPS.value, gap_id)
 
 
+@lru_cache(maxsize=1 << 16)
 def alert_id_for_escalated_gap(unit_id: str, gap_id: uuid.UUID) -> uuid.UUID:
     return _name(unit_id, AlertKind.ESCALATION.value, gap_id)
 

@@ -53,6 +53,10 @@ class AlertPlanner:
     probe: NotifierProbe = field(default_factory=NullProbe)
     on_planned: Callable[[], None] = lambda: None
     concurrency: int = 4
+    #: per unit, what its last planning saw (routing, open gaps) and when to plan it again: a unit
+    #: planned again with the same routing and gaps before that time gets no alert (the contract of
+    #: ``next_planning_time``), so the decision is not recomputed (most sweeps find nothing changed)
+    _last: dict[str, tuple[UnitRouting, frozenset[OpenGapRow], datetime | None]] = field(default_factory=dict)
 
     async def plan_unit(self, unit_id: str) -> tuple[list[Alert], datetime | None]:
         """Plan and queue the unit's due alerts; also when to plan it again (None: on change)."""
@@ -63,15 +67,20 @@ class AlertPlanner:
                     return [], None  # no routing: nobody to alert (gaps stay visible in the API)
                 now = self.clock.now()
                 rows = await alert_store.open_gap_rows(conn, unit_id)
+                seen = frozenset(rows)
+                last = self._last.get(unit_id)
+                if last is not None and last[0] == routing and last[1] == seen and (last[2] is None or now < last[2]):
+                    return [], last[2]
                 sent = await alert_store.sent_ids(conn, _candidate_ids(routing, rows, now))
                 alerts = plan_alerts(routing, rows, sent, now)
                 queued: list[Alert] = []
+                summary = summarize(unit_id, rows, now) if alerts else None
                 for alert in alerts:
-                    summary = summarize(unit_id, rows, now)
                     if await alert_store.insert_alert(conn, alert, summary, now):
                         queued.append(alert)
                         sent |= alert.dedup_ids
                 next_at = next_planning_time(routing, rows, sent, now)
+            self._last[unit_id] = (routing, seen, next_at)
         for alert in queued:
             self.probe.alert_planned(alert.kind.value)
         if queued:

@@ -5,6 +5,9 @@ closed, SÄBO spells with every main-care qualifier, deaths, emigrations and mov
 starts or ends (and the day before each): a sample of the days a SÄBO residence, a decline or a
 population status starts or ends, and one of the days a listing or an FLK assignment does.
 
+A stored snapshot (migration 0010: one pass over the persons for the region, unit and list rows) equals
+both the live views' functions (0008) and the per-person definition, on the same days.
+
 The 0004 functions are recreated from the migration file as ``listing.*_reference``
 (tests/support/goal_kpi_reference.py).
 """
@@ -83,22 +86,61 @@ async def test_every_goal_kpi_equals_the_per_person_definition_on_every_compared
         await conn.close()
 
 
+STORED_DIFFERENCES = """
+SELECT count(*) FROM ((SELECT {columns} FROM listing.goal_kpi_{level}_daily WHERE snapshot_on = $1
+                       EXCEPT ALL SELECT {columns} FROM listing.goal_kpi_{level}_{source}($1))
+                      UNION ALL (SELECT {columns} FROM listing.goal_kpi_{level}_{source}($1)
+                       EXCEPT ALL SELECT {columns} FROM listing.goal_kpi_{level}_daily WHERE snapshot_on = $1)) x
+"""
+
+
+async def stored_columns(conn: asyncpg.Connection, level: str) -> str:
+    return ", ".join(
+        f'"{c}"' for c in await conn.fetchval(
+            "SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns "
+            "WHERE table_schema = 'listing' AND table_name = $1 "
+            "AND column_name NOT IN ('snapshot_on', 'computed_at')", f"goal_kpi_{level}_daily"))
+
+
 async def test_a_stored_snapshot_equals_the_per_person_definition_of_its_day(migrated_database: str) -> None:
     conn, days = await given_a_register(migrated_database, 1500, 0.42)
     try:
         for day in days[:: max(1, len(days) // 8)]:
             assert await conn.fetchval("SELECT listing.record_goal_kpis($1)", day) > 0
             for level in ("region", "unit", "list"):
-                columns = ", ".join(
-                    f'"{c}"' for c in await conn.fetchval(
-                        "SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns "
-                        "WHERE table_schema = 'listing' AND table_name = $1 "
-                        "AND column_name NOT IN ('snapshot_on', 'computed_at')", f"goal_kpi_{level}_daily"))
-                differing = await conn.fetchval(
-                    f"SELECT count(*) FROM ((SELECT {columns} FROM listing.goal_kpi_{level}_daily WHERE snapshot_on = $1 "
-                    f"  EXCEPT ALL SELECT {columns} FROM listing.goal_kpi_{level}_on_reference($1)) "
-                    f" UNION ALL (SELECT {columns} FROM listing.goal_kpi_{level}_on_reference($1) "
-                    f"  EXCEPT ALL SELECT {columns} FROM listing.goal_kpi_{level}_daily WHERE snapshot_on = $1)) x", day)
+                differing = await conn.fetchval(STORED_DIFFERENCES.format(
+                    columns=await stored_columns(conn, level), level=level, source="on_reference"), day)
                 assert differing == 0, f"{level} on {day}"
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("persons, seed", [(1500, 0.42), (800, -0.3)])
+async def test_the_one_pass_snapshot_stores_what_the_live_views_show_on_every_compared_day(
+        migrated_database: str, persons: int, seed: float) -> None:
+    """0010 computes the snapshot's region, unit and list rows from one per-person pass; the live views
+    (0008's goal_kpi_*_on) compute each level on its own. Every compared day, both registers."""
+    conn, days = await given_a_register(migrated_database, persons, seed)
+    try:
+        columns = {level: await stored_columns(conn, level) for level in ("region", "unit", "list")}
+        for day in days:
+            stored = await conn.fetchval("SELECT listing.record_goal_kpis($1)", day)
+            expected = sum([await conn.fetchval(f"SELECT count(*) FROM listing.goal_kpi_{level}_on($1)", day)
+                            for level in ("region", "unit", "list")])
+            assert stored == expected > 0, day
+            for level in ("region", "unit", "list"):
+                differing = await conn.fetchval(STORED_DIFFERENCES.format(
+                    columns=columns[level], level=level, source="on"), day)
+                assert differing == 0, f"{level} on {day}"
+        # storing a day again replaces its rows (the count of each day's rows is what one store gives)
+        again = days[len(days) // 2]
+        first = await conn.fetchval("SELECT listing.record_goal_kpis($1)", again)
+        assert await conn.fetchval("SELECT listing.record_goal_kpis($1)", again) == first
+        held = sum([await conn.fetchval(f"SELECT count(*) FROM listing.goal_kpi_{level}_daily WHERE snapshot_on = $1",
+                                        again) for level in ("region", "unit", "list")])
+        assert held == first
+        # the stored snapshot is not trivially empty: named FLK and SÄBO residents were counted
+        assert await conn.fetchval(
+            "SELECT sum(with_named_flk) > 0 AND sum(sabo_residents) > 0 FROM listing.goal_kpi_region_daily")
     finally:
         await conn.close()

@@ -237,3 +237,23 @@ async def test_daily_digest_mode_sends_one_digest_at_the_digest_hour(notifier, s
     (digest,) = smtp_sink.received
     assert digest.message["Subject"] == (
         f"Daglig sammanställning {T0.date().isoformat()}: 1 patient saknar fast läkarkontakt – Vårdcentralen Centrum")
+
+
+async def test_a_unit_switched_from_digest_to_immediate_gets_its_alert_although_its_gaps_did_not_change(
+        notifier, smtp_sink):
+    """The planner skips a unit whose routing and open gaps are those it last planned (before the next
+    planning time): a changed routing is a change, and the waiting gap is alerted at the next sweep."""
+    notifier.clock.set(T0.replace(hour=6))
+    await notifier.route(UNIT_A, teams=False, mode="daily_digest", digest_hour=7)  # the digest: in an hour
+    await notifier.start(grace_days=0)
+    await _a_listed_rub5_patient(notifier)
+    await wait_until(lambda: _open_gaps(notifier), what="gap opened")
+    for _ in range(2):  # planned, then skipped: nothing changed
+        assert (await notifier.runtime.planner.plan_unit(UNIT_A))[0] == []
+    assert smtp_sink.received == []
+
+    await notifier.route(UNIT_A, teams=False, mode="immediate")
+    notifier.runtime.poke()
+    await wait_until(lambda: smtp_sink.received, what="the immediate alert after the routing changed")
+    assert smtp_sink.received[0].message["Subject"].startswith("Ny vårdlucka")
+    assert (await notifier.runtime.planner.plan_unit(UNIT_A))[0] == [], "planned once"

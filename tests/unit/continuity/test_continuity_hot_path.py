@@ -19,7 +19,7 @@ from flk.events.envelope import make_record
 from services.continuity.adapters.store import MemoryStore
 from services.continuity.domain.settings import ContinuitySettings
 from services.continuity.service_layer.processor import Processor
-from services.continuity.service_layer.record import PatientRecord, encode_record
+from services.continuity.service_layer.record import PatientRecord, decode_record, encode_record
 from tests.integration.continuity.continuity_stream import (
     AS_OF, DOCTOR_2, cancellation, flk_assigned, listing, risk, sabo,
 )
@@ -146,3 +146,22 @@ def test_the_hot_path_takes_the_usual_visit_batch():
     result = hot.apply(encode_record(PatientRecord()), [(record, 7)], AS_OF, {}, fingerprint)
     assert result is not None and result.value is not None and result.emit
     assert result.indices.total.visits == 1
+
+
+def test_in_one_batch_a_pruning_visit_its_duplicate_and_earlier_visits_are_placed_and_deduplicated_as_the_reference():
+    """The hot path keeps a set of the known visit ids per batch (rebuilt after a prune): a visit that repeats one
+    added earlier in the same batch, or one stored before, is ignored; later visits go before earlier ones in time."""
+    patient = PATIENTS[0]
+    v = lambda vid, when, doctor=DOCTOR_1: a_visit_record(patient, vid, doctor, when, UNIT_A, "läkare", "besok")  # noqa: E731
+    history = [listing(patient), v("v1", "2024-09-15T10:00:00Z"), v("v2", "2025-06-01T09:30:00+02:00", DOCTOR_2),
+               # second batch, as of today: v3 prunes v1; then v3 again, v2 again, v1 again, and two earlier visits
+               v("v3", "2026-03-01T09:30:00Z"), v("v3", "2026-03-01T09:30:00Z"), v("v2", "2025-06-01T09:30:00+02:00"),
+               v("v1", "2024-09-15T10:00:00Z"), v("v4", "2025-10-26T02:30:00+01:00", DOCTOR_2),
+               v("v5", "2025-09-01T08:00:00Z"),
+               # third batch, nothing to prune: v6 and v6 again
+               v("v6", "2025-12-01T08:00:00Z"), v("v6", "2025-12-01T08:00:00Z")]
+    hot, reference = both(history, [3, 6], earlier=date(2025, 9, 1))
+    assert hot == reference
+    written = decode_record(hot[1][0][0][patient.encode()])
+    assert [s.practitioner_id for s in written.state.visits] == [DOCTOR_2, DOCTOR_1, DOCTOR_2, DOCTOR_1]
+    assert len(decode_record(hot[2][0][0][patient.encode()]).state.visits) == 5

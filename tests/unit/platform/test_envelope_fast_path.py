@@ -192,3 +192,16 @@ def test_records_the_fast_writer_made_read_back_identically_on_both_paths(time, 
     fast = read_outcome(True, record.topic, record.key, record.value, record.headers)
     assert fast == read_outcome(False, record.topic, record.key, record.value, record.headers)
     assert fast[0] == "read" and fast[1].data == visit and fast[1].time == time
+
+
+@pytest.mark.parametrize("shape", [list, tuple, iter], ids=["list", "tuple", "iterator"])
+@pytest.mark.parametrize("names", ["lower", "mixed"])
+def test_headers_in_any_iterable_and_any_case_are_read_as_the_sdk_reads_them(shape, names):
+    """The reader takes the usual (lower-case) header names as they are and lower-cases any other; an
+    iterator of headers (read once) gives the same envelope as a list."""
+    headers = [(n.upper() if names == "mixed" and n in ("ce_id", "content-type") else n, v) for n, v in BASE.headers]
+    reference = read_outcome(False, BASE.topic, BASE.key, BASE.value, headers)
+    assert read_outcome(True, BASE.topic, BASE.key, BASE.value, headers) == reference
+    assert reference[0] == "read"
+    envelope = env._read(BASE.topic, BASE.key, BASE.value, shape(headers), fast=True)
+    assert repr(envelope) == reference[2]
