@@ -20,12 +20,13 @@ import signal
 import time
 from datetime import date
 
+from flk.events.acls import KafkaUse
 from flk.events.dlq import send_to_dlq
 from flk.events.producer import new_producer
 from flk.events.registry import registry
 from flk.events.lag import report_group_lag
 from flk.tasks import stop_tasks
-from services.continuity.adapters.unit_register import UnitRegisterReader
+from services.continuity.adapters.unit_register import UNIT_FACT, UnitRegisterReader
 from services.continuity.adapters.metrics import Probe
 from services.continuity.adapters.store import PatientStore, open_store
 from services.continuity.service_layer.handlers import CONSUMED_EVENT_TYPES
@@ -38,6 +39,12 @@ CONSUMER_NAME = "continuity-worker"
 
 def input_topics() -> tuple[str, ...]:
     return registry().topics_carrying(CONSUMED_EVENT_TYPES)
+
+
+def kafka_use(settings: ContinuityServiceSettings) -> KafkaUse:
+    """What the worker does on Kafka (its ACLs, `flk kafka acls`): consumes its inputs in its group,
+    follows the unit register without a group, writes what the registry says it writes."""
+    return KafkaUse("continuity", consumes=CONSUMED_EVENT_TYPES, follows=(UNIT_FACT,), groups=(settings.group_id,))
 
 
 class ContinuityWorker:

@@ -27,7 +27,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -82,6 +82,10 @@ class JobConfig:
     # (rejected person_unknown) after seconds, not after the service's default day
     person_wait_s: float = 10.0
     kafka_connection: KafkaConnection = PLAINTEXT  # --external: TLS/SASL from FLK_KAFKA_* (the services read the same)
+    # least privilege (`flk kafka acls`): the connection of each service and of each external writer the
+    # simulator plays, by name ("listing", "ehr", ...); a name without one uses kafka_connection. The
+    # job's own clients (topics, lag, dead-letter counts) keep kafka_connection: an operator's.
+    principals: Mapping[str, KafkaConnection] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,9 +168,14 @@ class MainJob:
 
     # ------------------------------------------------------------------ the services
 
-    def _platform_env(self) -> dict[str, str]:
-        return {"FLK_KAFKA_BOOTSTRAP": self.c.bootstrap, "FLK_DATABASE_URL": self.c.database_url,
-                "FLK_TOPIC_PREFIX": self.c.topic_prefix}
+    def _platform_env(self, service: str) -> dict[str, str]:
+        env = {"FLK_KAFKA_BOOTSTRAP": self.c.bootstrap, "FLK_DATABASE_URL": self.c.database_url,
+               "FLK_TOPIC_PREFIX": self.c.topic_prefix}
+        own = self.c.principals.get(service)
+        if own is not None:  # the service's own principal (and nothing else: no TLS files here)
+            env.update(FLK_KAFKA_SECURITY_PROTOCOL=own.protocol, FLK_KAFKA_SASL_MECHANISM=own.sasl_mechanism,
+                       FLK_KAFKA_SASL_USERNAME=own.sasl_username or "", FLK_KAFKA_SASL_PASSWORD=own.sasl_password or "")
+        return env
 
     def url(self, port: int, path: str = "") -> str:
         return f"http://{self.c.host}:{port}{path}"
@@ -175,12 +184,12 @@ class MainJob:
         # P3's expiry sweep is off during the replay (it runs on today's date: in a fast-forwarded year it
         # would expire requests whose second guardian's answer is still to come); _expire_consents runs
         # one pass of it at the end
-        env = {**self._platform_env(), "FLK_LISTING_HTTP_HOST": self.c.host, "FLK_LISTING_HTTP_PORT": str(self.c.listing_port),
+        env = {**self._platform_env("listing"), "FLK_LISTING_HTTP_HOST": self.c.host, "FLK_LISTING_HTTP_PORT": str(self.c.listing_port),
                "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s), "FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S": "0"}
         return ServiceProcess("listing", ["listing", "run"], env, self.url(self.c.listing_port, "/readyz"), self.logs)
 
     def _continuity(self, as_of: date | None) -> ServiceProcess:
-        env = {**self._platform_env(),
+        env = {**self._platform_env("continuity"),
                "FLK_CONTINUITY_HTTP_HOST": self.c.host, "FLK_CONTINUITY_HTTP_PORT": str(self.c.continuity_port),
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
@@ -191,7 +200,7 @@ class MainJob:
         return ServiceProcess("continuity", args, env, self.url(self.c.continuity_port, "/healthz"), self.logs)
 
     def _notifier(self) -> ServiceProcess:
-        env = {**self._platform_env(),
+        env = {**self._platform_env("notifier"),
                "FLK_NOTIFIER_HTTP_HOST": self.c.host, "FLK_NOTIFIER_HTTP_PORT": str(self.c.notifier_port),
                "FLK_NOTIFIER_SMTP_HOST": self.c.host, "FLK_NOTIFIER_SMTP_PORT": str(self.c.smtp_port),
                "FLK_NOTIFIER_SMTP_TLS": "none",
@@ -206,7 +215,7 @@ class MainJob:
                               self.url(self.c.notifier_port, "/readyz"), self.logs)
 
     def _ingest(self) -> ServiceProcess:
-        env = {**self._platform_env(), "FLK_INGEST_HTTP_HOST": self.c.host, "FLK_INGEST_HTTP_PORT": str(self.c.ingest_port)}
+        env = {**self._platform_env("ingest"), "FLK_INGEST_HTTP_HOST": self.c.host, "FLK_INGEST_HTTP_PORT": str(self.c.ingest_port)}
         return ServiceProcess("ingest", ["ingest", "run", "--no-migrate"], env,
                               self.url(self.c.ingest_port, "/readyz"), self.logs)
 
@@ -421,7 +430,8 @@ class MainJob:
             return 0
         await self._read(lambda conn: self.identity_edge.seal(conn, items))  # the register's edge: ids to the vault
         task = asyncio.create_task(publish(self.sim, self.c.bootstrap, self.c.topic_prefix, items=iter(items),
-                                           progress=bar, connection=self.c.kafka_connection))
+                                           progress=bar, connection=self.c.kafka_connection,
+                                           writers=self.c.principals))
         while not task.done():
             await asyncio.wait({task}, timeout=1.0)
             if not task.done():
