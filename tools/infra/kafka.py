@@ -244,9 +244,11 @@ def acl_listeners(s: InfraSettings) -> dict[str, str]:
         raise InfraError("kafka_acls and the extra SASL_SSL listener are not combined; choose one")
     admin, password = s.kafka_admin_user, s.kafka_admin_password.get_secret_value()
     users = {**s.kafka_sasl_users, admin: password}
-    for name in users:
-        if not name or any(c in name for c in ' "=;'):
+    for name, secret in users.items():
+        if not name or any(c in name for c in ' "=;\\'):
             raise InfraError(f"Kafka user name {name!r} cannot go into a JAAS configuration")
+        if any(c in secret for c in '"\\'):
+            raise InfraError(f"the Kafka password of {name} cannot contain a quote or a backslash (JAAS)")
     accepted = " ".join(f'user_{name}="{secret}"' for name, secret in users.items())
     jaas = (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{admin}" '
             f'password="{password}" {accepted};')

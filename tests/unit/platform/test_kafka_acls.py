@@ -125,3 +125,25 @@ def test_the_command_prints_a_rule_per_line_in_either_format():
     assert "--allow-principal User:ingest --operation Write --topic ehr.visits.v1" in args.output
     bad = runner.invoke(kafka, ["acls", "--principal", "flk-{name}"])
     assert bad.exit_code != 0
+
+
+def test_the_acl_broker_has_no_unauthenticated_listener_and_one_super_user(tmp_path):
+    from tools.infra.kafka import acl_listeners
+    from tools.infra.settings import InfraSettings
+
+    props = acl_listeners(InfraSettings(state_dir=tmp_path, kafka_acls=True, kafka_sasl_users={"listing": "pw"}))
+    assert "PLAINTEXT://" not in props["listeners"].replace("SASL_PLAINTEXT://", "")
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+    assert props["super.users"] == "User:flk-admin"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert 'user_listing="pw"' in props["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+
+
+def test_a_user_name_that_would_break_the_jaas_configuration_is_refused(tmp_path):
+    from tools.infra.kafka import acl_listeners
+    from tools.infra.process import InfraError
+    from tools.infra.settings import InfraSettings
+
+    with pytest.raises(InfraError):
+        acl_listeners(InfraSettings(state_dir=tmp_path, kafka_acls=True, kafka_sasl_users={'x" user_admin="': "pw"}))
