@@ -47,6 +47,9 @@ class PlatformSettings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     database_url: SecretStr = Field(default_factory=lambda: SecretStr(_local_database_url()))
     topic_prefix: str = ""  # tests isolate themselves with a unique prefix
+    # a region's overrides of the registry's retention, by topic name (JSON), e.g.
+    # {"<topic name>": 5184000000} keeps that topic 60 days (docs/configuration.md)
+    topic_retention_ms: dict[str, int] = Field(default_factory=dict)
 
     jwt_issuer: str = "https://login.flk.local"
     jwt_audience: str = "flk"

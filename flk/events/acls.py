@@ -12,6 +12,8 @@ What a principal may do, and nothing more:
 * **read** the topics carrying the event types it ``consumes`` — and write their dead-letter
   twins ``T.dlq`` (whoever consumes T dead-letters T) — or only ``follows`` (read, never dead-lettered);
 * **read** (join, commit, describe) its own consumer ``groups``;
+* **read** its own changelog topics (``changelog_of`` in the registry: a table's compacted changelog,
+  which only its writer restores from; no dead-letter twin);
 * **write** the transactional ids under its ``transactional_id_prefixes``, if it uses transactions.
 
 Every name is the one the clients use: topic and group names carry the deployment's topic prefix.
@@ -99,6 +101,8 @@ def acls_for(use: KafkaUse, registry: TopicRegistry, prefix: str = "",
     rules: set[AclBinding] = set()
     for topic in written_topics(use, registry):
         rules |= {AclBinding(who, "Topic", prefix + topic, op) for op in ("Write", "Describe")}
+        if registry.topic(topic).is_changelog:  # a table's changelog: its writer restores from it
+            rules.add(AclBinding(who, "Topic", prefix + topic, "Read"))
     for topic in consumed:
         rules |= {AclBinding(who, "Topic", prefix + topic, op) for op in ("Read", "Describe")}
         dlq = registry.topic(topic).dlq

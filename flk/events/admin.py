@@ -10,16 +10,26 @@ from flk.events.registry import TopicRegistry, TopicSpec, registry
 log = logging.getLogger(__name__)
 
 
-def topic_configs(spec: TopicSpec, dead_letters: bool = False) -> dict[str, str]:
-    """The configs the registry sets on a topic (``dead_letters``: on its ``.dlq`` twin)."""
-    retention = spec.dlq_retention_ms if dead_letters else spec.retention_ms
-    return {"retention.ms": str(retention), "cleanup.policy": "delete"}
+def topic_configs(spec: TopicSpec, dead_letters: bool = False,
+                  retention_ms: dict[str, int] | None = None) -> dict[str, str]:
+    """The configs the registry sets on a topic (``dead_letters``: on its ``.dlq`` twin).
+    ``retention_ms``: a deployment's overrides of the registry's retention, by topic name
+    (``FLK_TOPIC_RETENTION_MS``)."""
+    if dead_letters:
+        return {"retention.ms": str(spec.dlq_retention_ms), "cleanup.policy": "delete"}
+    retention = (retention_ms or {}).get(spec.name, spec.retention_ms)
+    return {"retention.ms": str(retention), "cleanup.policy": spec.cleanup_policy}
 
 
-def registry_configs(reg: TopicRegistry, prefix: str = "") -> dict[str, tuple[TopicSpec, dict[str, str]]]:
-    """Every topic of the registry (and its dead-letter twin) with the configs it must have."""
-    return {prefix + name: (spec, topic_configs(spec, dead_letters=name == spec.dlq))
-            for spec in reg.topics for name in (spec.name, spec.dlq)}
+def registry_configs(reg: TopicRegistry, prefix: str = "",
+                     retention_ms: dict[str, int] | None = None) -> dict[str, tuple[TopicSpec, dict[str, str]]]:
+    """Every topic of the registry (and its dead-letter twin; a changelog has none) with the configs it
+    must have."""
+    unknown = set(retention_ms or {}) - {spec.name for spec in reg.topics}
+    if unknown:
+        raise ValueError(f"retention set for topics not in the registry: {', '.join(sorted(unknown))}")
+    return {prefix + name: (spec, topic_configs(spec, dead_letters=name == spec.dlq, retention_ms=retention_ms))
+            for spec in reg.topics for name in ((spec.name,) if spec.is_changelog else (spec.name, spec.dlq))}
 
 
 def configs_to_change(wanted: dict[str, str], current: dict[str, str]) -> dict[str, str] | None:
@@ -29,13 +39,14 @@ def configs_to_change(wanted: dict[str, str], current: dict[str, str]) -> dict[s
 
 
 async def ensure_topics(bootstrap: str, reg: TopicRegistry | None = None, prefix: str = "",
-                        connection: KafkaConnection = PLAINTEXT) -> list[str]:
+                        connection: KafkaConnection = PLAINTEXT,
+                        retention_ms: dict[str, int] | None = None) -> list[str]:
     """Create missing topics; return the names created. Existing topics keep their partitions;
     their retention is brought to the registry's (see ``reconcile_topic_configs``)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     reg = reg or registry()
-    configs = registry_configs(reg, prefix)
+    configs = registry_configs(reg, prefix, retention_ms)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **connection.client_options())
     await admin.start()
     try:
@@ -94,8 +105,9 @@ async def reconcile_topic_configs(admin, wanted: dict[str, dict[str, str]]) -> l
     return sorted(changes)
 
 
-def ensure_topics_sync(bootstrap: str, connection: KafkaConnection = PLAINTEXT) -> list[str]:
-    return asyncio.run(ensure_topics(bootstrap, connection=connection))
+def ensure_topics_sync(bootstrap: str, connection: KafkaConnection = PLAINTEXT,
+                       retention_ms: dict[str, int] | None = None) -> list[str]:
+    return asyncio.run(ensure_topics(bootstrap, connection=connection, retention_ms=retention_ms))
 
 
 async def _wait_for_leaders(admin, names: list[str], timeout_s: float = 15.0) -> None:

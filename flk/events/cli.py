@@ -29,5 +29,6 @@ def create(bootstrap: str | None) -> None:
     from flk.settings import PlatformSettings
 
     platform = PlatformSettings()
-    created = ensure_topics_sync(bootstrap or platform.kafka_bootstrap, platform.kafka_connection())
+    created = ensure_topics_sync(bootstrap or platform.kafka_bootstrap, platform.kafka_connection(),
+                                 platform.topic_retention_ms)
     click.echo(f"{len(created)} topic(s) created")

@@ -28,6 +28,35 @@ def _aiokafka_producer(bootstrap: str, client_id: str, connection: KafkaConnecti
     )
 
 
+def transactional_producer(bootstrap: str, client_id: str, transactional_id: str,
+                           connection: KafkaConnection = PLAINTEXT, transaction_timeout_ms: int = 60_000):
+    """A transactional aiokafka producer (acks=all, idempotent). Not wrapped in a RecoveringProducer: a
+    failed transaction is aborted or the producer fenced, and its user replaces it (and re-reads what it
+    had committed) itself. ``start`` it, then ``await init_transactions(producer)``."""
+    from aiokafka import AIOKafkaProducer
+
+    from flk.events.partitioner import default_partitioner
+
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=transactional_id,
+        transaction_timeout_ms=transaction_timeout_ms,
+        linger_ms=5,
+        partitioner=default_partitioner,
+        **connection.client_options(),
+    )
+
+
+async def init_transactions(producer) -> None:
+    """Wait until a started transactional producer holds its producer id and epoch: from then on, every
+    earlier producer with the same transactional id is fenced and its open transaction aborted.
+    (aiokafka does this lazily, before the first transaction; it has no public call for it.)"""
+    await asyncio.shield(producer._txn_manager.wait_for_pid())
+
+
 def new_producer(bootstrap: str, client_id: str, connection: KafkaConnection = PLAINTEXT) -> "RecoveringProducer":
     """An idempotent producer (acks=all) that replaces itself after a failed send."""
     return RecoveringProducer(lambda: _aiokafka_producer(bootstrap, client_id, connection), client_id)

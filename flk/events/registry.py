@@ -24,6 +24,11 @@ class TopicSpec:
     partitions: int
     retention_ms: int
     dlq_retention_ms: int = -1  # of the dead-letter topic
+    #: "delete" (an event log) or "compact" (a table's changelog: the latest record per key)
+    cleanup_policy: str = "delete"
+    #: the table a changelog topic backs (``cleanup_policy: compact``); its writer is the only reader
+    #: too. A changelog carries state records, not events, and has no dead-letter twin.
+    changelog_of: str | None = None
 
     @property
     def dlq(self) -> str:
@@ -32,6 +37,10 @@ class TopicSpec:
     @property
     def is_patient_topic(self) -> bool:
         return self.key == "patient_key"
+
+    @property
+    def is_changelog(self) -> bool:
+        return self.changelog_of is not None
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,10 @@ class TopicRegistry:
                 seen[event_type] = spec.name
             if spec.is_patient_topic and spec.partitions != self.patient_partitions:
                 raise ValueError(f"patient topic {spec.name} must have {self.patient_partitions} partitions")
+            if spec.cleanup_policy not in ("delete", "compact"):
+                raise ValueError(f"topic {spec.name}: cleanup_policy must be delete or compact")
+            if spec.is_changelog and (spec.events or spec.cleanup_policy != "compact"):
+                raise ValueError(f"changelog topic {spec.name} must be compacted and carry no event types")
         # lookups by name and by event type are on every event's path: index them once
         by_name: dict[str, TopicSpec] = {}
         for spec in self.topics:
@@ -71,6 +84,13 @@ class TopicRegistry:
         """The names of the topics that carry these event types (what a consumer of them subscribes to), sorted."""
         return tuple(sorted({self.topic_for(t).name for t in event_types}))
 
+    def changelog(self, writer: str, table: str) -> TopicSpec:
+        """The changelog topic of ``writer``'s table ``table``."""
+        for spec in self.topics:
+            if spec.writer == writer and spec.changelog_of == table:
+                return spec
+        raise KeyError(f"no changelog topic for {writer}'s table {table!r} in the registry")
+
     def written_by(self, writer: str) -> tuple[TopicSpec, ...]:
         return tuple(spec for spec in self.topics if spec.writer == writer)
 
@@ -93,6 +113,8 @@ def parse_registry(document: dict) -> TopicRegistry:
             partitions=int(entry.get("partitions", patient_partitions)),
             retention_ms=int(entry.get("retention_ms", -1)),
             dlq_retention_ms=int(entry.get("dlq_retention_ms", dlq_retention_ms)),
+            cleanup_policy=str(entry.get("cleanup_policy", "delete")),
+            changelog_of=entry.get("changelog_of"),
         ))
     return TopicRegistry(tuple(specs), patient_partitions)
 

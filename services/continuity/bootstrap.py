@@ -7,10 +7,13 @@ one consumer task (no concurrency), every failure of a message dead-lettered and
 consumer goes on, state replaced (never mutated in place), the tables partitioned exactly as
 the inputs, idempotent handlers, and short session timeouts.
 
-Order of effects per batch: publish indices events and dead letters (await acks) → commit
-the state writes and next offsets to the local table atomically → commit the group offsets
-(for lag monitoring; positions come from the table). A crash anywhere replays the batch,
-which changes nothing (visit ids deduplicated; same event ids for the same indices).
+Order of effects per batch and partition (docs/adr/0008): one Kafka transaction of the partition's
+transactional producer holds the changed records and next input offsets (changelog topic), the
+indices events and dead letters, and the group offsets → then the same writes, offsets and changelog
+position go to the local table atomically. A crash before the commit aborts the transaction (the batch
+is replayed); a crash after it leaves the local table behind its changelog, which it catches up from
+before it processes input. A partition new to a replica is restored from its changelog (its local
+table if current, else the changelog from the table's position), never replayed from the visit topic.
 """
 from __future__ import annotations
 
@@ -22,15 +25,22 @@ from datetime import date
 
 from flk.events.acls import KafkaUse
 from flk.events.dlq import send_to_dlq
-from flk.events.producer import new_producer
+from flk.events.producer import init_transactions, transactional_producer
 from flk.events.registry import registry
 from flk.events.lag import report_group_lag
 from flk.tasks import stop_tasks
 from services.continuity.adapters.unit_register import UNIT_FACT, UnitRegisterReader
 from services.continuity.adapters.metrics import Probe
-from services.continuity.adapters.store import PatientStore, open_store
+from services.continuity.adapters.changelog import (
+    offset_record,
+    restore,
+    transactional_id,
+    transactional_id_prefix,
+)
+from services.continuity.adapters.store import CHANGELOG_POSITION, PatientStore, open_store
 from services.continuity.service_layer.handlers import CONSUMED_EVENT_TYPES
 from services.continuity.service_layer.processor import BatchOutcome, Processor
+from services.continuity.service_layer.record import is_empty_record
 from services.continuity.settings import ContinuityServiceSettings
 
 log = logging.getLogger("flk.continuity.worker")
@@ -41,10 +51,16 @@ def input_topics() -> tuple[str, ...]:
     return registry().topics_carrying(CONSUMED_EVENT_TYPES)
 
 
+def changelog_topic() -> str:
+    return registry().changelog("continuity", "patients").name
+
+
 def kafka_use(settings: ContinuityServiceSettings) -> KafkaUse:
     """What the worker does on Kafka (its ACLs, `flk kafka acls`): consumes its inputs in its group,
-    follows the unit register without a group, writes what the registry says it writes."""
-    return KafkaUse("continuity", consumes=CONSUMED_EVENT_TYPES, follows=(UNIT_FACT,), groups=(settings.group_id,))
+    follows the unit register without a group, writes (and restores from) what the registry says it
+    writes, and one transactional id per partition (adapters/changelog.transactional_id)."""
+    return KafkaUse("continuity", consumes=CONSUMED_EVENT_TYPES, follows=(UNIT_FACT,), groups=(settings.group_id,),
+                    transactional_id_prefixes=(transactional_id_prefix("", settings.group_id),))
 
 
 class ContinuityWorker:
@@ -58,7 +74,11 @@ class ContinuityWorker:
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.consumer = None
-        self.producer = None
+        self.restorer = None  # reads the changelog (no group, read_committed)
+        #: partition -> its transactional producer (docs/adr/0008), while this replica owns it
+        self.producers: dict[int, object] = {}
+        self._needs_restore: set[int] = set()
+        self.restored_records = 0  # changelog records read by restores (tests, the bench)
         self.tasks: list[asyncio.Task] = []
         self.processed_events = 0  # read by the bench and tests
         self._needs_refresh: set[int] = set()
@@ -81,32 +101,33 @@ class ContinuityWorker:
             async def on_partitions_revoked(self, revoked):
                 async with worker.lock:
                     for p in {tp.partition for tp in revoked}:
-                        worker.processor.close_partition(p)
-                        worker._needs_refresh.discard(p)
+                        await worker._drop_partition(p)
 
             async def on_partitions_assigned(self, assigned):
+                # restored (fence, changelog, seek) by the loop, which then resumes them
                 async with worker.lock:
-                    for p in sorted({tp.partition for tp in assigned}):
-                        worker.store.open(p)
-                        offsets = worker.store.offsets(p)
-                        worker._needs_refresh.add(p)
-                        for tp in assigned:
-                            if tp.partition == p:
-                                worker.consumer.seek(tp, offsets.get(tp.topic[len(worker.prefix):], 0))
+                    if assigned:
+                        worker.consumer.pause(*assigned)
+                    worker._needs_restore.update(tp.partition for tp in assigned)
 
         connection = s.platform.kafka_connection()
         # the unit register first (filials, seed 004): every patient's indices depend on it
         self.unit_register = UnitRegisterReader(s.platform.kafka_bootstrap, self.prefix, connection.client_options(),
                                                 client_id=s.client_id + "-units")
         self.processor.set_unit_families(await self.unit_register.start())
-        self.producer = new_producer(s.platform.kafka_bootstrap, s.client_id, connection)
-        await self.producer.start()
+        self.restorer = AIOKafkaConsumer(
+            bootstrap_servers=s.platform.kafka_bootstrap, group_id=None, client_id=s.client_id + "-restore",
+            enable_auto_commit=False, isolation_level="read_committed",
+            fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
+            **connection.client_options())
+        await self.restorer.start()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.platform.kafka_bootstrap,
             group_id=self.prefix + s.group_id,
             client_id=s.client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_poll_records=s.batch_max_records,
@@ -148,8 +169,10 @@ class ContinuityWorker:
             await self.consumer.stop()
         if self.unit_register is not None:
             await self.unit_register.stop()
-        if self.producer is not None:
-            await self.producer.stop()
+        for p in list(self.producers):
+            await self._stop_producer(p)
+        if self.restorer is not None:
+            await self.restorer.stop()
         if self._pool is not None:
             await self._pool.close()
         self.store.close_all()
@@ -189,22 +212,26 @@ class ContinuityWorker:
                 batches = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms or 100,
                                                       max_records=s.batch_max_records)
                 async with self.lock:
+                    await self._restore_pending()
                     await self._refresh_pending()
-                    records = [r for part in batches.values() for r in part]
-                    if records:
-                        out = self.processor.process(records)
-                        await self._emit(out)
-                        self._commit_store(out)
-                        self.processed_events += out.events
-                        self.probe.processed(out.processed)
-                        self.probe.batch(out.events, out.seconds)
-                if records:
-                    await self._commit_group()
+                    by_partition: dict[int, list] = {}
+                    for tp, part in batches.items():
+                        if part and tp.partition in self.producers:
+                            by_partition.setdefault(tp.partition, []).extend(part)
+                    if by_partition:
+                        # one transaction per partition (its producer): processed apart, committed together
+                        outs = {p: self.processor.process(records) for p, records in by_partition.items()}
+                        committed = await self._commit_all(outs)
+                        for out in (outs[p] for p in committed):
+                            self.processed_events += out.events
+                            self.probe.processed(out.processed)
+                            self.probe.batch(out.events, out.seconds)
+                if batches:
                     self._report_lag(batches)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - broker trouble: wait and go on (the batch is replayed)
-                log.exception("continuity batch failed; retrying from the stored offsets")
+                log.exception("continuity batch failed; its partitions are restored and replayed")
                 await asyncio.sleep(1.0)
                 await self._rewind()
 
@@ -230,42 +257,163 @@ class ContinuityWorker:
     async def _refresh_pending(self) -> None:
         while self._needs_refresh:
             p = self._needs_refresh.pop()
+            if p not in self.producers:
+                continue  # revoked meanwhile, or waiting for its restore
             self.processor.summaries.setdefault(p, {})
             self.processor.sizes.setdefault(p, {})
-            out = self.processor.refresh_partition(p)
-            await self._emit(out)
-            self._commit_store(out)
+            await self._commit_all({p: self.processor.refresh_partition(p)})
+
+    # ------------------------------------------------------------------ partitions: restore, commit, drop
+
+    async def _restore_pending(self) -> None:
+        """Fence each newly assigned partition's previous writer (its transactional producer, whose open
+        transaction is aborted), bring its local table to the end of its changelog, seek its inputs to
+        the table's offsets and resume them. Called under the lock."""
+        owned = {tp.partition for tp in self.consumer.assignment()}
+        self._needs_restore &= owned
+        if not self._needs_restore:
+            return
+        started = time.perf_counter()
+        partitions = sorted(self._needs_restore)
+        for p in partitions:
+            if p not in self.producers:
+                self.producers[p] = await self._new_producer(p)
+            self.store.open(p)
+        read = await restore(self.restorer, self.store, self.prefix + changelog_topic(), partitions)
+        self.restored_records += sum(read.values())
+        for p in partitions:
+            offsets = self.store.offsets(p)
+            self.processor.summaries[p] = {}
+            self.processor.sizes[p] = {}
+            tps = [tp for tp in self.consumer.assignment() if tp.partition == p]
+            for tp in tps:
+                self.consumer.seek(tp, offsets.get(tp.topic[len(self.prefix):], 0))
+            self.consumer.resume(*tps)
+            self._needs_refresh.add(p)
+            self._needs_restore.discard(p)
+        log.info("restored partition(s) %s: %d changelog record(s) read in %.2fs", partitions,
+                 sum(read.values()), time.perf_counter() - started)
+
+    async def _new_producer(self, partition: int):
+        s = self.settings
+        producer = transactional_producer(
+            s.platform.kafka_bootstrap, f"{s.client_id}-p{partition}",
+            transactional_id(self.prefix, s.group_id, partition), s.platform.kafka_connection(),
+            transaction_timeout_ms=s.transaction_timeout_ms)
+        await producer.start()
+        try:
+            await init_transactions(producer)
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def _stop_producer(self, partition: int) -> None:
+        producer = self.producers.pop(partition, None)
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 10.0)
+            except Exception as exc:  # noqa: BLE001 - a fenced or broken producer may not stop cleanly
+                log.info("partition %d: its producer did not stop cleanly (%s)", partition, type(exc).__name__)
+
+    async def _drop_partition(self, partition: int) -> None:
+        """Forget a partition (revoked, or its transaction failed): close its table, stop its producer."""
+        self.processor.close_partition(partition)
+        self._needs_refresh.discard(partition)
+        self._needs_restore.discard(partition)
+        await self._stop_producer(partition)
 
     async def _rewind(self) -> None:
+        """After a failed batch: every owned partition is restored (its table catches up with what its
+        changelog committed) and replayed from the table's offsets."""
         async with self.lock:
-            for tp in self.consumer.assignment():
-                if tp.partition in self.store.partitions:
-                    self.consumer.seek(tp, self.store.offsets(tp.partition).get(tp.topic[len(self.prefix):], 0))
+            assigned = list(self.consumer.assignment())
+            for p in {tp.partition for tp in assigned}:
+                await self._drop_partition(p)
+            if assigned:
+                self.consumer.pause(*assigned)
+            self._needs_restore.update(tp.partition for tp in assigned)
 
-    async def _emit(self, out: BatchOutcome) -> None:
-        futures = [await self.producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=r.headers)
-                   for r in out.outgoing]
-        for item in out.dead:
-            await send_to_dlq(self.producer, item.message, item.reason, CONSUMER_NAME)
-            self.probe.dead_lettered(item.message.topic[len(self.prefix):], item.category)
-            log.warning("dead-lettered %s[%d]@%d: %s", item.message.topic, item.message.partition,
-                        item.message.offset, item.reason)
-        for f in futures:
-            await f
-        self.probe.changed(len(out.outgoing))
+    async def _commit_all(self, outs: dict[int, BatchOutcome]) -> list[int]:
+        """Commit each partition's outcome (its transaction, then its local table); the partitions whose
+        transaction failed are dropped and restored (their batch is replayed). Called under the lock.
+        Returns the partitions committed (or with nothing to commit)."""
+        empty = [p for p, out in outs.items()
+                 if not (out.writes.get(p) or out.offsets.get(p) or out.outgoing or out.dead)]
+        outs = {p: out for p, out in outs.items() if p not in empty}
+        if not outs:
+            return empty
+        results = await asyncio.gather(*(self._commit(p, out) for p, out in outs.items()), return_exceptions=True)
+        failed = []
+        for (p, out), result in zip(outs.items(), results):
+            if isinstance(result, BaseException):
+                failed.append(p)
+                log.warning("partition %d: its transaction failed (%s: %s); restoring it", p,
+                            type(result).__name__, result)
+                continue
+            writes, offsets = result
+            self.store.commit(p, writes, offsets)
+            self.probe.changed(len(out.outgoing))
+        for p in failed:
+            await self._drop_partition(p)
+            tps = [tp for tp in self.consumer.assignment() if tp.partition == p]
+            if tps:
+                self.consumer.pause(*tps)
+                self._needs_restore.add(p)
+        return empty + [p for p in outs if p not in failed]
 
-    def _commit_store(self, out: BatchOutcome) -> None:
-        for p in set(out.writes) | set(out.offsets):
-            if p in self.store.partitions:
-                self.store.commit(p, out.writes.get(p, {}), out.offsets.get(p, {}))
-
-    async def _commit_group(self) -> None:
-        from aiokafka.errors import CommitFailedError, IllegalStateError
-
+    async def _commit(self, p: int, out: BatchOutcome) -> tuple[dict[bytes, bytes | None], dict[str, int]]:
+        """One partition's batch in one transaction; the local table's (writes, offsets) to commit after it.
+        A patient left with nothing worth keeping is deleted (a tombstone; ``record.is_empty_record``)."""
+        producer = self.producers[p]
+        changelog = self.prefix + changelog_topic()
+        writes: dict[bytes, bytes | None] = dict(out.writes.get(p, {}))
+        for key, value in writes.items():
+            if value is not None and is_empty_record(value):
+                writes[key] = None
+                self.processor.summaries.get(p, {}).pop(key, None)
+                self.processor.sizes.get(p, {}).pop(key, None)
+        offsets = dict(out.offsets.get(p, {}))
+        await producer.begin_transaction()
         try:
-            await self.consumer.commit()
-        except (CommitFailedError, IllegalStateError) as exc:  # a rebalance: positions live in the tables
-            log.info("group offset commit skipped: %s", exc)
+            futures = [await producer.send(changelog, key=key, value=value, partition=p)
+                       for key, value in writes.items()]
+            for topic, offset in offsets.items():
+                key, value = offset_record(topic, offset)
+                futures.append(await producer.send(changelog, key=key, value=value, partition=p))
+            for r in out.outgoing:
+                await producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=r.headers)
+            for item in out.dead:
+                await send_to_dlq(producer, item.message, item.reason, CONSUMER_NAME)
+                self.probe.dead_lettered(item.message.topic[len(self.prefix):], item.category)
+                log.warning("dead-lettered %s[%d]@%d: %s", item.message.topic, item.message.partition,
+                            item.message.offset, item.reason)
+            group = self._group_offsets(p, offsets)
+            if group:
+                await producer.send_offsets_to_transaction(group, self.prefix + self.settings.group_id)
+            position = None
+            for f in futures:
+                position = (await f).offset + 1
+            await producer.commit_transaction()
+        except BaseException:
+            await self._abort(p, producer)
+            raise
+        if position is not None:
+            offsets[CHANGELOG_POSITION] = position
+        return writes, offsets
+
+    def _group_offsets(self, p: int, offsets: dict[str, int]) -> dict:
+        from aiokafka import TopicPartition
+
+        return {TopicPartition(self.prefix + topic, p): offset for topic, offset in offsets.items()
+                if not topic.startswith("@")}
+
+    @staticmethod
+    async def _abort(p: int, producer) -> None:
+        try:
+            await asyncio.wait_for(producer.abort_transaction(), 10.0)
+        except Exception as exc:  # noqa: BLE001 - fenced, or the broker is away: the next owner aborts it
+            log.info("partition %d: its transaction was not aborted here (%s)", p, type(exc).__name__)
 
     def _report_lag(self, batches) -> None:
         for tp in batches:
@@ -292,10 +440,8 @@ class ContinuityWorker:
         started = time.perf_counter()
         async with self.lock:
             self.processor.as_of = day
-            for p in sorted(self.store.partitions):
-                out = self.processor.refresh_partition(p)
-                await self._emit(out)
-                self._commit_store(out)
+            await self._commit_all({p: self.processor.refresh_partition(p) for p in sorted(self.store.partitions)
+                                    if p in self.producers})
         self.probe.as_of(day)
         self.probe.advanced(time.perf_counter() - started)
         log.info("advanced every patient to %s", day)

@@ -44,6 +44,9 @@ class ContinuityServiceSettings(BaseSettings):
     batch_timeout_ms: int = Field(50, ge=0)
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
+    # a batch's transaction (docs/adr/0008) that is neither committed nor aborted within this is aborted
+    # by the broker (a worker that died mid-batch and whose partition nobody took over)
+    transaction_timeout_ms: int = Field(60_000, ge=1_000)
 
     # outputs
     api_enabled: bool = True

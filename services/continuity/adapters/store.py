@@ -2,12 +2,12 @@
 
 Like a Kafka Streams task, each input partition number (the inputs are co-partitioned) has
 its own table, and a batch's state writes and the next input offsets are committed to it
-**atomically** (one RocksDB WriteBatch). The recovery source is the retained input topics
-themselves (visits, listing events, residence records and risk assessments have retention -1): a
-worker resumes each partition at the offsets stored with its state, and a table that is empty
-(memory store, a new machine) is rebuilt by replaying its partition from the start.
-No changelog topic is written, so the hot path does one local write per changed patient
-per batch and nothing per event on the broker.
+**atomically** (one RocksDB WriteBatch). The table is a cache of its changelog topic (docs/adr/0008):
+the worker commits the same keys and bytes to the changelog in a Kafka transaction first, then here,
+with ``CHANGELOG_POSITION`` (how far into the changelog partition this table is), so a table that is
+behind (a crash between the two, a partition that was away) or empty (a new disk, the memory store)
+catches up by reading its changelog partition from that position to the end.
+A write of ``None`` deletes the key (a changelog tombstone).
 """
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-_OFFSET_PREFIX = b"\x00offset\x00"  # patient keys start with 'pk1_', so no clash
+OFFSET_PREFIX = _OFFSET_PREFIX = b"\x00offset\x00"  # patient keys start with 'pk1_', so no clash
+#: kept with the offsets (local only, never written to the changelog): the next changelog offset to read
+CHANGELOG_POSITION = "@changelog"
 
 
 class PatientStore(Protocol):
@@ -27,12 +29,12 @@ class PatientStore(Protocol):
     def get(self, partition: int, key: bytes) -> bytes | None: ...
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]: ...
     def offsets(self, partition: int) -> dict[str, int]: ...
-    def commit(self, partition: int, writes: dict[bytes, bytes], offsets: dict[str, int]) -> None: ...
+    def commit(self, partition: int, writes: dict[bytes, bytes | None], offsets: dict[str, int]) -> None: ...
     def close_all(self) -> None: ...
 
 
 class MemoryStore:
-    """For tests: lost on restart, so every partition is replayed from offset 0."""
+    """For tests: lost on restart, so every partition is restored from its changelog."""
 
     def __init__(self) -> None:
         self._data: dict[int, dict[bytes, bytes]] = {}
@@ -61,8 +63,13 @@ class MemoryStore:
     def offsets(self, partition: int) -> dict[str, int]:
         return dict(self._offsets.get(partition, {}))
 
-    def commit(self, partition: int, writes: dict[bytes, bytes], offsets: dict[str, int]) -> None:
-        self._data[partition].update(writes)
+    def commit(self, partition: int, writes: dict[bytes, bytes | None], offsets: dict[str, int]) -> None:
+        data = self._data[partition]
+        for key, value in writes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
         self._offsets[partition].update(offsets)
 
     def close_all(self) -> None:
@@ -115,12 +122,15 @@ class RocksStore:
             found[key[len(_OFFSET_PREFIX):].decode()] = int(value)
         return found
 
-    def commit(self, partition: int, writes: dict[bytes, bytes], offsets: dict[str, int]) -> None:
+    def commit(self, partition: int, writes: dict[bytes, bytes | None], offsets: dict[str, int]) -> None:
         from rocksdict import WriteBatch
 
         batch = WriteBatch(raw_mode=True)
         for key, value in writes.items():
-            batch.put(key, value)
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
         for topic, offset in offsets.items():
             batch.put(_OFFSET_PREFIX + topic.encode(), str(offset).encode())
         self._dbs[partition].write(batch)

@@ -69,6 +69,14 @@ class PatientRecord:
 EMPTY_RECORD = PatientRecord()
 
 
+def is_empty_record(value: bytes) -> bool:
+    """Whether an encoded record holds nothing but the fingerprint of what was last published: no
+    visit or cancellation in the window, no listing, FLK, residence or RUB band. Such a patient's
+    record is deleted (a tombstone in the table's changelog, docs/adr/0008); the last event published
+    for them says so (no unit, no visits). A cheap byte comparison (every batch's writes are checked)."""
+    return value[:1] == _VERSION_BYTE and value[9:] == _EMPTY_TAIL
+
+
 def encode_record(record: PatientRecord) -> bytes:
     coord = (record.coordinating or "").encode()
     if len(coord) > 255 or len(record.residences) > 255 or (record.rub is not None and not 0 <= record.rub <= 5):
@@ -108,3 +116,7 @@ def decode_record(data: bytes) -> PatientRecord:
         offset += nres * _RES_V2.size
     return PatientRecord(decode_state(data[offset:]), coord, residences, fingerprint,
                          None if rub == _NO_RUB else rub, assessed_at)
+
+
+_VERSION_BYTE = bytes([RECORD_VERSION])
+_EMPTY_TAIL = encode_record(EMPTY_RECORD)[9:]  # after the version byte and the 8-byte fingerprint

@@ -14,11 +14,12 @@ from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
 )
 
 from flk.events.acls import AclBinding, apply_acls, describe_acls
 from flk.events.admin import ensure_topics
-from flk.events.producer import new_producer
+from flk.events.producer import init_transactions, new_producer, transactional_producer
 from tests.support.acl_broker import AclBroker, prepare, start_acl_broker, stop_acl_broker
 
 pytestmark = pytest.mark.integration
@@ -103,3 +104,24 @@ async def test_only_the_super_user_creates_topics_and_changes_acls(broker):
     with pytest.raises(ClusterAuthorizationFailedError):
         await apply_acls(broker.bootstrap, [AclBinding("User:listing", "Topic", broker.prefix + "ehr.visits.v1",
                                                        "Read")], broker.connection("listing"))
+
+
+async def _transaction(broker: AclBroker, who: str, transactional_id: str, topic: str) -> None:
+    producer = transactional_producer(broker.bootstrap, f"acl-test-{who}", broker.prefix + transactional_id,
+                                      broker.connection(who))
+    await producer.start()
+    try:
+        await asyncio.wait_for(init_transactions(producer), 30)
+        async with producer.transaction():
+            await producer.send(broker.prefix + topic, b"{}", key=b"pk-test")
+    finally:
+        await producer.stop()
+
+
+async def test_only_the_continuity_worker_may_use_its_partitions_transactional_ids(broker):
+    from services.continuity.adapters.changelog import transactional_id
+    from services.continuity.bootstrap import changelog_topic
+
+    await _transaction(broker, "continuity", transactional_id("", "continuity", 0), changelog_topic())
+    with pytest.raises(TransactionalIdAuthorizationFailed):  # listing may not fence the worker's partition 0
+        await _transaction(broker, "listing", transactional_id("", "continuity", 0), "listing.events.v1")

@@ -122,9 +122,33 @@ def test_dead_letter_topics_keep_letters_30_days_not_for_ever():
 
     configs = registry_configs(registry())
     for spec in registry().topics:
-        assert configs[spec.dlq][1]["retention.ms"] == str(30 * 24 * 3600 * 1000)
+        if not spec.is_changelog:
+            assert configs[spec.dlq][1]["retention.ms"] == str(30 * 24 * 3600 * 1000)
         assert configs[spec.name][1]["retention.ms"] == str(spec.retention_ms)
-    assert configs["ehr.visits.v1"][1]["retention.ms"] == "-1"  # the worker's recovery source
+
+
+def test_raw_visits_are_kept_30_days_and_a_region_may_override_it():
+    from flk.events.admin import registry_configs
+
+    assert registry_configs(registry())["ehr.visits.v1"][1]["retention.ms"] == str(30 * 24 * 3600 * 1000)
+    longer = registry_configs(registry(), "p.", {"ehr.visits.v1": 60 * 24 * 3600 * 1000})
+    assert longer["p.ehr.visits.v1"][1]["retention.ms"] == str(60 * 24 * 3600 * 1000)
+    assert longer["p.ehr.visits.v1.dlq"][1]["retention.ms"] == str(30 * 24 * 3600 * 1000)
+    with pytest.raises(ValueError, match="not in the registry"):
+        registry_configs(registry(), "", {"ehr.visitz.v1": 1})
+
+
+def test_the_continuity_tables_changelog_is_compacted_written_by_continuity_and_has_no_dead_letters():
+    from flk.events.admin import registry_configs
+
+    spec = registry().changelog("continuity", "patients")
+    configs = registry_configs(registry())
+    assert configs[spec.name][1] == {"retention.ms": "-1", "cleanup.policy": "compact"}
+    assert spec.dlq not in configs
+    assert spec.partitions == registry().patient_partitions  # co-partitioned with the worker's inputs
+    with pytest.raises(ValueError, match="compacted"):
+        parse_registry({"patient_partitions": 6, "topics": [
+            {"name": "c.v1", "key": "patient_key", "writer": "x", "events": [], "changelog_of": "t"}]})
 
 
 def test_a_topic_may_set_its_own_dead_letter_retention():

@@ -86,12 +86,12 @@ def test_two_declarations_for_one_principal_are_an_error():
 
 def test_the_services_acls_are_what_their_consumers_subscribe_to():
     """The ACLs come from the constants the consumers subscribe with, so they cannot drift apart."""
-    from services.continuity.bootstrap import input_topics
+    from services.continuity.bootstrap import changelog_topic, input_topics
     from services.listing.bootstrap import command_topics, fact_topics
     from services.notifier.bootstrap import consumed_topics
 
     rules = derived_acls("")
-    assert _topics(rules, "continuity", "Read") == {*input_topics(), "region.care-units.v1"}
+    assert _topics(rules, "continuity", "Read") == {*input_topics(), "region.care-units.v1", changelog_topic()}
     assert _topics(rules, "listing", "Read") == {*command_topics(), *fact_topics()}
     assert _topics(rules, "notifier", "Read") == set(consumed_topics())
     assert _topics(rules, "ingest", "Read") == set()
@@ -147,3 +147,20 @@ def test_a_user_name_that_would_break_the_jaas_configuration_is_refused(tmp_path
 
     with pytest.raises(InfraError):
         acl_listeners(InfraSettings(state_dir=tmp_path, kafka_acls=True, kafka_sasl_users={'x" user_admin="': "pw"}))
+
+
+def test_the_continuity_worker_restores_from_its_own_changelog_and_no_one_else_reads_it():
+    rules = derived_acls("r19.")
+    changelog = "r19." + registry().changelog("continuity", "patients").name
+    assert _can(rules, "continuity", "Read", changelog) and _can(rules, "continuity", "Write", changelog)
+    assert {r.principal for r in rules if r.resource == changelog} == {"User:continuity"}
+    assert not any(r.resource == changelog + ".dlq" for r in rules)  # a changelog has no dead-letter twin
+
+
+def test_the_continuity_worker_may_use_exactly_its_partitions_transactional_ids():
+    from services.continuity.adapters.changelog import transactional_id
+
+    tids = [r for r in derived_acls("r19.") if r.resource_type == "TransactionalId"]
+    assert {(r.principal, r.pattern) for r in tids} == {("User:continuity", "PREFIXED")}
+    (granted,) = {r.resource for r in tids}
+    assert all(transactional_id("r19.", "continuity", p).startswith(granted) for p in range(6))
