@@ -79,6 +79,8 @@ class ContinuityWorker:
         self.producers: dict[int, object] = {}
         self._needs_restore: set[int] = set()
         self.restored_records = 0  # changelog records read by restores (tests, the bench)
+        self.failed_transactions = 0  # (tests) batches whose transaction failed: restored and replayed
+        self._failures_in_a_row = 0  # backoff before a failed partition is retried
         self.tasks: list[asyncio.Task] = []
         self.processed_events = 0  # read by the bench and tests
         self._needs_refresh: set[int] = set()
@@ -212,11 +214,13 @@ class ContinuityWorker:
                 batches = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms or 100,
                                                       max_records=s.batch_max_records)
                 async with self.lock:
-                    await self._restore_pending()
+                    restored = await self._restore_pending()
                     await self._refresh_pending()
                     by_partition: dict[int, list] = {}
                     for tp, part in batches.items():
-                        if part and tp.partition in self.producers:
+                        # a partition restored just now was seeked to its table's offsets: records fetched
+                        # before that are fetched again from there
+                        if part and tp.partition in self.producers and tp.partition not in restored:
                             by_partition.setdefault(tp.partition, []).extend(part)
                     if by_partition:
                         # one transaction per partition (its producer): processed apart, committed together
@@ -265,22 +269,28 @@ class ContinuityWorker:
 
     # ------------------------------------------------------------------ partitions: restore, commit, drop
 
-    async def _restore_pending(self) -> None:
+    async def _restore_pending(self) -> set[int]:
         """Fence each newly assigned partition's previous writer (its transactional producer, whose open
         transaction is aborted), bring its local table to the end of its changelog, seek its inputs to
         the table's offsets and resume them. Called under the lock."""
         owned = {tp.partition for tp in self.consumer.assignment()}
         self._needs_restore &= owned
         if not self._needs_restore:
-            return
+            return set()
         started = time.perf_counter()
         partitions = sorted(self._needs_restore)
+        unpositioned = []
         for p in partitions:
             if p not in self.producers:
                 self.producers[p] = await self._new_producer(p)
             self.store.open(p)
+            if CHANGELOG_POSITION not in self.store.offsets(p):
+                unpositioned.append(p)
         read = await restore(self.restorer, self.store, self.prefix + changelog_topic(), partitions)
         self.restored_records += sum(read.values())
+        for p in unpositioned:
+            if not read[p]:
+                await self._seed_changelog(p)
         for p in partitions:
             offsets = self.store.offsets(p)
             self.processor.summaries[p] = {}
@@ -293,6 +303,33 @@ class ContinuityWorker:
             self._needs_restore.discard(p)
         log.info("restored partition(s) %s: %d changelog record(s) read in %.2fs", partitions,
                  sum(read.values()), time.perf_counter() - started)
+        return set(partitions)
+
+    async def _seed_changelog(self, p: int, chunk: int = 10_000) -> None:
+        """A table written before its changelog existed (an upgrade from docs/adr/0006), whose changelog
+        partition is empty: copy it to the changelog (in transactions of ``chunk`` records), so that it
+        is recoverable before the visit topic's retention deletes old visits."""
+        offsets = {k: v for k, v in self.store.offsets(p).items() if k != CHANGELOG_POSITION}
+        items = list(self.store.items(p))
+        if not items and not offsets:
+            return
+        changelog = self.prefix + changelog_topic()
+        producer = self.producers[p]
+        records = items + [offset_record(topic, offset) for topic, offset in offsets.items()]
+        position = 0
+        for start in range(0, len(records), chunk):
+            await producer.begin_transaction()
+            try:
+                futures = [await producer.send(changelog, key=k, value=v, partition=p)
+                           for k, v in records[start:start + chunk]]
+                for f in futures:
+                    position = (await f).offset + 1
+                await producer.commit_transaction()
+            except BaseException:
+                await self._abort(p, producer)
+                raise
+        self.store.commit(p, {}, {CHANGELOG_POSITION: position})
+        log.info("partition %d: its table (%d patients) copied to the empty changelog", p, len(items))
 
     async def _new_producer(self, partition: int):
         s = self.settings
@@ -360,6 +397,12 @@ class ContinuityWorker:
             if tps:
                 self.consumer.pause(*tps)
                 self._needs_restore.add(p)
+        self.failed_transactions += len(failed)
+        if failed:  # the broker refuses or is away: do not spin (the lock is held: nothing else runs)
+            self._failures_in_a_row += 1
+            await asyncio.sleep(min(0.05 * 2 ** self._failures_in_a_row, 5.0))
+        else:
+            self._failures_in_a_row = 0
         return empty + [p for p in outs if p not in failed]
 
     async def _commit(self, p: int, out: BatchOutcome) -> tuple[dict[bytes, bytes | None], dict[str, int]]:
@@ -381,8 +424,8 @@ class ContinuityWorker:
             for topic, offset in offsets.items():
                 key, value = offset_record(topic, offset)
                 futures.append(await producer.send(changelog, key=key, value=value, partition=p))
-            for r in out.outgoing:
-                await producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=r.headers)
+            events = [await producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=r.headers)
+                      for r in out.outgoing]
             for item in out.dead:
                 await send_to_dlq(producer, item.message, item.reason, CONSUMER_NAME)
                 self.probe.dead_lettered(item.message.topic[len(self.prefix):], item.category)
@@ -394,6 +437,8 @@ class ContinuityWorker:
             position = None
             for f in futures:
                 position = (await f).offset + 1
+            for f in events:  # a refused event fails the batch (the transaction would not commit it)
+                await f
             await producer.commit_transaction()
         except BaseException:
             await self._abort(p, producer)

@@ -11,7 +11,7 @@ import pytest
 
 from flk.events.admin import delete_topics_with_prefix, ensure_topics
 from flk.events.envelope import read_record
-from services.continuity.adapters.store import MemoryStore
+from services.continuity.adapters.store import CHANGELOG_POSITION, MemoryStore
 from services.continuity.service_layer.record import decode_record
 from tests.support.builders import UNIT_A, a_patient_key
 
@@ -158,3 +158,26 @@ async def test_the_changelog_holds_the_same_bytes_as_the_local_table(kafka_boots
     table = await changelog_table(kafka_bootstrap, topic_prefix)
     assert {k: v for k, v in table.items() if not k.startswith(b"\x00")} == local
     assert len(local) == len(patients)
+
+
+async def test_a_table_written_before_its_changelog_existed_is_copied_to_the_empty_changelog(
+        kafka_bootstrap, topic_prefix, producer):
+    patients = [a_patient_key(8100 + i) for i in range(15)]
+    await publish(producer, topic_prefix, *some_visits(patients, 3))
+    old = MemoryStore()
+    async with running_worker(service_settings(kafka_bootstrap, topic_prefix), store=old) as worker:
+        await wait_processed(worker, 45)
+        before = {p: served_by(worker.processor, p) for p in patients}
+    for offsets in old._offsets.values():  # as a table of docs/adr/0006 was: no changelog position
+        offsets.pop(CHANGELOG_POSITION)
+    upgraded = f"t{uuid.uuid4().hex[:10]}."  # the same table over topics whose changelog is empty
+    await ensure_topics(kafka_bootstrap, prefix=upgraded)
+    try:
+        async with running_worker(service_settings(kafka_bootstrap, upgraded), store=old) as worker:
+            await eventually(lambda: len(worker.store.partitions) == 6 and not worker._needs_restore, timeout_s=30)
+        assert len([k for k in await changelog_table(kafka_bootstrap, upgraded) if not k.startswith(b"\x00")]) == 15
+        async with running_worker(service_settings(kafka_bootstrap, upgraded), store=MemoryStore()) as fresh:
+            await eventually(lambda: len(fresh.store.partitions) == 6 and not fresh._needs_restore, timeout_s=30)
+            assert {p: served_by(fresh.processor, p) for p in patients} == before
+    finally:
+        await delete_topics_with_prefix(kafka_bootstrap, upgraded)
