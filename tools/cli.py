@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "token": "flk.security.cli:token",
     "db": "tools.migrations:db",
     "topics": "flk.events.cli:topics",
+    "kafka": "tools.kafka_acls:kafka",
     "continuity": "services.continuity.entrypoints.cli:continuity",
     "listing": "services.listing.entrypoints.cli:listing",
     "notifier": "services.notifier.entrypoints.cli:notifier",

@@ -54,7 +54,7 @@ async def ensure_topics(bootstrap: str, reg: TopicRegistry | None = None, prefix
         wanted = [NewTopic(name, spec.partitions, 1, topic_configs=cfg)
                   for name, (spec, cfg) in configs.items() if name not in existing]
         if wanted:
-            await admin.create_topics(wanted)
+            _raise_refusals(await admin.create_topics(wanted))
             await _wait_for_leaders(admin, [t.name for t in wanted])
         present = [name for name in configs if name in existing]
         if present:
@@ -70,6 +70,17 @@ async def ensure_topics(bootstrap: str, reg: TopicRegistry | None = None, prefix
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+def _raise_refusals(response) -> None:
+    """aiokafka returns the broker's per-topic errors instead of raising them: a principal without the
+    right to create topics (a cluster with ACLs) would otherwise wait for leaders that never come."""
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+    for topic, code, *rest in response.topic_errors:
+        if code and code != TopicAlreadyExistsError.errno:  # a concurrent creator won: fine
+            message = rest[0] if rest and isinstance(rest[0], str) else ""
+            raise for_code(code)(f"topic {topic} not created: {message or 'refused'}")
 
 
 async def reconcile_topic_configs(admin, wanted: dict[str, dict[str, str]]) -> list[str]:

@@ -31,14 +31,20 @@ import signal
 import time
 from datetime import date
 
+from flk.events.acls import KafkaUse
 from flk.events.dlq import send_to_dlq
 from flk.events.producer import init_transactions, transactional_producer
 from flk.events.registry import registry
 from flk.events.lag import report_group_lag
 from flk.tasks import stop_tasks
-from services.continuity.adapters.unit_register import UnitRegisterReader
+from services.continuity.adapters.unit_register import UNIT_FACT, UnitRegisterReader
 from services.continuity.adapters.metrics import Probe
-from services.continuity.adapters.changelog import offset_record, restore, transactional_id
+from services.continuity.adapters.changelog import (
+    offset_record,
+    restore,
+    transactional_id,
+    transactional_id_prefix,
+)
 from services.continuity.adapters.store import CHANGELOG_POSITION, PatientStore, open_store
 from services.continuity.service_layer.handlers import CONSUMED_EVENT_TYPES
 from services.continuity.service_layer.processor import BatchOutcome, Processor
@@ -146,6 +152,14 @@ class ServedIndices:
 
     def served_partitions(self) -> list[int]:
         return sorted(p for p in self._ownership.partitions if self._ownership.serves(p))
+
+
+def kafka_use(settings: ContinuityServiceSettings) -> KafkaUse:
+    """What the worker does on Kafka (its ACLs, `flk kafka acls`): consumes its inputs in its group,
+    follows the unit register without a group, writes (and restores from) what the registry says it
+    writes, and one transactional id per partition (adapters/changelog.transactional_id)."""
+    return KafkaUse("continuity", consumes=CONSUMED_EVENT_TYPES, follows=(UNIT_FACT,), groups=(settings.group_id,),
+                    transactional_id_prefixes=(transactional_id_prefix("", settings.group_id),))
 
 
 class ContinuityWorker:

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from flk.events.acls import KafkaUse
 from flk.events.consumer import (
     ConsumerSettings,
     EventConsumer,
@@ -75,6 +76,22 @@ def command_topics() -> tuple[str, ...]:
 def fact_topics() -> tuple[str, ...]:
     """The topics of the register facts the listing service keeps."""
     return registry().topics_carrying(FACT_HANDLERS)
+
+
+#: the listing service's two consumers: (group suffix, handlers); a group each
+COMMANDS, FACTS = "commands", "facts"
+CONSUMERS: tuple[tuple[str, Mapping[str, Handler]], ...] = ((COMMANDS, COMMAND_HANDLERS), (FACTS, FACT_HANDLERS))
+
+
+def group_id(settings: ListingSettings, suffix: str) -> str:
+    """The consumer group of one of the listing service's consumers (without the topic prefix)."""
+    return f"{settings.consumer_group}.{suffix}"
+
+
+def kafka_use(settings: ListingSettings) -> KafkaUse:
+    """What the listing service does on Kafka (its ACLs, `flk kafka acls`)."""
+    return KafkaUse("listing", consumes=tuple(t for _, handlers in CONSUMERS for t in handlers),
+                    groups=tuple(group_id(settings, suffix) for suffix, _ in CONSUMERS))
 
 
 def chunk_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingProbe,
@@ -200,7 +217,7 @@ class ListingRuntime:
         s = self.settings
         consumer = KeyedEventConsumer(
             ConsumerSettings(bootstrap=s.platform.kafka_bootstrap,
-                             group_id=f"{s.platform.topic_prefix}{s.consumer_group}.{suffix}",
+                             group_id=s.platform.topic_prefix + group_id(s, suffix),
                              topics=topics, name=f"listing-{suffix}", topic_prefix=s.platform.topic_prefix,
                              max_records=max(500, s.command_chunk_size) if chunked else 500,
                              connection=s.platform.kafka_connection(),
@@ -218,9 +235,9 @@ class ListingRuntime:
                     consent_expiry: bool = True) -> None:
         if consume:
             self.consumers = [
-                self._consumer("commands", command_topics(), COMMAND_HANDLERS, lambda e: str(e.data["command_id"]),
+                self._consumer(COMMANDS, command_topics(), COMMAND_HANDLERS, lambda e: str(e.data["command_id"]),
                                chunked=True, parking=self.parking),
-                self._consumer("facts", fact_topics(), FACT_HANDLERS, lambda e: e.id),
+                self._consumer(FACTS, fact_topics(), FACT_HANDLERS, lambda e: e.id),
             ]
             for consumer in self.consumers:
                 await consumer.start()

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flk.events.acls import KafkaUse
 from flk.events.consumer import ConsumerSettings, EventConsumer, KeyedEventConsumer
 from flk.events.lag import report_group_lag
 from flk.events.outbox import OutboxRelay
@@ -42,6 +43,11 @@ STOP_TIMEOUT_S = 15.0
 
 def consumed_topics() -> tuple[str, ...]:
     return registry().topics_carrying(CONSUMED_EVENT_TYPES)
+
+
+def kafka_use(settings: NotifierSettings) -> KafkaUse:
+    """What the notifier does on Kafka (its ACLs, `flk kafka acls`)."""
+    return KafkaUse("notifier", consumes=CONSUMED_EVENT_TYPES, groups=(settings.consumer_group,))
 
 
 @dataclass

@@ -45,9 +45,19 @@ def up(with_prometheus: bool, with_keycloak: bool, topics: bool) -> None:
             click.echo(part.up())
         if topics:
             from flk.events.admin import ensure_topics_sync
+            from tools.infra.kafka import Kafka
 
-            created = ensure_topics_sync(settings.kafka_bootstrap)
+            admin = Kafka(settings).admin_connection()  # the super user when the broker enforces ACLs
+            created = ensure_topics_sync(settings.kafka_bootstrap, admin)
             click.echo(f"topics: {len(created)} created" + (f" ({', '.join(created)})" if created else ""))
+            if settings.kafka_acls:
+                import asyncio
+
+                from flk.events.acls import apply_acls
+                from tools.kafka_acls import derived_acls
+
+                sent = asyncio.run(apply_acls(settings.kafka_bootstrap, derived_acls(""), admin))
+                click.echo(f"ACLs: {sent} enforced (flk kafka acls --print lists them)")
     except InfraError as exc:
         click.echo(f"flk infra up: {exc}", err=True)
         sys.exit(1)

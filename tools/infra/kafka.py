@@ -145,8 +145,19 @@ class Kafka:
         }
         if s.kafka_sasl_ssl_port is not None:
             props.update(sasl_ssl_listener(s))
+        if s.kafka_acls:
+            props.update(acl_listeners(s))
         self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.dir / "log4j2.properties").write_text(LOG4J2)
+
+    def admin_connection(self):
+        """How a client reaches this broker as its super user (plaintext unless ``kafka_acls``)."""
+        from flk.events.connection import PLAINTEXT, KafkaConnection
+
+        if not self.s.kafka_acls:
+            return PLAINTEXT
+        return KafkaConnection("SASL_PLAINTEXT", "PLAIN", self.s.kafka_admin_user,
+                               self.s.kafka_admin_password.get_secret_value())
 
     def java_argv(self, main_class: str, *args: str) -> list[str]:
         return [
@@ -172,7 +183,7 @@ class Kafka:
     def up(self) -> str:
         if self.process.pid() is not None:  # perhaps still starting (another `up` started it)
             wait_for_kafka(self.s.kafka_bootstrap, self.s.kafka_start_timeout_s, self.process,
-                           max_s=self.s.kafka_start_max_s)
+                           max_s=self.s.kafka_start_max_s, options=self.admin_connection().client_options())
             return f"kafka already running on {self.s.kafka_bootstrap}"
         if port_open(self.s.kafka_host, self.s.kafka_port):
             raise InfraError(
@@ -186,7 +197,7 @@ class Kafka:
         started = time.monotonic()
         try:
             wait_for_kafka(self.s.kafka_bootstrap, self.s.kafka_start_timeout_s, self.process,
-                           max_s=self.s.kafka_start_max_s)
+                           max_s=self.s.kafka_start_max_s, options=self.admin_connection().client_options())
         except InfraError:
             self.process.stop()
             raise
@@ -224,13 +235,46 @@ def sasl_ssl_listener(s: InfraSettings) -> dict[str, str]:
     }
 
 
+def acl_listeners(s: InfraSettings) -> dict[str, str]:
+    """Broker properties for least privilege: every listener (the clients' on ``kafka_port`` and the
+    controller's) takes SASL PLAIN over plaintext on loopback, the KRaft ``StandardAuthorizer``
+    decides, and only the admin (also the broker's own identity) is a super user. A principal
+    without an ACL for a resource is refused (``allow.everyone.if.no.acl.found=false``)."""
+    if s.kafka_sasl_ssl_port is not None:
+        raise InfraError("kafka_acls and the extra SASL_SSL listener are not combined; choose one")
+    admin, password = s.kafka_admin_user, s.kafka_admin_password.get_secret_value()
+    users = {**s.kafka_sasl_users, admin: password}
+    for name, secret in users.items():
+        if not name or any(c in name for c in ' "=;\\'):
+            raise InfraError(f"Kafka user name {name!r} cannot go into a JAAS configuration")
+        if any(c in secret for c in '"\\'):
+            raise InfraError(f"the Kafka password of {name} cannot contain a quote or a backslash (JAAS)")
+    accepted = " ".join(f'user_{name}="{secret}"' for name, secret in users.items())
+    jaas = (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{admin}" '
+            f'password="{password}" {accepted};')
+    return {
+        "listeners": f"SASL_PLAINTEXT://{s.kafka_host}:{s.kafka_port},CONTROLLER://{s.kafka_host}:{s.kafka_controller_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{s.kafka_host}:{s.kafka_port}",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.mechanism.inter.broker.protocol": "PLAIN",
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+        "listener.name.controller.plain.sasl.jaas.config": jaas,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{admin}",
+        "allow.everyone.if.no.acl.found": "false",
+    }
+
+
 def require_tool(tool: str, what: str) -> None:
     if shutil.which(tool) is None:
         raise InfraError(f"'{tool}' not found on PATH: flk needs {what}")
 
 
 def wait_for_kafka(bootstrap: str, timeout_s: float, process: ManagedProcess | None = None,
-                   max_s: float | None = None) -> None:
+                   max_s: float | None = None, options: dict | None = None) -> None:
     """Return once the broker answers a metadata request; raise InfraError on timeout or crash.
 
     With the broker's own ``process``, ``timeout_s`` counts from its last sign of life: a broker
@@ -255,7 +299,7 @@ def wait_for_kafka(bootstrap: str, timeout_s: float, process: ManagedProcess | N
             time.sleep(0.3)
             continue
         try:
-            asyncio.run(_metadata_once(bootstrap))
+            asyncio.run(_metadata_once(bootstrap, options or {}))
             return
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
             last_error = f"{type(exc).__name__}: {exc}"
@@ -278,10 +322,10 @@ def _log_size(process: ManagedProcess | None) -> int:
         return 0
 
 
-async def _metadata_once(bootstrap: str) -> None:
+async def _metadata_once(bootstrap: str, options: dict) -> None:
     from aiokafka import AIOKafkaClient
 
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, **options)
     try:
         await asyncio.wait_for(client.bootstrap(), timeout=5)
         await asyncio.wait_for(client.fetch_all_metadata(), timeout=5)

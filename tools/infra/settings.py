@@ -53,6 +53,12 @@ class InfraSettings(LocalEndpoints):
     kafka_sasl_ssl_port: int | None = None
     kafka_sasl_users: dict[str, str] = Field(default_factory=dict)  # user -> password
     kafka_ssl_keystore_pem: Path | None = None  # PKCS#8 private key + certificate chain, PEM
+    # least privilege (docs/operations.md "Kafka ACLs"): the client listener takes SASL PLAIN
+    # (SASL_PLAINTEXT, loopback only) from kafka_sasl_users and the admin, and the KRaft
+    # StandardAuthorizer enforces ACLs; the admin is the only super user. Off: plaintext, no authorizer.
+    kafka_acls: bool = False
+    kafka_admin_user: str = "flk-admin"
+    kafka_admin_password: SecretStr = SecretStr("flk-local-kafka-admin-password")
 
     postgres_bin_dir: Path | None = None  # found automatically when unset
     postgres_os_user: str = "postgres"  # used only when running as root

@@ -27,7 +27,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -85,6 +85,10 @@ class JobConfig:
     # --replicas: processes per service (continuity, listing, notifier); unnamed ones run once. Replica k of a
     # service listens on its port + k * REPLICA_PORT_STEP (continuity's serving replicas: k + 1, see _continuity)
     replicas: dict[str, int] = field(default_factory=dict)
+    # least privilege (`flk kafka acls`): the connection of each service and of each external writer the
+    # simulator plays, by name ("listing", "ehr", ...); a name without one uses kafka_connection. The
+    # job's own clients (topics, lag, dead-letter counts) keep kafka_connection: an operator's.
+    principals: Mapping[str, KafkaConnection] = field(default_factory=dict)
 
 
 SCALABLE = ("continuity", "listing", "notifier")
@@ -192,9 +196,14 @@ class MainJob:
 
     # ------------------------------------------------------------------ the services
 
-    def _platform_env(self) -> dict[str, str]:
-        return {"FLK_KAFKA_BOOTSTRAP": self.c.bootstrap, "FLK_DATABASE_URL": self.c.database_url,
-                "FLK_TOPIC_PREFIX": self.c.topic_prefix}
+    def _platform_env(self, service: str) -> dict[str, str]:
+        env = {"FLK_KAFKA_BOOTSTRAP": self.c.bootstrap, "FLK_DATABASE_URL": self.c.database_url,
+               "FLK_TOPIC_PREFIX": self.c.topic_prefix}
+        own = self.c.principals.get(service)
+        if own is not None:  # the service's own principal (and nothing else: no TLS files here)
+            env.update(FLK_KAFKA_SECURITY_PROTOCOL=own.protocol, FLK_KAFKA_SASL_MECHANISM=own.sasl_mechanism,
+                       FLK_KAFKA_SASL_USERNAME=own.sasl_username or "", FLK_KAFKA_SASL_PASSWORD=own.sasl_password or "")
+        return env
 
     def url(self, port: int, path: str = "") -> str:
         return f"http://{self.c.host}:{port}{path}"
@@ -213,7 +222,7 @@ class MainJob:
         # would expire requests whose second guardian's answer is still to come); _expire_consents runs
         # one pass of it at the end
         name, port, replica = self._replica("listing", k, self.c.listing_port)
-        env = {**self._platform_env(), **replica, "FLK_LISTING_HTTP_HOST": self.c.host, "FLK_LISTING_HTTP_PORT": str(port),
+        env = {**self._platform_env("listing"), **replica, "FLK_LISTING_HTTP_HOST": self.c.host, "FLK_LISTING_HTTP_PORT": str(port),
                "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s), "FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S": "0"}
         return ServiceProcess(name, ["listing", "run"], env, self.url(port, "/readyz"), self.logs)
 
@@ -228,7 +237,7 @@ class MainJob:
         return [self._continuity(as_of)] + [self._continuity(as_of, k) for k in range(n)]
 
     def _continuity(self, as_of: date | None, k: int | None = None) -> ServiceProcess:
-        env = {**self._platform_env(),
+        env = {**self._platform_env("continuity"),
                "FLK_CONTINUITY_HTTP_HOST": self.c.host,
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
@@ -251,7 +260,7 @@ class MainJob:
 
     def _notifier(self, k: int = 0) -> ServiceProcess:
         name, port, replica = self._replica("notifier", k, self.c.notifier_port)
-        env = {**self._platform_env(), **replica,
+        env = {**self._platform_env("notifier"), **replica,
                "FLK_NOTIFIER_HTTP_HOST": self.c.host, "FLK_NOTIFIER_HTTP_PORT": str(port),
                "FLK_NOTIFIER_SMTP_HOST": self.c.host, "FLK_NOTIFIER_SMTP_PORT": str(self.c.smtp_port),
                "FLK_NOTIFIER_SMTP_TLS": "none",
@@ -265,7 +274,7 @@ class MainJob:
         return ServiceProcess(name, ["notifier", "run", "--no-migrate"], env, self.url(port, "/readyz"), self.logs)
 
     def _ingest(self) -> ServiceProcess:
-        env = {**self._platform_env(), "FLK_INGEST_HTTP_HOST": self.c.host, "FLK_INGEST_HTTP_PORT": str(self.c.ingest_port)}
+        env = {**self._platform_env("ingest"), "FLK_INGEST_HTTP_HOST": self.c.host, "FLK_INGEST_HTTP_PORT": str(self.c.ingest_port)}
         return ServiceProcess("ingest", ["ingest", "run", "--no-migrate"], env,
                               self.url(self.c.ingest_port, "/readyz"), self.logs)
 
@@ -488,7 +497,8 @@ class MainJob:
             return 0
         await self._read(lambda conn: self.identity_edge.seal(conn, items))  # the register's edge: ids to the vault
         task = asyncio.create_task(publish(self.sim, self.c.bootstrap, self.c.topic_prefix, items=iter(items),
-                                           progress=bar, connection=self.c.kafka_connection))
+                                           progress=bar, connection=self.c.kafka_connection,
+                                           writers=self.c.principals))
         while not task.done():
             await asyncio.wait({task}, timeout=1.0)
             if not task.done():

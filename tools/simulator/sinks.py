@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -179,8 +179,13 @@ async def publish(
     sleep: Callable[[float], Any] | None = None,
     clock: Callable[[], float] = time.monotonic,
     connection: KafkaConnection = PLAINTEXT,
+    writers: Mapping[str, KafkaConnection] | None = None,
 ) -> int:
     """Publish the contract events (``make_record`` + ``publish_many`` in batches); return the count.
+
+    ``writers`` plays each external system as itself on a cluster with ACLs: the events of a topic whose
+    registry writer (``ehr``, ``region``, ...) has a connection there go through a producer of its own
+    with that connection; the others through one producer with ``connection``.
 
     ``rate`` paces to at most that many events per second (real-time mode); without it the
     stream is fast-forwarded. The CloudEvents ``time`` is the simulation clock. ``sleep`` and
@@ -194,8 +199,21 @@ async def publish(
     sleep = sleep or asyncio.sleep
     if rate is not None:
         batch_size = max(1, min(batch_size, int(rate // 10) or 1))
-    producer = new_producer(bootstrap, client_id="flk-simulator", connection=connection)
-    await producer.start()
+    writers = writers or {}
+    producers: dict[str | None, Any] = {}
+
+    async def flush(records: list) -> None:
+        by_writer: dict[str | None, list] = {}
+        for record in records:  # one writer per topic: a topic's records stay in order
+            writer = registry().topic(record.topic).writer
+            by_writer.setdefault(writer if writer in writers else None, []).append(record)
+        for writer, group in by_writer.items():
+            if writer not in producers:
+                producers[writer] = new_producer(bootstrap, client_id=f"flk-simulator-{writer or 'all'}",
+                                                 connection=writers[writer] if writer else connection)
+                await producers[writer].start()
+            await publish_many(producers[writer], group, topic_prefix)
+
     sent = 0
     started = clock()
     source = sim.source
@@ -210,7 +228,7 @@ async def publish(
             batch.append(make_record(event_type, data, source=source,
                                      time=datetime.fromtimestamp(at, tz=timezone.utc)))
             if len(batch) >= batch_size:
-                await publish_many(producer, batch, topic_prefix)
+                await flush(batch)
                 sent += len(batch)
                 batch = []
                 if rate:
@@ -218,8 +236,9 @@ async def publish(
                     if ahead > 0:
                         await sleep(ahead)
         if batch:
-            await publish_many(producer, batch, topic_prefix)
+            await flush(batch)
             sent += len(batch)
     finally:
-        await producer.stop()
+        for producer in producers.values():
+            await producer.stop()
     return sent

@@ -84,4 +84,9 @@ async def restore(consumer, store: PatientStore, topic: str, partitions: Iterabl
 
 def transactional_id(prefix: str, group_id: str, partition: int) -> str:
     """The same on every replica, so the partition's next owner fences the previous one."""
-    return f"{prefix}{group_id}-{partition}"
+    return f"{transactional_id_prefix(prefix, group_id)}{partition}"
+
+
+def transactional_id_prefix(prefix: str, group_id: str) -> str:
+    """What every partition's transactional id starts with (the workers' ACL on transactional ids)."""
+    return f"{prefix}{group_id}-"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flk.events.acls import KafkaUse
 from flk.events.outbox import OutboxRelay
 from services.ingest.adapters.store import OUTBOX_TABLE
 
@@ -14,3 +15,13 @@ def ingest_relay(pool: Any, producer: Any, source: str, topic_prefix: str = "", 
     if probe is not None:
         relay.probe = probe
     return relay
+
+
+#: what the gateway publishes (services/ingest/domain/versions.py decides which)
+PUBLISHED_EVENT_TYPES = ("visit.recorded.v1", "visit.cancelled.v1")
+
+
+def kafka_use() -> KafkaUse:
+    """What the gateway does on Kafka (its ACLs, `flk kafka acls`): it writes the EHRs' visit topic as
+    one of the EHRs (the registry's writer), and nothing else; it consumes nothing."""
+    return KafkaUse("ingest", writes_as="ehr", produces=PUBLISHED_EVENT_TYPES)
