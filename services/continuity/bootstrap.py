@@ -49,7 +49,7 @@ from services.continuity.adapters.store import CHANGELOG_POSITION, PatientStore,
 from services.continuity.service_layer.handlers import CONSUMED_EVENT_TYPES
 from services.continuity.service_layer.processor import BatchOutcome, Processor
 from services.continuity.service_layer.record import is_empty_record
-from services.continuity.settings import ContinuityServiceSettings
+from services.continuity.settings import SERVING_REPLICA_GROUP, ContinuityServiceSettings
 
 log = logging.getLogger("flk.continuity.worker")
 CONSUMER_NAME = "continuity-worker"
@@ -158,8 +158,52 @@ def kafka_use(settings: ContinuityServiceSettings) -> KafkaUse:
     """What the worker does on Kafka (its ACLs, `flk kafka acls`): consumes its inputs in its group,
     follows the unit register without a group, writes (and restores from) what the registry says it
     writes, and one transactional id per partition (adapters/changelog.transactional_id)."""
-    return KafkaUse("continuity", consumes=CONSUMED_EVENT_TYPES, follows=(UNIT_FACT,), groups=(settings.group_id,),
+    # the serving replicas (follower.py) run under the same principal and read the changelog in their group
+    groups = tuple(dict.fromkeys((settings.group_id, SERVING_REPLICA_GROUP)))
+    return KafkaUse("continuity", consumes=CONSUMED_EVENT_TYPES, follows=(UNIT_FACT,), groups=groups,
                     transactional_id_prefixes=(transactional_id_prefix("", settings.group_id),))
+
+
+def watch_heartbeats(consumer, ownership: Ownership, logger: logging.Logger) -> None:
+    """Every heartbeat the broker accepts renews the ownership lease (see ``Ownership``).
+
+    aiokafka has no public hook for it: its group coordinator's ``_do_heartbeat`` (True when the
+    broker accepted the heartbeat, or answered that a rebalance is in progress: the member keeps
+    its partitions until it rejoins) is wrapped on this consumer's instance only. Without a
+    coordinator (a consumer without a group) nothing is wrapped and the lease never renews."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    beat = getattr(coordinator, "_do_heartbeat", None)
+    if beat is None:
+        logger.warning("no group coordinator to watch: this replica's API will serve no patient")
+        return
+
+    async def heartbeat_watched():
+        sent_at = ownership.clock()
+        ok = await beat()
+        if ok:
+            ownership.confirmed(sent_at)
+        return ok
+
+    coordinator._do_heartbeat = heartbeat_watched
+
+
+async def start_api(settings: ContinuityServiceSettings, served: ServedIndices, probe: Probe, tasks: list):
+    """The API (uvicorn) as a task of ``tasks``; the process handles signals itself. Returns the server."""
+    import contextlib
+
+    import uvicorn
+
+    from services.continuity.entrypoints.api import create_app
+
+    class Server(uvicorn.Server):
+        def capture_signals(self):
+            return contextlib.nullcontext()
+
+    config = uvicorn.Config(create_app(settings, served, metrics=probe.registry), host=settings.http_host,
+                            port=settings.http_port, log_level="warning", lifespan="on")
+    server = Server(config)
+    tasks.append(asyncio.create_task(server.serve(), name="continuity-api"))
+    return server
 
 
 class ContinuityWorker:
@@ -254,7 +298,7 @@ class ContinuityWorker:
         )
         self.consumer.subscribe([self.prefix + t for t in input_topics()], listener=Listener())
         await self.consumer.start()
-        self._watch_heartbeats()
+        watch_heartbeats(self.consumer, self.ownership, log)
         self.probe.as_of(self.processor.as_of)
         self.tasks.append(asyncio.create_task(self._consume(), name="continuity-consume"))
         self.tasks.append(asyncio.create_task(self._timer(), name="continuity-timer"))
@@ -274,29 +318,6 @@ class ContinuityWorker:
 
             start_http_server(s.metrics_port, addr=s.http_host, registry=self.probe.registry)
         log.info("continuity worker started (store %s, as of %s)", s.store, self.processor.as_of)
-
-    def _watch_heartbeats(self) -> None:
-        """Every heartbeat the broker accepts renews the ownership lease (see ``Ownership``).
-
-        aiokafka has no public hook for it: its group coordinator's ``_do_heartbeat`` (True when the
-        broker accepted the heartbeat, or answered that a rebalance is in progress: the member keeps
-        its partitions until it rejoins) is wrapped on this consumer's instance only. Without a
-        coordinator (a consumer without a group) nothing is wrapped and the lease never renews."""
-        coordinator = getattr(self.consumer, "_coordinator", None)
-        beat = getattr(coordinator, "_do_heartbeat", None)
-        if beat is None:
-            log.warning("no group coordinator to watch: this replica's API will serve no patient")
-            return
-        ownership = self.ownership
-
-        async def heartbeat_watched():
-            sent_at = ownership.clock()
-            ok = await beat()
-            if ok:
-                ownership.confirmed(sent_at)
-            return ok
-
-        coordinator._do_heartbeat = heartbeat_watched
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -333,20 +354,7 @@ class ContinuityWorker:
             await self.stop()
 
     async def _start_api(self) -> None:
-        import uvicorn
-
-        from services.continuity.entrypoints.api import create_app
-
-        class Server(uvicorn.Server):
-            def capture_signals(self):  # the worker handles signals itself
-                import contextlib
-
-                return contextlib.nullcontext()
-
-        config = uvicorn.Config(create_app(self.settings, self.served, metrics=self.probe.registry), host=self.settings.http_host,
-                                port=self.settings.http_port, log_level="warning", lifespan="on")
-        self._server = Server(config)
-        self.tasks.append(asyncio.create_task(self._server.serve(), name="continuity-api"))
+        self._server = await start_api(self.settings, self.served, self.probe, self.tasks)
 
     # ------------------------------------------------------------------ the loop
 
@@ -731,4 +739,9 @@ def run_worker(settings: ContinuityServiceSettings) -> None:
     from flk.service import configure_logging
 
     configure_logging()
-    asyncio.run(ContinuityWorker(settings).run_forever())
+    if settings.follow_changelog:  # a serving replica
+        from services.continuity.follower import ChangelogFollower
+
+        asyncio.run(ChangelogFollower(settings).run_forever())
+    else:
+        asyncio.run(ContinuityWorker(settings).run_forever())

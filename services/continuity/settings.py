@@ -17,6 +17,10 @@ from flk.settings import PlatformSettings
 from services.continuity.domain.settings import ContinuitySettings, Scope
 
 
+#: the serving replicas' consumer group (services/continuity/follower.py; docker-compose.yml's too)
+SERVING_REPLICA_GROUP = "continuity.replicas"
+
+
 class ContinuityServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLK_CONTINUITY_", extra="ignore")
 
@@ -47,6 +51,10 @@ class ContinuityServiceSettings(BaseSettings):
     # a batch's transaction (docs/adr/0008) that is neither committed nor aborted within this is aborted
     # by the broker (a worker that died mid-batch and whose partition nobody took over)
     transaction_timeout_ms: int = Field(60_000, ge=1_000)
+
+    # a serving replica (services/continuity/follower.py): reads the worker's changelog in its own group
+    # (e.g. continuity.replicas) and serves its partitions' patients; processes no input, writes nothing
+    follow_changelog: bool = False
 
     # outputs
     api_enabled: bool = True

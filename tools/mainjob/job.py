@@ -48,6 +48,7 @@ from tools.mainjob.goals import (
     read_listing_shares,
     record_listing_kpi_days,
 )
+from services.continuity.settings import SERVING_REPLICA_GROUP
 from tools.mainjob.processes import ServiceFailed, ServiceProcess
 
 log = logging.getLogger("flk.run")
@@ -94,7 +95,6 @@ class JobConfig:
 SCALABLE = ("continuity", "listing", "notifier")
 MAX_REPLICAS = 8
 REPLICA_PORT_STEP = 100
-REPLICA_GROUP = "continuity.replicas"  # the serving continuity replicas' consumer group (docker-compose.yml's too)
 
 
 def parse_replicas(text: str) -> dict[str, int]:
@@ -230,7 +230,8 @@ class MainJob:
         """One worker (`continuity`: every partition, the region's snapshots, every patient's indices), and
         with --replicas continuity=N>1 beside it N serving replicas that split the partitions in their own
         group `continuity.replicas` (`continuity-0` … on the continuity port + 100·(k+1), each its own
-        data directory, no snapshots: a region snapshot needs every partition)."""
+        data directory): they follow the worker's changelog and serve what it committed, processing no
+        input and writing nothing (services/continuity/follower.py)."""
         n = self.replicas("continuity")
         if n == 1:
             return [self._continuity(as_of)]
@@ -250,8 +251,8 @@ class MainJob:
         else:
             name, port = f"continuity-{k}", self.c.continuity_port + (k + 1) * REPLICA_PORT_STEP
             data = self.c.state_dir / name
-            env |= {"FLK_REPLICA_NAME": name, "FLK_CONTINUITY_GROUP_ID": REPLICA_GROUP,
-                    "FLK_CONTINUITY_SNAPSHOT_ENABLED": "false"}
+            env |= {"FLK_REPLICA_NAME": name, "FLK_CONTINUITY_GROUP_ID": SERVING_REPLICA_GROUP,
+                    "FLK_CONTINUITY_SNAPSHOT_ENABLED": "false", "FLK_CONTINUITY_FOLLOW_CHANGELOG": "true"}
         env["FLK_CONTINUITY_HTTP_PORT"] = str(port)
         args = ["continuity", "worker", "--store", "rocksdb", "--data-dir", str(data)]
         if as_of is not None:

@@ -62,7 +62,11 @@ def create_app(settings: ContinuityServiceSettings, reader: IndexReader,
     @app.get("/units/{unit_id}/continuity")
     async def unit_continuity(unit_id: str, guard: Annotated[AccessGuard, Depends(access_guard)]) -> dict:
         await guard.unit("continuity.unit.read", unit_id)
-        rows = reader.unit_aggregates(unit_id)
+        try:
+            rows = reader.unit_aggregates(unit_id)
+        except LookupError:  # a serving replica (follower.py): a unit's patients are in every partition
+            raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                detail="this replica serves patients only; a unit's aggregates come from the worker") from None
         return {"care_unit_id": unit_id, "as_of": reader.as_of.isoformat(),
                 "aggregates": [r.to_json_dict() for r in rows]}
 

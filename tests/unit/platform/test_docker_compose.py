@@ -90,6 +90,7 @@ def test_continuity_scales_out_without_host_port_clashes_and_keeps_state_per_rep
         assert any(v.startswith("continuity-data:") for v in service["volumes"])
     # the replicas split the partitions in their own group and leave the region's snapshots to the region worker
     assert replica["environment"]["FLK_CONTINUITY_GROUP_ID"] == "continuity.replicas"
+    assert replica["environment"]["FLK_CONTINUITY_FOLLOW_CHANGELOG"] == "true"  # follows the worker: one writer
     assert replica["environment"]["FLK_CONTINUITY_SNAPSHOT_ENABLED"] == "false"
     assert "FLK_CONTINUITY_GROUP_ID" not in region["environment"]
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())

@@ -96,7 +96,7 @@ def test_the_services_acls_are_what_their_consumers_subscribe_to():
     assert _topics(rules, "notifier", "Read") == set(consumed_topics())
     assert _topics(rules, "ingest", "Read") == set()
     groups = {r.resource for r in rules if r.resource_type == "Group"}
-    assert groups == {"continuity", "notifier", "listing.commands", "listing.facts"}
+    assert groups == {"continuity", "continuity.replicas", "notifier", "listing.commands", "listing.facts"}  # continuity.replicas: the serving replicas (follower.py)
 
 
 def test_a_group_id_setting_moves_the_group_acl_with_it(monkeypatch):

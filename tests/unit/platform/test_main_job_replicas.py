@@ -42,12 +42,15 @@ def test_every_replica_has_its_own_name_port_data_directory_and_stable_replica_n
     assert len({p.ready_url.split("/")[2] for p in processes}) == len(processes)  # host:port
     assert len({p.env["FLK_REPLICA_NAME"] for p in continuity}) == 4
     assert len({_data_dir(p) for p in continuity}) == 4
-    # the region worker reads every partition in the default group and writes the snapshots; the serving
-    # replicas split the partitions in their own group and write none (a region snapshot needs every partition)
+    # the region worker reads every partition in the default group and writes the changelog, the events and
+    # the snapshots; the serving replicas split the changelog's partitions in their own group and follow it
+    # (one writer of the changelog and of the output topic: two processing groups would both write them)
     region, *serving = continuity
     assert "FLK_CONTINUITY_GROUP_ID" not in region.env and "FLK_CONTINUITY_SNAPSHOT_ENABLED" not in region.env
+    assert "FLK_CONTINUITY_FOLLOW_CHANGELOG" not in region.env
     assert all(p.env["FLK_CONTINUITY_GROUP_ID"] == "continuity.replicas"
-               and p.env["FLK_CONTINUITY_SNAPSHOT_ENABLED"] == "false" for p in serving)
+               and p.env["FLK_CONTINUITY_SNAPSHOT_ENABLED"] == "false"
+               and p.env["FLK_CONTINUITY_FOLLOW_CHANGELOG"] == "true" for p in serving)
 
 
 def test_one_replica_each_runs_as_before_but_as_a_static_member(tmp_path):
