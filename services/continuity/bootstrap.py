@@ -206,6 +206,30 @@ async def start_api(settings: ContinuityServiceSettings, served: ServedIndices, 
     return server
 
 
+async def stop_api_and_tasks(server, tasks: list) -> None:
+    """Stop the API, then the other tasks. uvicorn ends its lifespan itself: cancelling it mid-shutdown
+    logged a CancelledError traceback from the lifespan on every SIGTERM."""
+    if server is not None:
+        server.should_exit = True
+        api = next((t for t in tasks if t.get_name() == "continuity-api"), None)
+        if api is not None:
+            await asyncio.wait({api}, timeout=10.0)
+    await stop_tasks(tasks, log)
+    tasks.clear()
+
+
+async def run_until_signalled(process) -> None:
+    """``process.start()``, then ``process.stop()`` at SIGTERM/SIGINT (which set ``process.stopping``)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, process.stopping.set)
+    await process.start()
+    try:
+        await process.stopping.wait()
+    finally:
+        await process.stop()
+
+
 class ContinuityWorker:
     def __init__(self, settings: ContinuityServiceSettings, store: PatientStore | None = None) -> None:
         self.settings = settings
@@ -322,15 +346,7 @@ class ContinuityWorker:
     async def stop(self) -> None:
         self.stopping.set()
         self.ownership.lost()
-        if self._server is not None:
-            # let uvicorn end its lifespan itself: cancelling it mid-shutdown logged a CancelledError
-            # traceback from the lifespan on every SIGTERM
-            self._server.should_exit = True
-            api = next((t for t in self.tasks if t.get_name() == "continuity-api"), None)
-            if api is not None:
-                await asyncio.wait({api}, timeout=10.0)
-        await stop_tasks(self.tasks, log)
-        self.tasks.clear()
+        await stop_api_and_tasks(self._server, self.tasks)
         if self.consumer is not None:
             await self.consumer.stop()
         if self.unit_register is not None:
@@ -344,14 +360,7 @@ class ContinuityWorker:
         self.store.close_all()
 
     async def run_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
-        await self.start()
-        try:
-            await self.stopping.wait()
-        finally:
-            await self.stop()
+        await run_until_signalled(self)
 
     async def _start_api(self) -> None:
         self._server = await start_api(self.settings, self.served, self.probe, self.tasks)

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
-from flk.tasks import stop_tasks
 from services.continuity.adapters.changelog import table_writes
 from services.continuity.adapters.metrics import Probe
 from services.continuity.adapters.store import CHANGELOG_POSITION, PatientStore, open_store
 from services.continuity.adapters.unit_register import UnitRegisterReader
-from services.continuity.bootstrap import Ownership, ServedIndices, changelog_topic, start_api, watch_heartbeats
+from services.continuity.bootstrap import (
+    Ownership, ServedIndices, changelog_topic, run_until_signalled, start_api, stop_api_and_tasks, watch_heartbeats,
+)
 from services.continuity.service_layer.processor import Processor
 from services.continuity.settings import ContinuityServiceSettings
 from flk.events.registry import registry
@@ -169,13 +169,7 @@ class ChangelogFollower:
     async def stop(self) -> None:
         self.stopping.set()
         self.ownership.lost()
-        if self._server is not None:
-            self._server.should_exit = True
-            api = next((t for t in self.tasks if t.get_name() == "continuity-api"), None)
-            if api is not None:
-                await asyncio.wait({api}, timeout=10.0)
-        await stop_tasks(self.tasks, log)
-        self.tasks.clear()
+        await stop_api_and_tasks(self._server, self.tasks)
         if self.consumer is not None:
             await self.consumer.stop()
         if self.unit_register is not None:
@@ -183,12 +177,4 @@ class ChangelogFollower:
         self.store.close_all()
 
     async def run_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
-        await self.start()
-        try:
-            await self.stopping.wait()
-        finally:
-            await self.stop()
-
+        await run_until_signalled(self)
