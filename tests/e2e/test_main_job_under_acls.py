@@ -23,7 +23,6 @@ from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
-PORT, CONTROLLER_PORT = 39094, 39095  # this test's private broker (39092–39099 are the ACL tests')
 
 
 async def _publish_malformed_visit(broker) -> None:
@@ -44,7 +43,7 @@ async def test_the_main_job_runs_with_every_service_under_its_own_least_privileg
     from tools.mainjob.cli import run_main_job
     from tools.mainjob.job import JobConfig
 
-    broker = await asyncio.to_thread(start_acl_broker, PORT, CONTROLLER_PORT, f"acle2e{uuid.uuid4().hex[:6]}.")
+    broker = await asyncio.to_thread(start_acl_broker, free_port(), free_port(), f"acle2e{uuid.uuid4().hex[:6]}.")
     output: list[str] = []
     try:
         await prepare(broker)

@@ -1,6 +1,6 @@
 """A private broker with SASL (PLAIN over SASL_PLAINTEXT on loopback) and the KRaft StandardAuthorizer,
 every principal of `flk kafka acls` a user of it, the registry's topics created and the derived ACLs
-applied by its super user. For the least-privilege tests (tests/integration/platform/test_kafka_acls.py,
+applied by its super user. For the least-privilege tests (tests/integration/platform/test_kafka_acls_enforced.py,
 tests/e2e/test_main_job_under_acls.py)."""
 from __future__ import annotations
 

@@ -19,7 +19,10 @@ DELETE_BATCH = 200  # topics per DeleteTopics request
 
 
 def region_topics(reg: TopicRegistry) -> frozenset[str]:
-    return frozenset(name for spec in reg.topics for name in (spec.name, spec.dlq))
+    """The registry's topics and their dead-letter twins (a changelog has none), unprefixed."""
+    from flk.events.admin import registry_configs
+
+    return frozenset(registry_configs(reg))
 
 
 def stale_topics(names: Iterable[str], reg: TopicRegistry, keep_runs: tuple[str, ...] = ()) -> list[str]:

@@ -47,7 +47,7 @@ async def test_an_old_dead_letter_topic_kept_for_ever_gets_the_registrys_retenti
         assert prefix + visits.dlq not in created and prefix + visits.name in created
         expected = str(visits.dlq_retention_ms)
         assert await _eventually_retention(admin, prefix + visits.dlq, expected) == expected
-        assert await _retention(admin, prefix + visits.name) == "-1"
+        assert await _retention(admin, prefix + visits.name) == str(visits.retention_ms)  # created as the registry says
         assert await ensure_topics(kafka_bootstrap, prefix=prefix) == []
     finally:
         await admin.close()

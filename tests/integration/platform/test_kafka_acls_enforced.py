@@ -20,16 +20,16 @@ from aiokafka.errors import (
 from flk.events.acls import AclBinding, apply_acls, describe_acls
 from flk.events.admin import ensure_topics
 from flk.events.producer import init_transactions, new_producer, transactional_producer
+from tests.support.ports import free_port  # a private broker's ports: never fixed ones (the ephemeral range)
 from tests.support.acl_broker import AclBroker, prepare, start_acl_broker, stop_acl_broker
 
 pytestmark = pytest.mark.integration
 
-PORT, CONTROLLER_PORT = 39092, 39093  # this test's private broker (39092–39099 are the ACL tests')
 
 
 @pytest.fixture(scope="module")
 async def broker():
-    acl_broker = await asyncio.to_thread(start_acl_broker, PORT, CONTROLLER_PORT, f"acl{uuid.uuid4().hex[:6]}.")
+    acl_broker = await asyncio.to_thread(start_acl_broker, free_port(), free_port(), f"acl{uuid.uuid4().hex[:6]}.")
     try:
         await prepare(acl_broker)
         yield acl_broker
