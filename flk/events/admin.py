@@ -29,7 +29,7 @@ def registry_configs(reg: TopicRegistry, prefix: str = "",
     if unknown:
         raise ValueError(f"retention set for topics not in the registry: {', '.join(sorted(unknown))}")
     return {prefix + name: (spec, topic_configs(spec, dead_letters=name == spec.dlq, retention_ms=retention_ms))
-            for spec in reg.topics for name in ((spec.name,) if spec.is_changelog else (spec.name, spec.dlq))}
+            for spec in reg.topics for name in spec.names}
 
 
 def configs_to_change(wanted: dict[str, str], current: dict[str, str]) -> dict[str, str] | None:

@@ -42,6 +42,11 @@ class TopicSpec:
     def is_changelog(self) -> bool:
         return self.changelog_of is not None
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The topic and its dead-letter twin (a changelog has none)."""
+        return (self.name,) if self.is_changelog else (self.name, self.dlq)
+
 
 @dataclass(frozen=True)
 class TopicRegistry:

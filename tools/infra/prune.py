@@ -20,9 +20,7 @@ DELETE_BATCH = 200  # topics per DeleteTopics request
 
 def region_topics(reg: TopicRegistry) -> frozenset[str]:
     """The registry's topics and their dead-letter twins (a changelog has none), unprefixed."""
-    from flk.events.admin import registry_configs
-
-    return frozenset(registry_configs(reg))
+    return frozenset(name for spec in reg.topics for name in spec.names)
 
 
 def stale_topics(names: Iterable[str], reg: TopicRegistry, keep_runs: tuple[str, ...] = ()) -> list[str]:
