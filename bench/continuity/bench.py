@@ -90,7 +90,7 @@ async def run(args, mine: Throwaway) -> dict:
 
     # (a) faust: the naive agent (one table update per event), and faust's own ceiling (an agent
     # doing nothing), each in its own process and consumer group over the same visits
-    for mode in ("noop", "naive"):
+    for mode in () if args.only_worker else ("noop", "naive"):
         result_file = Path(tempfile.mkdtemp()) / f"{mode}.json"
         env = dict(os.environ, BENCH_PREFIX=f"{prefix}{mode}.", BENCH_TOPIC_PREFIX=prefix, BENCH_MODE=mode,
                    BENCH_EVENTS=str(args.visits), BENCH_RESULT=str(result_file), PYTHONPATH=str(ROOT))
@@ -101,7 +101,8 @@ async def run(args, mine: Throwaway) -> dict:
             raise SystemExit(f"the faust {mode} agent did not finish")
         result.update(orjson.loads(result_file.read_bytes()))
     result["load_average_after_a"] = os.getloadavg()
-    print(f"(a) faust agent doing nothing (faust's ceiling): {result['noop_eps']:.0f} events/s; "
+    if not args.only_worker:
+        print(f"(a) faust agent doing nothing (faust's ceiling): {result['noop_eps']:.0f} events/s; "
           f"naive faust agent: {result['naive_eps']:.0f} events/s; load average "
           f"{result['load_average_after_a'][0]:.1f}", flush=True)
 
@@ -139,17 +140,13 @@ async def run(args, mine: Throwaway) -> dict:
     patients, state_bytes = worker.processor.table_size()
     result.update(worker_events=total - first, worker_seconds=elapsed, worker_eps=(total - first) / elapsed,
                   worker_cpu_seconds=cpu, worker_eps_cpu=(total - first) / cpu, bytes_per_patient=state_bytes / patients)
-    result["ratio"] = result["worker_eps"] / result["naive_eps"]
-    result["ratio_to_faust_ceiling"] = result["worker_eps"] / result["noop_eps"]
-    result["ratio_cpu"] = result["worker_eps_cpu"] / result["naive_eps_cpu"]
     result["load_average_after_b"] = os.getloadavg()
-    print(f"(b) this worker: {result['worker_eps']:.0f} events/s ({result['ratio']:.1f}x naive, "
-          f"{result['ratio_to_faust_ceiling']:.1f}x faust's ceiling), "
-          f"{result['bytes_per_patient']:.0f} bytes of state per patient; load average "
-          f"{result['load_average_after_b'][0]:.1f}", flush=True)
-    print(f"    per CPU-second of the consuming process (less dependent on the machine's load): worker "
-          f"{result['worker_eps_cpu']:.0f}, naive {result['naive_eps_cpu']:.0f} ({result['ratio_cpu']:.1f}x), "
-          f"faust's ceiling {result['noop_eps_cpu']:.0f} events", flush=True)
+    if args.only_worker:
+        print(f"(b) this worker: {result['worker_eps']:.0f} events/s, {result['worker_eps_cpu']:.0f} per CPU-second, "
+              f"{result['bytes_per_patient']:.0f} bytes of state per patient; load average "
+              f"{result['load_average_after_b'][0]:.1f}", flush=True)
+    else:
+        report_ratios(result)
 
     await worker.stop()  # closes the RocksDB tables: the deployed process below reopens them
 
@@ -228,6 +225,19 @@ async def run(args, mine: Throwaway) -> dict:
     return result
 
 
+def report_ratios(result: dict) -> None:
+    result["ratio"] = result["worker_eps"] / result["naive_eps"]
+    result["ratio_to_faust_ceiling"] = result["worker_eps"] / result["noop_eps"]
+    result["ratio_cpu"] = result["worker_eps_cpu"] / result["naive_eps_cpu"]
+    print(f"(b) this worker: {result['worker_eps']:.0f} events/s ({result['ratio']:.1f}x naive, "
+          f"{result['ratio_to_faust_ceiling']:.1f}x faust's ceiling), "
+          f"{result['bytes_per_patient']:.0f} bytes of state per patient; load average "
+          f"{result['load_average_after_b'][0]:.1f}", flush=True)
+    print(f"    per CPU-second of the consuming process (less dependent on the machine's load): worker "
+          f"{result['worker_eps_cpu']:.0f}, naive {result['naive_eps_cpu']:.0f} ({result['ratio_cpu']:.1f}x), "
+          f"faust's ceiling {result['noop_eps_cpu']:.0f} events", flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--visits", type=int, default=200_000)
@@ -235,5 +245,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--latency-seconds", type=int, default=10)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--only-worker", action="store_true",
+                        help="no faust baseline and no ratios (for profiling the worker)")
     res = asyncio.run(main(parser.parse_args()))
     print(orjson.dumps(res, option=orjson.OPT_INDENT_2).decode())

@@ -28,6 +28,16 @@ def _aiokafka_producer(bootstrap: str, client_id: str, connection: KafkaConnecti
     )
 
 
+#: The transactional producer's retry backoff. A transaction that starts right after the previous one
+#: committed is told CONCURRENT_TRANSACTIONS until the broker has written the last one's markers (a few
+#: ms, KAFKA-5477); aiokafka waits a full retry backoff (100 ms by default) before it asks again for
+#: AddOffsetsToTxn and EndTxn (only AddPartitionsToTxn has a 20 ms override). With a transaction per
+#: partition and batch that wait was most of the continuity worker's latency: measured at 1 000 events/s,
+#: publish -> state committed p50 167 / p99 682 ms with 100 ms, 49 / 77 ms with 20 ms (the Java client's
+#: figure for the same case).
+RETRY_BACKOFF_MS = 20
+
+
 def transactional_producer(bootstrap: str, client_id: str, transactional_id: str,
                            connection: KafkaConnection = PLAINTEXT, transaction_timeout_ms: int = 60_000):
     """A transactional aiokafka producer (acks=all, idempotent). Not wrapped in a RecoveringProducer: a
@@ -45,6 +55,7 @@ def transactional_producer(bootstrap: str, client_id: str, transactional_id: str
         transactional_id=transactional_id,
         transaction_timeout_ms=transaction_timeout_ms,
         linger_ms=5,
+        retry_backoff_ms=RETRY_BACKOFF_MS,
         partitioner=default_partitioner,
         **connection.client_options(),
     )
