@@ -317,21 +317,21 @@ def _fast(header_map: dict[str, bytes], key: bytes, value: bytes, event_type: st
     decoder (``flk.events.typed``) is decoded and checked in one pass (True); otherwise orjson (False)."""
     if type(key) is not bytes or type(value) is not bytes:
         return None
-    for name in header_map:
-        if name not in _FAST_HEADERS:
-            return None
+    if not header_map.keys() <= _FAST_HEADERS:
+        return None
     content_type = header_map.get("content-type")
     if content_type is not None and content_type != b"application/json":
         return None
     if not header_map.get("ce_dataschema", b"-") or not header_map["ce_id"] or not header_map["ce_source"]:
         return None
     try:
-        for raw in header_map.values():
-            raw.decode("utf-8")
+        if not b"".join(header_map.values()).isascii():  # (ASCII is UTF-8: the usual headers are ASCII)
+            for raw in header_map.values():
+                raw.decode("utf-8")
         key.decode("utf-8")
         event_id = header_map["ce_id"].decode("utf-8")
         source = header_map["ce_source"].decode("utf-8")
-    except (UnicodeDecodeError, AttributeError):  # not UTF-8, not bytes
+    except (UnicodeDecodeError, AttributeError, TypeError):  # not UTF-8, not bytes
         return None
     raw_time = header_map.get("ce_time")  # (without one, the SDK stamps the time of reading)
     if raw_time is None or _FAST_TIME.fullmatch(raw_time) is None:
@@ -340,9 +340,12 @@ def _fast(header_map: dict[str, bytes], key: bytes, value: bytes, event_type: st
         time = datetime.fromisoformat(raw_time.decode("ascii"))
     except ValueError:
         return None
-    offset = time.utcoffset()
     # the SDK's parser (dateutil) gives its own tz objects: the same instants and offsets
-    time = time.replace(tzinfo=_tz.UTC if not offset else _tz.tzoffset(None, int(offset.total_seconds())))
+    if raw_time[-1] == 90:  # b"Z"
+        time = time.replace(tzinfo=_tz.UTC)
+    else:
+        offset = time.utcoffset()
+        time = time.replace(tzinfo=_tz.UTC if not offset else _tz.tzoffset(None, int(offset.total_seconds())))
     if event_type is not None:
         typed = typed_decode(event_type, value)
         if typed is not None:

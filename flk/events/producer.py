@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from flk.events.connection import PLAINTEXT, KafkaConnection
@@ -36,6 +37,9 @@ def _aiokafka_producer(bootstrap: str, client_id: str, connection: KafkaConnecti
 #: publish -> state committed p50 167 / p99 682 ms with 100 ms, 49 / 77 ms with 20 ms (the Java client's
 #: figure for the same case).
 RETRY_BACKOFF_MS = 20
+#: The transactional producer's record batches (``send_in_batches``): below the brokers' default
+#: ``message.max.bytes`` (1 MiB), so a full batch is accepted by any topic with default settings.
+TRANSACTIONAL_BATCH_BYTES = 512 * 1024
 
 
 def transactional_producer(bootstrap: str, client_id: str, transactional_id: str,
@@ -56,6 +60,7 @@ def transactional_producer(bootstrap: str, client_id: str, transactional_id: str
         transaction_timeout_ms=transaction_timeout_ms,
         linger_ms=5,
         retry_backoff_ms=RETRY_BACKOFF_MS,
+        max_batch_size=TRANSACTIONAL_BATCH_BYTES,
         partitioner=default_partitioner,
         **connection.client_options(),
     )
@@ -196,3 +201,32 @@ async def publish_many(producer, records: list[OutgoingRecord], topic_prefix: st
     ]
     for future in futures:
         await future
+
+
+async def send_in_batches(producer, topic: str, partition: int,
+                          records: Iterable[tuple[bytes | None, bytes | None, Any]]) -> list[tuple[Any, int]]:
+    """Send ``(key, value, headers)`` records to one topic partition as few record batches as fit
+    (aiokafka's ``create_batch``/``send_batch``), in order: no per-record future, partitioner or
+    accumulator step, which ``send`` costs per record (a quarter of the continuity worker's time when it
+    sent each changelog record and event alone). Inside a transaction, like ``send``. Returns each batch's
+    delivery future with its record count: the future's ``offset`` is the batch's first record's, so the
+    offset after the last record is ``offset + count``."""
+    sent: list[tuple[Any, int]] = []
+    batch = producer.create_batch()
+    count = 0
+    for key, value, headers in records:
+        if type(headers) is not list:  # (the C record builder takes a list only)
+            headers = list(headers or ())
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            if not count:
+                raise ValueError(f"a record of {len(value or b'')} bytes does not fit in a batch")
+            batch.close()
+            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+            batch, count = producer.create_batch(), 0
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                raise ValueError(f"a record of {len(value or b'')} bytes does not fit in a batch")
+        count += 1
+    if count:
+        batch.close()
+        sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+    return sent

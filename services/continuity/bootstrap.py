@@ -33,7 +33,7 @@ from datetime import date
 
 from flk.events.acls import KafkaUse
 from flk.events.dlq import send_to_dlq
-from flk.events.producer import init_transactions, transactional_producer
+from flk.events.producer import init_transactions, send_in_batches, transactional_producer
 from flk.events.registry import registry
 from flk.events.lag import report_group_lag
 from flk.tasks import stop_tasks
@@ -228,6 +228,15 @@ async def run_until_signalled(process) -> None:
         await process.stopping.wait()
     finally:
         await process.stop()
+
+
+def _changelog_records(writes: dict[bytes, bytes | None], offsets: dict[str, int]):
+    """A batch's changelog records: each written (or deleted: None) patient, then each input offset."""
+    for key, value in writes.items():
+        yield key, value, None
+    for topic, offset in offsets.items():
+        key, value = offset_record(topic, offset)
+        yield key, value, None
 
 
 class ContinuityWorker:
@@ -582,13 +591,15 @@ class ContinuityWorker:
         offsets = dict(out.offsets.get(p, {}))
         await producer.begin_transaction()
         try:
-            futures = [await producer.send(changelog, key=key, value=value, partition=p)
-                       for key, value in writes.items()]
-            for topic, offset in offsets.items():
-                key, value = offset_record(topic, offset)
-                futures.append(await producer.send(changelog, key=key, value=value, partition=p))
-            events = [await producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=r.headers)
-                      for r in out.outgoing]
+            # the changelog records (the table's writes, then its offsets), in record batches
+            futures = await send_in_batches(producer, changelog, p, _changelog_records(writes, offsets))
+            # the events: a patient's input partition is its partition on every patient topic (the registry's
+            # patient topics share one partition count, and the inputs are partitioned by patient key)
+            by_topic: dict[str, list] = {}
+            for r in out.outgoing:
+                by_topic.setdefault(r.topic, []).append((r.key, r.value, r.headers))
+            events = [future for topic, records in by_topic.items()
+                      for future, _ in await send_in_batches(producer, self.prefix + topic, p, records)]
             for item in out.dead:
                 await send_to_dlq(producer, item.message, item.reason, CONSUMER_NAME)
                 self.probe.dead_lettered(item.message.topic[len(self.prefix):], item.category)
@@ -598,8 +609,8 @@ class ContinuityWorker:
             if group:
                 await producer.send_offsets_to_transaction(group, self.prefix + self.settings.group_id)
             position = None
-            for f in futures:
-                position = (await f).offset + 1
+            for f, count in futures:
+                position = (await f).offset + count
             for f in events:  # a refused event fails the batch (the transaction would not commit it)
                 await f
             await producer.commit_transaction()

@@ -114,6 +114,7 @@ class HotVisits:
                 return None
             strings.append(raw[offset + 1:end])
             offset = end
+        table_end = offset
         flat = struct.unpack_from(f"<{3 * nv}Q", raw, offset)
         offset += 24 * nv
         tomb_flat = struct.unpack_from("<" + "QI" * nt, raw, offset)
@@ -130,6 +131,8 @@ class HotVisits:
         table = None
         digests = None  # the stored visits' and tombstones' digests (a set; rebuilt after a prune)
         pruned = False
+        appended: list[int] = []  # the new visits' (digest, seq, packed), flat, when each went after the last
+        inserted = False  # a new visit went before a stored one
 
         settings = self.settings
         lo, hi = _bounds(as_of, settings.window_months)
@@ -182,8 +185,10 @@ class HotVisits:
             place = (stamp, seq, digest)
             if stored and _order(stored[-1]) > place:
                 stored.insert(bisect_right(stored, place, key=_order), entry)
+                inserted = True
             else:
                 stored.append(entry)
+                appended += entry
             if digests is not None:
                 digests.add(digest)
             changed = True
@@ -230,8 +235,14 @@ class HotVisits:
 
         value = None
         if new or changed or emit:
-            value = self._encode(raw, coord, residences, nres, rub, assessed_at, fp if emit else old_fp,
-                                 unit_index, flk, strings, stored, tombs)
+            if not (pruned or inserted) and unit_index in (0, _NO_UNIT):
+                # the stored record's id table is in `encode_state`'s order already (written by it or by
+                # `_encode`): visits appended after the last keep it, with their new ids at its end
+                value = self._append(raw, res_end, nres, ncoord, rub, assessed_at, fp if emit else old_fp,
+                                     unit_index, nflk, ns, nv, nt, table_end, strings, appended)
+            else:
+                value = self._encode(raw, coord, residences, nres, rub, assessed_at, fp if emit else old_fp,
+                                     unit_index, flk, strings, stored, tombs)
             if value is None:
                 return None
 
@@ -248,6 +259,34 @@ class HotVisits:
                 break
         rub_band = None if rub == _NO_RUB else rub
         return HotResult(value, unit, indices, fp, emit, doctor_key, sabo, rub_band in RUB45_BANDS)
+
+    @staticmethod
+    def _append(raw, res_end, nres, ncoord, rub, assessed_at, fp, unit_index, nflk, ns, nv, nt, table_end,
+                strings, appended) -> bytes | None:
+        """`_encode` when no visit was pruned or placed before a stored one: the stored bytes with the new
+        ids and visits appended (the same bytes, without renumbering every visit)."""
+        added = len(appended) // 3
+        nv_new = nv + added
+        if nv_new > 0xFFFF:
+            return None
+        new_ids = strings[ns:]
+        table = bytearray()
+        for s in new_ids:
+            if len(s) > 255:
+                return None
+            table.append(len(s))
+            table += s
+        visits_end = table_end + 24 * nv
+        return b"".join((
+            _HEAD.pack(RECORD_VERSION, fp, nres, ncoord, rub, assessed_at),
+            raw[_HEAD_SIZE:res_end],  # the coordinating FLK, the SÄBO periods
+            _STATE_HEAD.pack(CODEC_VERSION, len(strings), nv_new, nt, unit_index, nflk),
+            raw[res_end + _STATE_HEAD_SIZE:table_end],  # the FLKs, the stored ids
+            table,
+            raw[table_end:visits_end],
+            struct.pack(f"<{3 * added}Q", *appended),
+            raw[visits_end:],  # the tombstones
+        ))
 
     @staticmethod
     def _encode(raw, coord, residences, nres, rub, assessed_at, fp, unit_index, flk, strings, stored,

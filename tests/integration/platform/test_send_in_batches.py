@@ -1,0 +1,86 @@
+"""`send_in_batches` on the real broker, inside a transaction: records that overflow one record batch go
+in several, in order, and the offsets it reports are where the records landed (the continuity worker
+takes its changelog position from them)."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from flk.events.producer import TRANSACTIONAL_BATCH_BYTES, init_transactions, send_in_batches, transactional_producer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def two_partitions(kafka_bootstrap):
+    name = f"t{uuid.uuid4().hex[:10]}.send-in-batches"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 2, 1)])
+        yield name
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
+
+
+async def committed_records(bootstrap: str, topic: str, partition: int) -> list:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        end = (await consumer.end_offsets([tp]))[tp]
+        records = []
+        while await consumer.position(tp) < end:
+            for part in (await consumer.getmany(timeout_ms=500)).values():
+                records += part
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def test_records_beyond_one_batch_land_in_order_on_the_given_partition_at_the_reported_offsets(
+        kafka_bootstrap, two_partitions):
+    producer = transactional_producer(kafka_bootstrap, "tests-batches", f"tests-batches-{uuid.uuid4().hex[:8]}")
+    await producer.start()
+    try:
+        await init_transactions(producer)
+        value = b"v" * 1000
+        records = [(f"k{i}".encode(), value + str(i).encode(), [("h", str(i).encode())] if i % 2 else ())
+                   for i in range(3 * TRANSACTIONAL_BATCH_BYTES // 1000)]
+        records.append((b"deleted", None, None))  # a tombstone
+        await producer.begin_transaction()
+        sent = await send_in_batches(producer, two_partitions, 1, records)
+        await producer.commit_transaction()
+        ends = [(await future).offset + count for future, count in sent]
+    finally:
+        await producer.stop()
+
+    assert len(sent) >= 3, "the records did not overflow one record batch"
+    assert sum(count for _, count in sent) == len(records)
+    landed = await committed_records(kafka_bootstrap, two_partitions, 1)
+    assert [(r.key, r.value) for r in landed] == [(k, v) for k, v, _ in records]
+    assert [list(r.headers) for r in landed[:2]] == [[], [("h", b"1")]]
+    offsets = [r.offset for r in landed]
+    assert offsets == sorted(offsets)
+    assert ends[-1] == offsets[-1] + 1, "the offset after the last record is not what the futures say"
+    assert all(end - 1 in offsets for end in ends), "a batch's reported end is not a record's offset + 1"
+    assert await committed_records(kafka_bootstrap, two_partitions, 0) == []
+
+
+async def test_no_records_send_no_batch(kafka_bootstrap, two_partitions):
+    producer = transactional_producer(kafka_bootstrap, "tests-batches", f"tests-batches-{uuid.uuid4().hex[:8]}")
+    await producer.start()
+    try:
+        await init_transactions(producer)
+        await producer.begin_transaction()
+        assert await send_in_batches(producer, two_partitions, 0, []) == []
+        await producer.commit_transaction()
+    finally:
+        await producer.stop()
