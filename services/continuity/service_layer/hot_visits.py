@@ -18,6 +18,7 @@ byte written, every event and every aggregate input (tests/unit/continuity/test_
 """
 from __future__ import annotations
 
+import re
 import struct
 from bisect import bisect_right
 from datetime import date
@@ -43,6 +44,9 @@ _EMPTY = encode_record(EMPTY_RECORD)
 _HEAD_SIZE = _HEAD.size
 _STATE_HEAD_SIZE = _STATE_HEAD.size
 _RES_SIZE = _RES.size
+#: a UTC time with seconds: (its hour), its minutes, its seconds (the hour's validity: `_stamp` parses it)
+_UTC_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}):([0-5][0-9]):([0-5][0-9])(?:\.[0-9]{1,6})?Z")
+_HOURS_KEPT = 100_000  # about 11 years of hours
 
 
 def _order(stored: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -68,6 +72,7 @@ class HotVisits:
         self.settings = settings
         self._flags: dict[str, int] = {}
         self._contact: dict[str, bool] = {}
+        self._hours: dict[str, int] = {}  # "YYYY-MM-DDTHH" (UTC) -> its first second's stamp (`_stamp`)
         self._listing_scope = settings.scope is Scope.LISTING_UNIT
 
     def _counts(self, profession: str) -> int:
@@ -75,6 +80,24 @@ class HotVisits:
         if flags is None:
             flags = self._flags[profession] = counts_for(profession, self.settings)
         return flags
+
+    def _stamp(self, text: str) -> int:
+        """``visit_stamp(parse_time(text))``. A UTC time (``…Z``, the usual form) is its UTC hour's stamp,
+        kept once per hour, plus its minutes and seconds: the local zone's offset is the same all hour
+        (checked for each hour, at its first and last second; another hour takes the reference way)."""
+        match = _UTC_TIME.fullmatch(text)
+        if match is None:
+            return visit_stamp(parse_time(text))
+        hour = match[1]
+        start = self._hours.get(hour)
+        if start is None:
+            start = visit_stamp(parse_time(hour + ":00:00Z"))
+            if visit_stamp(parse_time(hour + ":59:59Z")) - start != 3599:  # the zone's offset changes within it
+                return visit_stamp(parse_time(text))
+            if len(self._hours) >= _HOURS_KEPT:
+                self._hours.clear()
+            self._hours[hour] = start
+        return start + int(match[2]) * 60 + int(match[3])
 
     def _contact_counts(self, contact_type: str) -> bool:
         ok = self._contact.get(contact_type)
@@ -145,7 +168,7 @@ class HotVisits:
             contact_type = data.get("contact_type")
             if contact_type and not self._contact_counts(contact_type):
                 continue
-            stamp = visit_stamp(parse_time(data["occurred_at"]))
+            stamp = self._stamp(data["occurred_at"])
             if stamp // SECONDS_PER_DAY <= lo:
                 continue
             digest = visit_digest(data["visit_id"])

@@ -10,14 +10,18 @@ patient's aggregate inputs must be equal.
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flk.events.envelope import make_record
 from services.continuity.adapters.store import MemoryStore
 from services.continuity.domain.settings import ContinuitySettings
+from services.continuity.domain.patient import visit_stamp
+from services.continuity.service_layer.handlers import parse_time
+from services.continuity.service_layer.hot_visits import HotVisits
 from services.continuity.service_layer.processor import Processor
 from services.continuity.service_layer.record import PatientRecord, decode_record, encode_record
 from tests.integration.continuity.continuity_stream import (
@@ -165,3 +169,38 @@ def test_in_one_batch_a_pruning_visit_its_duplicate_and_earlier_visits_are_place
     written = decode_record(hot[1][0][0][patient.encode()])
     assert [s.practitioner_id for s in written.state.visits] == [DOCTOR_2, DOCTOR_1, DOCTOR_2, DOCTOR_1]
     assert len(decode_record(hot[2][0][0][patient.encode()]).state.visits) == 5
+
+
+_INSTANTS = st.datetimes(min_value=datetime(1890, 1, 1), max_value=datetime(2060, 12, 31), timezones=st.just(timezone.utc))
+# the hours around Europe/Stockholm's offset changes and the 1900 change from local mean time (mid-hour)
+_EDGES = st.sampled_from([datetime(2026, 3, 29, 0, 59, 59), datetime(2026, 3, 29, 1, 0, 0), datetime(2026, 10, 25, 0, 30),
+                          datetime(2026, 10, 25, 1, 0, 1), datetime(1899, 12, 31, 22, 47, 47),
+                          datetime(1899, 12, 31, 22, 47, 48), datetime(1899, 12, 31, 22, 59, 59)]
+                         ).map(lambda t: t.replace(tzinfo=timezone.utc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_INSTANTS, _EDGES), min_size=1, max_size=30),
+       st.sampled_from(["seconds", "milliseconds", "microseconds", "+00:00", "+02:00"]))
+def test_a_visits_stamp_is_the_references_for_any_time_and_zone_change(instants, form):
+    hot = HotVisits(ContinuitySettings())
+    for instant in instants:
+        if form.startswith("+"):
+            text = instant.astimezone(timezone(timedelta(hours=int(form[1:3])))).isoformat()
+        else:
+            text = instant.isoformat(timespec=form).replace("+00:00", "Z")
+        assert hot._stamp(text) == visit_stamp(parse_time(text)), text
+
+
+@pytest.mark.parametrize("text", ["2026-02-30T10:00:00Z", "2026-13-01T10:00:00Z", "2026-03-10T24:00:00Z",
+                                  "2026-03-10T10:60:00Z", "2026-03-10T10:00:60Z", "2026-03-10T10:00:00.1234567Z",
+                                  "2026-03-10 10:00:00Z", "20260310T100000Z", "2026-03-10T10:00:0٣Z"])
+def test_a_time_the_reference_refuses_is_refused_by_the_stamp_too(text):
+    hot = HotVisits(ContinuitySettings())
+    try:
+        expected = visit_stamp(parse_time(text))
+    except ValueError:
+        with pytest.raises(ValueError):
+            hot._stamp(text)
+    else:
+        assert hot._stamp(text) == expected
