@@ -6,12 +6,13 @@
   checked with stdnum's Luhn and a real date after subtracting 60 from the day.
 - Reservnummer follow regional formats and are never Luhn-checked: a region configures the
   pattern; they are only accepted where a pattern is given.
-- python-stdnum is the definition (`parse_person_id_stdnum`), but it costs ~20 µs a number on a quiet
-  machine (far more under load), which a national extract (~10 M persons) pays once per person. The
-  common written forms (12 ASCII digits, 10 digits, and either with '-' or '+' before the last four)
-  take an exact fast path (string slices, a Luhn table, `datetime.date`) that gives the same PersonId
-  or the same InvalidPersonId; anything else — other separators, non-ASCII digits, years before
-  1000 — goes through stdnum. tests/unit/platform/test_person_id_fast_path.py proves the equality.
+- python-stdnum is the definition (`parse_person_id_stdnum`), but it costs ~20–30 µs a number at
+  a load of 2–3 (~100 µs and more under heavy load), which a national extract (~10 M persons)
+  pays once per person. The common written forms (12 ASCII digits, 10 digits, and either with
+  '-' or '+' before the last four) take an exact fast path (string slices, a Luhn table,
+  `datetime.date`) that gives the same PersonId or the same InvalidPersonId; anything else —
+  other separators, non-ASCII digits, years before 1000 — goes through stdnum.
+  tests/unit/platform/test_person_id_fast_path.py proves the equality.
 
 The patient key is ``pk1_`` + base32 of the first 128 bits of HMAC-SHA256(key, 12-digit id).
 The key (``FLK_PSEUDONYM_KEY``) lives in the deployment's secret store, never in Kafka or
