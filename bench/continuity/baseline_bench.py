@@ -2,6 +2,8 @@
 
     python bench/continuity/baseline_bench.py                       # 1.2 M visits, 20 000 patients
     python bench/continuity/baseline_bench.py --large 10000000      # and a polars-only run at 10 M
+    python bench/continuity/baseline_bench.py --engines polars --patients 400000 --compare-with /tmp/main-checkout
+                                        # polars here against polars of another checkout, 3 rounds alternating
 
 Writes a synthetic region extract (visits + listings CSV, in a temporary directory) and runs the real
 CLI command once per engine, each in its own process (wall time, peak memory), and checks that the
@@ -109,20 +111,21 @@ def write_extract(directory: Path, visits: int, patients: int, seed: int = 1) ->
     return visits_path, listings_path
 
 
-def run_engine(engine: str, visits: Path, listings: Path, out: Path) -> tuple[float, float, float, str]:
+def run_engine(engine: str, visits: Path, listings: Path, out: Path, root: Path = ROOT
+               ) -> tuple[float, float, float, str]:
     """(wall seconds, CPU seconds (user + system, all threads), peak RSS in MB, stderr's summary line) of one
-    CLI run."""
+    CLI run of the code in ``root``."""
     code = ("import resource, sys\nfrom services.continuity.entrypoints.cli import continuity\n"
             "try:\n    continuity(prog_name='flk continuity')\nfinally:\n"
             "    print(f'peak_rss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(root))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with out.open("wb") as stdout:
         done = subprocess.run(
             [sys.executable, "-c", code, "indices", "--visits", str(visits), "--listings", str(listings),
              "--as-of", AS_OF, "--engine", engine, "--no-progress"],
-            stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, check=False,
+            stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, check=False, cwd=root,
         )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -146,6 +149,8 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=0, help="also a polars-only run with this many visits")
     parser.add_argument("--large-patients", type=int, default=0, help="[default: visits / 60]")
     parser.add_argument("--engines", default="pure,polars")
+    parser.add_argument("--compare-with", type=Path, help="a checkout of another commit (git archive ... | tar -x): "
+                        "its polars engine against this one's on the same extract, 3 rounds alternating")
     args = parser.parse_args()
     print(f"{datetime.now():%Y-%m-%d %H:%M} load average before: {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; {os.cpu_count()} cores")
@@ -170,6 +175,18 @@ def main() -> None:
                   f"{results['pure'][2] / results['polars'][2]:.1f}x less CPU; "
                   f"stdout {'IDENTICAL' if same else 'DIFFERENT'}")
             if not same:
+                sys.exit(1)
+        if args.compare_with:
+            digests = set()
+            for _ in range(3):
+                for name, root in (("other", args.compare_with.resolve()), ("this", ROOT)):
+                    out = directory / f"{name}.jsonl"
+                    wall, cpu, rss, summary = run_engine("polars", visits, listings, out, root)
+                    digests.add(digest(out))
+                    print(f"  polars {name:5s} wall {wall:7.2f} s  CPU {cpu:6.2f} s  peak {rss:,.0f} MB  "
+                          f"load {os.getloadavg()[0]:.2f}  stdout sha256 {digest(out)}")
+            print(f"  stdout {'IDENTICAL' if len(digests) == 1 else 'DIFFERENT'} across the checkouts")
+            if len(digests) != 1:
                 sys.exit(1)
         if args.large:
             for f in directory.glob("*"):

@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flk.security.pseudonym import InvalidPersonId, is_patient_key, parse_person_id, patient_key
+from flk.security.pseudonym import InvalidPersonId, PersonId, is_patient_key, parse_person_id, patient_keyer
 
 REQUIRED_COLUMNS = ("patient_id", "visit_id", "practitioner_id", "profession", "care_unit_id", "occurred_at")
 OPTIONAL_COLUMNS = ("contact_type", "cancelled_at", "cancel_reason", "source_system")
@@ -68,7 +68,7 @@ class PatientKeys:
 
     def __init__(self, load_key: Callable[[], bytes], *, keep_other_ids: bool = False) -> None:
         self._load_key = load_key
-        self._key: bytes | None = None
+        self._key_of: Callable[[PersonId], str] | None = None
         self.keep_other_ids = keep_other_ids  #: the baseline CLI's own test ids ("p1") pass through
         self.pseudonymised = 0
 
@@ -80,10 +80,10 @@ class PatientKeys:
                 person = parse_person_id(raw)
             except InvalidPersonId:
                 raise BadRow("patient_id is not a valid personnummer or samordningsnummer") from None
-            if self._key is None:
-                self._key = self._load_key()
+            if self._key_of is None:
+                self._key_of = patient_keyer(self._load_key())
             self.pseudonymised += 1
-            return patient_key(person, self._key)
+            return self._key_of(person)
         if self.keep_other_ids:
             return raw
         raise BadRow("patient_id is neither a patient key (pk1_…) nor a personnummer/samordningsnummer")
