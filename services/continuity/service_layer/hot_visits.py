@@ -54,6 +54,22 @@ def _order(stored: tuple[int, int, int]) -> tuple[int, int, int]:
     return stored[2] >> 26, stored[1], stored[0]
 
 
+_LOW_NIBBLE = bytes(b & 0x0F for b in range(256))
+
+
+def _ids_in_table(raw: bytes, start: int, nv: int, ns: int, packs: tuple[int, ...]) -> bool:
+    """Whether every stored visit's practitioner and unit numbers are below ``ns`` (the id table's size).
+    For a table of at most 16 ids (the usual patient) on the packed fields' first three bytes as byte
+    columns, in C: the unit's number is byte 0 plus byte 1's low nibble, the practitioner's byte 1's high
+    nibble plus byte 2."""
+    if ns <= 16:
+        end = start + 24 * nv
+        b0, b1, b2 = raw[start + 16:end:24], raw[start + 17:end:24], raw[start + 18:end:24]
+        return (max(b0) < ns and max(b1) < ns << 4 and max(b2) == 0
+                and b1.translate(_LOW_NIBBLE).count(0) == nv)
+    return not any(x >> 12 & 0xFFF >= ns or x & 0xFFF >= ns for x in packs)
+
+
 class HotResult(NamedTuple):
     value: bytes | None  #: the record to write; None = unchanged
     unit: str | None
@@ -147,7 +163,7 @@ class HotVisits:
             return None
         # (digest, seq, packed) with packed = stamp << 26 | counts_for << 24 | practitioner << 12 | unit
         packs = flat[2::3]
-        if packs and ns < 0x1000 and any(x >> 12 & 0xFFF >= ns or x & 0xFFF >= ns for x in packs):
+        if packs and ns < 0x1000 and not _ids_in_table(raw, table_end, nv, ns, packs):
             return None
         stored = list(zip(flat[0::3], flat[1::3], packs))
         tombs = list(zip(tomb_flat[0::2], tomb_flat[1::2]))

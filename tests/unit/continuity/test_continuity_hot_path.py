@@ -10,10 +10,11 @@ patient's aggregate inputs must be equal.
 """
 from __future__ import annotations
 
+import struct
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from flk.events.envelope import make_record
@@ -21,7 +22,7 @@ from services.continuity.adapters.store import MemoryStore
 from services.continuity.domain.settings import ContinuitySettings
 from services.continuity.domain.patient import visit_stamp
 from services.continuity.service_layer.handlers import parse_time
-from services.continuity.service_layer.hot_visits import HotVisits
+from services.continuity.service_layer.hot_visits import HotVisits, _ids_in_table
 from services.continuity.service_layer.processor import Processor
 from services.continuity.service_layer.record import PatientRecord, decode_record, encode_record
 from tests.integration.continuity.continuity_stream import (
@@ -204,3 +205,19 @@ def test_a_time_the_reference_refuses_is_refused_by_the_stamp_too(text):
             hot._stamp(text)
     else:
         assert hot._stamp(text) == expected
+
+
+_ID_NUMBER = st.one_of(st.integers(0, 20), st.sampled_from([255, 256, 271, 272, 4095]), st.integers(0, 0xFFF))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(min_value=1, max_value=40),
+       st.lists(st.tuples(_ID_NUMBER, _ID_NUMBER, st.integers(0, (1 << 40) - 1)), min_size=1, max_size=12))
+@example(16, [(16, 0, 0)]).via("a practitioner number with byte 2 set")
+@example(3, [(0, 0x100, 5), (1, 2, 0)]).via("a unit number with byte 1's low nibble set")
+@example(16, [(15, 15, (1 << 40) - 1)]).via("the largest numbers of a 16-id table")
+def test_stored_id_numbers_are_checked_against_the_table_as_one_number_at_a_time_checks_them(ns, visits):
+    packs = tuple(rest << 24 | p << 12 | u for p, u, rest in visits)
+    raw = b"head" + struct.pack(f"<{3 * len(packs)}Q", *(x for packed in packs for x in (7, 9, packed))) + b"tail"
+    expected = all(packed >> 12 & 0xFFF < ns and packed & 0xFFF < ns for packed in packs)
+    assert _ids_in_table(raw, 4, len(packs), ns, packs) is expected
