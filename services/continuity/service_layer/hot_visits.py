@@ -129,7 +129,16 @@ class HotVisits:
         except (struct.error, IndexError, KeyError, TypeError, ValueError, UnicodeDecodeError, OverflowError):
             return None  # the reference way decides (and dead-letters or refuses with its reason)
 
-    def _apply(self, raw, visits, as_of, families, fingerprint_of) -> HotResult | None:
+    def refresh(self, raw: bytes, as_of: date, families: Mapping[str, str], fingerprint_of) -> HotResult | None:
+        """A stored patient brought to ``as_of`` (the reference: ``advance``, ``prune_residences``, then the
+        indices), when nothing of it left the window — no visit, tombstone or SÄBO period to prune, so the
+        stored bytes stay but for a new fingerprint; None: the reference way (it prunes)."""
+        try:
+            return self._apply(raw, (), as_of, families, fingerprint_of, refresh=True)
+        except (struct.error, IndexError, KeyError, TypeError, ValueError, UnicodeDecodeError, OverflowError):
+            return None
+
+    def _apply(self, raw, visits, as_of, families, fingerprint_of, refresh=False) -> HotResult | None:
         new = raw is None
         if new:
             raw = _EMPTY
@@ -176,6 +185,9 @@ class HotVisits:
         settings = self.settings
         lo, hi = _bounds(as_of, settings.window_months)
         lo_stamp = (lo + 1) * SECONDS_PER_DAY
+        if refresh and lo and ((stored and stored[0][2] >> 26 < lo_stamp) or any(t[1] <= lo for t in tombs)
+                               or any(0 != end <= lo for _, _, end, _ in _RES.iter_unpack(residences))):
+            return None  # `advance` or `prune_residences` would prune: the reference way
         changed = False
         for data, seq in visits:
             flags = self._counts(data["profession"])

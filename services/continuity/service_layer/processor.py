@@ -280,7 +280,16 @@ class Processor:
         started = time.perf_counter()
         out = BatchOutcome()
         lo, _ = window_bounds(self.as_of, self.settings.window_months)
+        hot = self._hot
+        stamp = self._writer.stamp(datetime.now(timezone.utc))
+        sizes = self.sizes[partition]
         for key, raw in self.store.items(partition):
+            if hot is not None:  # nothing to prune: the indices on the stored bytes (hot_visits.py)
+                result = hot.refresh(raw, self.as_of, self.unit_families, fingerprint)
+                if result is not None:
+                    self._finish_hot(partition, key, result, out, stamp)
+                    sizes.setdefault(key, len(raw))
+                    continue
             before = decode_record(raw)
             state = advance(before.state, self.as_of, self.settings)
             record = before if state is before.state else replace(before, state=state)

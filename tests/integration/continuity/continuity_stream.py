@@ -60,9 +60,9 @@ def flk_assigned(patient: str, doctor: str = DOCTOR_1, unit: str = UNIT_A):
 
 
 def sabo(patient: str, since: str = "2024-06-01", main_care_in_residence: bool | None = None,
-         recorded_at: str = "2024-06-01T08:00:00Z"):
+         recorded_at: str = "2024-06-01T08:00:00Z", until: str | None = None):
     """A SÄBO residence; ``main_care_in_residence`` None leaves the optional qualifier out (an older producer)."""
-    data = {"residence_id": f"r-{patient[-8:]}", "patient_key": patient, "sabo_from": since, "sabo_to": None,
+    data = {"residence_id": f"r-{patient[-8:]}", "patient_key": patient, "sabo_from": since, "sabo_to": until,
             "recorded_at": recorded_at}
     if main_care_in_residence is not None:
         data["main_care_in_residence"] = main_care_in_residence

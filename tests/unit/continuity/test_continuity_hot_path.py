@@ -60,7 +60,8 @@ def an_event(patient: str):
         st.builds(listing, st.just(patient), st.sampled_from([UNIT_A, UNIT_B])),
         st.builds(flk_assigned, st.just(patient), st.sampled_from([DOCTOR_1, DOCTOR_2]), st.just(UNIT_A)),
         st.builds(sabo, st.just(patient), st.sampled_from(["2024-06-01", "2026-03-10"]),
-                  st.sampled_from([None, True, False])),
+                  st.sampled_from([None, True, False]),
+                  until=st.sampled_from([None, None, "2024-08-01", "2025-10-01"])),  # ended before/in the window
         st.builds(risk, st.just(patient), st.integers(0, 5), st.sampled_from(DAYS)),
     )
     return st.one_of(visits, visits, visits, others)
@@ -69,7 +70,7 @@ def an_event(patient: str):
 histories = st.lists(st.sampled_from(PATIENTS).flatmap(an_event), min_size=1, max_size=40)
 
 
-def feed(processor: Processor, store: MemoryStore, records, batch_sizes, earlier=None):
+def feed(processor: Processor, store: MemoryStore, records, batch_sizes, earlier=None, refresh=False):
     inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
     results, start = [], 0
     as_of = processor.as_of
@@ -80,19 +81,29 @@ def feed(processor: Processor, store: MemoryStore, records, batch_sizes, earlier
         start += len(batch)
         if not batch:
             continue
-        out = processor.process(batch)
-        store.commit(0, out.writes.get(0, {}), out.offsets.get(0, {}))
-        results.append((
-            out.writes,
-            out.offsets,
-            [(r.topic, r.key, r.value, r.event_id, [h for h in r.headers if h[0] != "ce_time"]) for r in out.outgoing],
-            [(d.reason, d.category, d.message.offset) for d in out.dead],
-            dict(processor.summaries[0]),
-        ))
+        outcomes = [processor.process(batch)]
+        if refresh and (n == 0 or start == len(inputs)):
+            # time passes (the first batch was as of an earlier day) or not (the last): every stored patient
+            # brought to as of, pruned or not (the hot path takes those with nothing to prune)
+            store.commit(0, outcomes[0].writes.get(0, {}), outcomes[0].offsets.get(0, {}))
+            processor.as_of = as_of
+            outcomes.append(processor.refresh_partition(0))
+        for out in outcomes:
+            store.commit(0, out.writes.get(0, {}), out.offsets.get(0, {}))
+            results.append((
+                out.writes,
+                out.offsets,
+                [(r.topic, r.key, r.value, r.event_id, [h for h in r.headers if h[0] != "ce_time"])
+                 for r in out.outgoing],
+                [(d.reason, d.category, d.message.offset) for d in out.dead],
+                dict(processor.summaries[0]),
+                dict(processor.sizes[0]),
+            ))
     return results
 
 
-def both(records, batch_sizes, scope="listing-unit", families=None, window_months=18, stored=None, earlier=None):
+def both(records, batch_sizes, scope="listing-unit", families=None, window_months=18, stored=None, earlier=None,
+         refresh=False):
     outcomes = []
     for hot in (True, False):
         store = MemoryStore()
@@ -104,7 +115,7 @@ def both(records, batch_sizes, scope="listing-unit", families=None, window_month
             store.open(0)
             store.commit(0, stored, {})
         processor.open_partition(0)
-        outcomes.append(feed(processor, store, records, batch_sizes, earlier))
+        outcomes.append(feed(processor, store, records, batch_sizes, earlier, refresh))
     return outcomes
 
 
@@ -112,10 +123,11 @@ def both(records, batch_sizes, scope="listing-unit", families=None, window_month
 @given(history=histories, batch_sizes=st.lists(st.integers(1, 12), max_size=4),
        scope=st.sampled_from(["listing-unit", "all"]),
        families=st.sampled_from([None, {UNIT_B: UNIT_A}, {UNIT_C: UNIT_B}]),
-       window_months=st.sampled_from([12, 18]), earlier=st.sampled_from([None, date(2025, 9, 1), date(2025, 12, 1)]))
+       window_months=st.sampled_from([12, 18]), earlier=st.sampled_from([None, date(2025, 9, 1), date(2025, 12, 1)]),
+       refresh=st.booleans())
 def test_the_hot_path_writes_emits_and_counts_exactly_what_the_reference_does(history, batch_sizes, scope, families,
-                                                                              window_months, earlier):
-    hot, reference = both(history, batch_sizes, scope, families, window_months, earlier=earlier)
+                                                                              window_months, earlier, refresh):
+    hot, reference = both(history, batch_sizes, scope, families, window_months, earlier=earlier, refresh=refresh)
     assert hot == reference
 
 
@@ -221,3 +233,14 @@ def test_stored_id_numbers_are_checked_against_the_table_as_one_number_at_a_time
     raw = b"head" + struct.pack(f"<{3 * len(packs)}Q", *(x for packed in packs for x in (7, 9, packed))) + b"tail"
     expected = all(packed >> 12 & 0xFFF < ns and packed & 0xFFF < ns for packed in packs)
     assert _ids_in_table(raw, 4, len(packs), ns, packs) is expected
+
+
+@pytest.mark.parametrize("until", ["2024-08-01", "2025-10-01"])
+def test_a_refresh_prunes_a_sabo_period_that_left_the_window_as_the_reference_does(until):
+    patient = PATIENTS[0]
+    history = [listing(patient), sabo(patient, "2024-06-01", True, until=until),
+               a_visit_record(patient, "v1", DOCTOR_1, "2026-03-01T10:00:00Z", UNIT_A, "läkare", "besok")]
+    hot, reference = both(history, [3], earlier=date(2025, 9, 1), refresh=True)
+    assert hot == reference
+    refreshed = hot[1][0][0][PATIENTS[0].encode()]
+    assert len(decode_record(refreshed).residences) == (0 if until < "2024-09-15" else 1)
