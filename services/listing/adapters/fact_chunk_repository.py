@@ -13,10 +13,13 @@ repository differs (service_layer/fact_chunks.py runs them):
   write per flush (a second one flushes the plan first), so a set-based update never meets a
   person twice and the history trigger keeps one row per change, as fact by fact.
 * anything else (a decision of P1, a SÄBO period, a roster or unit fact) goes **direct**: the
-  first statement a handler sends through :attr:`conn` flushes every earlier fact's plan (the
-  database then holds exactly what fact-by-fact handling would have written before this fact),
-  takes a savepoint, writes this fact's own planned rows and runs the statement. The rest of the
-  fact runs on the connection as in :class:`ListingRepository`.
+  first statement a handler sends through :attr:`conn` takes a savepoint, writes this fact's own
+  planned rows and runs the statement; the rest of the fact runs on the connection as in
+  :class:`ListingRepository`. Before that, the earlier facts' plan is written when it holds a row
+  of the fact's person, or always for a fact without a person (a roster or unit fact): the
+  database then holds what fact-by-fact handling would have written before this fact for
+  everything the fact reads (a person's facts read and write that person's rows and their own
+  inbox row; the outbox rows of the chunk are all written direct, in arrival order).
 * a fact that fails is taken back (:meth:`begin_fact` / :meth:`end_fact`): its planned rows and
   what it changed in the caches are dropped, and a direct fact is rolled back to its savepoint.
   If a flush of earlier facts fails, the transaction is lost: :attr:`broken` is set and the chunk
@@ -72,6 +75,10 @@ def _person_args(key: str, row: dict[str, Any]) -> tuple:
             orjson.dumps(list(guardians)).decode() if guardians is not None else None)
 
 
+def _person_writes(plan: Sequence[tuple[str, str | None, tuple]]) -> set[str]:
+    return {key for kind, key, _ in plan if key is not None and kind in (INSERT, PROTECT, UPDATE)}
+
+
 class _Direct:
     """The chunk's connection as the handlers' statements reach it: each statement first turns the
     current fact direct (:meth:`FactChunkRepository.go_direct`)."""
@@ -113,8 +120,8 @@ class FactChunkRepository(ListingRepository):
         self._rows: dict[str, dict[str, Any] | None] = {}  # persons locked and read; None: not registered
         self._inbox: dict[str, dict | None] = {}  # known outcomes: in the database or planned
         self._inbox_absent: set[str] = set()
-        self._plan: list[tuple[str, str | None, tuple]] = []  # (kind, person written or None, args)
-        self._planned_persons: set[str] = set()
+        self._plan: list[tuple[str, str | None, tuple]] = []  # (kind, person or None, args)
+        self._planned_persons: set[str] = set()  # persons with a planned person write
         self._undo: list[Callable[[], None]] = []
         self._mark = (0, 0)
         self._key: str | None = None
@@ -145,7 +152,7 @@ class FactChunkRepository(ListingRepository):
         """Send the first ``n`` planned rows, one statement per kind; a failure breaks the chunk."""
         head, self._plan = self._plan[:n], self._plan[n:]
         self._mark = (max(0, self._mark[0] - n), self._mark[1])
-        self._planned_persons = {key for kind, key, _ in self._plan if key is not None}
+        self._planned_persons = _person_writes(self._plan)
         try:
             await self._send(head)
         except BaseException:
@@ -184,7 +191,7 @@ class FactChunkRepository(ListingRepository):
                 await savepoint.rollback()
         if not ok:
             del self._plan[planned:]
-            self._planned_persons = {key for kind, key, _ in self._plan if key is not None}
+            self._planned_persons = _person_writes(self._plan)
             while len(self._undo) > undo:
                 self._undo.pop()()
         if self._direct and self._key is not None:
@@ -193,18 +200,18 @@ class FactChunkRepository(ListingRepository):
         self._direct = False
 
     async def go_direct(self) -> None:
-        """The current fact needs the database: earlier facts' rows first, then a savepoint, then
-        its own planned rows."""
+        """The current fact needs the database: the earlier facts' rows it may read first (see the
+        module doc), then a savepoint, then its own planned rows."""
         if self._direct:
             return
         self._direct = True
-        own = self._mark[0]
-        await self._flush_upto(own)
+        if self._key is None or any(key == self._key for _, key, _ in self._plan[:self._mark[0]]):
+            await self._flush_upto(self._mark[0])
         self._savepoint = self.raw.transaction()
         await self._savepoint.start()
-        own_rows, self._plan = self._plan, []
-        self._planned_persons = set()
-        self._mark = (0, self._mark[1])
+        own = self._mark[0]
+        own_rows, self._plan = self._plan[own:], self._plan[:own]
+        self._planned_persons = _person_writes(self._plan)
         await self._send(own_rows)
 
     def _set(self, mapping: dict, key: Any, value: Any) -> None:
@@ -275,4 +282,4 @@ class FactChunkRepository(ListingRepository):
     async def add_risk_assessment(self, data: dict) -> None:
         if self._direct:
             return await super().add_risk_assessment(data)
-        self._plan.append((RISK, None, reference.risk_row(data)))
+        self._plan.append((RISK, data.get("patient_key"), reference.risk_row(data)))

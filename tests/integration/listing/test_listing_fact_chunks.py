@@ -156,7 +156,7 @@ async def given(deps: Deps, key_listed: str) -> None:
 
 def mixed_facts(keys: list[str]) -> list[Message]:
     """Good, bad, repeated facts, several for one person, decisions (P1) among the plain ones."""
-    listed, new, protected, minor, unknown, bad, moved, twice = keys
+    listed, new, protected, minor, unknown, bad, moved, twice, resident = keys
     registered = fact("person.registered.v1", person(new, birth_date="1960-05-01"))
     first_risk = risk(new, 2)
     return [
@@ -182,12 +182,15 @@ def mixed_facts(keys: list[str]) -> list[Message]:
         updated(twice, region_code="20"),
         updated(twice, region_code="21", guardian_keys=[]),  # two plain updates in a row: two history rows
         registered,  # redelivered after other facts of its person: changes nothing
+        fact("person.registered.v1", person(resident)),
+        risk(resident, 3),
+        residence(resident, START),  # reads the registration still planned: it is written first
     ]
 
 
 async def test_a_chunk_of_mixed_facts_gives_the_register_outbox_and_dead_letters_of_fact_by_fact(two_registers):
     reference, chunked = two_registers
-    keys = [a_patient_key(3000 + i) for i in range(8)]
+    keys = [a_patient_key(3000 + i) for i in range(9)]
     for deps in two_registers:
         await given(deps, keys[0])
     messages = mixed_facts(keys)
@@ -199,7 +202,7 @@ async def test_a_chunk_of_mixed_facts_gives_the_register_outbox_and_dead_letters
     expected, found = await register(reference), await register(chunked)
     assert found == expected
     assert [e[0] for e in expected["outbox"]].count("listing.ended.v1") == 1  # the P1 decision was made
-    assert len(expected["risk_assessment"]) == 5
+    assert len(expected["risk_assessment"]) == 6
     assert {r["patient_key"]: r["home_region"] for r in expected["person"]}[keys[6]] == "07"
 
 
@@ -208,7 +211,7 @@ async def test_a_fact_the_database_refuses_rolls_its_chunk_back_and_the_others_s
     """A guardian who is the person itself passes the contract, not the register's CHECK: the chunk's
     planned rows are refused together, and fact by fact only that one is dead-lettered."""
     reference, chunked = two_registers
-    keys = [a_patient_key(4000 + i) for i in range(8)]
+    keys = [a_patient_key(4000 + i) for i in range(9)]
     for deps in two_registers:
         await given(deps, keys[0])
     messages = mixed_facts(keys)
@@ -225,7 +228,7 @@ async def test_a_fact_the_database_refuses_rolls_its_chunk_back_and_the_others_s
 @pytest.mark.parametrize("size", [1, 3, 7])
 async def test_any_chunk_size_gives_the_same_register(two_registers, size):
     reference, chunked = two_registers
-    keys = [a_patient_key(5000 + i) for i in range(8)]
+    keys = [a_patient_key(5000 + i) for i in range(9)]
     for deps in two_registers:
         await given(deps, keys[0])
     messages = mixed_facts(keys)
@@ -251,7 +254,7 @@ def failing_after_writing(failures: set[tuple[str, str]]) -> dict:
 async def test_a_fact_failing_after_its_writes_is_taken_back_and_left_over_with_its_persons_later_facts(
         two_registers):
     reference, chunked = two_registers
-    keys = [a_patient_key(7000 + i) for i in range(8)]
+    keys = [a_patient_key(7000 + i) for i in range(9)]
     for deps in two_registers:
         await given(deps, keys[0])
     messages = mixed_facts(keys)
@@ -296,7 +299,7 @@ def crashing_after(n: int) -> Callable:
 async def test_a_crash_in_the_middle_of_a_chunk_loses_nothing_and_applies_nothing_twice_after_redelivery(
         two_registers):
     reference, chunked = two_registers
-    keys = [a_patient_key(6000 + i) for i in range(8)]
+    keys = [a_patient_key(6000 + i) for i in range(9)]
     for deps in two_registers:
         await given(deps, keys[0])
     messages = mixed_facts(keys)
