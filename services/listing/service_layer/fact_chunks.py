@@ -5,7 +5,8 @@ runs (service_layer/handlers.py) against a :class:`FactChunkRepository`: the chu
 locked and read, and the inbox read, in one statement each; the rows of the frequent facts that
 decide nothing (a person registered or changed, a RUB assessment) are planned and written set-based;
 a fact that needs the database (a P1 decision, a SÄBO period, a roster or unit fact) runs direct
-under a savepoint after the plan so far is written. State, outbox and inbox rows of the chunk
+under a savepoint, after the planned rows it may read (its person's; all of them for a roster or
+unit fact). State, outbox and inbox rows of the chunk
 commit together: a crash loses or repeats nothing (a redelivered fact meets its inbox row).
 
 What the chunk does not handle is *left over*, to be handled one at a time afterwards (the
