@@ -21,8 +21,10 @@ the loops (each supervised: an error is logged and the loop goes on after a paus
 Both consumers are the platform's :class:`KeyedEventConsumer` (DLQ with a reason, retries, commit
 after the batch). Commands go in chunks of up to ``command_chunk_size``, one transaction per chunk
 (service_layer/chunks.py: a person's commands in order, a failing command taken back and handled
-alone afterwards); facts are handled one per transaction, a batch's keys concurrently, each key's
-messages in order, so a patient's facts never overtake each other.
+alone afterwards); facts likewise in chunks of up to ``fact_chunk_size``, one transaction per chunk
+(service_layer/fact_chunks.py: arrival order, so a patient's facts never overtake each other; a
+failing fact taken back and handled alone afterwards, with the later facts of its person). A chunk
+size of 1 handles one message per transaction, facts a batch's keys concurrently.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from flk.events.acls import KafkaUse
 from flk.events.consumer import (
@@ -54,6 +57,7 @@ from services.listing.adapters.repository import open_pending_listings
 from services.listing.domain.events import ListingConsentClosed
 from services.listing.service_layer.chunks import handle_chunk
 from services.listing.service_layer.dispatch import check_values, handle_message
+from services.listing.service_layer.fact_chunks import handle_fact_chunk
 from services.listing.service_layer.handlers import (
     COMMAND_HANDLERS,
     FACT_HANDLERS,
@@ -96,10 +100,12 @@ def kafka_use(settings: ListingSettings) -> KafkaUse:
 
 def chunk_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingProbe,
                   message_id: Callable[[Envelope], str], parking: ParkedCommands | None = None,
+                  chunk: Callable[..., Awaitable[Any]] = handle_chunk,
                   ) -> Callable[[list[Envelope]], Awaitable[list[Envelope]]]:
-    """Adapt a consumed chunk to :func:`handle_chunk` (one transaction per chunk); what it leaves
-    over goes back to the consumer, which handles it one at a time through ``envelope_handler``.
-    With ``parking``, commands waiting for their person are parked first (adapters/parking.py)."""
+    """Adapt a consumed chunk to ``chunk`` (:func:`handle_chunk` for commands, :func:`handle_fact_chunk`
+    for facts: one transaction per chunk); what it leaves over goes back to the consumer, which
+    handles it one at a time through ``envelope_handler``. With ``parking``, commands waiting for
+    their person are parked first (adapters/parking.py)."""
     unavailable = transient_database_errors()
 
     async def handle(envelopes: list[Envelope]) -> list[Envelope]:
@@ -118,7 +124,7 @@ def chunk_handler(deps: Deps, handlers: Mapping[str, Handler], probe: ListingPro
                 if waiting:
                     kept = [i for i, m in enumerate(msgs) if m.message_id not in waiting]
                     msgs, index = [msgs[i] for i in kept], [index[i] for i in kept]
-            result = await handle_chunk(msgs, deps, probe, handlers)
+            result = await chunk(msgs, deps, probe, handlers)
         except unavailable as exc:
             raise TransientFailure(type(exc).__name__) from None
         left = {id(index[i]) for i in result.leftover} | {id(e) for e in unnamed}
@@ -212,23 +218,24 @@ class ListingRuntime:
                                   self.probe)
 
     def _consumer(self, suffix: str, topics: tuple[str, ...], handlers: Mapping[str, Handler],
-                  message_id: Callable[[Envelope], str], chunked: bool = False,
+                  message_id: Callable[[Envelope], str], chunk_size: int = 1,
+                  chunk: Callable[..., Awaitable[Any]] = handle_chunk,
                   parking: ParkedCommands | None = None) -> EventConsumer:
         s = self.settings
         consumer = KeyedEventConsumer(
             ConsumerSettings(bootstrap=s.platform.kafka_bootstrap,
                              group_id=s.platform.topic_prefix + group_id(s, suffix),
                              topics=topics, name=f"listing-{suffix}", topic_prefix=s.platform.topic_prefix,
-                             max_records=max(500, s.command_chunk_size) if chunked else 500,
+                             max_records=max(500, chunk_size),
                              connection=s.platform.kafka_connection(),
                              group_instance_id=s.platform.replica_name),
             handle=envelope_handler(self.deps, handlers, self.probe, s.conflict_retries, message_id, parking),
             dlq_producer=self.producer, probe=self.consumer_probe,
         )
         consumer.concurrency = s.consumer_concurrency
-        if chunked and s.command_chunk_size > 1:
-            consumer.batch_handler = chunk_handler(self.deps, handlers, self.probe, message_id, parking)
-            consumer.batch_size = s.command_chunk_size
+        if chunk_size > 1:
+            consumer.batch_handler = chunk_handler(self.deps, handlers, self.probe, message_id, parking, chunk)
+            consumer.batch_size = chunk_size
         return consumer
 
     async def start(self, *, consume: bool = True, relay: bool = True, kpi_snapshots: bool = True,
@@ -236,8 +243,9 @@ class ListingRuntime:
         if consume:
             self.consumers = [
                 self._consumer(COMMANDS, command_topics(), COMMAND_HANDLERS, lambda e: str(e.data["command_id"]),
-                               chunked=True, parking=self.parking),
-                self._consumer(FACTS, fact_topics(), FACT_HANDLERS, lambda e: e.id),
+                               chunk_size=self.settings.command_chunk_size, parking=self.parking),
+                self._consumer(FACTS, fact_topics(), FACT_HANDLERS, lambda e: e.id,
+                               chunk_size=self.settings.fact_chunk_size, chunk=handle_fact_chunk),
             ]
             for consumer in self.consumers:
                 await consumer.start()

@@ -37,6 +37,7 @@ class ListingSettings(BaseSettings):
     consumer_group: str = "listing"
     consumer_concurrency: int = Field(16, ge=1, le=256)  # distinct patients handled at once (facts)
     command_chunk_size: int = Field(500, ge=1, le=5000)  # commands per transaction (1: one per transaction)
+    fact_chunk_size: int = Field(500, ge=1, le=5000)  # register facts per transaction (1: one per transaction)
     pool_size: int = Field(20, ge=2, le=200)
     relay_batch: int = Field(1000, ge=1)
     relay_interval_s: float = Field(0.5, gt=0)

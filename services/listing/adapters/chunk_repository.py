@@ -335,8 +335,9 @@ class ChunkRepository(ListingRepository):
 
     async def close_fast_vardkontakt(self, patient_key: str, care_unit_id: str, practitioner_id: str, ended_on: date,
                                      reason: str) -> str | None:
-        # only the population register's facts end a fast vårdkontakt (P1), and facts are not chunked;
-        # a planned write could not say which appointment it ended, so refuse rather than lose the event
+        # only the population register's facts end a fast vårdkontakt (P1), and their chunks run such a
+        # decision direct (fact_chunk_repository.py); a planned write could not say which appointment it
+        # ended, so refuse rather than lose the event
         raise TypeError("a chunk of commands does not end fast vårdkontakter")
 
     async def persist(self, events: Sequence[ev.Event], ctx: DecisionContext) -> list[OutboxEvent]:

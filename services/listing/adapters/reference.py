@@ -4,6 +4,7 @@ row is kept in ``listing.history``); periods are closed, never deleted.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -161,6 +162,36 @@ async def bind_list(conn: Any, list_id: str, role_id: str) -> None:
         raise LookupError(f"no doctor list {list_id}")
 
 
+PERSON_COLUMNS = ("population_status", "status_date", "home_region", "birth_date", "guardian_keys")
+
+
+def new_person(population_status: str, home_region: str | None, birth_date: date | None, status_date: date | None,
+               guardian_keys: list[str] | None) -> dict[str, Any]:
+    """The row a person's first register fact gives (pure; the SÄBO flag is read where it is written)."""
+    return {"population_status": population_status, "status_date": status_date, "home_region": home_region or "00",
+            "birth_date": birth_date, "guardian_keys": sorted(set(guardian_keys)) if guardian_keys is not None else None}
+
+
+def person_changes(row: Mapping[str, Any], *, population_status: str, home_region: str | None,
+                   birth_date: date | None, status_date: date | None,
+                   guardian_keys: list[str] | None) -> dict[str, Any]:
+    """What a register fact changes in a known person's row (pure): the columns to set. Death,
+    emigration, moving out and protected identity are not here (they go through decide)."""
+    guardians = sorted(set(guardian_keys)) if guardian_keys is not None else None
+    changes: dict[str, Any] = {}
+    if home_region and home_region != row["home_region"]:
+        changes["home_region"] = home_region
+    if birth_date and birth_date != row["birth_date"]:
+        changes["birth_date"] = birth_date
+    if guardians is not None and (row["guardian_keys"] is None or guardians != sorted(row["guardian_keys"])):
+        changes["guardian_keys"] = guardians
+    if population_status == "folkbokford" and row["population_status"] != "folkbokford":
+        # moved back in / re-registered: no domain command for re-entry; history keeps the old row
+        changes["population_status"] = "folkbokford"
+        changes["status_date"] = status_date
+    return changes
+
+
 async def upsert_person(conn: Any, patient_key: str, *, population_status: str, home_region: str | None,
                         birth_date: date | None, status_date: date | None,
                         guardian_keys: list[str] | None = None) -> str | None:
@@ -176,8 +207,8 @@ async def upsert_person(conn: Any, patient_key: str, *, population_status: str, 
         "WHERE patient_key = $1 FOR UPDATE",
         patient_key,
     )
-    guardians = sorted(set(guardian_keys)) if guardian_keys is not None else None
     if row is None:
+        new = new_person(population_status, home_region, birth_date, status_date, guardian_keys)
         sabo = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM listing.sabo_residence WHERE patient_key = $1 AND period @> current_date)",
             patient_key,
@@ -186,20 +217,12 @@ async def upsert_person(conn: Any, patient_key: str, *, population_status: str, 
             """INSERT INTO listing.person (patient_key, population_status, status_date, home_region, birth_date,
                                            sabo_resident, guardian_keys)
                VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            patient_key, population_status, status_date, home_region or "00", birth_date, sabo, guardians,
+            patient_key, new["population_status"], new["status_date"], new["home_region"], new["birth_date"], sabo,
+            new["guardian_keys"],
         )
         return None
-    changes: dict[str, Any] = {}
-    if home_region and home_region != row["home_region"]:
-        changes["home_region"] = home_region
-    if birth_date and birth_date != row["birth_date"]:
-        changes["birth_date"] = birth_date
-    if guardians is not None and (row["guardian_keys"] is None or guardians != sorted(row["guardian_keys"])):
-        changes["guardian_keys"] = guardians
-    if population_status == "folkbokford" and row["population_status"] != "folkbokford":
-        # moved back in / re-registered: no domain command for re-entry; history keeps the old row
-        changes["population_status"] = "folkbokford"
-        changes["status_date"] = status_date
+    changes = person_changes(row, population_status=population_status, home_region=home_region,
+                             birth_date=birth_date, status_date=status_date, guardian_keys=guardian_keys)
     if changes:
         cols = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(changes))
         await conn.execute(f"UPDATE listing.person SET {cols}, updated_at = now() WHERE patient_key = $1",
@@ -241,12 +264,17 @@ async def sabo_resident_on(conn: Any, patient_key: str, on: date) -> bool:
     )
 
 
+def risk_row(data: dict) -> tuple:
+    """A ``risk.assessed.v1`` fact as its ``listing.risk_assessment`` row (pure)."""
+    return (data["assessment_id"], data["patient_key"], data["rub"], data["acg_version"], data["lookback_months"],
+            _ts(data["computed_at"]))
+
+
 async def add_risk_assessment(conn: Any, data: dict) -> None:
     await conn.execute(
         """INSERT INTO listing.risk_assessment (assessment_id, patient_key, rub, acg_version, lookback_months, computed_at)
            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (assessment_id) DO NOTHING""",
-        data["assessment_id"], data["patient_key"], data["rub"], data["acg_version"], data["lookback_months"],
-        _ts(data["computed_at"]),
+        *risk_row(data),
     )
 
 

@@ -9,9 +9,10 @@ Every handler runs in one transaction (:class:`UnitOfWork`): lock the person row
 (``SELECT ... FOR UPDATE``), check the inbox (a repeated message changes nothing and answers what
 the first one did), load the slice of state the decision reads (domain README, "State an adapter
 must build"), ``decide`` under the region's policy profile, write the rows the events mean, the
-outbox rows and the inbox row, commit. Kafka commands run the same handlers a chunk at a time
-(service_layer/chunks.py): ``deps.uow()`` then gives the command its share of the chunk's
-transaction, whose repository reads from set-based prefetches and plans the writes.
+outbox rows and the inbox row, commit. Kafka commands and facts run the same handlers a chunk at a
+time (service_layer/chunks.py, service_layer/fact_chunks.py): ``deps.uow()`` then gives the message
+its share of the chunk's transaction, whose repository reads from set-based prefetches and plans
+the writes.
 """
 from __future__ import annotations
 
