@@ -151,6 +151,13 @@ async def handle_chunk(messages: Sequence[Message], deps: Deps, probe: ListingPr
             await tx.commit()
         finally:
             await deps.pool.release(conn)
+    return report_chunk(messages, deps, probe, result, decided, seconds, leftover)
+
+
+def report_chunk(messages: Sequence[Message], deps: Deps, probe: ListingProbe, result: ChunkResult, decided: list,
+                 seconds: dict[int, float], leftover: list[int]) -> ChunkResult:
+    """After a chunk's transaction committed: its decisions to the caller's hook, its outcomes to the
+    metrics, and what is left over to handle one at a time (commands and facts alike)."""
     for msg, outcome, events in decided:
         deps.on_decided(msg, outcome, events)
     for i, outcome in result.outcomes.items():

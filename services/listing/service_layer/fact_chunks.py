@@ -25,7 +25,7 @@ from typing import Any
 from services.listing.adapters.fact_chunk_repository import FactChunkRepository
 from services.listing.adapters.metrics import ListingProbe, NullListingProbe
 from services.listing.domain import events as ev
-from services.listing.service_layer.chunks import ChunkResult
+from services.listing.service_layer.chunks import ChunkResult, report_chunk
 from services.listing.service_layer.dispatch import check_values
 from services.listing.service_layer.handlers import FACT_HANDLERS, Deps, Handler, Message, Outcome
 
@@ -126,11 +126,4 @@ async def handle_fact_chunk(messages: Sequence[Message], deps: Deps, probe: List
             await tx.commit()
         finally:
             await deps.pool.release(conn)
-    for msg, outcome, events in decided:
-        deps.on_decided(msg, outcome, events)
-    for i, outcome in result.outcomes.items():
-        reason = outcome.rejection["reason_code"] if outcome.rejection else None
-        status = "replayed" if outcome.replayed else outcome.status
-        probe.decided(messages[i].message_type, status, reason, seconds.get(i, 0.0))
-    result.leftover = sorted(leftover)
-    return result
+    return report_chunk(messages, deps, probe, result, decided, seconds, leftover)
