@@ -119,7 +119,8 @@ async def run(args, mine: Throwaway) -> dict:
     settings = ContinuityServiceSettings(
         platform=PlatformSettings(kafka_bootstrap=bootstrap, topic_prefix=prefix, database_url=dsn),
         as_of=datetime(2026, 3, 15).date(), store="rocksdb", data_dir=Path(tempfile.mkdtemp()) / "continuity",
-        api_enabled=False, metrics_port=None, snapshot_enabled=False, batch_max_records=args.batch)
+        api_enabled=False, metrics_port=None, snapshot_enabled=False,
+        **({"batch_max_records": args.batch} if args.batch else {}))
     worker = ContinuityWorker(settings)
     total = args.visits + len(listings)
     profiler = cProfile.Profile() if args.profile else None
@@ -159,7 +160,7 @@ async def run(args, mine: Throwaway) -> dict:
     env = dict(os.environ, FLK_KAFKA_BOOTSTRAP=bootstrap, FLK_TOPIC_PREFIX=prefix, FLK_DATABASE_URL=dsn,
                FLK_CONTINUITY_AS_OF="2026-03-15", FLK_CONTINUITY_STORE="rocksdb",
                FLK_CONTINUITY_DATA_DIR=str(settings.data_dir), FLK_CONTINUITY_HTTP_PORT=str(port),
-               FLK_CONTINUITY_SNAPSHOT_ENABLED="false", FLK_CONTINUITY_BATCH_MAX_RECORDS=str(args.batch))
+               FLK_CONTINUITY_SNAPSHOT_ENABLED="false", FLK_CONTINUITY_BATCH_MAX_RECORDS=str(settings.batch_max_records))
     proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "continuity", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     token = issue_token(settings.platform, "bench", Role.LISTING_ADMIN, [])
@@ -176,7 +177,7 @@ async def run(args, mine: Throwaway) -> dict:
                     if r.status_code == 200 and r.json()["total"]["visits"] == 1:
                         latencies.append(time.perf_counter() - published)
                         return
-                    await asyncio.sleep(0.02)  # each poll is an audited read: keep the probes' own load small
+                    await asyncio.sleep(float(os.environ.get("BENCH_POLL_S", "0.02")))  # each poll is an audited read: keep the probes' own load small
 
             # warm-up: "ready" answers before the consumer has joined its group and been assigned its
             # partitions; the clock starts once a first visit has gone all the way through
@@ -242,7 +243,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--visits", type=int, default=200_000)
     parser.add_argument("--patients", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="records per batch (default: the worker's own, FLK_CONTINUITY_BATCH_MAX_RECORDS)")
     parser.add_argument("--latency-seconds", type=int, default=10)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--only-worker", action="store_true",
