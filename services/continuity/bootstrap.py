@@ -436,7 +436,9 @@ class ContinuityWorker:
                 continue  # revoked meanwhile, or waiting for its restore
             self.processor.summaries.setdefault(p, {})
             self.processor.sizes.setdefault(p, {})
+            started = time.perf_counter()
             await self._commit_all({p: self.processor.refresh_partition(p)})
+            self.probe.refreshed(time.perf_counter() - started)
             self._refreshes += 1
             refreshed = True
         if refreshed:
@@ -483,6 +485,7 @@ class ContinuityWorker:
             self._needs_refresh.add(p)
             self._needs_restore.discard(p)
             self.ownership.add({p})
+        self.probe.restored(sum(read.values()), time.perf_counter() - started)
         log.info("restored partition(s) %s: %d changelog record(s) read in %.2fs", partitions,
                  sum(read.values()), time.perf_counter() - started)
         return set(partitions)

@@ -30,6 +30,16 @@ class ContinuityMetrics:
                                       buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000), registry=r)
         self.advance_seconds = Histogram("flk_continuity_advance_seconds", "Time to advance every patient to a new "
                                          "day", buckets=(.01, .1, 1, 5, 10, 30, 60, 300), registry=r)
+        # a failover's two waits: the newly owned partitions' tables brought to their changelog's end, then
+        # every patient of them recomputed before the partitions' inputs are processed again
+        self.restore_seconds = Histogram("flk_continuity_restore_seconds", "Time to restore newly assigned "
+                                         "partitions from the changelog (fence, read, seek)",
+                                         buckets=(.01, .1, .5, 1, 5, 10, 30, 60, 300), registry=r)
+        self.restored_records = Counter("flk_continuity_restored_records_total", "Changelog records read by restores",
+                                        registry=r)
+        self.refresh_seconds = Histogram("flk_continuity_refresh_seconds", "Time to recompute every patient of a "
+                                         "partition after its assignment or a unit-register change",
+                                         buckets=(.01, .1, .5, 1, 5, 10, 30, 60, 300), registry=r)
         self.lag = Gauge("flk_continuity_consumer_lag_records", "Records not yet consumed", ["topic", "partition"],
                          registry=r)
         self.patients = Gauge("flk_continuity_patients", "Patients in this worker's tables", registry=r)
@@ -91,6 +101,13 @@ class Probe:
 
     def advanced(self, seconds: float) -> None:
         self.metrics.advance_seconds.observe(seconds)
+
+    def restored(self, records: int, seconds: float) -> None:
+        self.metrics.restored_records.inc(records)
+        self.metrics.restore_seconds.observe(seconds)
+
+    def refreshed(self, seconds: float) -> None:
+        self.metrics.refresh_seconds.observe(seconds)
 
     def snapshot_written(self, seconds: float) -> None:
         self.metrics.snapshot_seconds.observe(seconds)

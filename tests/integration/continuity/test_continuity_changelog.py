@@ -54,6 +54,11 @@ async def test_a_replica_with_no_local_state_restores_its_partitions_from_the_ch
         await eventually(lambda: len(fresh.store.partitions) == 6 and not fresh._needs_restore, timeout_s=30)
         assert fresh.restored_records >= len(patients)
         assert {p: served_by(fresh.processor, p) for p in patients} == before
+        # what an operator sees of the failover: the records read, the restore's and the refreshes' times
+        metric = fresh.probe.registry.get_sample_value
+        assert metric("flk_continuity_restored_records_total") == fresh.restored_records
+        assert metric("flk_continuity_restore_seconds_count") >= 1
+        await eventually(lambda: metric("flk_continuity_refresh_seconds_count") == 6, timeout_s=30)
         await publish(producer, topic_prefix, *some_visits(patients[:10], 1, start=10))
         await wait_processed(fresh, 10)
         for p in patients[:10]:
