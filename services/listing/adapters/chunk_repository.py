@@ -115,7 +115,22 @@ class Wants:
     changes_since: date | None = None
 
 
-class ChunkRepository(ListingRepository):
+class PrefetchedInbox:
+    """``inbox_outcome`` from a chunk's inbox read at once (``_inbox``: the outcomes known, in the
+    database or planned; ``_inbox_absent``: the ids known to have none), else the repository's own."""
+
+    _inbox: dict[str, dict | None]
+    _inbox_absent: set[str]
+
+    async def inbox_outcome(self, message_id: str) -> dict | None | bool:
+        if message_id in self._inbox:
+            return self._inbox[message_id]
+        if message_id in self._inbox_absent:
+            return False
+        return await super().inbox_outcome(message_id)
+
+
+class ChunkRepository(PrefetchedInbox, ListingRepository):
     """Reads from round prefetches, writes planned and flushed in batches (see the module doc)."""
 
     def __init__(self, conn: Any) -> None:
@@ -256,13 +271,6 @@ class ChunkRepository(ListingRepository):
             self._undo.append(lambda: mapping.pop(key, None))
 
     # ------------------------------------------------------------------ inbox, outbox
-    async def inbox_outcome(self, message_id: str) -> dict | None | bool:
-        if message_id in self._inbox:
-            return self._inbox[message_id]
-        if message_id in self._inbox_absent:
-            return False
-        return await super().inbox_outcome(message_id)
-
     async def record_inbox(self, message_id: str, message_type: str, outcome: dict | None) -> None:
         self._inbox_rows.append((message_id, message_type, _json(outcome) if outcome is not None else None))
         self._set(self._inbox, message_id, outcome)

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from services.listing.adapters import reference
-from services.listing.adapters.chunk_repository import INBOX_INSERT, columns
+from services.listing.adapters.chunk_repository import INBOX_INSERT, PrefetchedInbox, columns
 from services.listing.adapters.repository import ListingRepository
 
 LOCK_AND_READ_PERSONS = """SELECT patient_key, population_status, status_date, home_region, birth_date, guardian_keys
@@ -110,7 +110,7 @@ class _Direct:
         return getattr(self._conn, name)
 
 
-class FactChunkRepository(ListingRepository):
+class FactChunkRepository(PrefetchedInbox, ListingRepository):
     """Plans the decision-free facts' rows, runs the others direct (see the module doc)."""
 
     def __init__(self, conn: Any) -> None:
@@ -224,13 +224,6 @@ class FactChunkRepository(ListingRepository):
         mapping[key] = value
 
     # ------------------------------------------------------------------ inbox
-    async def inbox_outcome(self, message_id: str) -> dict | None | bool:
-        if message_id in self._inbox:
-            return self._inbox[message_id]
-        if message_id in self._inbox_absent:
-            return False
-        return await super().inbox_outcome(message_id)
-
     async def record_inbox(self, message_id: str, message_type: str, outcome: dict | None) -> None:
         if self._direct:
             await super().record_inbox(message_id, message_type, outcome)
