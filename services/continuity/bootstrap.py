@@ -500,15 +500,13 @@ class ContinuityWorker:
             return
         changelog = self.prefix + changelog_topic()
         producer = self.producers[p]
-        records = items + [offset_record(topic, offset) for topic, offset in offsets.items()]
+        records = list(_changelog_records(dict(items), offsets))
         position = 0
         for start in range(0, len(records), chunk):
             await producer.begin_transaction()
             try:
-                futures = [await producer.send(changelog, key=k, value=v, partition=p)
-                           for k, v in records[start:start + chunk]]
-                for f in futures:
-                    position = (await f).offset + 1
+                for f, count in await send_in_batches(producer, changelog, p, records[start:start + chunk]):
+                    position = (await f).offset + count
                 await producer.commit_transaction()
             except BaseException:
                 await self._abort(p, producer)
