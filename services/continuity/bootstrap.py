@@ -32,6 +32,7 @@ import signal
 import time
 from datetime import date
 
+from flk.collector import BatchCollector
 from flk.events.acls import KafkaUse
 from flk.events.dlq import send_to_dlq
 from flk.events.producer import init_transactions, send_in_batches, transactional_producer
@@ -264,6 +265,7 @@ class ContinuityWorker:
         self._server = None
         self._pool = None
         self._snapshot_written_at = time.time()
+        self.collector = BatchCollector()
         self._refreshes = 0  # partitions refreshed (restart, a new day, the unit register): state changed
         self._snapshot_of: tuple | None = None  # the state version the last written snapshot is of
         self._snapshot_checked = time.monotonic()  # when a snapshot was last written or found current
@@ -381,33 +383,38 @@ class ContinuityWorker:
         s = self.settings
         while not self.stopping.is_set():
             try:
-                batches = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms or 100,
-                                                      max_records=s.batch_max_records)
-                async with self.lock:
-                    restored = await self._restore_pending()
-                    await self._refresh_pending()
-                    by_partition: dict[int, list] = {}
-                    for tp, part in batches.items():
-                        # a partition restored just now was seeked to its table's offsets: records fetched
-                        # before that are fetched again from there
-                        if part and tp.partition in self.producers and tp.partition not in restored:
-                            by_partition.setdefault(tp.partition, []).extend(part)
-                    if by_partition:
-                        # one transaction per partition (its producer): processed apart, committed together
-                        outs = {p: self.processor.process(records) for p, records in by_partition.items()}
-                        committed = await self._commit_all(outs)
-                        for out in (outs[p] for p in committed):
-                            self.processed_events += out.events
-                            self.probe.processed(out.processed)
-                            self.probe.batch(out.events, out.seconds)
-                if batches:
-                    self._report_lag(batches)
+                with self.collector.batch():
+                    await self._consume_batch(s)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - broker trouble: wait and go on (the batch is replayed)
                 log.exception("continuity batch failed; its partitions are restored and replayed")
                 await asyncio.sleep(1.0)
                 await self._rewind()
+
+    async def _consume_batch(self, s) -> None:
+        """One batch: fetched, processed and committed (the cyclic collector runs after it: flk.collector)."""
+        batches = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms or 100,
+                                              max_records=s.batch_max_records)
+        async with self.lock:
+            restored = await self._restore_pending()
+            await self._refresh_pending()
+            by_partition: dict[int, list] = {}
+            for tp, part in batches.items():
+                # a partition restored just now was seeked to its table's offsets: records fetched
+                # before that are fetched again from there
+                if part and tp.partition in self.producers and tp.partition not in restored:
+                    by_partition.setdefault(tp.partition, []).extend(part)
+            if by_partition:
+                # one transaction per partition (its producer): processed apart, committed together
+                outs = {p: self.processor.process(records) for p, records in by_partition.items()}
+                committed = await self._commit_all(outs)
+                for out in (outs[p] for p in committed):
+                    self.processed_events += out.events
+                    self.probe.processed(out.processed)
+                    self.probe.batch(out.events, out.seconds)
+        if batches:
+            self._report_lag(batches)
 
     async def _follow_unit_register(self) -> None:
         """A changed filial relation changes which visits count at a listing unit: every patient is
@@ -449,6 +456,7 @@ class ContinuityWorker:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
+            self.collector.collected_fully()
 
     # ------------------------------------------------------------------ partitions: restore, commit, drop
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from flk.collector import BatchCollector
 from services.continuity.adapters.changelog import table_writes
 from services.continuity.adapters.metrics import Probe
 from services.continuity.adapters.store import CHANGELOG_POSITION, PatientStore, open_store
@@ -54,6 +55,7 @@ class ChangelogFollower:
         self.ownership = Ownership(settings.session_timeout_ms / 1000)
         self.served = FollowedIndices(self.processor, self.ownership, registry().patient_partitions)
         self.stopping = asyncio.Event()
+        self.collector = BatchCollector()
         self.consumer = None
         self.unit_register: UnitRegisterReader | None = None
         self.tasks: list[asyncio.Task] = []
@@ -124,14 +126,16 @@ class ChangelogFollower:
     async def _follow(self) -> None:
         while not self.stopping.is_set():
             try:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max_records)
-                for tp, records in batches.items():
-                    if not records or tp.partition not in self.store.partitions:
-                        continue
-                    writes, offsets = table_writes(records)
-                    offsets[CHANGELOG_POSITION] = records[-1].offset + 1
-                    self.store.commit(tp.partition, writes, offsets)
-                    self.followed_records += len(records)
+                with self.collector.batch():  # the cyclic collector between batches (flk.collector)
+                    batches = await self.consumer.getmany(timeout_ms=200,
+                                                          max_records=self.settings.batch_max_records)
+                    for tp, records in batches.items():
+                        if not records or tp.partition not in self.store.partitions:
+                            continue
+                        writes, offsets = table_writes(records)
+                        offsets[CHANGELOG_POSITION] = records[-1].offset + 1
+                        self.store.commit(tp.partition, writes, offsets)
+                        self.followed_records += len(records)
                 # the consumer's position is past what was read and past the transactions' markers
                 self._serve_caught_up({p: await self._position(p) for p in list(self._catching_up)})
             except asyncio.CancelledError:
