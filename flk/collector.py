@@ -12,6 +12,11 @@ commit) and collects at the batch's end instead, when the batch's objects are fr
 generations once enough objects were allocated since the last collection (the collector's own first
 threshold), everything at most every ``full_every_s`` seconds. What other tasks allocate meanwhile (the
 API, the metrics) is collected at the next batch's end, so cycles are still freed within one batch.
+
+:func:`freeze_what_lives` is for a process that has started: what lives then (the imported modules,
+the app, a simulated population) stays, and a full collection need not scan it again. Measured in the
+main job's replay (5 000 people, every Python process): 10-13 % of each service's CPU time was the
+collector, most of it full collections of 50-130 ms over the modules and the app.
 """
 from __future__ import annotations
 
@@ -56,3 +61,12 @@ class BatchCollector:
     def collected_fully(self) -> None:
         """A full collection ran elsewhere (a refresh's): the next one is due a full interval later."""
         self._last_full = self._clock()
+
+
+def freeze_what_lives() -> None:
+    """Collect once, then move every object still alive to the permanent generation (``gc.freeze``): the
+    collector's full collections scan only what was made after. Objects frozen are freed by their
+    reference count as always; only a cycle among them is never collected (what lives at a start lives
+    on)."""
+    gc.collect()
+    gc.freeze()

@@ -143,6 +143,10 @@ async def main(args: argparse.Namespace) -> int:
     settings = InfraSettings()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # the continuity worker's tables of an earlier run hold its (later) facts: like `flk run --fresh`, start empty
+    shutil.rmtree(out / "state", ignore_errors=True)
+    for old in out.glob("*-*.txt"):  # (an earlier run's py-spy files: report_profiles merges them all)
+        old.unlink()
     py_spy = shutil.which("py-spy") or (str(Path(sys.executable).parent / "py-spy")
                                         if (Path(sys.executable).parent / "py-spy").exists() else None)
     use_py_spy = args.py_spy and py_spy is not None

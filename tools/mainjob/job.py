@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from flk.collector import BatchCollector
 from flk.events.connection import PLAINTEXT, KafkaConnection
 from tools.mainjob.demo_sinks import MailCatcher, TeamsSink
 from tools.mainjob.goals import (
@@ -181,6 +182,7 @@ class MainJob:
         self.mail = MailCatcher(config.host, config.smtp_port) if config.demo_sinks else None
         self.teams = TeamsSink(config.host, config.teams_port) if config.demo_sinks else None
         self._http_client = None  # `_http`
+        self.collector = BatchCollector()
         self.services: dict[str, ServiceProcess] = {}
         self.units: list[UnitInfo] = []
         self.started_at = time.monotonic()
@@ -496,11 +498,19 @@ class MainJob:
 
         bar = Progress(self.sim, enabled=self.c.progress)
         sent = 0
-        for facts, rest in monthly_chunks(items):
-            sent += await self._publish_chunk(facts, bar)
-            if facts and self.with_listing:
-                await self._wait_for_group("listing.facts")
-            sent += await self._publish_chunk(rest, bar)
+        months = monthly_chunks(items)
+        while True:
+            # a month simulated and published is a batch: the cyclic collector runs after it, not over the
+            # simulated region while it is made (flk.collector)
+            with self.collector.batch():
+                month = next(months, None)
+                if month is None:
+                    break
+                facts, rest = month
+                sent += await self._publish_chunk(facts, bar)
+                if facts and self.with_listing:
+                    await self._wait_for_group("listing.facts")
+                sent += await self._publish_chunk(rest, bar)
         bar.done()
         return sent
 
