@@ -91,3 +91,32 @@ def test_a_full_collection_elsewhere_postpones_the_next_one(collector_on):
     clock.now = 110.0
     collector.collect_due()
     assert collector.full_collections == 1
+
+
+async def test_a_served_app_freezes_what_lives_once_its_lifespan_has_started():
+    from flk.service import frozen_after_startup
+
+    seen = []
+
+    async def app(scope, receive, send):
+        assert scope["type"] == "lifespan"
+        await receive()
+        seen.append(gc.get_freeze_count())
+        await send({"type": "lifespan.startup.complete"})
+
+    messages = iter([{"type": "lifespan.startup"}])
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append((message["type"], gc.get_freeze_count()))
+
+    gc.unfreeze()
+    try:
+        await frozen_after_startup(app)({"type": "lifespan"}, receive, send)
+        assert seen == [0]
+        assert sent[0][0] == "lifespan.startup.complete" and sent[0][1] > 0
+    finally:
+        gc.unfreeze()
