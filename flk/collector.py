@@ -16,7 +16,7 @@ API, the metrics) is collected at the next batch's end, so cycles are still free
 :func:`freeze_what_lives` is for a process that has started: what lives then (the imported modules,
 the app, a simulated population) stays, and a full collection need not scan it again. Measured in the
 main job's replay (5 000 people, every Python process): 10-13 % of each service's CPU time was the
-collector, most of it full collections of 50-130 ms over the modules and the app.
+collector, most of it full collections of 80-100 ms each over the modules and the app.
 """
 from __future__ import annotations
 

@@ -45,9 +45,9 @@ class ContinuityServiceSettings(BaseSettings):
     store: str = Field("rocksdb", pattern="^(memory|rocksdb)$")
     data_dir: Path = Path(".flk-data/continuity")
     #: records per batch: a replay coalesces more of a patient's visits per batch the larger it is, and pays
-    #: a batch's transaction less often (5 000 -> 20 000: +25-35 % events/s in bench.py's replay; 20 000 ->
-    #: 50 000: +40-100 %, docs/benchmarks.md); a live stream's batches are small anyway. A batch's records
-    #: are in memory at once: about 1 KB each with their headers
+    #: a batch's transaction less often (20 000 -> 50 000: +11 % visit events/s in bench.py's replay, timed
+    #: batch by batch; 100 000 gains nothing more: docs/benchmarks.md); a live stream's batches are small
+    #: anyway. A batch's records are in memory at once: about 1 KB each with their headers
     batch_max_records: int = Field(50_000, ge=1)
     batch_timeout_ms: int = Field(50, ge=0)
     session_timeout_ms: int = 10_000
