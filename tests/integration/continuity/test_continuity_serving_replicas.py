@@ -13,7 +13,7 @@ from services.continuity.adapters.store import MemoryStore
 from services.continuity.settings import SERVING_REPLICA_GROUP
 from tests.support.builders import a_patient_key
 
-from changelog_support import PARTITIONS, indices_events, served, served_by
+from changelog_support import PARTITIONS, indices_events, served, served_by, stable_ends
 from continuity_stream import eventually, listing, publish, running_worker, service_settings, visit
 
 pytestmark = pytest.mark.integration
@@ -45,14 +45,11 @@ def answer(follower: ChangelogFollower, patient: str):
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    """The end offsets once the worker's committed transactions have their markers (written shortly after
+    a commit returns: read before them, a marker would look like a write after)."""
+    from aiokafka import TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        return await consumer.end_offsets([TopicPartition(t, p) for t in topics for p in range(PARTITIONS)])
-    finally:
-        await consumer.stop()
+    return await stable_ends(bootstrap, [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)])
 
 
 async def test_two_serving_replicas_split_the_partitions_and_serve_exactly_what_the_worker_committed(
