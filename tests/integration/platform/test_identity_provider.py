@@ -7,6 +7,7 @@ mapped into the token's hsa_unit_ids), listing-admin is a region administrator.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Annotated
 
@@ -149,10 +150,12 @@ async def test_an_expired_provider_token_is_refused_with_401(identity_provider, 
     with identity_provider.admin() as admin:
         admin.create_client("flk", {"clientId": client_id, "publicClient": True, "directAccessGrantsEnabled": True,
                                     "standardFlowEnabled": False, "protocolMappers": CLI_MAPPERS,
-                                    "attributes": {"access.token.lifespan": "1"}})
+                                    "attributes": {"access.token.lifespan": "5"}})
     token = identity_provider.token("clinician-a", client_id=client_id)
-    assert await api.status(f"/patients/{PATIENT_AT_A}", token) == 200  # before it expires (1 s)...
-    await asyncio.sleep(2.2)
+    issued = time.monotonic()  # (at or after the token's iat: it expires at the latest 5 s from here)
+    # before it expires (5 s: under load the first request, with the realm's keys fetched, took over 1 s)...
+    assert await api.status(f"/patients/{PATIENT_AT_A}", token) == 200
+    await asyncio.sleep(max(0.0, issued + 6.2 - time.monotonic()))
 
     assert await api.refusal(f"/patients/{PATIENT_AT_A}", token) == (401, "token expired")
 
