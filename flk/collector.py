@@ -59,8 +59,15 @@ class BatchCollector:
             self.young_collections += 1
 
     def collected_fully(self) -> None:
-        """A full collection ran elsewhere (a refresh's): the next one is due a full interval later."""
+        """A full collection ran elsewhere: the next one is due a full interval later."""
         self._last_full = self._clock()
+
+    def refreeze(self) -> None:
+        """Everything collected, the frozen objects included (a cycle among them is freed), and what lives
+        frozen again (:func:`freeze_what_lives`): after a refresh replaced what a worker keeps."""
+        gc.unfreeze()
+        freeze_what_lives()
+        self.collected_fully()
 
 
 def freeze_what_lives() -> None:

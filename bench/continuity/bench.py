@@ -138,10 +138,10 @@ async def run(args, mine: Throwaway) -> dict:
     marks: list[tuple[float, float, float, float, int]] = []  # started, ended, cpu at both, events
     consume_batch = worker._consume_batch
 
-    async def timed_batch(s) -> None:
+    async def timed_batch() -> None:
         started, cpu, before, listed = time.perf_counter(), time.process_time(), worker.processed_events, \
             listings_applied()
-        await consume_batch(s)
+        await consume_batch()
         if listed >= len(listings) and worker.processed_events > before:
             marks.append((started, time.perf_counter(), cpu, time.process_time(), worker.processed_events - before))
 
@@ -178,10 +178,9 @@ async def run(args, mine: Throwaway) -> dict:
             print(f"    batch: {m[4]} events in {m[1] - m[0]:.2f} s ({m[3] - m[2]:.2f} CPU-s)")
     measured = sum(m[4] for m in marks)
     elapsed, cpu = marks[-1][1] - marks[0][0], marks[-1][3] - marks[0][2]  # (this process is the worker here)
-    first = total - measured
     patients, state_bytes = worker.processor.table_size()
-    result.update(worker_events=total - first, worker_seconds=elapsed, worker_eps=(total - first) / elapsed,
-                  worker_cpu_seconds=cpu, worker_eps_cpu=(total - first) / cpu, bytes_per_patient=state_bytes / patients)
+    result.update(worker_events=measured, worker_seconds=elapsed, worker_eps=measured / elapsed,
+                  worker_cpu_seconds=cpu, worker_eps_cpu=measured / cpu, bytes_per_patient=state_bytes / patients)
     result["load_average_after_b"] = os.getloadavg()
     if args.only_worker:
         print(f"(b) this worker: {result['worker_eps']:.0f} events/s, {result['worker_eps_cpu']:.0f} per CPU-second, "

@@ -26,7 +26,6 @@ table if current, else the changelog from the table's position), never replayed 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import time
@@ -380,11 +379,10 @@ class ContinuityWorker:
     # ------------------------------------------------------------------ the loop
 
     async def _consume(self) -> None:
-        s = self.settings
         while not self.stopping.is_set():
             try:
                 with self.collector.batch():
-                    await self._consume_batch(s)
+                    await self._consume_batch()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - broker trouble: wait and go on (the batch is replayed)
@@ -392,8 +390,9 @@ class ContinuityWorker:
                 await asyncio.sleep(1.0)
                 await self._rewind()
 
-    async def _consume_batch(self, s) -> None:
+    async def _consume_batch(self) -> None:
         """One batch: fetched, processed and committed (the cyclic collector runs after it: flk.collector)."""
+        s = self.settings
         batches = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms or 100,
                                               max_records=s.batch_max_records)
         async with self.lock:
@@ -453,10 +452,7 @@ class ContinuityWorker:
             # collector's scans: a full collection scanned them all, a pause of tens of ms in the latency
             # tail at 20 000 patients (bench.py: p99 221-263 -> 107-126 ms). Summaries are replaced, and
             # freed by their reference count; unfreezing first lets each refresh collect any frozen cycle.
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
-            self.collector.collected_fully()
+            self.collector.refreeze()
 
     # ------------------------------------------------------------------ partitions: restore, commit, drop
 
