@@ -221,12 +221,32 @@ def read_record(
     headers: Iterable[tuple[str, bytes]],
 ) -> Envelope:
     """Decode and validate one consumed message; raise EnvelopeError/ContractViolation with a reason."""
-    return _read(topic, key, value, headers, fast=True)
+    return Envelope(*_read_checked(topic, key, value, headers, fast=True, with_time=True))
+
+
+def read_event(
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes]],
+) -> tuple[str, dict[str, Any]]:
+    """`read_record`'s (event type, data) for a consumer that needs nothing else of the envelope (a stream
+    worker's hot path): every check is the same, the same errors are raised, and the time is checked
+    but not built as an object, nor is the envelope."""
+    checked = _read_checked(topic, key, value, headers, fast=True, with_time=False)
+    return checked[1], checked[5]
 
 
 def _read(topic: str, key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]],
           *, fast: bool) -> Envelope:
     """`read_record`; ``fast=False`` decodes with the SDK only (the reference the tests compare to)."""
+    return Envelope(*_read_checked(topic, key, value, headers, fast=fast, with_time=True))
+
+
+def _read_checked(topic: str, key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]],
+                  *, fast: bool, with_time: bool) -> tuple[str, str, str, "datetime | None", str, Any]:
+    """The envelope's fields in its order (id, type, source, time, key, data), checked; the time is None
+    unless ``with_time`` (a time the fast path reads is checked all the same)."""
     if type(headers) is not list and type(headers) is not tuple:
         headers = list(headers)  # (read twice below at most)
     header_map = dict(headers)
@@ -250,7 +270,7 @@ def _read(topic: str, key: bytes | None, value: bytes | None, headers: Iterable[
     spec = registry().topic(topic)
     if event_type not in spec.events:
         raise EnvelopeError(f"event type {event_type} does not belong on topic {topic}")
-    decoded = _fast(header_map, key, value, event_type) if fast else None
+    decoded = _fast(header_map, key, value, event_type, with_time) if fast else None
     if decoded is None:
         event_id, source, time, data = _decode_sdk(header_map, key, value)
         checked = False
@@ -263,14 +283,7 @@ def _read(topic: str, key: bytes | None, value: bytes | None, headers: Iterable[
     key_text = key.decode("utf-8", errors="replace")
     if data.get(spec.key) != key_text:
         raise EnvelopeError(f"message key does not match data.{spec.key}")
-    return Envelope(
-        id=event_id,
-        event_type=event_type,
-        source=source,
-        time=time,
-        key=key_text,
-        data=data,
-    )
+    return event_id, event_type, source, time, key_text, data
 
 
 Decoded = tuple[str, str, "datetime | None", Any]  # id, source, time, data
@@ -311,10 +324,11 @@ def _decode_fast(header_map: dict[str, bytes], key: bytes, value: bytes) -> Deco
     return None if decoded is None else decoded[:4]
 
 
-def _fast(header_map: dict[str, bytes], key: bytes, value: bytes, event_type: str | None
-          ) -> tuple[str, str, datetime, Any, bool] | None:
+def _fast(header_map: dict[str, bytes], key: bytes, value: bytes, event_type: str | None, with_time: bool = True
+          ) -> tuple[str, str, datetime | None, Any, bool] | None:
     """`_decode_fast` + whether the data is already checked against its schema: a type that has a typed
-    decoder (``flk.events.typed``) is decoded and checked in one pass (True); otherwise orjson (False)."""
+    decoder (``flk.events.typed``) is decoded and checked in one pass (True); otherwise orjson (False).
+    Without ``with_time`` the time is checked (parsed) but None is returned in its place."""
     if type(key) is not bytes or type(value) is not bytes:
         return None
     if not header_map.keys() <= _FAST_HEADERS:
@@ -341,7 +355,9 @@ def _fast(header_map: dict[str, bytes], key: bytes, value: bytes, event_type: st
     except ValueError:
         return None
     # the SDK's parser (dateutil) gives its own tz objects: the same instants and offsets
-    if raw_time[-1] == 90:  # b"Z"
+    if not with_time:
+        time = None
+    elif raw_time[-1] == 90:  # b"Z"
         time = time.replace(tzinfo=_tz.UTC)
     else:
         offset = time.utcoffset()

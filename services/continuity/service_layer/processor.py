@@ -3,7 +3,7 @@
 No Kafka client in here (the worker owns those), so the whole batch path is testable with
 plain records. Per batch:
 
-1. decode + validate each record (``flk.events.envelope.read_record``); invalid ones
+1. decode + validate each record (``flk.events.envelope.read_event``); invalid ones
    become dead letters with the shared consumer's reasons and categories;
 2. group the valid events by (partition, patient key), in offset order;
 3. per patient: decode the record once, apply every event (pure handlers), compute the
@@ -31,7 +31,7 @@ import orjson
 from flk.events.contracts import ContractViolation
 from flk.events.dlq import FailedMessage
 from flk.events.envelope import (
-    EnvelopeError, OutgoingRecord, TrustedWriter, derived_id, read_record, wrap_trusted_record,
+    EnvelopeError, OutgoingRecord, TrustedWriter, derived_id, read_event, wrap_trusted_record,
 )
 from services.continuity.domain.indices import IndexSet
 from services.continuity.domain.patient import PatientIndices, advance, compute_indices
@@ -156,20 +156,19 @@ class Processor:
             offsets[topic] = rec.offset + 1
             out.events += 1
             try:
-                envelope = read_record(topic, rec.key, rec.value, rec.headers or ())
+                event_type, data = read_event(topic, rec.key, rec.value, rec.headers or ())
             except (EnvelopeError, ContractViolation) as exc:
                 category = "envelope" if isinstance(exc, EnvelopeError) else "contract"
                 out.dead.append(DeadLetterItem(_failed(rec), str(exc), category))
                 continue
-            event_type = envelope.event_type
             processed[event_type] = processed.get(event_type, 0) + 1
-            day = effective_day(event_type, envelope.data)
+            day = effective_day(event_type, data)
             if day is not None and day > latest.get(partition, ""):
                 latest[partition] = day
             group = grouped.get((partition, rec.key))
             if group is None:
                 group = grouped[(partition, rec.key)] = []
-            group.append((event_type, envelope.data, rec.offset, rec))
+            group.append((event_type, data, rec.offset, rec))
         as_of = self.as_of
         settings = self.settings
         hot = self._hot

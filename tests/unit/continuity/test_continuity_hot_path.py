@@ -10,6 +10,8 @@ patient's aggregate inputs must be equal.
 """
 from __future__ import annotations
 
+import contextlib
+
 import struct
 from datetime import date, datetime, timedelta, timezone
 
@@ -207,9 +209,14 @@ def test_a_visits_stamp_is_the_references_for_any_time_and_zone_change(instants,
 
 @pytest.mark.parametrize("text", ["2026-02-30T10:00:00Z", "2026-13-01T10:00:00Z", "2026-03-10T24:00:00Z",
                                   "2026-03-10T10:60:00Z", "2026-03-10T10:00:60Z", "2026-03-10T10:00:00.1234567Z",
-                                  "2026-03-10 10:00:00Z", "20260310T100000Z", "2026-03-10T10:00:0٣Z"])
-def test_a_time_the_reference_refuses_is_refused_by_the_stamp_too(text):
+                                  "2026-03-10 10:00:00Z", "20260310T100000Z", "2026-03-10T10:00:0٣Z",
+                                  "2026-03-10T10:0 :00Z", "2026-03-10T10:00:+5Z", "2026-03-10T10:1_0:00Z"])
+@pytest.mark.parametrize("hour_kept", [False, True], ids=["hour-new", "hour-kept"])
+def test_a_time_the_reference_refuses_is_refused_by_the_stamp_too(text, hour_kept):
     hot = HotVisits(ContinuitySettings())
+    if hour_kept:  # its hour read before (if it is one): the stamp's fast path (slices) decides
+        with contextlib.suppress(ValueError):
+            hot._stamp(text[:13] + ":00:00Z")
     try:
         expected = visit_stamp(parse_time(text))
     except ValueError:
