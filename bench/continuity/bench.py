@@ -182,6 +182,9 @@ async def run(args, mine: Throwaway) -> dict:
     result.update(worker_events=measured, worker_seconds=elapsed, worker_eps=measured / elapsed,
                   worker_cpu_seconds=cpu, worker_eps_cpu=measured / cpu, bytes_per_patient=state_bytes / patients)
     result["load_average_after_b"] = os.getloadavg()
+    result["hot_path"] = worker.processor.hot_path
+    print(f"(b) the worker's hot path: {result['hot_path']} (FLK_CONTINUITY_COMPILED_HOT_PATH=false: the pure module)",
+          flush=True)
     if args.only_worker:
         print(f"(b) this worker: {result['worker_eps']:.0f} events/s, {result['worker_eps_cpu']:.0f} per CPU-second, "
               f"{result['bytes_per_patient']:.0f} bytes of state per patient; load average "

@@ -13,7 +13,9 @@ run on the default ports is not disturbed), and measures while it runs:
 * the same per 1 000 simulated events, and the wall time of each phase of the job;
 * with ``--py-spy`` (the default when py-spy is installed), a sampling profile of every Python process
   (py-spy record, non-blocking, ``--rate`` samples a second of CPU time — idle time is not sampled):
-  the functions with the most samples of their own, and the packages they belong to.
+  the functions with the most samples of their own, and the packages they belong to;
+* where PostgreSQL loaded ``pg_stat_statements`` (the project's own server does), the statements of this
+  run's database with the most execution time.
 
     python -m bench.mainjob.profile_replay --people 30000
 
@@ -186,6 +188,7 @@ async def main(args: argparse.Namespace) -> int:
         sampler.see("main job", own, baseline_zero=False)
         spy("mainjob", own)
         admin = await asyncpg.connect(settings.dsn("admin", database="postgres"))
+        statements_seen = await statements_available(admin)
         jobs: list[MainJob] = []
 
         async def watch() -> None:
@@ -215,6 +218,7 @@ async def main(args: argparse.Namespace) -> int:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
             MainJob.__init__ = original_init
+            statements = await top_statements(admin, database, args.top) if statements_seen else []
             await admin.close()
             for proc in spies.values():
                 if proc.poll() is None and proc.args[3] == str(own):
@@ -238,9 +242,41 @@ async def main(args: argparse.Namespace) -> int:
         print(f"{role:<12} {seconds:8.1f} {per:>24}")
     everything = sum(totals.values())
     print(f"{'all':<12} {everything:8.1f} {(everything / sent * 1000 if sent else 0):24.3f}")
+    print("\nPostgreSQL: the statements with the most execution time in this run's database "
+          "(pg_stat_statements)")
+    if not statements_seen:
+        print("    (pg_stat_statements is not loaded: `flk infra down && flk infra up` loads it "
+              "where the server has it)")
+    else:
+        print("\n".join(statements) or "    (none)")
     if use_py_spy:
         report_profiles(out, args.top, args.rate)
     return code
+
+
+async def statements_available(admin: asyncpg.Connection) -> bool:
+    """Whether the server loaded pg_stat_statements (tools/infra/postgres.py does where it can); its view
+    made in the admin's database (it reads the whole server's statements, kept per database)."""
+    loaded = await admin.fetchval("SELECT 'pg_stat_statements' = ANY(string_to_array("
+                                  "current_setting('shared_preload_libraries'), ', '))")
+    if loaded:
+        await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    return bool(loaded)
+
+
+async def top_statements(admin: asyncpg.Connection, database: str, top: int) -> list[str]:
+    """This run's database's statements by total execution time: share, calls, time, rows, the text."""
+    rows = await admin.fetch(
+        "SELECT calls, total_exec_time, rows, query FROM pg_stat_statements "
+        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) ORDER BY total_exec_time DESC", database)
+    total = sum(r["total_exec_time"] for r in rows) or 1.0
+    lines = [f"    {total / 1000:.1f} s of execution in {sum(r['calls'] for r in rows):,} calls of "
+             f"{len(rows)} statements; the top {top}:"]
+    for r in rows[:top]:
+        text = " ".join(r["query"].split())
+        lines.append(f"      {100 * r['total_exec_time'] / total:5.1f} %  {r['total_exec_time'] / 1000:7.1f} s  "
+                     f"{r['calls']:>9,} calls  {r['rows']:>10,} rows  {text[:150]}")
+    return lines
 
 
 def report_profiles(out: Path, top: int, rate: int) -> None:

@@ -309,7 +309,7 @@ def _decode_sdk(header_map: dict[str, bytes], key: bytes, value: bytes) -> Decod
 #: the headers the fast path decides on its own (any other header: the SDK decides)
 _FAST_HEADERS = frozenset({"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_dataschema",
                            "ce_partitionkey", "content-type"})
-_FAST_TIME = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
+_FAST_TIME = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-5][0-9])")
 #: brackets beyond which the stdlib parser may hit the recursion limit where orjson does not
 _FAST_MAX_BRACKETS = 256
 

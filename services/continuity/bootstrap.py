@@ -246,7 +246,7 @@ class ContinuityWorker:
         self.prefix = settings.platform.topic_prefix
         self.store = store or open_store(settings.store, settings.data_dir)
         self.processor = Processor(settings.measure(), self.store, settings.today(), topic_prefix=self.prefix,
-                                   region_id=settings.region_id)
+                                   region_id=settings.region_id, compiled=settings.compiled_hot_path)
         self.probe = Probe()
         self.lock = asyncio.Lock()
         self.stopping = asyncio.Event()
@@ -352,7 +352,8 @@ class ContinuityWorker:
             from prometheus_client import start_http_server
 
             start_http_server(s.metrics_port, addr=s.http_host, registry=self.probe.registry)
-        log.info("continuity worker started (store %s, as of %s)", s.store, self.processor.as_of)
+        log.info("continuity worker started (store %s, as of %s; hot path: %s)", s.store, self.processor.as_of,
+                 self.processor.hot_path)
 
     async def stop(self) -> None:
         self.stopping.set()

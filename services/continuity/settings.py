@@ -50,6 +50,9 @@ class ContinuityServiceSettings(BaseSettings):
     #: anyway. A batch's records are in memory at once: about 1 KB each with their headers
     batch_max_records: int = Field(50_000, ge=1)
     batch_timeout_ms: int = Field(50, ge=0)
+    #: the hot path's compiled twin (flk.native, ADR 0010) where it is built from the current source;
+    #: false: the pure module (the same results; for comparing the two, or ruling the twin out)
+    compiled_hot_path: bool = True
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
     # a batch's transaction (docs/adr/0008) that is neither committed nor aborted within this is aborted

@@ -50,6 +50,13 @@ class Postgres:
             )
         return found
 
+    def _server_options(self) -> list[str]:
+        """``pg_stat_statements`` loaded when the server has it (Debian's server package does): the time
+        per statement that ``bench/mainjob/profile_replay.py`` reports. Given at each start, so a data
+        directory made before it gets it too."""
+        library = Path(self.bin("postgres")).parent.parent / "lib" / "pg_stat_statements.so"
+        return ["-o", "-c shared_preload_libraries=pg_stat_statements"] if library.exists() else []
+
     def _as_db_user(self, argv: list[str]) -> list[str]:
         if os.geteuid() != 0:
             return argv
@@ -121,7 +128,7 @@ class Postgres:
             self._chown(log)
             result = subprocess.run(
                 self._as_db_user([self.bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(log),
-                                  "-w", "-t", "60", "start"]),
+                                  "-w", "-t", "60", *self._server_options(), "start"]),
                 capture_output=True, text=True,
             )
             if result.returncode != 0:

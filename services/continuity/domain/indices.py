@@ -21,7 +21,7 @@ computes all six in one pass and is what the hot path uses.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from typing import NamedTuple
 
 __all__ = [
@@ -101,11 +101,12 @@ def kpc(providers: Sequence[str], fast_lakarkontakt: Collection[str]) -> float |
 
 
 def index_set(
-    providers: Sequence[str],
-    fast_lakarkontakt: Collection[str] = (),
+    providers: Sequence[Hashable],
+    fast_lakarkontakt: Collection[Hashable] = (),
     min_visits: int = 0,
 ) -> IndexSet:
-    """All six indices of ``providers`` (time order) in one pass.
+    """All six indices of ``providers`` (time order) in one pass. The providers are any hashable ids
+    (practitioner ids, or the hot path's per-patient id numbers): only their equality counts.
 
     ``eligible`` is ``len(providers) >= min_visits``; indices are reported
     whether or not the set is eligible.

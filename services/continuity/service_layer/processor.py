@@ -30,6 +30,7 @@ import orjson
 
 from flk.events.contracts import ContractViolation
 from flk.events.dlq import FailedMessage
+from flk.native import twin
 from flk.events.envelope import (
     EnvelopeError, OutgoingRecord, TrustedWriter, derived_id, read_event, wrap_trusted_record,
 )
@@ -40,7 +41,8 @@ from services.continuity.domain.window import window_bounds
 
 from .aggregates import AggregateRow, PatientRow, Summary, aggregate, patient_rows
 from .handlers import HANDLERS, effective_day, prune_residences
-from .hot_visits import HotResult, HotVisits
+from . import hot_visits
+from .hot_visits import HotResult
 from .record import EMPTY_RECORD, PatientRecord, decode_record, encode_record
 
 SOURCE = "flk/continuity"
@@ -92,10 +94,13 @@ def _failed(rec: InputRecord) -> FailedMessage:
 
 class Processor:
     def __init__(self, settings: ContinuitySettings, store, as_of: date, *, topic_prefix: str = "",
-                 region_id: str = "00", hot_path: bool = True) -> None:
+                 region_id: str = "00", hot_path: bool = True, compiled: bool = True) -> None:
         self.settings = settings
-        #: visits applied to the encoded records (hot_visits.py); False: the reference way only (tests)
-        self._hot = HotVisits(settings) if hot_path else None
+        #: visits applied to the encoded records (hot_visits.py, its compiled twin where built and current:
+        #: flk.native); hot_path=False: the reference way only, compiled=False: the pure module (tests)
+        chosen = twin(hot_visits) if compiled else None
+        self.hot_path = ("reference only" if not hot_path else chosen.why if chosen is not None else "pure Python")
+        self._hot = (chosen.module if chosen is not None else hot_visits).HotVisits(settings) if hot_path else None
         self._writer = TrustedWriter(INDICES_EVENT, SOURCE)
         self.store = store
         self.as_of = as_of

@@ -26,6 +26,21 @@ def test_second_up_is_a_no_op_and_keeps_the_same_processes(infra):
     assert (kafka.process.pid(), postgres.process.pid()) == pids
 
 
+def test_postgres_runs_with_pg_stat_statements_for_the_replay_profile(infra):
+    import asyncio
+
+    import asyncpg
+
+    async def preloaded() -> str:
+        conn = await asyncpg.connect(infra.dsn("admin", database="postgres"))
+        try:
+            return await conn.fetchval("SHOW shared_preload_libraries")
+        finally:
+            await conn.close()
+
+    assert "pg_stat_statements" in asyncio.run(preloaded())
+
+
 def test_status_names_each_part_and_where_it_listens(infra):
     result = CliRunner().invoke(infra_cli, ["status"])
     assert result.exit_code == 0

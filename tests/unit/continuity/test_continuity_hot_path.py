@@ -24,7 +24,8 @@ from services.continuity.adapters.store import MemoryStore
 from services.continuity.domain.settings import ContinuitySettings
 from services.continuity.domain.patient import visit_stamp
 from services.continuity.service_layer.handlers import parse_time
-from services.continuity.service_layer.hot_visits import HotVisits, _ids_in_table
+from flk.native import twin
+from services.continuity.service_layer import hot_visits as pure_hot_visits
 from services.continuity.service_layer.processor import Processor
 from services.continuity.service_layer.record import PatientRecord, decode_record, encode_record
 from tests.integration.continuity.continuity_stream import (
@@ -32,6 +33,7 @@ from tests.integration.continuity.continuity_stream import (
 )
 from tests.support.builders import DOCTOR_1, UNIT_A, UNIT_B, a_patient_key, a_visit
 from tests.support.kafka import ConsumedRecord
+from tests.support.required_tools import missing_tool
 
 PATIENTS = [a_patient_key(i) for i in range(1, 4)]
 UNIT_C = "SE2321000016-VCC3"
@@ -72,6 +74,25 @@ def an_event(patient: str):
 histories = st.lists(st.sampled_from(PATIENTS).flatmap(an_event), min_size=1, max_size=40)
 
 
+
+@pytest.fixture(scope="module", params=["pure", "compiled"], autouse=True)
+def implementation(request):
+    """Every test here runs on the pure module and on its compiled twin (flk.native; ``./run setup`` builds
+    it): both must give exactly what the reference gives."""
+    global HOT
+    if request.param == "compiled":
+        chosen = twin(pure_hot_visits)
+        if not chosen.compiled:
+            missing_tool(f"the hot path's compiled twin: {chosen.why}")
+        HOT = chosen.module
+    else:
+        HOT = pure_hot_visits
+    yield request.param
+    HOT = pure_hot_visits
+
+
+HOT = pure_hot_visits
+
 def feed(processor: Processor, store: MemoryStore, records, batch_sizes, earlier=None, refresh=False):
     inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
     results, start = [], 0
@@ -110,7 +131,8 @@ def both(records, batch_sizes, scope="listing-unit", families=None, window_month
     for hot in (True, False):
         store = MemoryStore()
         processor = Processor(ContinuitySettings(scope=scope, window_months=window_months), store, AS_OF,
-                              hot_path=hot)
+                              hot_path=hot, compiled=HOT is not pure_hot_visits)
+        assert not hot or processor._hot.__class__ is HOT.HotVisits
         if families:
             processor.set_unit_families(families)
         if stored:
@@ -156,11 +178,9 @@ def test_a_record_of_an_older_version_goes_the_reference_way_and_is_rewritten_as
 
 def test_the_hot_path_takes_the_usual_visit_batch():
     """It must not quietly hand everything to the reference: a visit to a known patient is applied hot."""
-    from services.continuity.service_layer.hot_visits import HotVisits
-
     patient = PATIENTS[0]
     record = a_visit(patient_key=patient, visit_id="v9", occurred_at="2026-03-01T09:30:00Z")
-    hot = HotVisits(ContinuitySettings())
+    hot = HOT.HotVisits(ContinuitySettings())
     from services.continuity.service_layer.processor import fingerprint
     result = hot.apply(encode_record(PatientRecord()), [(record, 7)], AS_OF, {}, fingerprint)
     assert result is not None and result.value is not None and result.emit
@@ -198,7 +218,7 @@ _EDGES = st.sampled_from([datetime(2026, 3, 29, 0, 59, 59), datetime(2026, 3, 29
 @given(st.lists(st.one_of(_INSTANTS, _EDGES), min_size=1, max_size=30),
        st.sampled_from(["seconds", "milliseconds", "microseconds", "+00:00", "+02:00"]))
 def test_a_visits_stamp_is_the_references_for_any_time_and_zone_change(instants, form):
-    hot = HotVisits(ContinuitySettings())
+    hot = HOT.HotVisits(ContinuitySettings())
     for instant in instants:
         if form.startswith("+"):
             text = instant.astimezone(timezone(timedelta(hours=int(form[1:3])))).isoformat()
@@ -213,7 +233,7 @@ def test_a_visits_stamp_is_the_references_for_any_time_and_zone_change(instants,
                                   "2026-03-10T10:0 :00Z", "2026-03-10T10:00:+5Z", "2026-03-10T10:1_0:00Z"])
 @pytest.mark.parametrize("hour_kept", [False, True], ids=["hour-new", "hour-kept"])
 def test_a_time_the_reference_refuses_is_refused_by_the_stamp_too(text, hour_kept):
-    hot = HotVisits(ContinuitySettings())
+    hot = HOT.HotVisits(ContinuitySettings())
     if hour_kept:  # its hour read before (if it is one): the stamp's fast path (slices) decides
         with contextlib.suppress(ValueError):
             hot._stamp(text[:13] + ":00:00Z")
@@ -239,7 +259,7 @@ def test_stored_id_numbers_are_checked_against_the_table_as_one_number_at_a_time
     packs = tuple(rest << 24 | p << 12 | u for p, u, rest in visits)
     raw = b"head" + struct.pack(f"<{3 * len(packs)}Q", *(x for packed in packs for x in (7, 9, packed))) + b"tail"
     expected = all(packed >> 12 & 0xFFF < ns and packed & 0xFFF < ns for packed in packs)
-    assert _ids_in_table(raw, 4, len(packs), ns, packs) is expected
+    assert HOT._ids_in_table(raw, 4, len(packs), ns, packs) is expected
 
 
 @pytest.mark.parametrize("until", ["2024-08-01", "2025-10-01"])
