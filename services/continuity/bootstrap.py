@@ -219,11 +219,18 @@ async def stop_api_and_tasks(server, tasks: list) -> None:
     tasks.clear()
 
 
+def _no_snapshot_here() -> None:
+    log.warning("snapshot requested (SIGUSR1), but this process writes none (a serving replica)")
+
+
 async def run_until_signalled(process) -> None:
-    """``process.start()``, then ``process.stop()`` at SIGTERM/SIGINT (which set ``process.stopping``)."""
+    """``process.start()``, then ``process.stop()`` at SIGTERM/SIGINT (which set ``process.stopping``);
+    SIGUSR1 asks a processing worker for its snapshot now (`ContinuityWorker.request_snapshot`)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, process.stopping.set)
+    # SIGUSR1: the snapshot now (a serving replica writes none: it logs so, and is not stopped by it)
+    loop.add_signal_handler(signal.SIGUSR1, getattr(process, "request_snapshot", _no_snapshot_here))
     await process.start()
     try:
         await process.stopping.wait()
@@ -268,6 +275,8 @@ class ContinuityWorker:
         self._refreshes = 0  # partitions refreshed (restart, a new day, the unit register): state changed
         self._snapshot_of: tuple | None = None  # the state version the last written snapshot is of
         self._snapshot_checked = time.monotonic()  # when a snapshot was last written or found current
+        #: set by `request_snapshot` (SIGUSR1): the snapshot loop writes one at once
+        self._snapshot_requested = asyncio.Event()
         self.unit_register: UnitRegisterReader | None = None
         self.ownership = Ownership(settings.session_timeout_ms / 1000)
         self.served = ServedIndices(self.processor, self.ownership, registry().patient_partitions)
@@ -759,11 +768,28 @@ class ContinuityWorker:
             return False
         return True
 
+    def request_snapshot(self) -> None:
+        """Write the snapshot now, not at the next interval (SIGUSR1: ``run_until_signalled``). The main job
+        asks for it once every consumer has caught up at a snapshot date, so the worker does not rewrite
+        every patient's row at each short interval of a replay; an operator can ask for it after a
+        backfill. Written as `snapshot_now` writes it: not if this state cannot give that day's figures."""
+        if not self.settings.snapshot_enabled:
+            log.warning("snapshot requested (SIGUSR1), but snapshots are off (FLK_CONTINUITY_SNAPSHOT_ENABLED)")
+            return
+        self._snapshot_requested.set()
+
     async def _snapshots(self) -> None:
         while not self.stopping.is_set():
-            await asyncio.sleep(self.settings.snapshot_interval_s)
-            if not self.snapshot_due(time.monotonic()):
+            try:
+                await asyncio.wait_for(self._snapshot_requested.wait(), self.settings.snapshot_interval_s)
+            except asyncio.TimeoutError:
+                pass
+            requested = self._snapshot_requested.is_set()
+            self._snapshot_requested.clear()
+            if not requested and not self.snapshot_due(time.monotonic()):
                 continue
+            if requested:
+                log.info("snapshot requested: writing it now")
             try:
                 await self.snapshot_now()
             except asyncio.CancelledError:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -78,7 +79,9 @@ class JobConfig:
     demo_sinks: bool = True
     timeout_s: float = 900.0
     progress: bool = False
-    snapshot_interval_s: float = 2.0
+    #: the continuity worker's periodic snapshot (the dashboards' figures while the job runs); at each
+    #: snapshot date the job asks for one at once (`_wait_for_snapshot`)
+    snapshot_interval_s: float = 60.0
     snapshot_every_months: int = 3  # continuity snapshots at the period's start and every N months (0: baseline only)
     # a replayed year takes a minute: a listing command whose person never comes is answered
     # (rejected person_unknown) after seconds, not after the service's default day
@@ -593,12 +596,17 @@ class MainJob:
         raise TimeoutError(f"consumers still behind after {self.c.timeout_s:.0f}s: {last}")
 
     async def _wait_for_snapshot(self, day: date) -> None:
-        """The continuity worker's snapshot of `day`, written after the consumers caught up."""
+        """The continuity worker's snapshot of `day`, asked for (SIGUSR1) and written after the consumers
+        caught up. Between these the worker writes one at most every `snapshot_interval_s`, and only when
+        it has caught up: rewriting every patient's row every few seconds of a replay cost more than the
+        snapshots the job waits for (docs/benchmarks.md)."""
         pool = await _pool(self.c.database_url)
         try:
             since = await pool.fetchval("SELECT now()")
+            if "continuity" in self.services:  # the region worker (serving replicas write no snapshot)
+                self.services["continuity"].send_signal(signal.SIGUSR1)
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + max(60.0, 10 * self.c.snapshot_interval_s)
+            deadline = loop.time() + max(120.0, 3 * self.c.snapshot_interval_s)  # (asked for at once)
             while loop.time() < deadline:
                 self.check_services()
                 written = await pool.fetchval(

@@ -55,6 +55,11 @@ class ServiceProcess:
         except FileNotFoundError:
             return "(no log)"
 
+    def send_signal(self, sig: int) -> None:
+        """Signal the running process (SIGUSR1: the continuity worker writes its snapshot now)."""
+        if self.running():
+            self.process.send_signal(sig)
+
     def check_alive(self) -> None:
         if self.process is not None and self.process.returncode is not None:
             raise ServiceFailed(f"{self.name} exited with code {self.process.returncode}; "

@@ -1,7 +1,12 @@
 """When the continuity worker writes its periodic snapshot (bootstrap.ContinuityWorker.snapshot_due):
-not while it catches up with a backlog, not again for a state that did not change."""
+not while it catches up with a backlog, not again for a state that did not change; and at once when
+asked for (SIGUSR1)."""
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import time
 from datetime import date
 
 import pytest
@@ -16,8 +21,8 @@ INTERVAL = 2.0
 
 
 def _worker(**values) -> ContinuityWorker:
-    settings = ContinuityServiceSettings(platform=PlatformSettings(environment="test"), store="memory", snapshot_interval_s=INTERVAL,
-                                         as_of=date(2026, 3, 5), **values)
+    settings = ContinuityServiceSettings(platform=PlatformSettings(environment="test"), store="memory",
+                                         as_of=date(2026, 3, 5), **{"snapshot_interval_s": INTERVAL, **values})
     return ContinuityWorker(settings)
 
 
@@ -70,3 +75,70 @@ def test_a_changed_state_that_is_caught_up_gets_its_snapshot_at_the_next_interva
     else:
         worker.processor.as_of = date(2026, 3, 6)
     assert worker.snapshot_due(INTERVAL)
+
+
+async def test_a_requested_snapshot_is_written_at_once_even_when_none_is_due(monkeypatch):
+    """SIGUSR1 (`request_snapshot`): the main job asks for the snapshot at each snapshot date instead of the
+    worker rewriting every patient's row at short intervals of a replay."""
+    worker = _worker(snapshot_interval_s=3600.0)  # the loop would not write one on its own for an hour
+    written: list[float] = []
+
+    async def snapshot_now() -> bool:
+        written.append(time.monotonic())
+        return True
+
+    monkeypatch.setattr(worker, "snapshot_now", snapshot_now)
+    loop = asyncio.create_task(worker._snapshots())
+    try:
+        await asyncio.sleep(0.05)
+        assert written == []
+        worker.request_snapshot()
+        for _ in range(100):
+            if written:
+                break
+            await asyncio.sleep(0.01)
+        assert len(written) == 1
+        await asyncio.sleep(0.05)
+        assert len(written) == 1, "one request, one snapshot"
+    finally:
+        worker.stopping.set()
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+
+
+def test_a_snapshot_requested_when_snapshots_are_off_is_not_written():
+    worker = _worker(snapshot_enabled=False)
+    worker.request_snapshot()
+    assert not worker._snapshot_requested.is_set()
+
+
+async def test_sigusr1_asks_the_worker_for_its_snapshot_and_stops_no_process():
+    """The signal reaches `request_snapshot`; a process without snapshots (a serving replica) only logs it."""
+    from services.continuity.bootstrap import run_until_signalled
+
+    class Process:
+        def __init__(self, with_snapshots: bool) -> None:
+            self.stopping = asyncio.Event()
+            self.requests = 0
+            if with_snapshots:
+                self.request_snapshot = self._request
+
+        def _request(self) -> None:
+            self.requests += 1
+            self.stopping.set()
+
+        async def start(self) -> None:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+        async def stop(self) -> None:
+            pass
+
+    worker = Process(with_snapshots=True)
+    await asyncio.wait_for(run_until_signalled(worker), 5.0)
+    assert worker.requests == 1
+    replica = Process(with_snapshots=False)
+    runs = asyncio.create_task(run_until_signalled(replica))
+    await asyncio.sleep(0.2)  # the signal was handled (logged), the process runs on
+    assert not runs.done()
+    replica.stopping.set()
+    await asyncio.wait_for(runs, 5.0)
