@@ -8,6 +8,8 @@ COPY flk ./flk
 COPY tools ./tools
 COPY services ./services
 COPY schemas ./schemas
+# (the image has no C compiler: the continuity worker runs its pure hot path, not the compiled twin
+# `./run setup` builds — the same results, about 9 % fewer events/s; docs/adr/0010)
 RUN pip install --no-cache-dir .
 # the continuity workers' RocksDB tables (a named volume mounted here takes this owner)
 RUN mkdir -p /var/lib/flk/continuity && chown -R flk:flk /var/lib/flk

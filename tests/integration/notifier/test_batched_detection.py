@@ -118,3 +118,42 @@ async def test_a_poison_event_in_a_consumed_batch_is_dead_lettered_alone_and_the
                                    headers["ce_id"].decode()) == 0
     assert any("handling its messages one by one" in r.getMessage() for r in caplog.records), \
         "the batch failed as a whole first and was then split"
+
+
+async def test_a_batch_of_states_is_saved_as_saving_each_patient_alone_would_save_it(notifier):
+    """`save_states` (one upsert over the batch) writes the rows `save_state` writes one by one: new
+    patients inserted, a stored one replaced with its version counted up, the wake-up times kept."""
+    from dataclasses import replace as changed
+
+    from services.notifier.adapters import care_store
+    from services.notifier.domain.care_gaps.state import initial_state
+
+    now = T0
+    keys = [a_patient_key(9100 + i) for i in range(4)]
+    stored, new = keys[:2], keys[2:]
+
+    async def rows(conn, which):  # (the state with its own key masked: the two sets' keys differ)
+        return {r["patient_key"]: (r["state"].replace(r["patient_key"], "K"), r["next_wakeup"], r["version"])
+                for r in await conn.fetch(
+            "SELECT patient_key, state::text AS state, next_wakeup, version FROM notifier.patient_care_state "
+            "WHERE patient_key = ANY($1::text[])", which)}
+
+    async with notifier.pool.acquire() as conn:
+        for key in stored:  # saved once before
+            await care_store.save_state(conn, initial_state(key), None, now)
+        later = now + timedelta(hours=1)
+        states = [(changed(initial_state(k), closed_listing_ids=frozenset({"l-1"})), later + timedelta(days=i))
+                  for i, k in enumerate(keys)]
+        await care_store.save_states(conn, states, later)
+        batch = await rows(conn, keys)
+
+        one_by_one = [a_patient_key(9200 + i) for i in range(4)]
+        for key in one_by_one[:2]:
+            await care_store.save_state(conn, initial_state(key), None, now)
+        for (state, wake), key in zip(states, one_by_one):
+            await care_store.save_state(conn, changed(state, patient_key=key), wake, later)
+        alone = await rows(conn, one_by_one)
+
+    assert [batch[k] for k in keys] == [alone[k] for k in one_by_one]
+    assert [batch[k][2] for k in keys] == [2, 2, 1, 1]  # the stored ones replaced, the new ones inserted
+    assert [batch[k][1] for k in keys] == [later + timedelta(days=i) for i in range(4)]
