@@ -88,9 +88,16 @@ async def test_readyz_reports_the_notifiers_backlog_of_unannounced_gaps_at_route
     assert (await api.get("/readyz")).json() == {
         "status": "ready", "backlog": {"outbox": 0, "gaps_unannounced": 0, "deliveries_pending": 0}}
     await notifier.route(UNIT_A)
-    for serial, unit in enumerate([UNIT_A, UNIT_B], start=1):  # UNIT_B has no routing: nobody to tell
+    gaps = []
+    for serial, unit in enumerate([UNIT_A, UNIT_B, UNIT_A], start=1):  # UNIT_B has no routing: nobody to tell
+        gaps.append(uuid.uuid4())
         await notifier.pool.execute(
             "INSERT INTO notifier.care_gap (gap_id, patient_key, care_unit_id, cause, rub, sabo, opened_at) "
-            "VALUES ($1, $2, $3, 'never_assigned', 5, false, $4)", uuid.uuid4(), a_patient_key(serial), unit, T0)
+            "VALUES ($1, $2, $3, 'never_assigned', 5, false, $4)", gaps[-1], a_patient_key(serial), unit, T0)
 
+    assert (await api.get("/readyz")).json()["backlog"] == {"outbox": 0, "gaps_unannounced": 2, "deliveries_pending": 0}
+    # an alert that announced the first gap (among others): that one is no longer waiting
+    await notifier.pool.execute(
+        "INSERT INTO notifier.alert (alert_id, care_unit_id, kind, unit_name, gap_count, gap_ids, summary, planned_at) "
+        "VALUES ($1, $2, 'new_gaps', 'A', 2, $3, '{}', $4)", uuid.uuid4(), UNIT_A, [uuid.uuid4(), gaps[0]], T0)
     assert (await api.get("/readyz")).json()["backlog"] == {"outbox": 0, "gaps_unannounced": 1, "deliveries_pending": 0}
