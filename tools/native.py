@@ -67,7 +67,7 @@ def build(names: tuple[str, ...] = COMPILED, force: bool = False) -> int:
             old.unlink()
         copy = source.with_name(source.stem + SUFFIX + ".py")
         digest = source_digest(importlib.import_module(name))
-        copy.write_text(source.read_text() + f'\n\nBUILT_FROM = "{digest}"  # (tools/native.py)\n')
+        copy.write_bytes(source.read_bytes() + f'\n\nBUILT_FROM = "{digest}"  # (tools/native.py)\n'.encode())
         work = Path(tempfile.mkdtemp(prefix="flk-native-"))
         root = Path(*source.parts[: len(source.parts) - name.count(".") - 1])  # where the top package lives
         try:

@@ -30,10 +30,10 @@ import orjson
 
 from flk.events.contracts import ContractViolation
 from flk.events.dlq import FailedMessage
-from flk.native import twin
 from flk.events.envelope import (
     EnvelopeError, OutgoingRecord, TrustedWriter, derived_id, read_event, wrap_trusted_record,
 )
+from flk.native import twin
 from services.continuity.domain.indices import IndexSet
 from services.continuity.domain.patient import PatientIndices, advance, compute_indices
 from services.continuity.domain.settings import ContinuitySettings
