@@ -11,7 +11,6 @@ patient's aggregate inputs must be equal.
 from __future__ import annotations
 
 import contextlib
-
 import struct
 from datetime import date, datetime, timedelta, timezone
 
@@ -74,7 +73,6 @@ def an_event(patient: str):
 histories = st.lists(st.sampled_from(PATIENTS).flatmap(an_event), min_size=1, max_size=40)
 
 
-
 @pytest.fixture(scope="module", params=["pure", "compiled"], autouse=True)
 def implementation(request):
     """Every test here runs on the pure module and on its compiled twin (flk.native; ``./run setup`` builds
@@ -91,7 +89,8 @@ def implementation(request):
     HOT = pure_hot_visits
 
 
-HOT = pure_hot_visits
+HOT = pure_hot_visits  # (the implementation under test: set by the fixture above)
+
 
 def feed(processor: Processor, store: MemoryStore, records, batch_sizes, earlier=None, refresh=False):
     inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
