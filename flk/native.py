@@ -29,9 +29,9 @@ class Chosen:
     why: str  #: "compiled (mypyc)" or why the pure module is used
 
 
-def source_digest(module: ModuleType) -> str:
+def source_digest(source: Path) -> str:
     """The SHA-256 of a pure module's source file (what its twin's ``BUILT_FROM`` must equal)."""
-    return hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest()
+    return hashlib.sha256(source.read_bytes()).hexdigest()
 
 
 def twin(module: ModuleType) -> Chosen:
@@ -41,7 +41,7 @@ def twin(module: ModuleType) -> Chosen:
     except ImportError:
         return Chosen(module, False, "pure Python (no compiled twin built: python -m tools.native build)")
     built_from = getattr(native, "BUILT_FROM", None)
-    if built_from != source_digest(module):
+    if built_from != source_digest(Path(module.__file__ or "")):
         return Chosen(module, False, "pure Python (the compiled twin was built from an older source: "
                                      "python -m tools.native build)")
     return Chosen(native, True, "compiled (mypyc)")

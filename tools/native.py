@@ -13,7 +13,6 @@ Where no compiler is at hand the build says so and the pure modules are used (AD
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.util
 import os
 import shutil
@@ -30,7 +29,8 @@ import sys
 from setuptools import setup
 from mypyc.build import mypycify
 path, work = sys.argv[1:3]
-setup(name="flk-native", script_args=["build_ext", "--inplace", "--build-temp", work + "/temp", "--build-lib", work + "/lib"],
+setup(name="flk-native",
+      script_args=["build_ext", "--inplace", "--build-temp", work + "/temp", "--build-lib", work + "/lib"],
       ext_modules=mypycify(["--ignore-missing-imports", "--follow-imports=silent", path], target_dir=work + "/c"))
 """
 
@@ -48,25 +48,24 @@ def _built(source: Path) -> list[Path]:
     return sorted(p for p in source.parent.glob(f"{stem}*.so") if p.name.split(".")[0] in (stem, stem + "__mypyc"))
 
 
-def _current(name: str) -> bool:
-    """Whether the twin's recorded source digest is the source's (read from the extension's bytes: the
-    twin is not imported here, so a build in the same process sees the new one)."""
-    source = _source(name)
-    digest = source_digest(importlib.import_module(name))
-    return any(digest.encode() in p.read_bytes() for p in _built(source))
+def _current(source: Path) -> bool:
+    """Whether the twin's recorded source digest is the source's (read from the extension's bytes: neither
+    module is imported here, so a build in the same process sees the new one)."""
+    digest = source_digest(source).encode()
+    return any(digest in p.read_bytes() for p in _built(source))
 
 
 def build(names: tuple[str, ...] = COMPILED, force: bool = False) -> int:
     failures = 0
     for name in names:
         source = _source(name)
-        if not force and _current(name):
+        if not force and _current(source):
             print(f"{name}: compiled twin is current")
             continue
         for old in _built(source):
             old.unlink()
         copy = source.with_name(source.stem + SUFFIX + ".py")
-        digest = source_digest(importlib.import_module(name))
+        digest = source_digest(source)
         copy.write_bytes(source.read_bytes() + f'\n\nBUILT_FROM = "{digest}"  # (tools/native.py)\n'.encode())
         work = Path(tempfile.mkdtemp(prefix="flk-native-"))
         root = Path(*source.parts[: len(source.parts) - name.count(".") - 1])  # where the top package lives
@@ -91,8 +90,11 @@ def build(names: tuple[str, ...] = COMPILED, force: bool = False) -> int:
 
 def status(names: tuple[str, ...] = COMPILED) -> int:
     for name in names:
-        files = _built(_source(name))
-        state = "not built" if not files else ("current" if _current(name) else "stale (built from an older source)")
+        source = _source(name)
+        if not _built(source):
+            state = "not built"
+        else:
+            state = "current" if _current(source) else "stale (built from an older source)"
         print(f"{name}: {state}")
     return 0
 

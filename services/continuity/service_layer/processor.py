@@ -33,7 +33,7 @@ from flk.events.dlq import FailedMessage
 from flk.events.envelope import (
     EnvelopeError, OutgoingRecord, TrustedWriter, derived_id, read_event, wrap_trusted_record,
 )
-from flk.native import twin
+from flk.native import Chosen, twin
 from services.continuity.domain.indices import IndexSet
 from services.continuity.domain.patient import PatientIndices, advance, compute_indices
 from services.continuity.domain.settings import ContinuitySettings
@@ -98,9 +98,9 @@ class Processor:
         self.settings = settings
         #: visits applied to the encoded records (hot_visits.py, its compiled twin where built and current:
         #: flk.native); hot_path=False: the reference way only, compiled=False: the pure module (tests)
-        chosen = twin(hot_visits) if compiled else None
-        self.hot_path = ("reference only" if not hot_path else chosen.why if chosen is not None else "pure Python")
-        self._hot = (chosen.module if chosen is not None else hot_visits).HotVisits(settings) if hot_path else None
+        chosen = twin(hot_visits) if compiled else Chosen(hot_visits, False, "pure Python")
+        self.hot_path = chosen.why if hot_path else "reference only"
+        self._hot = chosen.module.HotVisits(settings) if hot_path else None
         self._writer = TrustedWriter(INDICES_EVENT, SOURCE)
         self.store = store
         self.as_of = as_of

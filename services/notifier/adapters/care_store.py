@@ -121,21 +121,16 @@ async def load_states(conn, patient_keys: list[str]) -> dict[str, tuple[PatientC
 async def save_states(conn, states: list[tuple[PatientCareState, datetime | None]], now: datetime) -> None:
     """Each patient's state, as `save_state` writes it, in one statement (a batch's patients are distinct:
     one upsert over ``unnest`` costs PostgreSQL one execution, not one per patient as ``executemany``
-    did — 120 000 executions in a replay of 30 000 people). A patient twice in ``states`` (no caller
-    does that) is written row by row, in order."""
+    did — 120 000 executions in a replay of 30 000 people). The patients must be distinct (PostgreSQL
+    refuses an upsert that meets a row twice)."""
     if not states:
-        return
-    keys = [s.patient_key for s, _ in states]
-    if len(set(keys)) != len(keys):
-        for state, wake in states:
-            await save_state(conn, state, wake, now)
         return
     await conn.execute(
         "INSERT INTO notifier.patient_care_state (patient_key, state, next_wakeup, updated_at) "
         "SELECT k, s::jsonb, w, $4 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS c(k, s, w) "
         "ON CONFLICT (patient_key) DO UPDATE SET state = EXCLUDED.state, next_wakeup = EXCLUDED.next_wakeup, "
         "updated_at = EXCLUDED.updated_at, version = notifier.patient_care_state.version + 1",
-        keys, [_state_json(s) for s, _ in states], [wake for _, wake in states], now,
+        [s.patient_key for s, _ in states], [_state_json(s) for s, _ in states], [wake for _, wake in states], now,
     )
 
 
