@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import os
 import re
 import shutil
@@ -74,6 +75,45 @@ class Sampler:
         for key, value in self.last.items():
             totals[key[0]] += value - self.first[key]
         return dict(totals)
+
+
+KAFKA = "kafka"
+
+
+def phase_table(phases: list[tuple[float, str]], timeline: list[tuple[float, dict[str, float]]]) -> list[str]:
+    """CPU-s by process in each phase of the job (from one "replaying"/"caught up" line to the next), and
+    how many of the machine's cores they kept busy: which process bounds a phase's wall time."""
+    if not timeline or not phases:
+        return []
+    roles = sorted({r for _, by_role in timeline for r in by_role}, key=lambda r: (r == KAFKA, r))
+
+    def at(t: float) -> dict[str, float]:  # the last reading at or before t
+        i = bisect.bisect_right([s for s, _ in timeline], t) - 1
+        return timeline[max(i, 0)][1]
+
+    bounds = [t for t, _ in phases] + [timeline[-1][0]]
+    lines = ["\nCPU-s by process in each phase (the readings of each second; cores busy = all of them / wall):",
+             f"  {'from':>7} {'wall':>6}  " + " ".join(f"{r[:10]:>10}" for r in roles) + "  cores  phase"]
+    for (start, text), end in zip(phases, bounds[1:]):
+        if end - start < 1.0:
+            continue
+        a, b = at(start), at(end)
+        used = {r: b.get(r, 0.0) - a.get(r, 0.0) for r in roles}
+        lines.append(f"  {start:7.1f} {end - start:6.1f}  " + " ".join(f"{used[r]:10.1f}" for r in roles)
+                     + f"  {sum(used.values()) / (end - start):5.2f}  {text[:60]}")
+    return lines
+
+
+def write_timeline(path: Path, timeline: list[tuple[float, dict[str, float]]]) -> None:
+    """Each second's CPU-s by process (the differences of the cumulative readings), for plotting."""
+    roles = sorted({r for _, by_role in timeline for r in by_role})
+    with open(path, "w") as sink:
+        sink.write(",".join(["seconds", *roles]) + "\n")
+        previous: dict[str, float] = {}
+        for t, by_role in timeline:
+            sink.write(",".join([f"{t:.1f}", *(f"{by_role.get(r, 0.0) - previous.get(r, 0.0):.2f}"
+                                                 for r in roles)]) + "\n")
+            previous = by_role
 
 
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -136,6 +176,7 @@ async def backend_pids(conn: asyncpg.Connection, database: str) -> list[int]:
 
 
 async def main(args: argparse.Namespace) -> int:
+    from tools.infra.process import ManagedProcess
     from tools.infra.prune import Throwaway
     from tools.infra.settings import InfraSettings
     from tools.mainjob.cli import run_main_job
@@ -155,6 +196,8 @@ async def main(args: argparse.Namespace) -> int:
     if args.py_spy and py_spy is None:
         print("note: py-spy is not installed (pip install py-spy): CPU per process only", file=sys.stderr)
     sampler = Sampler()
+    kafka_pid = ManagedProcess("kafka", settings.state_dir).pid()
+    timeline: list[tuple[float, dict[str, float]]] = []  # (seconds from the start, CPU-s by role so far)
     spies: dict[int, subprocess.Popen] = {}
     phases: list[tuple[float, str]] = []
     events = {"sent": None}
@@ -201,6 +244,9 @@ async def main(args: argparse.Namespace) -> int:
                             spy(name, service.process.pid)
                 for pid in await backend_pids(admin, database):
                     sampler.see("postgres", pid)
+                if kafka_pid is not None:
+                    sampler.see(KAFKA, kafka_pid, baseline_zero=False)
+                timeline.append((time.monotonic() - started, sampler.by_role()))
                 await asyncio.sleep(1.0)
 
         # run_main_job builds its MainJob itself: capture it to see its services
@@ -236,12 +282,18 @@ async def main(args: argparse.Namespace) -> int:
     for at, line in phases:
         print(f"  {at:7.1f}  {line[:110]}")
     totals = sampler.by_role()
+    broker = totals.pop(KAFKA, None)
     print(f"{'process':<12} {'CPU s':>8} {'CPU s per 1 000 events':>24}")
     for role, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
         per = f"{seconds / sent * 1000:.3f}" if sent else "-"
         print(f"{role:<12} {seconds:8.1f} {per:>24}")
     everything = sum(totals.values())
     print(f"{'all':<12} {everything:8.1f} {(everything / sent * 1000 if sent else 0):24.3f}")
+    if broker is not None:
+        print(f"{'+ ' + KAFKA:<12} {broker:8.1f}   (the shared broker: whatever else used it counts too)")
+    print("\n".join(phase_table(phases, timeline)))
+    write_timeline(out / "timeline.csv", timeline)
+    print(f"(CPU-s of each process, second by second: {out / 'timeline.csv'})")
     print("\nPostgreSQL: the statements with the most execution time in this run's database "
           "(pg_stat_statements)")
     if not statements_seen:

@@ -22,6 +22,8 @@ from tools.infra.settings import InfraSettings
 #: Group roles the migrations grant to; login users (configurable names) are members.
 APP_GROUP = "flk_writer"
 READONLY_GROUP = "flk_reader"
+#: the advisory lock two bootstraps of one server take turns on
+BOOTSTRAP_LOCK = 0x666C6B5F696E6672  # "flk_infr"
 
 
 class Postgres:
@@ -148,38 +150,46 @@ class Postgres:
         )
 
     async def bootstrap(self) -> None:
-        """Roles and database, idempotently (a second run changes nothing)."""
+        """Roles and database, idempotently (a second run changes nothing). Two at once (the test suite's
+        processes each make sure the server is up) take turns: PostgreSQL refuses concurrent changes of
+        one role ("tuple concurrently updated")."""
         import asyncpg
 
         s = self.s
         conn = await asyncpg.connect(s.dsn("admin", database="postgres"))
         try:
-            for group in (APP_GROUP, READONLY_GROUP):
-                await conn.execute(
-                    f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{group}') "
-                    f"THEN CREATE ROLE {group} NOLOGIN; END IF; END $$"
-                )
-            for user, password, group, extra in (
-                (s.postgres_app_user, s.postgres_app_password, APP_GROUP, "CREATEDB"),
-                (s.postgres_readonly_user, s.postgres_readonly_password, READONLY_GROUP, ""),
-            ):
-                exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", user)
-                verb = "ALTER" if exists else "CREATE"
-                pw = password.get_secret_value().replace("'", "''")
-                await conn.execute(f'{verb} ROLE "{user}" LOGIN {extra} PASSWORD \'{pw}\'')
-                await conn.execute(f'GRANT {group} TO "{user}"')
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", s.postgres_database):
-                await conn.execute(f'CREATE DATABASE "{s.postgres_database}" OWNER "{s.postgres_app_user}"')
+            await conn.execute("SELECT pg_advisory_lock($1)", BOOTSTRAP_LOCK)
+            await self._roles_and_database(conn)
         finally:
-            await conn.close()
+            await conn.close()  # (closing releases the lock)
         conn = await asyncpg.connect(s.dsn("admin"))
         try:
+            await conn.execute("SELECT pg_advisory_lock($1)", BOOTSTRAP_LOCK)
             # the read-only role may connect and read what it is granted, nothing more
             await conn.execute('REVOKE CREATE ON SCHEMA public FROM PUBLIC')
             await conn.execute(f'GRANT CONNECT ON DATABASE "{s.postgres_database}" TO {READONLY_GROUP}')
             await conn.execute(f'ALTER ROLE "{s.postgres_readonly_user}" SET default_transaction_read_only = on')
         finally:
             await conn.close()
+
+    async def _roles_and_database(self, conn) -> None:
+        s = self.s
+        for group in (APP_GROUP, READONLY_GROUP):
+            await conn.execute(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{group}') "
+                f"THEN CREATE ROLE {group} NOLOGIN; END IF; END $$"
+            )
+        for user, password, group, extra in (
+            (s.postgres_app_user, s.postgres_app_password, APP_GROUP, "CREATEDB"),
+            (s.postgres_readonly_user, s.postgres_readonly_password, READONLY_GROUP, ""),
+        ):
+            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", user)
+            verb = "ALTER" if exists else "CREATE"
+            pw = password.get_secret_value().replace("'", "''")
+            await conn.execute(f'{verb} ROLE "{user}" LOGIN {extra} PASSWORD \'{pw}\'')
+            await conn.execute(f'GRANT {group} TO "{user}"')
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", s.postgres_database):
+            await conn.execute(f'CREATE DATABASE "{s.postgres_database}" OWNER "{s.postgres_app_user}"')
 
     def down(self) -> str:
         if self.process.pid() is None:

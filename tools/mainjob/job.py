@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import signal
 import time
@@ -488,14 +489,16 @@ class MainJob:
             await pool.close()
 
     async def _publish(self, items: Iterator) -> int:
-        """Publish month by month; in each month the facts first, then the commands and visits.
+        """Publish month by month; in each month the facts and the visits first, then the commands.
 
         The listing service reads facts (population register, roster, ACG, SÄBO, unit register)
         and commands with separate consumers. Fast-forwarded, a listing request would otherwise
         overtake the registration of its person and be rejected as `person_unknown` — something
         that cannot happen when the same events arrive over a year. So each month's facts are
         published and consumed before its commands (a fact later in the month than a command is
-        then applied before it: a small, documented distortion of the simulated order).
+        then applied before it: a small, documented distortion of the simulated order). The visits,
+        which the listing service does not read, go right after the facts: the continuity worker
+        works on them while the listing service reads the facts.
         """
         from tools.simulator.sinks import Progress
 
@@ -509,11 +512,11 @@ class MainJob:
                 month = next(months, None)
                 if month is None:
                     break
-                facts, rest = month
-                sent += await self._publish_chunk(facts, bar)
+                facts, visits, commands = month
+                sent += await self._publish_chunk(facts + visits, bar)
                 if facts and self.with_listing:
                     await self._wait_for_group("listing.facts")
-                sent += await self._publish_chunk(rest, bar)
+                sent += await self._publish_chunk(commands, bar)
         bar.done()
         return sent
 
@@ -696,31 +699,41 @@ async def _pool(dsn: str):
     return await asyncpg.create_pool(dsn, min_size=1, max_size=2)
 
 
+@functools.cache
+def _topic_events(event_type: str) -> frozenset[str]:
+    """Every event type on ``event_type``'s registry topic."""
+    from flk.events.registry import registry
+
+    return frozenset(registry().topic_for(event_type).events)
+
+
 def _is_fact(event_type: str) -> bool:
     """Register facts the listing service needs before commands about the same people: every
     contract event except the listing commands and the EHR's visits."""
-    from flk.events.registry import registry
+    return (event_type not in _topic_events("listing.request.v1") and not _is_visit(event_type)
+            and not event_type.startswith("sim."))
 
-    reg = registry()
-    not_facts = {*reg.topic_for("listing.request.v1").events, *reg.topic_for("visit.recorded.v1").events}
-    return event_type not in not_facts and not event_type.startswith("sim.")
+
+def _is_visit(event_type: str) -> bool:
+    return event_type in _topic_events("visit.recorded.v1")
 
 
 def monthly_chunks(items: Iterator):
-    """(facts, everything else) per calendar month of simulated time, in stream order."""
+    """(facts, visits, everything else) per calendar month of simulated time, each in stream order."""
     facts: list = []
+    visits: list = []
     rest: list = []
     month = None
     for item in items:
         at = datetime.fromtimestamp(item.at, tz=timezone.utc)
         key = (at.year, at.month)
-        if month is not None and key != month and (facts or rest):
-            yield facts, rest
-            facts, rest = [], []
+        if month is not None and key != month and (facts or visits or rest):
+            yield facts, visits, rest
+            facts, visits, rest = [], [], []
         month = key
-        (facts if _is_fact(item.event_type) else rest).append(item)
-    if facts or rest:
-        yield facts, rest
+        (facts if _is_fact(item.event_type) else visits if _is_visit(item.event_type) else rest).append(item)
+    if facts or visits or rest:
+        yield facts, visits, rest
 
 
 def _monthly(start: date, end: date) -> list[date]:

@@ -26,6 +26,18 @@ def test_second_up_is_a_no_op_and_keeps_the_same_processes(infra):
     assert (kafka.process.pid(), postgres.process.pid()) == pids
 
 
+def test_bootstraps_of_one_server_at_once_take_turns_instead_of_failing(infra):
+    """The test suite's processes each run `up` (the server's roles and database) at the same moment:
+    concurrent ALTER ROLEs of one role failed with "tuple concurrently updated"."""
+    import asyncio
+
+    async def at_once() -> None:
+        await asyncio.gather(*(Postgres(infra).bootstrap() for _ in range(4)))
+
+    for _ in range(5):
+        asyncio.run(at_once())
+
+
 def test_postgres_runs_with_pg_stat_statements_for_the_replay_profile(infra):
     import asyncio
 

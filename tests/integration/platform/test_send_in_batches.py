@@ -84,3 +84,33 @@ async def test_no_records_send_no_batch(kafka_bootstrap, two_partitions):
         await producer.commit_transaction()
     finally:
         await producer.stop()
+
+
+async def test_publish_many_puts_each_record_where_send_would_in_order_per_key(kafka_bootstrap, topic_prefix,
+                                                                                producer):
+    """publish_many sends record batches per partition: every record lands on the partition aiokafka's own
+    default partitioner chooses for its key (where ``send`` put it), once, and one key's records in order."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from flk.events.envelope import make_record
+    from flk.events.producer import publish_many
+    from flk.events.registry import registry
+    from tests.support.builders import a_patient_key, a_visit
+
+    keys = [a_patient_key(i) for i in range(40)]
+    records = [make_record("visit.recorded.v1", a_visit(patient_key=keys[i % len(keys)], visit_id=f"v{i}"),
+                           source="/t") for i in range(600)]
+    await publish_many(producer, records[:1], topic_prefix)
+    await publish_many(producer, records[1:], topic_prefix)
+
+    topic = topic_prefix + registry().topic_for("visit.recorded.v1").name
+    partitions = sorted(await producer.partitions_for(topic))
+    assert len(partitions) > 1
+    landed = {p: await committed_records(kafka_bootstrap, topic, p) for p in partitions}
+    aiokafkas = DefaultPartitioner()
+    assert all(aiokafkas(r.key, partitions, partitions) == p for p, rs in landed.items() for r in rs)
+    by_key: dict[bytes, list[str]] = {}
+    for rs in landed.values():
+        for r in rs:
+            by_key.setdefault(r.key, []).append(dict(r.headers)["ce_id"].decode())
+    assert by_key == {key.encode(): [r.event_id for r in records if r.key == key.encode()] for key in keys}

@@ -99,7 +99,8 @@ async def publish_region_month_by_month(bootstrap: str, prefix: str) -> None:
         lags = await consumer_lag(bootstrap, [prefix + "listing.facts"])
         return bool(lags and lags[0].partitions > 0 and lags[0].lag == 0)
 
-    for facts, rest in monthly_chunks(sim.stream()):
+    for facts, visits, commands in monthly_chunks(sim.stream()):
+        rest = visits + commands
         if facts:
             await publish(sim, bootstrap, prefix, items=iter(facts))
             await wait_until(facts_consumed, timeout_s=60, interval_s=0.2, what="the listing service's facts")

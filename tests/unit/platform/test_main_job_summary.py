@@ -163,7 +163,7 @@ def test_the_replay_splits_at_the_baseline_without_losing_or_repeating_an_item()
     assert [e.at for e in after] == [10, 11, 20]
 
 
-def test_each_month_is_replayed_facts_first_then_commands_and_visits_in_stream_order():
+def test_each_month_is_replayed_as_its_facts_its_visits_and_its_commands_each_in_stream_order():
     from datetime import datetime, timezone
 
     from tools.mainjob.job import monthly_chunks
@@ -178,8 +178,8 @@ def test_each_month_is_replayed_facts_first_then_commands_and_visits_in_stream_o
              Emitted("sim.unit", {"n": 5}, at(1, 31)),
              Emitted("fast_lakarkontakt.assign.v1", {"n": 6}, at(2, 2)),
              Emitted("risk.assessed.v1", {"n": 7}, at(2, 3))]
-    chunks = [([f.data["n"] for f in facts], [r.data["n"] for r in rest]) for facts, rest in monthly_chunks(iter(items))]
-    assert chunks == [([1, 4], [2, 3, 5]), ([7], [6])]
+    chunks = [tuple([e.data["n"] for e in part] for part in month) for month in monthly_chunks(iter(items))]
+    assert chunks == [([1, 4], [3], [2, 5]), ([7], [], [6])]
 
 
 def test_the_summary_counts_the_periods_guardian_consent_requests_by_outcome():
