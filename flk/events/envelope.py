@@ -41,7 +41,7 @@ from flk.events.contracts import (
     event_type_of,
 )
 from flk.events.registry import registry
-from flk.events.typed import typed_decode
+from flk.events.typed import TYPED_EVENTS, typed_decode
 
 #: namespace of ids derived from natural keys (uuid5), so a replay yields the same ids
 FLK_NAMESPACE = uuid.UUID("6f1c1d2e-8a4b-5c3d-9e0f-f1a5b0c0d001")
@@ -101,14 +101,29 @@ def make_record(
     The event id defaults to a uuid5 of the type and the canonical data, so publishing the
     same fact twice gives the same id and consumers' inboxes drop the second.
     """
-    contracts().validate(event_type, data)
+    value = _typed_value(event_type, data)
+    if value is None:
+        contracts().validate(event_type, data)
     spec = registry().topic_for(event_type)
     key = data.get(spec.key)
     if not isinstance(key, str) or not key:
         raise ContractViolation(f"{event_type}: the key field {spec.key!r} is missing")
     if event_id is None:
         event_id = derived_id(event_type, json.dumps(data, sort_keys=True, ensure_ascii=False))
-    return _wrap(event_type, spec.name, key, data, source, event_id, time or datetime.now(timezone.utc))
+    return _wrap(event_type, spec.name, key, data, source, event_id, time or datetime.now(timezone.utc), value)
+
+
+def _typed_value(event_type: str, data: Any) -> bytes | None:
+    """``data``'s JSON if the typed decoder (flk.events.typed) accepts it and gives back the same data: then
+    the schema accepts it too (the typed decoder's contract, property-tested), so it need not be checked
+    again, and these are the bytes `_wrap_fast` would write. None: check it against the schema."""
+    if event_type not in TYPED_EVENTS:
+        return None
+    try:
+        value = orjson.dumps(data)
+    except (TypeError, ValueError):
+        return None
+    return value if typed_decode(event_type, value) == data else None
 
 
 def wrap_trusted_record(
@@ -161,8 +176,9 @@ class TrustedWriter:
 
 
 def _wrap(event_type: str, topic: str, key: str, data: dict[str, Any], source: str, event_id: str,
-          time: datetime) -> OutgoingRecord:
-    fast = _wrap_fast(event_type, key, data, source, event_id, time)
+          time: datetime, value: bytes | None = None) -> OutgoingRecord:
+    """``value``: ``data``'s JSON already written by orjson and known to give ``data`` back."""
+    fast = _wrap_fast(event_type, key, data, source, event_id, time, value)
     headers, value = fast if fast is not None else _wrap_sdk(event_type, key, data, source, event_id, time)
     return OutgoingRecord(topic=topic, key=key.encode(), value=value, headers=headers, event_id=event_id)
 
@@ -187,17 +203,18 @@ def _wrap_sdk(event_type: str, key: str, data: Any, source: Any, event_id: Any,
 
 
 def _wrap_fast(event_type: str, key: str, data: Any, source: Any, event_id: Any,
-               time: Any) -> tuple[list[tuple[str, bytes]], bytes] | None:
+               time: Any, value: bytes | None = None) -> tuple[list[tuple[str, bytes]], bytes] | None:
     """The SDK's headers, written directly, and the data with orjson; None = not sure, use the SDK."""
     if not (type(source) is str and source and type(event_id) is str and event_id and type(key) is str
             and isinstance(time, datetime) and time.tzinfo is not None and time.utcoffset() is not None):
         return None
-    try:
-        value = orjson.dumps(data)
-        if orjson.loads(value) != data:  # NaN, tuples, datetimes, ...: not what the SDK would write
+    if value is None:
+        try:
+            value = orjson.dumps(data)
+            if orjson.loads(value) != data:  # NaN, tuples, datetimes, ...: not what the SDK would write
+                return None
+        except (TypeError, ValueError):  # non-str keys, ints beyond 64 bits, other types
             return None
-    except (TypeError, ValueError):  # non-str keys, ints beyond 64 bits, other types
-        return None
     stamp = time.isoformat()
     if stamp.endswith("+00:00"):
         stamp = stamp[:-6] + "Z"

@@ -369,6 +369,24 @@ async def record_listing_kpi_days(conn, days: list[date]) -> int:
     return stored
 
 
+async def record_listing_kpi_days_at_once(dsn: str, days: list[date], connections: int = 2) -> int:
+    """``record_listing_kpi_days`` on several connections at once, each day on one: a day's KPIs are one
+    query on one core (1–2 s at region size), and each day writes only its own rows."""
+    import asyncio
+
+    import asyncpg
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=connections)
+    try:
+        async def one(day: date) -> int:
+            async with pool.acquire() as conn:
+                return await record_listing_kpi_days(conn, [day])
+
+        return sum(await asyncio.gather(*(one(day) for day in days)))
+    finally:
+        await pool.close()
+
+
 async def read_continuity(conn, region_code: str, baseline: date) -> dict[tuple[str, str], dict]:
     """(cohort, contacts) -> the region's row of `continuity.goal_comparison(baseline)`."""
     from services.continuity.adapters.goals import goal_comparison

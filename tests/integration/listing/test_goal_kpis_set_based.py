@@ -144,3 +144,33 @@ async def test_the_one_pass_snapshot_stores_what_the_live_views_show_on_every_co
             "SELECT sum(with_named_flk) > 0 AND sum(sabo_residents) > 0 FROM listing.goal_kpi_region_daily")
     finally:
         await conn.close()
+
+
+async def test_days_stored_on_several_connections_at_once_equal_the_days_stored_one_by_one(
+        migrated_database: str) -> None:
+    """The main job stores the replayed period's days at once (tools/mainjob/goals.py): each day writes
+    only its own rows, so the stored rows are those of storing each day alone."""
+    from tools.mainjob.goals import record_listing_kpi_days, record_listing_kpi_days_at_once
+
+    conn, days = await given_a_register(migrated_database, 800, 0.23)
+    try:
+        days = days[:: max(1, len(days) // 10)]
+        levels = ("region", "unit", "list")
+        columns = {level: await stored_columns(conn, level) for level in levels}
+
+        async def stored() -> dict[str, list]:
+            return {level: await conn.fetch(
+                f"SELECT snapshot_on, {columns[level]} FROM listing.goal_kpi_{level}_daily "
+                f"ORDER BY snapshot_on, {columns[level]}") for level in levels}
+
+        alone_count = await record_listing_kpi_days(conn, days)
+        alone = await stored()
+        at_once_count = await record_listing_kpi_days_at_once(migrated_database, days, connections=3)
+        at_once = await stored()
+    finally:
+        await conn.close()
+    assert len(days) > 3
+    assert at_once_count == alone_count > 0
+    assert {level: [tuple(r) for r in rows] for level, rows in at_once.items()} == \
+        {level: [tuple(r) for r in rows] for level, rows in alone.items()}
+    assert {row["snapshot_on"] for row in at_once["region"]} == set(days)

@@ -6,6 +6,7 @@ garbled (a field dropped, an unknown one added, a wrong type, a value made too l
 an impossible time, duplicate keys, truncated bytes, not an object)."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from functools import cache
 
 import orjson
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from flk.events import typed
+from flk.events import envelope, typed
 from flk.events.contracts import contracts
 from flk.events.envelope import EnvelopeError, make_record, read_record
 from flk.events.typed import TYPED_EVENTS, typed_decode
@@ -106,3 +107,33 @@ def test_the_typed_decoder_takes_the_usual_visit_and_leaves_the_odd_one_to_the_r
     record = make_record("visit.recorded.v1", usual, source="test")
     with pytest.raises(EnvelopeError, match="key does not match"):
         read_record(record.topic, b"pk1_" + b"a" * 26, record.value, record.headers)
+
+
+_AT = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
+
+
+def made(event_type, data):
+    try:
+        record = make_record(event_type, data, source="test", time=_AT)
+    except Exception as exc:  # noqa: BLE001 - compared as type and reason
+        return "refused", type(exc).__name__, str(exc)
+    return "made", record
+
+
+@pytest.mark.parametrize("event_type", sorted(TYPED_EVENTS))
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_making_a_record_with_the_typed_check_makes_and_refuses_exactly_as_the_schema_does(event_type, data):
+    """make_record checks a typed type's data with the typed decoder (flk.events.envelope._typed_value) and
+    leaves what it does not accept to the compiled JSON Schema: the same records, the same refusals."""
+    instance = data.draw(_events(event_type))
+    garbled = _garbled(data.draw, event_type, instance)
+    try:
+        candidate = orjson.loads(garbled)
+    except orjson.JSONDecodeError:
+        candidate = instance
+    typed_outcome = made(event_type, candidate)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(envelope, "_typed_value", lambda *_: None)  # the reference way: the compiled JSON Schema
+        reference_outcome = made(event_type, candidate)
+    assert typed_outcome == reference_outcome
