@@ -63,3 +63,14 @@ async def test_audit_log_is_append_only(migrated_database):
             await conn.execute("UPDATE platform.audit_log SET actor = 'y'")
     finally:
         await conn.close()
+
+
+async def test_open_flk_assignments_are_vacuumed_after_a_few_per_cent_of_change(migrated_database):
+    """Listing 0011: the lists' sizes are counted from the visibility map's all-visible pages, which only
+    VACUUM sets; the table is vacuumed after 2 % of its rows were added or changed, not 20 %."""
+    conn = await asyncpg.connect(migrated_database)
+    try:
+        options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE oid = 'listing.flk_assignment'::regclass")
+    finally:
+        await conn.close()
+    assert set(options) == {"autovacuum_vacuum_insert_scale_factor=0.02", "autovacuum_vacuum_scale_factor=0.02"}
