@@ -78,6 +78,7 @@ class Sampler:
 
 
 KAFKA = "kafka"
+PG_BACKGROUND = "pg server"
 
 
 def phase_table(phases: list[tuple[float, str]], timeline: list[tuple[float, dict[str, float]]]) -> list[str]:
@@ -85,7 +86,7 @@ def phase_table(phases: list[tuple[float, str]], timeline: list[tuple[float, dic
     how many of the machine's cores they kept busy: which process bounds a phase's wall time."""
     if not timeline or not phases:
         return []
-    roles = sorted({r for _, by_role in timeline for r in by_role}, key=lambda r: (r == KAFKA, r))
+    roles = sorted({r for _, by_role in timeline for r in by_role}, key=lambda r: (r in (KAFKA, PG_BACKGROUND), r))
 
     def at(t: float) -> dict[str, float]:  # the last reading at or before t
         i = bisect.bisect_right([s for s, _ in timeline], t) - 1
@@ -175,6 +176,15 @@ async def backend_pids(conn: asyncpg.Connection, database: str) -> list[int]:
         "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database)]
 
 
+async def background_pids(conn: asyncpg.Connection) -> list[tuple[int, bool]]:
+    """The server's own processes (checkpointer, background and WAL writers, autovacuum), each with whether
+    it started during the run (an autovacuum worker: all its CPU counts): they work for whoever writes,
+    this run included, and are counted apart."""
+    return [(r["pid"], r["backend_type"] == "autovacuum worker") for r in await conn.fetch(
+        "SELECT pid, backend_type FROM pg_stat_activity WHERE backend_type IN ('checkpointer', "
+        "'background writer', 'walwriter', 'autovacuum launcher', 'autovacuum worker')")]
+
+
 async def main(args: argparse.Namespace) -> int:
     from tools.infra.process import ManagedProcess
     from tools.infra.prune import Throwaway
@@ -244,6 +254,8 @@ async def main(args: argparse.Namespace) -> int:
                             spy(name, service.process.pid)
                 for pid in await backend_pids(admin, database):
                     sampler.see("postgres", pid)
+                for pid, started_now in await background_pids(admin):
+                    sampler.see(PG_BACKGROUND, pid, baseline_zero=started_now)
                 if kafka_pid is not None:
                     sampler.see(KAFKA, kafka_pid, baseline_zero=False)
                 timeline.append((time.monotonic() - started, sampler.by_role()))
@@ -283,6 +295,7 @@ async def main(args: argparse.Namespace) -> int:
         print(f"  {at:7.1f}  {line[:110]}")
     totals = sampler.by_role()
     broker = totals.pop(KAFKA, None)
+    server = totals.pop(PG_BACKGROUND, None)
     print(f"{'process':<12} {'CPU s':>8} {'CPU s per 1 000 events':>24}")
     for role, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
         per = f"{seconds / sent * 1000:.3f}" if sent else "-"
@@ -291,6 +304,8 @@ async def main(args: argparse.Namespace) -> int:
     print(f"{'all':<12} {everything:8.1f} {(everything / sent * 1000 if sent else 0):24.3f}")
     if broker is not None:
         print(f"{'+ ' + KAFKA:<12} {broker:8.1f}   (the shared broker: whatever else used it counts too)")
+    if server is not None:
+        print(f"{'+ ' + PG_BACKGROUND:<12} {server:8.1f}   (checkpoints, writers, autovacuum: the shared server's)")
     print("\n".join(phase_table(phases, timeline)))
     write_timeline(out / "timeline.csv", timeline)
     print(f"(CPU-s of each process, second by second: {out / 'timeline.csv'})")

@@ -22,6 +22,13 @@ from tools.infra.settings import InfraSettings
 #: Group roles the migrations grant to; login users (configurable names) are members.
 APP_GROUP = "flk_writer"
 READONLY_GROUP = "flk_reader"
+#: A replay (or a region going live) writes the register, the inboxes and the care states as fast as it
+#: can: with PostgreSQL's defaults (a checkpoint whenever 1 GB of WAL was written, 256 MB of buffers) it
+#: asked for a checkpoint every few seconds, and after each one every page's first change is written to
+#: the WAL whole (full-page writes), which makes the next checkpoint come sooner; backends wrote evicted
+#: buffers themselves. With room for 8 GB of WAL a checkpoint comes every 15 minutes.
+#: (docs/operations.md: what a region's own server wants for the same reason.)
+WRITE_HEAVY = ("-c max_wal_size=8GB", "-c checkpoint_timeout=15min", "-c shared_buffers=1GB")
 #: the advisory lock two bootstraps of one server take turns on
 BOOTSTRAP_LOCK = 0x666C6B5F696E6672  # "flk_infr"
 
@@ -53,11 +60,16 @@ class Postgres:
         return found
 
     def _server_options(self) -> list[str]:
-        """``pg_stat_statements`` loaded when the server has it (Debian's server package does): the time
-        per statement that ``bench/mainjob/profile_replay.py`` reports. Given at each start, so a data
-        directory made before it gets it too."""
+        """Given at each start, so a data directory made before them gets them too:
+
+        * ``pg_stat_statements`` loaded when the server has it (Debian's server package does): the time
+          per statement that ``bench/mainjob/profile_replay.py`` reports;
+        * checkpoints by time, not by WAL volume (``WRITE_HEAVY``)."""
+        options = list(WRITE_HEAVY)
         library = Path(self.bin("postgres")).parent.parent / "lib" / "pg_stat_statements.so"
-        return ["-o", "-c shared_preload_libraries=pg_stat_statements"] if library.exists() else []
+        if library.exists():
+            options.append("-c shared_preload_libraries=pg_stat_statements")
+        return ["-o", " ".join(options)]
 
     def _as_db_user(self, argv: list[str]) -> list[str]:
         if os.geteuid() != 0:

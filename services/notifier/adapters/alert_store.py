@@ -114,14 +114,29 @@ def parse_quiet_hours(text: str | None) -> QuietHours | None:
 # ---- open gaps (no patient key) -------------------------------------------------------------------
 
 
-async def open_gap_rows(conn, unit_id: str) -> list[OpenGapRow]:
+async def open_gap_rows(conn, unit_id: str, known: dict[tuple, OpenGapRow] | None = None) -> list[OpenGapRow]:
+    """The unit's open gaps. ``known``: the rows of an earlier read, by their values; a row read again
+    with the same values is that object (a unit is planned again and again while its gaps change a few
+    at a time), and ``known`` is left holding this read's rows."""
     rows = await conn.fetch(
         "SELECT gap_id, care_unit_id, cause, rub, sabo, opened_at, kind FROM notifier.open_care_gap_for_alerting "
         "WHERE care_unit_id = $1",
         unit_id,
     )
-    return [OpenGapRow(r["gap_id"], r["care_unit_id"], GapCause(r["cause"]), r["rub"], r["sabo"], r["opened_at"],
-                       GapKind(r["kind"])) for r in rows]
+    if known is None:
+        return [_gap_row(tuple(r)) for r in rows]
+    now = {}
+    for r in rows:
+        values = tuple(r)
+        now[values] = known.get(values) or _gap_row(values)
+    known.clear()
+    known.update(now)
+    return list(now.values())
+
+
+def _gap_row(values: tuple) -> OpenGapRow:
+    gap_id, unit_id, cause, rub, sabo, opened_at, kind = values
+    return OpenGapRow(gap_id, unit_id, GapCause(cause), rub, sabo, opened_at, GapKind(kind))
 
 
 async def open_gap_stats(conn) -> dict[str, tuple[int, datetime]]:

@@ -57,6 +57,11 @@ class AlertPlanner:
     #: planned again with the same routing and gaps before that time gets no alert (the contract of
     #: ``next_planning_time``), so the decision is not recomputed (most sweeps find nothing changed)
     _last: dict[str, tuple[UnitRouting, frozenset[OpenGapRow], datetime | None]] = field(default_factory=dict)
+    #: per unit, its open gaps as last read (alert_store.open_gap_rows), and which of its candidate dedup
+    #: ids are known to be planned: a dedup id, once written, is never deleted, so only the others are
+    #: looked up (whoever planned them: another replica's are found there)
+    _rows: dict[str, dict[tuple, OpenGapRow]] = field(default_factory=dict)
+    _known_sent: dict[str, set[uuid.UUID]] = field(default_factory=dict)
 
     async def plan_unit(self, unit_id: str) -> tuple[list[Alert], datetime | None]:
         """Plan and queue the unit's due alerts; also when to plan it again (None: on change)."""
@@ -66,12 +71,14 @@ class AlertPlanner:
                 if routing is None:
                     return [], None  # no routing: nobody to alert (gaps stay visible in the API)
                 now = self.clock.now()
-                rows = await alert_store.open_gap_rows(conn, unit_id)
+                rows = await alert_store.open_gap_rows(conn, unit_id, self._rows.setdefault(unit_id, {}))
                 seen = frozenset(rows)
                 last = self._last.get(unit_id)
                 if last is not None and last[0] == routing and last[1] == seen and (last[2] is None or now < last[2]):
                     return [], last[2]
-                sent = await alert_store.sent_ids(conn, _candidate_ids(routing, rows, now))
+                candidates = _candidate_ids(routing, rows, now)
+                known = self._known_sent.get(unit_id, set()) & candidates
+                sent = known | await alert_store.sent_ids(conn, candidates - known)
                 alerts = plan_alerts(routing, rows, sent, now)
                 queued: list[Alert] = []
                 summary = summarize(unit_id, rows, now) if alerts else None
@@ -80,7 +87,9 @@ class AlertPlanner:
                         queued.append(alert)
                         sent |= alert.dedup_ids
                 next_at = next_planning_time(routing, rows, sent, now)
+            # (committed: what this transaction planned is planned)
             self._last[unit_id] = (routing, seen, next_at)
+            self._known_sent[unit_id] = sent & candidates
         for alert in queued:
             self.probe.alert_planned(alert.kind.value)
         if queued:

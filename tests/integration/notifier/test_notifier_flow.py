@@ -257,3 +257,26 @@ async def test_a_unit_switched_from_digest_to_immediate_gets_its_alert_although_
     await wait_until(lambda: smtp_sink.received, what="the immediate alert after the routing changed")
     assert smtp_sink.received[0].message["Subject"].startswith("Ny vårdlucka")
     assert (await notifier.runtime.planner.plan_unit(UNIT_A))[0] == [], "planned once"
+
+
+async def test_each_gap_is_alerted_once_by_a_planner_that_planned_the_unit_before_and_by_another_replicas(
+        notifier, smtp_sink):
+    """A planner remembers which of a unit's dedup ids are planned (they are never deleted) and asks the
+    database about the others only: the other replica's plans are found there, its own are not repeated."""
+    from services.notifier.service_layer.alerting import AlertPlanner
+
+    await notifier.route(UNIT_A, teams=False)
+    await notifier.start(grace_days=0)
+    own = notifier.runtime.planner
+    other = AlertPlanner(own.pool, own.clock)  # a second replica's planner, on the same database
+    await _a_listed_rub5_patient(notifier)
+    await wait_until(lambda: len(smtp_sink.received) == 1, what="the first gap's alert")
+    assert (await other.plan_unit(UNIT_A))[0] == [], "the other replica plans the first gap again"
+
+    await _a_listed_rub5_patient(notifier, a_patient_key(2))
+    await wait_until(lambda: len(smtp_sink.received) == 2, what="the second gap's alert")
+    notifier.advance(timedelta(minutes=5))  # past any next planning time
+    assert (await other.plan_unit(UNIT_A))[0] == []
+    assert (await own.plan_unit(UNIT_A))[0] == []
+    await asyncio.sleep(0.5)
+    assert len(smtp_sink.received) == 2

@@ -38,19 +38,22 @@ def test_bootstraps_of_one_server_at_once_take_turns_instead_of_failing(infra):
         asyncio.run(at_once())
 
 
-def test_postgres_runs_with_pg_stat_statements_for_the_replay_profile(infra):
+def test_postgres_runs_with_pg_stat_statements_and_checkpoints_by_time_for_the_replay(infra):
     import asyncio
 
     import asyncpg
 
-    async def preloaded() -> str:
+    async def settings() -> dict[str, str]:
         conn = await asyncpg.connect(infra.dsn("admin", database="postgres"))
         try:
-            return await conn.fetchval("SHOW shared_preload_libraries")
+            return {name: await conn.fetchval(f"SHOW {name}")
+                    for name in ("shared_preload_libraries", "max_wal_size", "checkpoint_timeout", "shared_buffers")}
         finally:
             await conn.close()
 
-    assert "pg_stat_statements" in asyncio.run(preloaded())
+    shown = asyncio.run(settings())
+    assert "pg_stat_statements" in shown["shared_preload_libraries"]
+    assert (shown["max_wal_size"], shown["checkpoint_timeout"], shown["shared_buffers"]) == ("8GB", "15min", "1GB")
 
 
 def test_status_names_each_part_and_where_it_listens(infra):
