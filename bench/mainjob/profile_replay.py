@@ -11,6 +11,8 @@ run on the default ports is not disturbed), and measures while it runs:
   to this run's database (sampled every second: a backend that ends between two samples loses its
   last second at most);
 * the same per 1 000 simulated events, and the wall time of each phase of the job;
+* each phase's CPU-s by process and how many of the machine's cores they kept busy (which process
+  bounds a phase), and every second's readings in ``OUT/timeline.csv``;
 * with ``--py-spy`` (the default when py-spy is installed), a sampling profile of every Python process
   (py-spy record, non-blocking, ``--rate`` samples a second of CPU time — idle time is not sampled):
   the functions with the most samples of their own, and the packages they belong to;
@@ -19,7 +21,9 @@ run on the default ports is not disturbed), and measures while it runs:
 
     python -m bench.mainjob.profile_replay --people 30000
 
-Kafka's broker is shared with whatever else runs on the machine: its CPU is not attributed.
+Kafka's broker and PostgreSQL's own processes (checkpointer, writers, autovacuum) are shared with
+whatever else runs on the machine: their CPU is printed apart (``+ kafka``, ``+ pg server``), not
+attributed to the run.
 """
 from __future__ import annotations
 

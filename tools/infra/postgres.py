@@ -23,10 +23,11 @@ from tools.infra.settings import InfraSettings
 APP_GROUP = "flk_writer"
 READONLY_GROUP = "flk_reader"
 #: A replay (or a region going live) writes the register, the inboxes and the care states as fast as it
-#: can: with PostgreSQL's defaults a checkpoint comes after every GB of WAL written (how often in a region
-#: replay was not measured), and after each one every page's first change is written to the WAL whole (full-page writes);
-#: with 256 MB of buffers the backends also wrote evicted buffers themselves. Room for 8 GB of WAL: a
-#: checkpoint every 15 minutes. (docs/operations.md: what a region's own server wants for the same reason.)
+#: can. With PostgreSQL's defaults a checkpoint comes after every GB of WAL written (how often in a
+#: region replay was not measured), and after each one every page's first change is written to the WAL
+#: whole (full-page writes); with 256 MB of buffers the backends also wrote evicted buffers themselves.
+#: Room for 8 GB of WAL: a checkpoint every 15 minutes. (docs/operations.md: what a region's own server
+#: wants for the same reason.)
 WRITE_HEAVY = ("-c max_wal_size=8GB", "-c checkpoint_timeout=15min", "-c shared_buffers=1GB")
 #: the advisory lock two bootstraps of one server take turns on
 BOOTSTRAP_LOCK = 0x666C6B5F696E6672  # "flk_infr"
