@@ -92,9 +92,10 @@ def phase_table(phases: list[tuple[float, str]], timeline: list[tuple[float, dic
         return []
     roles = sorted({r for _, by_role in timeline for r in by_role}, key=lambda r: (r in (KAFKA, PG_BACKGROUND), r))
 
+    seconds = [t for t, _ in timeline]
+
     def at(t: float) -> dict[str, float]:  # the last reading at or before t
-        i = bisect.bisect_right([s for s, _ in timeline], t) - 1
-        return timeline[max(i, 0)][1]
+        return timeline[max(bisect.bisect_right(seconds, t) - 1, 0)][1]
 
     bounds = [t for t, _ in phases] + [timeline[-1][0]]
     lines = ["\nCPU-s by process in each phase (the readings of each second; cores busy = all of them / wall):",

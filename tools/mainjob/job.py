@@ -710,33 +710,30 @@ def _topic_events(event_type: str) -> frozenset[str]:
     return frozenset(registry().topic_for(event_type).events)
 
 
-def _is_fact(event_type: str) -> bool:
-    """Register facts the listing service needs before commands about the same people: every
-    contract event except the listing commands and the EHR's visits."""
-    return (event_type not in _topic_events("listing.request.v1") and not _is_visit(event_type)
-            and not event_type.startswith("sim."))
-
-
-def _is_visit(event_type: str) -> bool:
-    return event_type in _topic_events("visit.recorded.v1")
+def _part_of_month(event_type: str) -> int:
+    """0: a register fact the listing service needs before commands about the same people (every
+    contract event but the listing commands and the EHR's visits); 1: a visit; 2: anything else."""
+    if event_type in _topic_events("visit.recorded.v1"):
+        return 1
+    if event_type in _topic_events("listing.request.v1") or event_type.startswith("sim."):
+        return 2
+    return 0
 
 
 def monthly_chunks(items: Iterator):
     """(facts, visits, everything else) per calendar month of simulated time, each in stream order."""
-    facts: list = []
-    visits: list = []
-    rest: list = []
+    parts: tuple[list, list, list] = ([], [], [])
     month = None
     for item in items:
         at = datetime.fromtimestamp(item.at, tz=timezone.utc)
         key = (at.year, at.month)
-        if month is not None and key != month and (facts or visits or rest):
-            yield facts, visits, rest
-            facts, visits, rest = [], [], []
+        if month is not None and key != month and any(parts):
+            yield parts
+            parts = ([], [], [])
         month = key
-        (facts if _is_fact(item.event_type) else visits if _is_visit(item.event_type) else rest).append(item)
-    if facts or visits or rest:
-        yield facts, visits, rest
+        parts[_part_of_month(item.event_type)].append(item)
+    if any(parts):
+        yield parts
 
 
 def _monthly(start: date, end: date) -> list[date]:
