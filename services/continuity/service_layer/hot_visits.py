@@ -145,8 +145,9 @@ class HotVisits:
 
     def refresh(self, raw: bytes, as_of: date, families: Mapping[str, str], fingerprint_of) -> HotResult | None:
         """A stored patient brought to ``as_of`` (the reference: ``advance``, ``prune_residences``, then the
-        indices), when nothing of it left the window — no visit, tombstone or SÄBO period to prune, so the
-        stored bytes stay but for a new fingerprint; None: the reference way (it prunes)."""
+        indices): what left the window pruned on the bytes — visits, tombstones, SÄBO periods that ended —
+        and the record rewritten as ``encode_record`` writes it; with nothing to prune, the stored bytes stay
+        but for a new fingerprint. None: the reference way."""
         try:
             return self._apply(raw, (), as_of, families, fingerprint_of, refresh=True)
         except (struct.error, IndexError, KeyError, TypeError, ValueError, UnicodeDecodeError, OverflowError):
@@ -199,10 +200,22 @@ class HotVisits:
         settings = self.settings
         lo, hi = _bounds(as_of, settings.window_months)
         lo_stamp = (lo + 1) * SECONDS_PER_DAY
-        if refresh and lo and ((stored and stored[0][2] >> 26 < lo_stamp) or any(t[1] <= lo for t in tombs)
-                               or any(0 != end <= lo for _, _, end, _ in _RES.iter_unpack(residences))):
-            return None  # `advance` or `prune_residences` would prune: the reference way
         changed = False
+        if refresh and lo:
+            # what `advance` and `prune_residences` drop: visits and tombstones dated on or before the
+            # window's start (the visits are in stamp order), SÄBO periods that ended by then
+            if stored and stored[0][2] >> 26 < lo_stamp:
+                stored = [v for v in stored if v[2] >> 26 >= lo_stamp]
+                pruned = changed = True
+            if tombs and any(t[1] <= lo for t in tombs):
+                tombs = [t for t in tombs if t[1] > lo]
+                pruned = changed = True
+            if nres:
+                kept = [r for r in _RES.iter_unpack(residences) if r[2] == 0 or r[2] > lo]
+                if len(kept) != nres:
+                    nres = len(kept)
+                    residences = b"".join(_RES.pack(*r) for r in kept)
+                    pruned = changed = True
         for data, seq in visits:
             flags = self._counts(data["profession"])
             if not flags:

@@ -288,7 +288,7 @@ class Processor:
         stamp = self._writer.stamp(datetime.now(timezone.utc))
         sizes = self.sizes[partition]
         for key, raw in self.store.items(partition):
-            if hot is not None:  # nothing to prune: the indices on the stored bytes (hot_visits.py)
+            if hot is not None:  # pruned and recomputed on the stored bytes (hot_visits.py)
                 result = hot.refresh(raw, self.as_of, self.unit_families, fingerprint)
                 if result is not None:
                     self._finish_hot(partition, key, result, out, stamp)

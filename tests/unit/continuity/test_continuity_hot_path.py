@@ -270,3 +270,44 @@ def test_a_refresh_prunes_a_sabo_period_that_left_the_window_as_the_reference_do
     assert hot == reference
     refreshed = hot[1][0][0][PATIENTS[0].encode()]
     assert len(decode_record(refreshed).residences) == (0 if until < "2024-09-15" else 1)
+
+
+def test_a_refresh_that_prunes_visits_a_tombstone_and_a_sabo_period_is_taken_hot_with_the_references_bytes():
+    """Three months on, most patients have a visit that left the window: the refresh prunes it on the bytes
+    (not the reference way, which decodes every such patient) and writes what the reference writes."""
+    patient = PATIENTS[0]
+    history = [listing(patient), sabo(patient, "2024-06-01", True, until="2024-08-01"),
+               a_visit_record(patient, "v1", DOCTOR_1, "2024-09-15T10:00:00Z", UNIT_A, "läkare", "besok"),
+               a_visit_record(patient, "v2", DOCTOR_2, "2024-09-10T10:00:00Z", UNIT_A, "läkare", "besok"),
+               cancellation(patient, "v2"),
+               a_visit_record(patient, "v3", DOCTOR_1, "2026-03-01T10:00:00Z", UNIT_A, "läkare", "besok")]
+    earlier = date(2025, 9, 1)
+    store = MemoryStore()
+    processor = Processor(ContinuitySettings(), store, earlier, compiled=HOT is not pure_hot_visits)
+    processor.open_partition(0)
+    inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(history)]
+    out = processor.process(inputs)
+    assert not out.dead
+    store.commit(0, out.writes.get(0, {}), out.offsets.get(0, {}))
+    stored = decode_record(store.get(0, patient.encode()))
+    assert len(stored.state.visits) == 2 and stored.state.tombstones and stored.residences
+    processor.as_of = AS_OF  # v1, v2's tombstone and the SÄBO period are before the window's start now
+    reference = Processor(ContinuitySettings(), _copy(store), AS_OF, hot_path=False)
+    expected = reference.open_partition(0)  # (opening a partition refreshes it)
+    calls = []
+    processor._finish = lambda *a: calls.append(a)  # the reference way's last step: must not be taken
+    refreshed = processor.refresh_partition(0)
+    assert not calls, "the pruning refresh went the reference way"
+    assert refreshed.writes == expected.writes
+    assert [(r.key, r.value) for r in refreshed.outgoing] == [(r.key, r.value) for r in expected.outgoing]
+    assert processor.summaries[0] == reference.summaries[0]
+    pruned = decode_record(refreshed.writes[0][patient.encode()])
+    assert [v[3] for v in pruned.state.visits] == [DOCTOR_1] and not pruned.state.tombstones and not pruned.residences
+
+
+def _copy(store: MemoryStore) -> MemoryStore:
+    copy = MemoryStore()
+    for p in store.partitions:
+        copy.open(p)
+        copy.commit(p, dict(store.items(p)), store.offsets(p))
+    return copy
