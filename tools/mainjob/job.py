@@ -508,17 +508,22 @@ class MainJob:
         bar = Progress(self.sim, enabled=self.c.progress)
         sent = 0
         months = monthly_chunks(items)
+        facts_sent = False  # in this month, so far
         while True:
-            # a month simulated and published is a batch: the cyclic collector runs after it, not over the
-            # simulated region while it is made (flk.collector)
+            # a piece of a month simulated and published is a batch: the cyclic collector runs after it, not
+            # over the simulated region while it is made (flk.collector)
             with self.collector.batch():
-                month = next(months, None)
-                if month is None:
+                piece = next(months, None)
+                if piece is None:
                     break
-                facts, visits, commands = month
+                facts, visits, commands = piece
                 sent += await self._publish_chunk(facts + visits, bar)
-                if facts and self.with_listing:
+                facts_sent = facts_sent or bool(facts)
+                if commands is None:
+                    continue  # the month goes on
+                if facts_sent and self.with_listing:
                     await self._wait_for_group("listing.facts")
+                facts_sent = False
                 sent += await self._publish_chunk(commands, bar)
         bar.done()
         return sent
@@ -720,20 +725,35 @@ def _part_of_month(event_type: str) -> int:
     return 0
 
 
-def monthly_chunks(items: Iterator):
-    """(facts, visits, everything else) per calendar month of simulated time, each in stream order."""
-    parts: tuple[list, list, list] = ([], [], [])
+#: a month's facts and visits go out in pieces of about this many items while the month is simulated
+#: (the opening month holds the whole population and its visit history: ~35 s of simulation at region
+#: size, which the services would otherwise wait for with nothing to do)
+PIECE = 50_000
+
+
+def monthly_chunks(items: Iterator, piece: int = PIECE):
+    """(facts, visits, commands) per calendar month of simulated time, each in stream order. A month's
+    facts and visits come in pieces of about ``piece`` items as they are made, with ``commands`` None but
+    in the month's last piece: the commands (everything else) wait for the month's end."""
+    facts: list = []
+    visits: list = []
+    rest: list = []
+    parts = (facts, visits, rest)
     month = None
     for item in items:
         at = datetime.fromtimestamp(item.at, tz=timezone.utc)
         key = (at.year, at.month)
-        if month is not None and key != month and any(parts):
-            yield parts
-            parts = ([], [], [])
+        if month is not None and key != month and (facts or visits or rest):
+            yield facts, visits, rest
+            facts, visits, rest = parts = ([], [], [])
+        elif len(facts) + len(visits) >= piece:
+            yield facts, visits, None
+            facts, visits = [], []
+            parts = (facts, visits, rest)
         month = key
         parts[_part_of_month(item.event_type)].append(item)
-    if any(parts):
-        yield parts
+    if facts or visits or rest:
+        yield facts, visits, rest
 
 
 def _monthly(start: date, end: date) -> list[date]:

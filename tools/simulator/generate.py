@@ -396,4 +396,7 @@ class _Area(RosterMixin, PersonsMixin, BehaviourMixin):
         history: list[Emitted] = []
         for p in self.persons:
             self._history(history_rng, p, history.append)
+            if len(history) >= chunk:  # (yielded as made: the same items in the same order)
+                yield from history
+                history = []
         yield from history

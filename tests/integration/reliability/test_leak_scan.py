@@ -100,7 +100,7 @@ async def publish_region_month_by_month(bootstrap: str, prefix: str) -> None:
         return bool(lags and lags[0].partitions > 0 and lags[0].lag == 0)
 
     for facts, visits, commands in monthly_chunks(sim.stream()):
-        rest = visits + commands
+        rest = visits + (commands or [])  # (None: a piece of a month, its commands come with its last piece)
         if facts:
             await publish(sim, bootstrap, prefix, items=iter(facts))
             await wait_until(facts_consumed, timeout_s=60, interval_s=0.2, what="the listing service's facts")

@@ -182,6 +182,27 @@ def test_each_month_is_replayed_as_its_facts_its_visits_and_its_commands_each_in
     assert chunks == [([1, 4], [3], [2, 5]), ([7], [], [6])]
 
 
+def test_a_long_months_facts_and_visits_go_out_in_pieces_and_its_commands_with_its_last_piece():
+    from datetime import datetime, timezone
+
+    from tools.mainjob.job import monthly_chunks
+
+    def at(month: int, day: int) -> int:
+        return int(datetime(2026, month, day, tzinfo=timezone.utc).timestamp())
+
+    items = [Emitted("person.registered.v1", {"n": 1}, at(1, 1)),
+             Emitted("listing.request.v1", {"n": 2}, at(1, 1)),
+             Emitted("visit.recorded.v1", {"n": 3}, at(1, 1)),
+             Emitted("person.registered.v1", {"n": 4}, at(1, 2)),
+             Emitted("visit.recorded.v1", {"n": 5}, at(1, 3)),
+             Emitted("listing.request.v1", {"n": 6}, at(1, 4)),
+             Emitted("visit.recorded.v1", {"n": 7}, at(1, 5)),
+             Emitted("risk.assessed.v1", {"n": 8}, at(2, 1))]
+    pieces = [tuple(None if part is None else [e.data["n"] for e in part] for part in piece)
+              for piece in monthly_chunks(iter(items), piece=2)]
+    assert pieces == [([1], [3], None), ([4], [5], None), ([], [7], [2, 6]), ([8], [], [])]
+
+
 def test_the_summary_counts_the_periods_guardian_consent_requests_by_outcome():
     from tools.mainjob.goals import GuardianConsent
 
