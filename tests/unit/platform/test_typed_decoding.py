@@ -6,6 +6,7 @@ garbled (a field dropped, an unknown one added, a wrong type, a value made too l
 an impossible time, duplicate keys, truncated bytes, not an object)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from functools import cache
 
@@ -19,7 +20,7 @@ from flk.events import envelope, typed
 from flk.events.contracts import contracts
 from flk.events.envelope import EnvelopeError, make_record, read_record
 from flk.events.typed import TYPED_EVENTS, typed_decode
-from tests.support.builders import a_visit
+from tests.support.builders import a_patient_key, a_visit
 from tests.unit.platform.test_contracts_and_registry import _inline_refs
 
 
@@ -29,9 +30,12 @@ def _events(event_type: str):
     return from_schema(_inline_refs(c.schema(event_type), c.shared))
 
 
+_DATE_LIKE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").match
+
+
 def _garbled(draw, event_type: str, data: dict) -> bytes:
     kind = draw(st.sampled_from(["as is", "as is", "drop", "extra", "type", "long", "newline", "time", "duplicate",
-                                 "truncate", "not an object", "unicode"]))
+                                 "truncate", "not an object", "unicode", "date", "upper", "repeat"]))
     data = dict(data)
     names = sorted(data)
     name = draw(st.sampled_from(names))
@@ -54,6 +58,19 @@ def _garbled(draw, event_type: str, data: dict) -> bytes:
                                                     "2026-03-01T10:00:00+24:00", "2026-03-01"]))
     elif kind == "unicode":
         data[name] = draw(st.text(min_size=1, max_size=40))
+    elif kind == "date":  # a date or time of the right shape that is no date (or a date where a time goes)
+        dated = [n for n in names if isinstance(data[n], str) and _DATE_LIKE(data[n])]
+        if dated:
+            data[draw(st.sampled_from(dated))] = draw(st.sampled_from(
+                ["2026-02-30", "2026-13-01", "2025-00-10", "2026-02-29", "2026-03-01T10:00:00Z", "2026-03-01T10:00Z",
+                 "2026-3-01", "20260301", "2026-02-30T10:00:00Z", "2026-03-01T10:00:00+01", "+02026-03-01"]))
+    elif kind == "upper":  # ids are lower case (uuids, patient keys)
+        data[name] = str(data[name]).upper()
+    elif kind == "repeat":  # an array's item twice (uniqueItems)
+        arrays = [n for n in names if isinstance(data[n], list) and data[n]]
+        if arrays:
+            chosen = draw(st.sampled_from(arrays))
+            data[chosen] = [*data[chosen], data[chosen][0]]
     value = orjson.dumps(data)
     if kind == "duplicate":
         value = value[:-1] + b',"' + name.encode() + b'":' + orjson.dumps(draw(st.text(max_size=20))) + b"}"
@@ -103,10 +120,42 @@ def test_the_typed_decoder_takes_the_usual_visit_and_leaves_the_odd_one_to_the_r
     usual = a_visit()
     assert typed_decode("visit.recorded.v1", orjson.dumps(usual)) == usual
     assert typed_decode("visit.recorded.v1", orjson.dumps({**usual, "occurred_at": "2026-03-01T10:00:00Z\n"})) is None
-    assert typed_decode("listing.started.v1", b"{}") is None  # no Struct: the reference decides
+    assert typed_decode("residence.recorded.v1", b"{}") is None  # no Struct: the reference decides
     record = make_record("visit.recorded.v1", usual, source="test")
     with pytest.raises(EnvelopeError, match="key does not match"):
         read_record(record.topic, b"pk1_" + b"a" * 26, record.value, record.headers)
+
+
+_KEY, _UNIT, _DOCTOR = a_patient_key(3), "SE2321000016-VC0001", "SE2321000016-L0001"
+_LISTING_FACTS = {
+    "listing.started.v1": [
+        {"listing_id": "0b9d5c52-6f0e-5d2a-9a51-3c2b1d0e4f6a", "patient_key": _KEY, "care_unit_id": _UNIT,
+         "started_on": "2026-03-01", "responsibility_from": "2026-03-01", "origin": "active_choice", "channel": "1177",
+         "initiated_by": "person", "previous_care_unit_id": None, "command_id": "7d1f0e8a-2b3c-5d4e-8f90-a1b2c3d4e5f6"},
+        {"listing_id": "0b9d5c52-6f0e-5d2a-9a51-3c2b1d0e4f6b", "patient_key": _KEY, "care_unit_id": _UNIT,
+         "started_on": "2026-03-01", "responsibility_from": "2026-03-02", "origin": "no_choice_placement",
+         "channel": "admin", "initiated_by": "region", "previous_care_unit_id": "SE2321000016-VC0002"}],
+    "fast_lakarkontakt.assigned.v1": [
+        {"assignment_id": "5e0c7d2a-1b3f-5c4d-9e8f-0a1b2c3d4e5f", "patient_key": _KEY, "care_unit_id": _UNIT,
+         "list_id": "L-SE2321000016-L0001", "list_kind": "doctor", "practitioner_id": _DOCTOR, "coordinating": True,
+         "assigned_on": "2026-03-01", "command_id": "7d1f0e8a-2b3c-5d4e-8f90-a1b2c3d4e5f6"},
+        {"assignment_id": "5e0c7d2a-1b3f-5c4d-9e8f-0a1b2c3d4e60", "patient_key": _KEY, "care_unit_id": _UNIT,
+         "list_id": "SE2321000016-VC0001-F1", "list_kind": "fictive", "practitioner_id": None,
+         "coordinating": False, "assigned_on": "2026-03-01"}],
+}
+
+
+@pytest.mark.parametrize("event_type", sorted(TYPED_EVENTS))
+def test_the_typed_decoder_takes_every_event_of_its_types_a_simulated_region_makes(event_type):
+    """The property tests above prove the typed decoder never says yes when the schema says no; this one that
+    it does say yes to the usual event (a Struct that refused everything would pass them, at the old cost)."""
+    from tools.simulator.generate import Simulation
+
+    made = [e.data for e in Simulation("small", seed=7, limit_people=400).stream() if e.event_type == event_type]
+    if event_type in _LISTING_FACTS:  # the listing service's facts, as its event writers make them
+        made = _LISTING_FACTS[event_type]
+    assert made
+    assert all(typed_decode(event_type, orjson.dumps(data)) == data for data in made)
 
 
 _AT = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
