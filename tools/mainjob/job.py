@@ -575,9 +575,11 @@ class MainJob:
         return sorted(g for g in listed if g.startswith(p) and any(
             g[len(p):] == n or g[len(p):].startswith(n + ".") for n in self._service_names()))
 
-    async def _settle(self, what: str, settle_checks: int = 3) -> None:
+    async def _settle(self, what: str, settle_checks: int = 3, interval_s: float = 0.5) -> None:
         """Until every service's consumer groups have committed offsets, lag 0 and nothing waits in an
-        outbox or for its person (parked listing commands)."""
+        outbox or for its person (parked listing commands), at ``settle_checks`` checks in a row
+        ``interval_s`` apart (the lags and the outboxes are read one after the other: an event relayed
+        between the two reads shows as lag at the next check)."""
         from flk.events.lag import consumer_lag
 
         loop = asyncio.get_running_loop()
@@ -603,7 +605,7 @@ class MainJob:
             if quiet >= settle_checks:
                 self.echo(f"caught up at {what} (lag: {last})")
                 return
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(interval_s)
         raise TimeoutError(f"consumers still behind after {self.c.timeout_s:.0f}s: {last}")
 
     async def _wait_for_snapshot(self, day: date) -> None:
