@@ -88,6 +88,11 @@ def _uuid5_text(name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+#: ``json.dumps(data, sort_keys=True, ensure_ascii=False)``'s encoder, made once (json.dumps makes one per call
+#: when given options: a third of its time for an event's data)
+_canonical_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+
+
 def make_record(
     event_type: str,
     data: dict[str, Any],
@@ -109,7 +114,7 @@ def make_record(
     if not isinstance(key, str) or not key:
         raise ContractViolation(f"{event_type}: the key field {spec.key!r} is missing")
     if event_id is None:
-        event_id = derived_id(event_type, json.dumps(data, sort_keys=True, ensure_ascii=False))
+        event_id = derived_id(event_type, _canonical_json(data))
     return _wrap(event_type, spec.name, key, data, source, event_id, time or datetime.now(timezone.utc), value)
 
 

@@ -22,7 +22,7 @@ import re
 import struct
 from bisect import bisect_right
 from datetime import date
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from services.continuity.adapters.state_codec import CODEC_VERSION, _HEADER as _STATE_HEAD
 from services.continuity.domain.indices import index_set
@@ -32,9 +32,13 @@ from services.continuity.domain.patient import (
 )
 from services.continuity.domain.settings import ContinuitySettings, Scope, normalise_code
 
-from .handlers import parse_time
+from .handlers import _EPOCH, _MICROSECOND, parse_time
 from .record import _HEAD, _RES, EMPTY_RECORD, MAIN_CARE_ELSEWHERE, RECORD_VERSION, RUB45_BANDS, encode_record
 
+#: the facts applied on the bytes too, beside the visits (any other event: the reference way); their
+#: effects commute with the visits' (a listing unit, the FLKs and their coordinator, the RUB band)
+LISTING_STARTED, FLK_ASSIGNED, RISK_ASSESSED = "listing.started.v1", "fast_lakarkontakt.assigned.v1", "risk.assessed.v1"
+HOT_FACTS = frozenset((LISTING_STARTED, FLK_ASSIGNED, RISK_ASSESSED))
 _NO_UNIT = 0xFFFF
 _NO_RUB = 0xFF
 _INDEX_LIMIT = 1 << 12
@@ -136,10 +140,12 @@ class HotVisits:
         return ok
 
     def apply(self, raw: bytes | None, visits: list[tuple[dict[str, Any], int]], as_of: date,
-              families: Mapping[str, str], fingerprint_of) -> HotResult | None:
-        """The patient's record after ``visits`` ((data, offset) in offset order), or None: not mine."""
+              families: Mapping[str, str], fingerprint_of,
+              facts: Sequence[tuple[str, dict[str, Any]]] = ()) -> HotResult | None:
+        """The patient's record after ``visits`` ((data, offset) in offset order) and ``facts`` ((event type,
+        data) in offset order, of the ``HOT_FACTS`` types), or None: not mine."""
         try:
-            return self._apply(raw, visits, as_of, families, fingerprint_of)
+            return self._apply(raw, visits, as_of, families, fingerprint_of, facts=facts)
         except (struct.error, IndexError, KeyError, TypeError, ValueError, UnicodeDecodeError, OverflowError):
             return None  # the reference way decides (and dead-letters or refuses with its reason)
 
@@ -153,7 +159,7 @@ class HotVisits:
         except (struct.error, IndexError, KeyError, TypeError, ValueError, UnicodeDecodeError, OverflowError):
             return None
 
-    def _apply(self, raw, visits, as_of, families, fingerprint_of, refresh=False) -> HotResult | None:
+    def _apply(self, raw, visits, as_of, families, fingerprint_of, refresh=False, facts=()) -> HotResult | None:
         new = raw is None
         if new:
             raw = _EMPTY
@@ -201,6 +207,50 @@ class HotVisits:
         lo, hi = _bounds(as_of, settings.window_months)
         lo_stamp = (lo + 1) * SECONDS_PER_DAY
         changed = False
+        relisted = False  # the unit, the FLKs or the coordinator changed: the id table is rebuilt
+        for event_type, data in facts:
+            if event_type == LISTING_STARTED:  # `_listing_started`: the unit (the FLKs stay)
+                u_raw = data["care_unit_id"].encode()
+                if unit_index != _NO_UNIT and strings[unit_index] == u_raw:
+                    continue
+                if table is None:
+                    table = {s: i for i, s in enumerate(strings)}
+                u = table.get(u_raw)
+                if u is None:
+                    u = table[u_raw] = len(strings)
+                    strings.append(u_raw)
+                unit_index = u
+                relisted = changed = True
+            elif event_type == FLK_ASSIGNED:  # `_flk_assigned`: a doctor's list adds its doctor
+                practitioner = data.get("practitioner_id")
+                if data["list_kind"] != "doctor" or not practitioner:
+                    continue  # a fictive list counts as lacking an FLK (F3)
+                p_raw = practitioner.encode()
+                names = sorted({strings[i] for i in flk} | {p_raw})  # (UTF-8 bytes sort as their strings)
+                new_coord = p_raw if data.get("coordinating") or not coord else coord
+                if len(names) == len(flk) and new_coord == coord:
+                    continue
+                if table is None:
+                    table = {s: i for i, s in enumerate(strings)}
+                if p_raw not in table:
+                    table[p_raw] = len(strings)
+                    strings.append(p_raw)
+                flk = tuple(table[name] for name in names)
+                coord = new_coord
+                relisted = changed = True
+            elif event_type == RISK_ASSESSED:  # `_risk_assessed`: the latest assessment's band
+                band = data["rub"]
+                if type(band) is not int or not 0 <= band <= 5:
+                    return None  # the reference refuses it
+                at = (parse_time(data["computed_at"]) - _EPOCH) // _MICROSECOND
+                if rub != _NO_RUB and at <= assessed_at:
+                    continue
+                rub, assessed_at = band, at
+                changed = True
+            else:
+                return None
+        if len(strings) > _INDEX_LIMIT or len(coord) > 255:
+            return None
         if refresh and lo:
             # what `advance` and `prune_residences` drop: visits and tombstones dated on or before the
             # window's start (the visits are in stamp order), SÄBO periods that ended by then
@@ -313,7 +363,7 @@ class HotVisits:
 
         value = None
         if new or changed or emit:
-            if not (pruned or inserted) and unit_index in (0, _NO_UNIT):
+            if not (pruned or inserted or relisted) and unit_index in (0, _NO_UNIT):
                 # the stored record's id table is in `encode_state`'s order already (written by it or by
                 # `_encode`): visits appended after the last keep it, with their new ids at its end
                 value = self._append(raw, res_end, nres, ncoord, rub, assessed_at, fp if emit else old_fp,

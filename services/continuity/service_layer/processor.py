@@ -9,8 +9,9 @@ plain records. Per batch:
 3. per patient: decode the record once, apply every event (pure handlers), compute the
    indices once, encode once (**per-key coalescing**: N events for a patient in a batch
    cost one decode, one recompute, one encode and one store write); a patient whose batch holds only
-   visits is updated on the encoded record itself (``hot_visits.py``: the same bytes, events and
-   summary as the reference way, property-tested), anything else goes the reference way;
+   visits, listing starts, FLK assignments and risk assessments is updated on the encoded record itself
+   (``hot_visits.py``: the same bytes, events and summary as the reference way, property-tested),
+   anything else goes the reference way;
 4. an ``indices_changed`` event only when the indices (or the listing unit) differ from the
    last one emitted for the patient (a fingerprint kept in the record).
 
@@ -42,7 +43,7 @@ from services.continuity.domain.window import window_bounds
 from .aggregates import AggregateRow, PatientRow, Summary, aggregate, patient_rows
 from .handlers import HANDLERS, effective_day, prune_residences
 from . import hot_visits
-from .hot_visits import HotResult
+from .hot_visits import HOT_FACTS, HotResult
 from .record import EMPTY_RECORD, PatientRecord, decode_record, encode_record
 
 SOURCE = "flk/continuity"
@@ -184,11 +185,17 @@ class Processor:
         for (partition, key), events in grouped.items():
             raw = store_get(partition, key)
             if hot is not None:
+                visits: list[tuple[dict, int]] = []
+                facts: list[tuple[str, dict]] = []
                 for event in events:
-                    if event[0] != VISIT_EVENT:
+                    if event[0] == VISIT_EVENT:
+                        visits.append((event[1], event[2]))
+                    elif event[0] in HOT_FACTS:
+                        facts.append((event[0], event[1]))
+                    else:
                         break
                 else:
-                    result = hot.apply(raw, [(e[1], e[2]) for e in events], as_of, families, fingerprint_of)
+                    result = hot.apply(raw, visits, as_of, families, fingerprint_of, facts)
                     if result is not None:
                         self._finish_hot(partition, key, result, out, stamp)
                         continue

@@ -52,11 +52,12 @@ def listing(patient: str, unit: str = UNIT_A, started: str = "2025-01-01"):
         "origin": "active_choice", "initiated_by": "person"}, source="listing/test")
 
 
-def flk_assigned(patient: str, doctor: str = DOCTOR_1, unit: str = UNIT_A):
+def flk_assigned(patient: str, doctor: str | None = DOCTOR_1, unit: str = UNIT_A, coordinating: bool = True):
+    """An FLK on ``doctor``'s list; ``doctor`` None: on the unit's fictive list (a locum's patients, F3)."""
     return make_record("fast_lakarkontakt.assigned.v1", {
-        "assignment_id": str(uuid.uuid5(uuid.NAMESPACE_URL, patient + doctor)), "patient_key": patient,
-        "care_unit_id": unit, "list_id": doctor, "list_kind": "doctor", "practitioner_id": doctor,
-        "coordinating": True, "assigned_on": "2025-01-02"}, source="listing/test")
+        "assignment_id": str(uuid.uuid5(uuid.NAMESPACE_URL, patient + (doctor or "fictive"))), "patient_key": patient,
+        "care_unit_id": unit, "list_id": doctor or unit + "-F1", "list_kind": "doctor" if doctor else "fictive",
+        "practitioner_id": doctor, "coordinating": coordinating, "assigned_on": "2025-01-02"}, source="listing/test")
 
 
 def sabo(patient: str, since: str = "2024-06-01", main_care_in_residence: bool | None = None,

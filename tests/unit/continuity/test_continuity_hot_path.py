@@ -61,7 +61,8 @@ def an_event(patient: str):
     others = st.one_of(
         st.builds(cancellation, st.just(patient), visit_ids),
         st.builds(listing, st.just(patient), st.sampled_from([UNIT_A, UNIT_B])),
-        st.builds(flk_assigned, st.just(patient), st.sampled_from([DOCTOR_1, DOCTOR_2]), st.just(UNIT_A)),
+        st.builds(flk_assigned, st.just(patient), st.sampled_from([DOCTOR_1, DOCTOR_2, None]), st.just(UNIT_A),
+                  coordinating=st.booleans()),
         st.builds(sabo, st.just(patient), st.sampled_from(["2024-06-01", "2026-03-10"]),
                   st.sampled_from([None, True, False]),
                   until=st.sampled_from([None, None, "2024-08-01", "2025-10-01"])),  # ended before/in the window
@@ -184,6 +185,27 @@ def test_the_hot_path_takes_the_usual_visit_batch():
     result = hot.apply(encode_record(PatientRecord()), [(record, 7)], AS_OF, {}, fingerprint)
     assert result is not None and result.value is not None and result.emit
     assert result.indices.total.visits == 1
+
+
+def test_the_hot_path_takes_a_patients_listing_start_flk_and_risk_assessment():
+    """The listing service's facts for a patient (and the ACG run's band) are applied on the bytes too: in a
+    region's opening they arrive for every patient whose visit history is already stored."""
+    import orjson
+
+    from services.continuity.service_layer.processor import fingerprint
+    patient = PATIENTS[0]
+    facts = [(t, orjson.loads(r.value)) for t, r in [
+        ("listing.started.v1", listing(patient)),
+        ("fast_lakarkontakt.assigned.v1", flk_assigned(patient, DOCTOR_2, coordinating=False)),
+        ("fast_lakarkontakt.assigned.v1", flk_assigned(patient, DOCTOR_1, coordinating=True)),
+        ("risk.assessed.v1", risk(patient, 4))]]
+    record = a_visit(patient_key=patient, visit_id="v9", occurred_at="2026-03-01T09:30:00Z", care_unit_id=UNIT_A)
+    hot = HOT.HotVisits(ContinuitySettings())
+    result = hot.apply(encode_record(PatientRecord()), [(record, 7)], AS_OF, {}, fingerprint, facts)
+    assert result is not None and result.value is not None
+    assert (result.unit, result.doctor_key, result.rub45) == (UNIT_A, DOCTOR_1, True)
+    written = decode_record(result.value)
+    assert written.state.fast_lakarkontakt == tuple(sorted((DOCTOR_1, DOCTOR_2))) and written.coordinating == DOCTOR_1
 
 
 def test_in_one_batch_a_pruning_visit_its_duplicate_and_earlier_visits_are_placed_and_deduplicated_as_the_reference():
