@@ -492,39 +492,39 @@ class MainJob:
             await pool.close()
 
     async def _publish(self, items: Iterator) -> int:
-        """Publish the stream piece by piece (a month at most); in each piece the facts and the visits first,
-        then, once the listing service has read the facts, the commands.
+        """Publish month by month; in each month the facts and the visits first, then the commands.
 
         The listing service reads facts (population register, roster, ACG, SÄBO, unit register)
         and commands with separate consumers. Fast-forwarded, a listing request would otherwise
         overtake the registration of its person and be rejected as `person_unknown` — something
-        that cannot happen when the same events arrive over a year. So every fact before a command in
-        the stream is published and consumed before the command (a fact later in the same piece than
-        a command is then applied before it: a small, documented distortion of the simulated order).
-        The visits, which the listing service does not read, go right after the facts: the continuity
-        worker works on them while the listing service reads the facts.
+        that cannot happen when the same events arrive over a year. So each month's facts are
+        published and consumed before its commands (a fact later in the month than a command is
+        then applied before it: a small, documented distortion of the simulated order). The visits,
+        which the listing service does not read, go right after the facts: the continuity worker
+        works on them while the listing service reads the facts.
         """
         from tools.simulator.sinks import Progress
 
         bar = Progress(self.sim, enabled=self.c.progress)
         sent = 0
-        pieces = monthly_chunks(items)
-        facts_unread = False  # facts published that the listing service may not have read yet
+        months = monthly_chunks(items)
+        facts_sent = False  # in this month, so far
         while True:
-            # a piece simulated and published is a batch: the cyclic collector runs after it, not over the
-            # simulated region while it is made (flk.collector)
+            # a piece of a month simulated and published is a batch: the cyclic collector runs after it, not
+            # over the simulated region while it is made (flk.collector)
             with self.collector.batch():
-                piece = next(pieces, None)
+                piece = next(months, None)
                 if piece is None:
                     break
                 facts, visits, commands = piece
                 sent += await self._publish_chunk(facts + visits, bar)
-                facts_unread = facts_unread or bool(facts)
-                if commands:
-                    if facts_unread and self.with_listing:
-                        await self._wait_for_group("listing.facts")
-                    facts_unread = False
-                    sent += await self._publish_chunk(commands, bar)
+                facts_sent = facts_sent or bool(facts)
+                if commands is None:
+                    continue  # the month goes on
+                if facts_sent and self.with_listing:
+                    await self._wait_for_group("listing.facts")
+                facts_sent = False
+                sent += await self._publish_chunk(commands, bar)
         bar.done()
         return sent
 
@@ -727,17 +727,16 @@ def _part_of_month(event_type: str) -> int:
     return 0
 
 
-#: the stream goes out in pieces of about this many facts and visits, each piece's commands after them
+#: a month's facts and visits go out in pieces of about this many items while the month is simulated
 #: (the opening month holds the whole population and its visit history: ~35 s of simulation at region
 #: size, which the services would otherwise wait for with nothing to do)
 PIECE = 50_000
 
 
 def monthly_chunks(items: Iterator, piece: int = PIECE):
-    """(facts, visits, commands) in stream order: a calendar month of simulated time at most, and a new
-    piece whenever a month's facts and visits reach about ``piece`` items. Each piece's commands (anything
-    but a fact or a visit) come after its facts, so every fact published before a command in the stream
-    is published before it too."""
+    """(facts, visits, commands) per calendar month of simulated time, each in stream order. A month's
+    facts and visits come in pieces of about ``piece`` items as they are made, with ``commands`` None but
+    in the month's last piece: the commands (everything else) wait for the month's end."""
     facts: list = []
     visits: list = []
     rest: list = []
@@ -746,9 +745,13 @@ def monthly_chunks(items: Iterator, piece: int = PIECE):
     for item in items:
         at = datetime.fromtimestamp(item.at, tz=timezone.utc)
         key = (at.year, at.month)
-        if (facts or visits or rest) and (key != month or len(facts) + len(visits) >= piece):
+        if month is not None and key != month and (facts or visits or rest):
             yield facts, visits, rest
             facts, visits, rest = parts = ([], [], [])
+        elif len(facts) + len(visits) >= piece:
+            yield facts, visits, None
+            facts, visits = [], []
+            parts = (facts, visits, rest)
         month = key
         parts[_part_of_month(item.event_type)].append(item)
     if facts or visits or rest:
