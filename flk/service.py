@@ -14,8 +14,16 @@ from flk.settings import PlatformSettings
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+# Client libraries whose INFO lines carry a request's whole URL: httpx logs "HTTP Request: POST <url>"
+# for every request, and a Teams Workflows webhook URL is a credential (its signature is in the query;
+# services/notifier/adapters/secrets.py). Their warnings and errors still pass.
+QUIET_URL_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT)
+    for name in QUIET_URL_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def apply_own_migrations(platform: PlatformSettings, component: Mapping[str, str],

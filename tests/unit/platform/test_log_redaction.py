@@ -30,3 +30,32 @@ def test_personnummer_and_samordningsnummer_in_every_written_form_are_redacted()
 def test_unit_ids_dates_and_ports_are_left_as_they_are():
     text = "GET /units/SE2321000016-VCA1/lists?on=2026-03-01 from 127.0.0.1:51234 200"
     assert redact_patient_identifiers(text) == text
+
+
+def test_a_service_s_logs_never_carry_the_url_of_an_outgoing_request_such_as_a_teams_webhook():
+    import httpx
+
+    from flk.service import configure_logging
+
+    secret = "sig=not-for-logs-4f1c"
+    webhook = f"https://prod-01.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?{secret}"
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    root = logging.getLogger()
+    handler = Collect(level=logging.DEBUG)
+    before = {name: logging.getLogger(name).level for name in ("httpx", "httpcore", "")}
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)  # a service's root logger (basicConfig leaves pytest's alone)
+    try:
+        configure_logging()
+        with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(202))) as client:
+            assert client.post(webhook, json={"text": "x"}).status_code == 202
+    finally:
+        root.removeHandler(handler)
+        for name, level in before.items():
+            logging.getLogger(name or None).setLevel(level)
+    assert not any(secret in line for line in seen)
