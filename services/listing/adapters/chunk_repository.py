@@ -348,18 +348,18 @@ class ChunkRepository(PrefetchedInbox, ListingRepository):
         # ended, so refuse rather than lose the event
         raise TypeError("a chunk of commands does not end fast vårdkontakter")
 
-    async def persist(self, events: Sequence[ev.Event], ctx: DecisionContext) -> list[OutboxEvent]:
-        published = await super().persist(events, ctx)
-        for p in published:  # what a later event of the same command may end
+    async def persist_one(self, e: ev.Event, ctx: DecisionContext, index: int) -> OutboxEvent | None:
+        p = await super().persist_one(e, ctx, index)
+        if p is not None:  # what a later event of the same command may end (an FLK whose doctor has left)
             if p.event_type == "listing.started.v1":
                 self._set(self._open_listing, (p.data["patient_key"], p.data["care_unit_id"]), p.data["listing_id"])
             elif p.event_type == "fast_lakarkontakt.assigned.v1":
                 self._set(self._open_assignment, (p.data["patient_key"], p.data["list_id"]), p.data["assignment_id"])
-        for e in events:  # the counters other persons' commands of this chunk read (L7, F6)
-            if isinstance(e, (ev.ListingStarted, ev.ListingEnded)) and e.care_unit_id in self._listed:
-                step = 1 if isinstance(e, ev.ListingStarted) else -1
-                self._set(self._listed, e.care_unit_id, max(0, self._listed[e.care_unit_id] + step))
-            elif isinstance(e, (ev.FastLakarkontaktAssigned, ev.FastLakarkontaktEnded)) and e.list_id in self._sizes:
-                step = 1 if isinstance(e, ev.FastLakarkontaktAssigned) else -1
-                self._set(self._sizes, e.list_id, max(0, self._sizes[e.list_id] + step))
-        return published
+        # the counters other persons' commands of this chunk read (L7, F6)
+        if isinstance(e, (ev.ListingStarted, ev.ListingEnded)) and e.care_unit_id in self._listed:
+            step = 1 if isinstance(e, ev.ListingStarted) else -1
+            self._set(self._listed, e.care_unit_id, max(0, self._listed[e.care_unit_id] + step))
+        elif isinstance(e, (ev.FastLakarkontaktAssigned, ev.FastLakarkontaktEnded)) and e.list_id in self._sizes:
+            step = 1 if isinstance(e, ev.FastLakarkontaktAssigned) else -1
+            self._set(self._sizes, e.list_id, max(0, self._sizes[e.list_id] + step))
+        return p

@@ -243,10 +243,15 @@ class ListingRepository:
     async def persist(self, events: Sequence[ev.Event], ctx: DecisionContext) -> list[OutboxEvent]:
         out: list[OutboxEvent] = []
         for index, event in enumerate(events):
-            writer = WRITERS.get(type(event))
-            if writer is None:
-                raise TypeError(f"no row mapping for {type(event).__name__}")
-            published = await writer(self, event, ctx, index)
+            published = await self.persist_one(event, ctx, index)
             if published is not None:
                 out.append(published)
         return out
+
+    async def persist_one(self, event: ev.Event, ctx: DecisionContext, index: int) -> OutboxEvent | None:
+        """Write one event of a decision (``index``: its place, for derived ids); a later event of the
+        same decision may end what this one started."""
+        writer = WRITERS.get(type(event))
+        if writer is None:
+            raise TypeError(f"no row mapping for {type(event).__name__}")
+        return await writer(self, event, ctx, index)

@@ -20,6 +20,7 @@ from typing import Any
 from . import commands as cmd
 from . import events as ev
 from .capacity import assess
+from .evolve import evolve_all
 from .model import (
     ALLMANMEDICIN,
     LAKARE,
@@ -736,6 +737,15 @@ def assignment_start(ctx: AssignmentContext) -> date:
     return max(ctx.on, listing.period.start) if ctx.at_listing_unit else ctx.on
 
 
+def _role_ended_since(ctx: AssignmentContext, policy: PolicyProfile) -> date | None:
+    """When the named list's doctor left (F8: the role's end, already in the register), where the region's
+    profile ends assignments then; None while the role runs, for fictive lists, or where it does not."""
+    role = ctx.role
+    if not (ctx.named and role is not None and policy.f8_end_assignments_when_role_ends):
+        return None
+    return role.period.end
+
+
 def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy: PolicyProfile) -> Events:
     """F1–F6 (+P1). Accepted: [ended replaced…], Assigned, [CoordinatingChanged], [CapacityWarning]."""
     record = state.patients.get(c.patient_key)
@@ -756,6 +766,9 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
     takes_coordination = coordinating_now is not None and (c.coordinating or (
         ctx.at_listing_unit and ctx.named and coordinating_now.care_unit_id != ctx.listing_unit))
     starts = assignment_start(ctx)
+    left_on = _role_ended_since(ctx, policy)
+    if left_on is not None and left_on <= starts:  # the doctor left before the FLK would begin
+        return _assignment_rejected(c, RejectionReason.LIST_HAS_NO_ACTIVE_DOCTOR, policy, c.list_id)
     events: Events = [
         assignment_ended(c.patient_key, a, starts, FlkEndReason.REPLACED) for a in ctx.replaced
     ]
@@ -783,6 +796,13 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
                 practitioner_id=role.practitioner_id if role is not None else None,
             )
         )
+    if left_on is not None:
+        # F8 already recorded for this doctor, after the FLK's start: the assignment is a late (backdated)
+        # one and ends when the role did, as if the role's end had come after it — the register is the
+        # same whichever of the two the service handled first. No capacity warning for a list that ends.
+        assigned = evolve_all(state, events).patients[c.patient_key]
+        new = tuple(a for a in assigned.open_assignments if a.list_id == doctor_list.list_id)
+        return events + end_assignments(assigned, new, left_on, FlkEndReason.DOCTOR_LEFT)
     if ctx.named and role is not None and policy.f6_warn_above_capacity:
         assessment = assess(ctx.new_list_size, role, policy)
         if assessment.above_capacity:

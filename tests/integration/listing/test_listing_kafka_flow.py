@@ -119,6 +119,45 @@ async def test_F8_role_ended_on_the_roster_ends_the_doctors_assignments_with_rea
         ["doctor_left", "doctor_left"]
 
 
+async def test_F8_a_backdated_flk_arriving_after_its_doctor_left_is_recorded_ended_on_either_path(listing):
+    """The roster's departure was handled first; the EHR's assignment, dated before it, comes later — by
+    Kafka (a chunk of commands) and by REST (one decision). The register and the published events are
+    what they would be in the other order: the FLK from its date to the role's end, ``doctor_left``."""
+    await listing.given_region()
+    by_kafka, by_rest = [await listing.given_person() for _ in range(2)]
+    for key in (by_kafka, by_rest):
+        assert (await listing.post("listing.request.v1", list_request(key))).status_code == 200
+    left_on = START + timedelta(days=10)
+    await listing.publish("practitioner_role.ended.v1", {
+        "role_id": ROLE_1, "practitioner_id": DOCTOR_1, "care_unit_id": UNIT_A, "ended_on": left_on.isoformat()})
+
+    async def role_ended():
+        rows = await listing.fetch("SELECT end_on FROM listing.practitioner_role WHERE role_id = $1", ROLE_1)
+        return rows and rows[0]["end_on"] == left_on
+
+    assert await listing.eventually(role_ended)
+    await listing.publish("fast_lakarkontakt.assign.v1", assign_flk(by_kafka, practitioner_id=DOCTOR_1))
+    assert (await listing.post("fast_lakarkontakt.assign.v1",
+                               assign_flk(by_rest, practitioner_id=DOCTOR_1))).status_code == 200
+
+    async def recorded():
+        rows = await listing.fetch(
+            "SELECT patient_key, start_on, end_on, end_reason FROM listing.flk_assignment "
+            "WHERE patient_key = ANY($1::text[]) ORDER BY patient_key", [by_kafka, by_rest])
+        return rows if len(rows) == 2 else None
+
+    rows = await listing.eventually(recorded)
+    assert rows and {(r["start_on"], r["end_on"], r["end_reason"]) for r in rows} == {
+        (START + timedelta(days=1), left_on, "doctor_left")}
+    events = await listing.published("fast_lakarkontakt.ended.v1", lambda es: {
+        e.data["patient_key"] for e in es if e.event_type == "fast_lakarkontakt.ended.v1"} >= {by_kafka, by_rest})
+    for key in (by_kafka, by_rest):
+        mine = [e for e in events if e.data.get("patient_key") == key and e.event_type.startswith("fast_lakarkontakt.")]
+        assert [e.event_type for e in mine] == ["fast_lakarkontakt.assigned.v1", "fast_lakarkontakt.ended.v1"]
+        assert mine[1].data["reason"] == "doctor_left" and mine[1].data["ended_on"] == left_on.isoformat()
+        assert mine[0].data["assignment_id"] == mine[1].data["assignment_id"]
+
+
 async def test_P1_a_death_in_the_population_register_ends_the_listing_and_the_fast_lakarkontakt(listing):
     await listing.given_region()
     key = await listing.given_person()

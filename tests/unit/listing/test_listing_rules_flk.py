@@ -55,6 +55,7 @@ from services.listing.domain.model import (
 )
 from services.listing.domain.policy import profile_for
 from services.listing.domain.reasons import RejectionReason, RuleId
+from services.listing.domain.evolve import evolve_all
 from services.listing.domain.rules import decide
 from services.listing.domain.views import (
     has_named_fast_lakarkontakt,
@@ -457,6 +458,45 @@ def test_F8_ending_assignments_is_a_profile_setting() -> None:
     keep = replace(profile_for("vastmanland", DAY), f8_end_assignments_when_role_ends=False)
     events = decide(two_patients_of_spec(), role_ended(), keep)
     assert types_of(events) == [ev.PractitionerRoleEnded]
+
+
+def test_F8_a_backdated_flk_with_a_doctor_who_has_since_left_ends_when_the_role_did() -> None:
+    # the roster's departure (DAY + 60) was handled before an FLK assignment dated DAY reached the service
+    state = accepted(listed_adult(), role_ended())
+    events, after = run(state, assign(LIST_SPEC, on=DAY))
+    assert types_of(events) == [ev.FastLakarkontaktAssigned, ev.FastLakarkontaktEnded]
+    assert events[0].assigned_on == DAY + timedelta(days=1)  # L6: the listing's responsibility starts then
+    assert (events[1].ended_on, events[1].reason) == (DAY + timedelta(days=60), FlkEndReason.DOCTOR_LEFT)
+    assert open_flk(after) == {}
+    assert after.list_size_by_list.get(LIST_SPEC, 0) == 0
+
+
+@pytest.mark.parametrize("profile", ["vastmanland", "kronoberg"])
+def test_F8_the_register_is_the_same_whichever_of_a_departure_and_a_backdated_flk_is_handled_first(
+    profile: str,
+) -> None:
+    base = listed_adult(profile)
+    if profile == "kronoberg":  # a second FLK: coordination has to come back to it
+        base = assigned(base, LIST_SPEC2, profile=profile)
+    flk = assign(LIST_SPEC, on=DAY + timedelta(days=5), coordinating=True)
+    departure_first = accepted(accepted(base, role_ended(), profile), flk, profile)
+    flk_first = accepted(accepted(base, flk, profile), role_ended(), profile)
+    assert departure_first.patients[ADULT].assignments == flk_first.patients[ADULT].assignments
+    assert departure_first.list_size_by_list == flk_first.list_size_by_list
+    assert all(a.list_id != LIST_SPEC for a in departure_first.patients[ADULT].open_assignments)
+
+
+def test_F8_a_backdated_flk_is_refused_when_the_doctor_left_before_it_would_begin() -> None:
+    state = accepted(listed_adult(), role_ended(on=DAY + timedelta(days=1)))
+    # active on the command's date, gone on the day the listing's responsibility (and the FLK) starts
+    rejection = only_rejection(run(state, assign(LIST_SPEC, on=DAY))[0])
+    assert rejection.reason is RejectionReason.LIST_HAS_NO_ACTIVE_DOCTOR
+
+
+def test_F8_a_backdated_flk_stays_open_where_the_profile_keeps_assignments_of_a_departed_doctor() -> None:
+    keep = replace(profile_for("vastmanland", DAY), f8_end_assignments_when_role_ends=False)
+    state = evolve_all(listed_adult(), decide(listed_adult(), role_ended(), keep))
+    assert types_of(decide(state, assign(LIST_SPEC, on=DAY), keep)) == [ev.FastLakarkontaktAssigned]
 
 
 # ---------------------------------------------------------------- V1
