@@ -737,13 +737,11 @@ def assignment_start(ctx: AssignmentContext) -> date:
     return max(ctx.on, listing.period.start) if ctx.at_listing_unit else ctx.on
 
 
-def _role_ended_since(ctx: AssignmentContext, policy: PolicyProfile) -> date | None:
-    """When the named list's doctor left (F8: the role's end, already in the register), where the region's
-    profile ends assignments then; None while the role runs, for fictive lists, or where it does not."""
+def _doctor_left_on(ctx: AssignmentContext) -> date | None:
+    """When the named list's doctor left (F8: the role's end, already in the register); None while the
+    role runs and for fictive lists."""
     role = ctx.role
-    if not (ctx.named and role is not None and policy.f8_end_assignments_when_role_ends):
-        return None
-    return role.period.end
+    return role.period.end if ctx.named and role is not None else None
 
 
 def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy: PolicyProfile) -> Events:
@@ -766,7 +764,7 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
     takes_coordination = coordinating_now is not None and (c.coordinating or (
         ctx.at_listing_unit and ctx.named and coordinating_now.care_unit_id != ctx.listing_unit))
     starts = assignment_start(ctx)
-    left_on = _role_ended_since(ctx, policy)
+    left_on = _doctor_left_on(ctx)
     if left_on is not None and left_on <= starts:  # the doctor left before the FLK would begin
         return _assignment_rejected(c, RejectionReason.LIST_HAS_NO_ACTIVE_DOCTOR, policy, c.list_id)
     events: Events = [
@@ -796,7 +794,7 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
                 practitioner_id=role.practitioner_id if role is not None else None,
             )
         )
-    if left_on is not None:
+    if left_on is not None and policy.f8_end_assignments_when_role_ends:
         # F8 already recorded for this doctor, after the FLK's start: the assignment is a late (backdated)
         # one and ends when the role did, as if the role's end had come after it — the register is the
         # same whichever of the two the service handled first. No capacity warning for a list that ends.

@@ -486,10 +486,12 @@ def test_F8_the_register_is_the_same_whichever_of_a_departure_and_a_backdated_fl
     assert all(a.list_id != LIST_SPEC for a in departure_first.patients[ADULT].open_assignments)
 
 
-def test_F8_a_backdated_flk_is_refused_when_the_doctor_left_before_it_would_begin() -> None:
-    state = accepted(listed_adult(), role_ended(on=DAY + timedelta(days=1)))
+@pytest.mark.parametrize("end_assignments", [True, False], ids=["profile-ends-flks", "profile-keeps-flks"])
+def test_F8_a_backdated_flk_is_refused_when_the_doctor_left_before_it_would_begin(end_assignments: bool) -> None:
+    policy = replace(profile_for("vastmanland", DAY), f8_end_assignments_when_role_ends=end_assignments)
+    state = evolve_all(listed_adult(), decide(listed_adult(), role_ended(on=DAY + timedelta(days=1)), policy))
     # active on the command's date, gone on the day the listing's responsibility (and the FLK) starts
-    rejection = only_rejection(run(state, assign(LIST_SPEC, on=DAY))[0])
+    rejection = only_rejection(decide(state, assign(LIST_SPEC, on=DAY), policy))
     assert rejection.reason is RejectionReason.LIST_HAS_NO_ACTIVE_DOCTOR
 
 
