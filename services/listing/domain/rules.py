@@ -648,7 +648,10 @@ def check_fictive_lists_used(ctx: AssignmentContext) -> RejectionReason | None: 
 
 
 def check_active_doctor(ctx: AssignmentContext) -> RejectionReason | None:  # F1
-    if ctx.named and (ctx.role is None or not ctx.role.is_active_on(ctx.on)):
+    """The list's doctor works there on the command's date and on the day the FLK begins (a late,
+    backdated command may come after the roster recorded the doctor leaving in between)."""
+    role = ctx.role
+    if ctx.named and (role is None or not role.is_active_on(ctx.on) or not role.is_active_on(assignment_start(ctx))):
         return RejectionReason.LIST_HAS_NO_ACTIVE_DOCTOR
     return None
 
@@ -764,9 +767,7 @@ def decide_assign_flk(state: ListingState, c: cmd.AssignFastLakarkontakt, policy
     takes_coordination = coordinating_now is not None and (c.coordinating or (
         ctx.at_listing_unit and ctx.named and coordinating_now.care_unit_id != ctx.listing_unit))
     starts = assignment_start(ctx)
-    left_on = _doctor_left_on(ctx)
-    if left_on is not None and left_on <= starts:  # the doctor left before the FLK would begin
-        return _assignment_rejected(c, RejectionReason.LIST_HAS_NO_ACTIVE_DOCTOR, policy, c.list_id)
+    left_on = _doctor_left_on(ctx)  # after ``starts`` if at all (F1 checked)
     events: Events = [
         assignment_ended(c.patient_key, a, starts, FlkEndReason.REPLACED) for a in ctx.replaced
     ]
