@@ -5,6 +5,10 @@ key byte by byte (~7 µs for a patient key here, a few per cent of the continuit
 event, since nearly every visit produces an ``indices_changed`` record). This one reads the key in
 32-bit words with one ``struct.unpack_from`` and skips the redundant masks: ~2× faster, bit for bit
 the same hash (property-tested against aiokafka's). Keyless records go to aiokafka's partitioner.
+
+Keys repeat (a patient's every event is keyed by the patient), so the hashes are also remembered, up to
+``HASHES_REMEMBERED`` keys (then forgotten all at once): a replay's main job hashed 3.8 M keys of
+300 000 patients, 4 % of its CPU (docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -45,9 +49,18 @@ def murmur2(data: bytes) -> int:
 
 _keyless = DefaultPartitioner()
 
+#: at most this many keys' hashes are remembered (~70 bytes of memory each); then all are forgotten
+HASHES_REMEMBERED = 1 << 19
+_hashes: dict[bytes, int] = {}
+
 
 def default_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
     """``partitioner=`` for AIOKafkaProducer: the partition aiokafka's default would choose."""
     if key is None:
         return _keyless(key, all_partitions, available)
-    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+    positive = _hashes.get(key)
+    if positive is None:
+        if len(_hashes) >= HASHES_REMEMBERED:
+            _hashes.clear()
+        positive = _hashes[key] = murmur2(key) & 0x7FFFFFFF
+    return all_partitions[positive % len(all_partitions)]

@@ -1,6 +1,7 @@
-"""How the register is read and guarded per person (listing migrations 0011, 0012): a person's listings and
+"""How the register is read and guarded per person (listing migrations 0011, 0012, 0013): a person's listings and
 FLK assignments are read through the btree indexes (the GiST indexes of the no-overlap constraints
-answered the same lookups ten times slower), and the no-overlap constraints still refuse what they did."""
+answered the same lookups ten times slower), and the no-overlap constraints still refuse what they did —
+led by a hash of the person's key (cheaper inserts), but comparing the key itself."""
 from __future__ import annotations
 
 import uuid
@@ -67,3 +68,21 @@ async def test_overlapping_listings_of_one_person_and_assignments_to_one_list_ar
             other_list["kind"], assigned["start_on"])
     finally:
         await conn.close()
+
+
+async def test_the_no_overlap_constraints_compare_the_persons_key_itself_not_only_its_hash(migrated_database):
+    """The hash that leads each constraint's index only steers its descent: two persons whose hashes collided
+    would be refused for each other's periods if the key itself were not compared too."""
+    conn = await asyncpg.connect(migrated_database)
+    try:
+        definitions = {r["conname"]: r["def"] for r in await conn.fetch(
+            "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint "
+            "WHERE conname IN ('listing_no_overlap', 'flk_assignment_no_overlap')")}
+    finally:
+        await conn.close()
+    assert set(definitions) == {"listing_no_overlap", "flk_assignment_no_overlap"}
+    for name, definition in definitions.items():
+        assert "hashtextextended(patient_key, (0)::bigint) WITH =" in definition, definition
+        assert "((patient_key || ''::text)) WITH =" in definition, definition
+        assert "period WITH &&" in definition, definition
+    assert "((list_id || ''::text)) WITH =" in definitions["flk_assignment_no_overlap"]

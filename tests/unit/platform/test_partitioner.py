@@ -7,6 +7,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flk.events import partitioner
 from flk.events.partitioner import default_partitioner, murmur2
 
 pytestmark = pytest.mark.unit
@@ -34,3 +35,14 @@ def test_known_java_client_hashes():
 
 def test_a_keyless_record_goes_to_an_available_partition():
     assert default_partitioner(None, [0, 1, 2], [2]) == 2
+
+
+def test_remembered_hashes_are_bounded_and_give_the_same_partitions_when_forgotten(monkeypatch):
+    monkeypatch.setattr(partitioner, "HASHES_REMEMBERED", 3)
+    monkeypatch.setattr(partitioner, "_hashes", {})
+    partitions = list(range(12))
+    keys = [f"pk1_{i:026d}".encode() for i in range(10)]
+    first = [default_partitioner(k, partitions, partitions) for k in keys]
+    assert len(partitioner._hashes) <= 3
+    assert [default_partitioner(k, partitions, partitions) for k in keys] == first
+    assert first == [DefaultPartitioner()(k, partitions, partitions) for k in keys]
