@@ -49,8 +49,9 @@ def murmur2(data: bytes) -> int:
 
 _keyless = DefaultPartitioner()
 
-#: at most this many keys' hashes are remembered (~70 bytes of memory each); then all are forgotten
-HASHES_REMEMBERED = 1 << 19
+#: at most this many keys' hashes are remembered (about 150 bytes each for a patient key: 40 MB at most);
+#: then all are forgotten
+HASHES_REMEMBERED = 1 << 18
 _hashes: dict[bytes, int] = {}
 
 
