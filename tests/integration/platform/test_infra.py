@@ -47,13 +47,15 @@ def test_postgres_runs_with_pg_stat_statements_and_checkpoints_by_time_for_the_r
         conn = await asyncpg.connect(infra.dsn("admin", database="postgres"))
         try:
             return {name: await conn.fetchval(f"SHOW {name}")
-                    for name in ("shared_preload_libraries", "max_wal_size", "checkpoint_timeout", "shared_buffers")}
+                    for name in ("shared_preload_libraries", "max_wal_size", "checkpoint_timeout", "shared_buffers",
+                                 "autovacuum_naptime")}
         finally:
             await conn.close()
 
     shown = asyncio.run(settings())
     assert "pg_stat_statements" in shown["shared_preload_libraries"]
     assert (shown["max_wal_size"], shown["checkpoint_timeout"], shown["shared_buffers"]) == ("8GB", "15min", "1GB")
+    assert shown["autovacuum_naptime"] == "10s"
 
 
 def test_status_names_each_part_and_where_it_listens(infra):
