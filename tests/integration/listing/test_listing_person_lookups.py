@@ -81,7 +81,7 @@ async def test_the_no_overlap_constraints_compare_the_persons_key_itself_not_onl
     finally:
         await conn.close()
     assert set(definitions) == {"listing_no_overlap", "flk_assignment_no_overlap"}
-    for name, definition in definitions.items():
+    for definition in definitions.values():
         assert "hashtextextended(patient_key, (0)::bigint) WITH =" in definition, definition
         assert "((patient_key || ''::text)) WITH =" in definition, definition
         assert "period WITH &&" in definition, definition
