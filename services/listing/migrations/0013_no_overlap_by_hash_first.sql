@@ -2,8 +2,7 @@
 -- each insert or period change descends their GiST indexes, and btree_gist's text keys make every step
 -- dear (a text key's penalty is computed against every entry of each node on the way down). Inserting
 -- 300 000 listings 200 at a time into a scratch copy of the table took 3.7 s without the constraint,
--- 20.8 s with it, and 9.0 s with the index led by a 64-bit hash of the person's key
--- (bench/listing/no_overlap_bench.py, docs/benchmarks.md).
+-- 18.1 s with it, and 7.9 s with the index led by a 64-bit hash of the person's key (docs/benchmarks.md).
 --
 -- So each index is now led by `hashtextextended(patient_key, 0)`, followed by the columns it had. The
 -- constraint is exactly what it was: equal keys have equal hashes, and the key itself (and the list) is
