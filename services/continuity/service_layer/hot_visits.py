@@ -7,7 +7,8 @@ encodes it all again — most of a worker's time went there. This module does th
 record's bytes as they are: the header, the coordinating FLK and the SÄBO periods are copied as bytes;
 the visits stay ``(digest, seq, packed)`` integers; the indices are computed over the per-patient id
 *numbers* (one number per distinct id, so the counts — and every index — are the same as over the ids:
-:func:`~services.continuity.domain.indices.index_set` is the same function); the id table is rebuilt in
+:func:`_index_set_of_numbers` is :func:`~services.continuity.domain.indices.index_set` typed for the
+compiled twin, tested equal to it); the id table is rebuilt in
 the order ``encode_state`` builds it, so the bytes written are the reference's bytes.
 
 It handles what it can decide exactly and says "not mine" (``None``) otherwise: another record or codec
@@ -25,7 +26,7 @@ from datetime import date
 from typing import Any, Mapping, NamedTuple, Sequence
 
 from services.continuity.adapters.state_codec import CODEC_VERSION, _HEADER as _STATE_HEAD
-from services.continuity.domain.indices import index_set
+from services.continuity.domain.indices import IndexSet
 from services.continuity.domain.patient import (
     COUNTS_FOR_DOCTOR, COUNTS_FOR_TOTAL, SECONDS_PER_DAY, PatientIndices, _bounds, counts_for, visit_digest,
     visit_stamp,
@@ -54,6 +55,45 @@ _HOURS_KEPT = 100_000  # about 11 years of hours
 #: "00" … "59" (what `_UTC_TIME` accepts as minutes and seconds) -> their seconds
 _MINUTES = {f"{i:02d}": 60 * i for i in range(60)}
 _SECONDS = {f"{i:02d}": i for i in range(60)}
+
+
+def _index_set_of_numbers(ids: list[int], flk: Sequence[int], min_visits: int, size: int) -> IndexSet:
+    """:func:`~services.continuity.domain.indices.index_set` over id numbers below ``size`` (the table's),
+    typed for the compiled twin: the counts in a list, not a dict. The same integer counts, so the same
+    floating-point results (tested equal to ``index_set`` over generated sequences)."""
+    n = len(ids)
+    if n == 0:
+        return IndexSet(0, None, None, None, None, None, None, min_visits <= 0)
+    counts = [0] * size
+    same = 0
+    previous = -1
+    for p in ids:
+        counts[p] += 1
+        if p == previous:
+            same += 1
+        previous = p
+    sum_sq = 0
+    top = 0
+    m = 0
+    for c in counts:
+        if c:
+            sum_sq += c * c
+            m += 1
+            if c > top:
+                top = c
+    k: float | None = None
+    if flk:
+        with_flk = 0
+        for f in set(flk):
+            with_flk += counts[f]
+        k = with_flk / n
+    c_o_c: float | None = None
+    s: float | None = None
+    if n >= 2:
+        c_o_c = (sum_sq - n) / (n * (n - 1))
+        s = same / (n - 1)
+    return IndexSet(n, c_o_c, top / n, s, sum_sq / (n * n), (1 - m / (n + 0.1)) / (1 - 1 / (n + 0.1)), k,
+                    n >= min_visits)
 
 
 def _order(stored: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -357,7 +397,9 @@ class HotVisits:
             if packed & (COUNTS_FOR_TOTAL << 24):
                 total.append(p)
         min_visits = settings.min_visits
-        indices = PatientIndices(as_of, index_set(doctor, flk, min_visits), index_set(total, flk, min_visits))
+        size = len(strings)
+        indices = PatientIndices(as_of, _index_set_of_numbers(doctor, flk, min_visits, size),
+                                 _index_set_of_numbers(total, flk, min_visits, size))
         fp = fingerprint_of(unit, indices)
         emit = fp != old_fp
 

@@ -283,6 +283,22 @@ def test_stored_id_numbers_are_checked_against_the_table_as_one_number_at_a_time
     assert HOT._ids_in_table(raw, 4, len(packs), ns, packs) is expected
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.integers(min_value=1, max_value=30).flatmap(lambda size: st.tuples(
+    st.just(size), st.lists(st.integers(0, size - 1), max_size=40),
+    st.lists(st.integers(0, size - 1), max_size=3).map(tuple), st.integers(0, 6))))
+@example((1, [], (), 0)).via("no visits, eligible at 0")
+@example((3, [2], (2, 2), 1)).via("one visit, with a duplicated FLK number")
+def test_the_indices_over_id_numbers_are_the_index_modules_to_the_last_bit(case):
+    from services.continuity.domain.indices import index_set
+
+    size, ids, flk, min_visits = case
+    ours = HOT._index_set_of_numbers(ids, flk, min_visits, size)
+    reference = index_set(ids, flk, min_visits)
+    assert tuple(ours) == tuple(reference)
+    assert [type(v) for v in ours] == [type(v) for v in reference]
+
+
 @pytest.mark.parametrize("until", ["2024-08-01", "2025-10-01"])
 def test_a_refresh_prunes_a_sabo_period_that_left_the_window_as_the_reference_does(until):
     patient = PATIENTS[0]
