@@ -22,29 +22,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import os
-import resource
 import statistics
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.listing.fact_chunk_bench import own_cpu
+from bench.listing.goal_kpi_bench import backend_cpu_seconds, load
+
 CODECS = ("none", "lz4", "zstd", "snappy", "gzip")
 
 
-def own_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def pid_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    seconds = backend_cpu_seconds(pid)  # (any local process's CPU seconds, from /proc)
+    if seconds is None:
+        raise SystemExit(f"the broker (pid {pid}) is gone")
+    return seconds
 
 
 def region_records(people: int, limit: int) -> list:
@@ -125,7 +119,7 @@ async def one_run(bootstrap: str, records: list, codec: str, kafka_pid: int, log
 
 
 async def main(args: argparse.Namespace) -> None:
-    from tools.infra.process import ManagedProcess
+    from tools.infra.kafka import Kafka
     from tools.infra.settings import InfraSettings
 
     missing = [c for c in args.codecs if c not in ("none", "gzip")]
@@ -136,15 +130,16 @@ async def main(args: argparse.Namespace) -> None:
             raise SystemExit(f"{', '.join(missing)}: aiokafka needs cramjam for these codecs "
                              "(pip install -e '.[bench]')")
     settings = InfraSettings()
-    kafka_pid = ManagedProcess("kafka", settings.state_dir).pid()
+    broker = Kafka(settings)
+    kafka_pid = broker.process.pid()
     if kafka_pid is None:
         raise SystemExit("no broker of `flk infra up` is running")
-    log_dirs = [Path(p) for p in _log_dirs(settings.state_dir)]
+    log_dirs = [broker.data_dir]
     records = region_records(args.people, args.events)
     n = len(records)
     raw = sum(len(r.value) + len(r.key or b"") for r in records)
     print(f"{n} events of the region preset ({args.people} people), {raw / n:.0f} B of key and value each; "
-          f"load {load()}")
+          f"{load()}")
     results: dict[str, list[dict]] = {c: [] for c in args.codecs}
     for rnd in range(args.rounds):
         for codec in args.codecs:
@@ -155,7 +150,7 @@ async def main(args: argparse.Namespace) -> None:
             p, c = r["produce"], r["consume"]
             print(f"  round {rnd + 1} {codec:<6} produce {p['wall']:5.1f} s (client {p['client']:5.1f}, broker "
                   f"{p['broker']:5.1f})  consume {c['wall']:5.1f} s (client {c['client']:5.1f}, broker "
-                  f"{c['broker']:5.1f})  stored {r['stored'] / n:6.1f} B/event  load {load()}")
+                  f"{c['broker']:5.1f})  stored {r['stored'] / n:6.1f} B/event  {load()}")
     digests = {r["digest"] for rs in results.values() for r in rs}
     if len(digests) != 1:
         raise SystemExit("the codecs read back different values")
@@ -173,15 +168,7 @@ async def main(args: argparse.Namespace) -> None:
         stored = statistics.median(r["stored"] for r in rs) / n
         print(f"{codec:<7} {med['pc']:9.2f} {med['pb']:10.2f} {med['cc']:9.2f} {med['cb']:11.2f} {total:7.2f} "
               f"{total / base:8.2f} {stored:15.1f}")
-    print(f"load {load()}")
-
-
-def _log_dirs(state_dir: Path) -> list[str]:
-    props = Path(state_dir) / "kafka" / "server.properties"
-    for line in props.read_text().splitlines():
-        if line.startswith("log.dirs="):
-            return line.split("=", 1)[1].split(",")
-    return [str(Path(state_dir) / "kafka" / "data")]
+    print(load())
 
 
 if __name__ == "__main__":
