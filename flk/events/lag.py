@@ -18,34 +18,74 @@ class GroupLag:
     partitions: int
 
 
-async def consumer_lag(bootstrap: str, groups: list[str] | None = None, prefix: str = "",
-                       connection: KafkaConnection = PLAINTEXT) -> list[GroupLag]:
-    """Lag of the named groups (or of every group starting with `prefix`)."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient
+class LagReader:
+    """Reads consumer groups' lags through one admin client and one offsets probe kept open between reads.
 
-    options = connection.client_options()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
-    await admin.start()
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
-    await probe.start()
-    try:
+    A new probe knows no topic's partitions: its first end-offsets request waits for a metadata update
+    (~0.2–0.3 s here). The main job reads the lags every half second while it waits for the services to
+    settle, and paid that at every check (1.3 s a check instead of 0.5). Use as ``async with``."""
+
+    def __init__(self, bootstrap: str, connection: KafkaConnection = PLAINTEXT) -> None:
+        self.bootstrap = bootstrap
+        self.connection = connection
+        self._admin = None
+        self._probe = None
+
+    async def __aenter__(self) -> "LagReader":
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        options = self.connection.client_options()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **options)
+        await admin.start()
+        probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, **options)
+        try:
+            await probe.start()
+        except BaseException:
+            await admin.close()
+            raise
+        self._admin, self._probe = admin, probe
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        admin, probe, self._admin, self._probe = self._admin, self._probe, None, None
+        try:
+            if probe is not None:
+                await probe.stop()
+        finally:
+            if admin is not None:
+                await admin.close()
+
+    async def groups(self, prefix: str = "") -> list[str]:
+        """Every consumer group whose id starts with ``prefix``, sorted."""
+        if self._admin is None:
+            raise RuntimeError("LagReader used outside `async with`")
+        return sorted(str(g[0]) for g in await self._admin.list_consumer_groups() if str(g[0]).startswith(prefix))
+
+    async def lags(self, groups: list[str] | None = None, prefix: str = "") -> list[GroupLag]:
+        """Lag of the named groups (or of every group starting with ``prefix``)."""
+        if self._admin is None or self._probe is None:
+            raise RuntimeError("LagReader used outside `async with`")
         if groups is None:
-            listed = await admin.list_consumer_groups()
-            groups = sorted(g[0] for g in listed if str(g[0]).startswith(prefix))
+            groups = await self.groups(prefix)
         result = []
         for group in groups:
-            committed = await admin.list_consumer_group_offsets(group)
+            committed = await self._admin.list_consumer_group_offsets(group)
             if not committed:
                 result.append(GroupLag(group, 0, 0))
                 continue
-            ends = await probe.end_offsets(list(committed))
+            ends = await self._probe.end_offsets(list(committed))
             lag = sum(max(ends[tp] - (meta.offset if meta.offset >= 0 else 0), 0) for tp, meta in committed.items())
             result.append(GroupLag(group, lag, len(committed)))
         return result
-    finally:
-        await probe.stop()
-        await admin.close()
+
+
+async def consumer_lag(bootstrap: str, groups: list[str] | None = None, prefix: str = "",
+                       connection: KafkaConnection = PLAINTEXT) -> list[GroupLag]:
+    """Lag of the named groups (or of every group starting with `prefix`), read once (``LagReader`` for
+    repeated reads)."""
+    async with LagReader(bootstrap, connection) as reader:
+        return await reader.lags(groups, prefix)
 
 
 async def wait_until_caught_up(bootstrap: str, groups: list[str], timeout_s: float, settle_checks: int = 3,
@@ -55,12 +95,13 @@ async def wait_until_caught_up(bootstrap: str, groups: list[str], timeout_s: flo
     deadline = loop.time() + timeout_s
     zero_in_a_row = 0
     lags: list[GroupLag] = []
-    while loop.time() < deadline:
-        lags = await consumer_lag(bootstrap, groups)
-        zero_in_a_row = zero_in_a_row + 1 if lags and all(g.lag == 0 for g in lags) else 0
-        if zero_in_a_row >= settle_checks:
-            return lags
-        await asyncio.sleep(interval_s)
+    async with LagReader(bootstrap) as reader:
+        while loop.time() < deadline:
+            lags = await reader.lags(groups)
+            zero_in_a_row = zero_in_a_row + 1 if lags and all(g.lag == 0 for g in lags) else 0
+            if zero_in_a_row >= settle_checks:
+                return lags
+            await asyncio.sleep(interval_s)
     raise TimeoutError(f"consumers still behind after {timeout_s:.0f}s: " +
                        ", ".join(f"{g.group}={g.lag}" for g in lags))
 

@@ -1,8 +1,9 @@
 """The goal summary: G1–G4 read from the services' own views, and its terminal rendering.
 
-Nothing is recomputed here. G1 and G3 come from the listing service's goal KPIs
-(`listing.goal_kpi_region_on(date)`, for the baseline date and today): counts of the whole
-register, so they carry their denominators but no sampling interval. G2 and G4 come from the
+Nothing is recomputed here. G1 and G3 come from the listing service's goal KPIs for the baseline
+date and today, as stored for those days (`listing.goal_kpi_region_daily`, which the main job stores
+before it reads them), else from `listing.goal_kpi_region_on(date)`: counts of the whole register,
+so they carry their denominators but no sampling interval. G2 and G4 come from the
 continuity worker's daily snapshots through `continuity.goal_comparison(baseline)`, which says
 for each figure whether its follow-up window is complete (data coverage), the cohort sizes, the
 95 % interval of each mean and of the change (cross-section and same patients), and a verdict
@@ -315,16 +316,39 @@ def render_summary(summary: Summary) -> str:
 
 # ------------------------------------------------------------------ reading the services' figures
 
-async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str, Estimate]:
-    """G1 (named FLK, share of the population) and G3 (SÄBO) on a date with their denominators, from
-    the listing service's goal KPIs (`listing.goal_kpi_region_on`, computed from the register's periods)."""
-    row = await conn.fetchrow(
-        "SELECT population, g1_share_of_population, g3_residents, g3_share "
-        "FROM listing.goal_kpi_region_on($1) WHERE region_code = $2", on_date, region_code)
+async def read_region_kpis_on(conn, region_code: str, on_date: date):
+    """The region's row of the listing service's goal KPIs on a date: as stored for that day
+    (``listing.goal_kpi_region_daily``, what the dashboards' series show; ``record_goal_kpis`` writes it
+    from the same definition, tests/integration/listing/test_goal_kpis_set_based.py), else computed from
+    the register's periods (``listing.goal_kpi_region_on``, one pass over every person). None: no row."""
+    columns = ("population, g1_share_of_population, g3_residents, g3_share, sabo_residents, "
+               "sabo_main_care_elsewhere, g3_main_care_unknown")
+    row = await conn.fetchrow(f"SELECT {columns} FROM listing.goal_kpi_region_daily "
+                              "WHERE region_code = $1 AND snapshot_on = $2", region_code, on_date)
+    if row is None:
+        row = await conn.fetchrow(f"SELECT {columns} FROM listing.goal_kpi_region_on($2) WHERE region_code = $1",
+                                  region_code, on_date)
+    return row
+
+
+def shares_from(row) -> dict[str, Estimate]:
+    """G1 (named FLK, share of the population) and G3 (SÄBO) with their denominators, from a region KPI row."""
     if row is None:
         return {}
     return {"G1": Estimate(_float(row["g1_share_of_population"]), n=row["population"]),
             "G3": Estimate(_float(row["g3_share"]), n=row["g3_residents"])}
+
+
+def g3_population_from(row) -> "G3Population | None":
+    """Who G3 counts (see :class:`G3Population`), from a region KPI row."""
+    if row is None:
+        return None
+    return G3Population(row["sabo_residents"], row["sabo_main_care_elsewhere"], row["g3_main_care_unknown"])
+
+
+async def read_listing_shares(conn, region_code: str, on_date: date) -> dict[str, Estimate]:
+    """G1 and G3 on a date with their denominators (``read_region_kpis_on``)."""
+    return shares_from(await read_region_kpis_on(conn, region_code, on_date))
 
 
 async def read_guardian_consent(conn, since: date, today: date) -> GuardianConsent:
@@ -340,13 +364,8 @@ async def read_guardian_consent(conn, since: date, today: date) -> GuardianConse
 
 
 async def read_g3_population(conn, region_code: str, on_date: date) -> G3Population | None:
-    """Who G3 counts on a date (see :class:`G3Population`), from `listing.goal_kpi_region_on`."""
-    row = await conn.fetchrow(
-        "SELECT sabo_residents, sabo_main_care_elsewhere, g3_main_care_unknown "
-        "FROM listing.goal_kpi_region_on($1) WHERE region_code = $2", on_date, region_code)
-    if row is None:
-        return None
-    return G3Population(row["sabo_residents"], row["sabo_main_care_elsewhere"], row["g3_main_care_unknown"])
+    """Who G3 counts on a date (see :class:`G3Population`; ``read_region_kpis_on``)."""
+    return g3_population_from(await read_region_kpis_on(conn, region_code, on_date))
 
 
 def local_today() -> date:
@@ -424,7 +443,7 @@ def goals_from(baseline_shares: dict[str, Estimate], now_shares: dict[str, Estim
                continuity: dict[tuple[str, str], dict]) -> list[Goal]:
     def share(goal: str, label: str, target: float) -> Goal:
         return Goal(goal, label, "share", target, now_shares.get(goal, Estimate()),
-                    baseline_shares.get(goal, Estimate()), "listing.goal_kpi_region_on")
+                    baseline_shares.get(goal, Estimate()), "listing.goal_kpi_region_daily")
 
     return [
         share("G1", "named FLK, share of the population", 0.55),

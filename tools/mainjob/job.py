@@ -42,15 +42,16 @@ from tools.mainjob.goals import (
     AlertFigures,
     Summary,
     count_dead_letters,
+    g3_population_from,
     goals_from,
     local_today,
     read_alerts,
     read_continuity,
     read_coverage,
-    read_g3_population,
     read_guardian_consent,
-    read_listing_shares,
+    read_region_kpis_on,
     record_listing_kpi_days_at_once,
+    shares_from,
 )
 from services.continuity.settings import SERVING_REPLICA_GROUP
 from tools.mainjob.processes import ServiceFailed, ServiceProcess
@@ -187,6 +188,7 @@ class MainJob:
         self.mail = MailCatcher(config.host, config.smtp_port) if config.demo_sinks else None
         self.teams = TeamsSink(config.host, config.teams_port) if config.demo_sinks else None
         self._http_client = None  # `_http`
+        self._lag_reader = None  # `_lag_reader_open`
         self.collector = BatchCollector()
         self.services: dict[str, ServiceProcess] = {}
         self.units: list[UnitInfo] = []
@@ -304,10 +306,23 @@ class MainJob:
             self._http_client = httpx.AsyncClient(timeout=10.0)
         return self._http_client
 
+    async def _lag_reader_open(self):
+        """One reader of the consumer groups' lags for the job's polls (a reader per poll waited ~0.3 s
+        for the topics' metadata each time: see ``flk.events.lag.LagReader``)."""
+        from flk.events.lag import LagReader
+
+        if self._lag_reader is None:
+            reader = LagReader(self.c.bootstrap, self.c.kafka_connection)
+            self._lag_reader = await reader.__aenter__()
+        return self._lag_reader
+
     async def stop(self) -> None:
         client, self._http_client = self._http_client, None
         if client is not None:
             await client.aclose()
+        reader, self._lag_reader = self._lag_reader, None
+        if reader is not None:
+            await reader.__aexit__(None, None, None)
         for kind in ("ingest", "listing", "notifier", "continuity"):
             for name, service in list(self.services.items()):
                 if name == kind or name.startswith(kind + "-"):
@@ -354,34 +369,45 @@ class MainJob:
         split = _Split(iter(self.sim.stream()))
         sent, previous = 0, self.sim.start_date
         for k, day in enumerate(self.snapshot_dates):
-            if k:
-                await self._restart_continuity(as_of=day)
+            starting = await self._restart_continuity(as_of=day) if k else []
             what = "up to the baseline" if day == self.baseline else "up to a snapshot date"
             history = (f"the visit history from {self.sim.history_start}, then "
                        if k == 0 and self.sim.settings.history_months else "")
             self.echo(f"replaying {history}{previous} – {day} ({what}) …")
             sent += await self._publish(split.upto(_midnight_ts(day)))
+            await self._ready(starting)
             await self._settle(f"{'baseline' if day == self.baseline else 'snapshot date'} {day}")
             await self._wait_for_snapshot(day)
             previous = day
 
         self.echo(f"restarting the continuity worker as of today; replaying {previous} – {c.end_date} …")
-        await self._restart_continuity(as_of=None)
+        starting = await self._restart_continuity(as_of=None)
         sent += await self._publish(split.after())
+        await self._ready(starting)
         await self._settle("the end of the period")
-        if self.with_listing and (expired := await self._expire_consents()):
+        expired = await self._expire_consents() if self.with_listing else 0
+        if expired:
             self.echo(f"the consent expiry sweep expired {expired:,} minors' listing request(s) nobody consented to")
-            await self._settle("the consent expiry sweep")
-        await self._wait_for_snapshot(local_today())
-        await self._wait_for_alerts()
-        days = _monthly(self.sim.start_date, local_today()) + [self.baseline]
-        # (the machine's cores: the services are idle by now)
-        stored = await record_listing_kpi_days_at_once(self.c.database_url, sorted(set(days)),
-                                                       connections=min(4, max(2, os.cpu_count() or 2)))
-        self.echo(f"{sent:,} simulated events processed; listing goal KPIs stored for {len(set(days))} days "
+        # The register is complete: every fact and command is handled and the sweep was its last writer.
+        # Its goal KPIs are stored (PostgreSQL's work, on the machine's cores) while the services take the
+        # sweep's events, the continuity worker writes today's snapshot and the notifier its alerts.
+        days = sorted(set(_monthly(self.sim.start_date, local_today()) + [self.baseline]))
+        kpis = asyncio.create_task(record_listing_kpi_days_at_once(
+            self.c.database_url, days, connections=min(4, max(2, os.cpu_count() or 2))))
+        try:
+            if expired:
+                await self._settle("the consent expiry sweep")
+            await self._wait_for_snapshot(local_today())
+            await self._wait_for_alerts()
+            stored = await kpis
+        finally:
+            if not kpis.done():
+                kpis.cancel()
+                await asyncio.gather(kpis, return_exceptions=True)
+        self.echo(f"{sent:,} simulated events processed; listing goal KPIs stored for {len(days)} days "
                   f"({stored} rows) for the dashboards' time series")
-        summary = await self.summary()
-        return dataclasses.replace(summary, report_path=await self._write_report())
+        summary, report_path = await asyncio.gather(self.summary(), self._write_report())
+        return dataclasses.replace(summary, report_path=report_path)
 
     async def _write_report(self) -> str | None:
         """The goal report (`flk report`) of this run's region, into the run's state directory."""
@@ -398,20 +424,23 @@ class MainJob:
         return f"{paths.html}" + (f" (PDF: {paths.pdf})" if paths.pdf else " (no PDF: Chromium is not installed)")
 
     async def summary(self) -> Summary:
-        baseline_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, self.baseline))
-        now_shares = await self._read(lambda conn: read_listing_shares(conn, self.region_code, local_today()))
-        g3_population = await self._read(lambda conn: read_g3_population(conn, self.region_code, local_today()))
-        continuity = await self._read(lambda conn: read_continuity(conn, self.region_code, self.baseline))
+        # independent reads, each on a connection of its own, at once
+        baseline_kpis, now_kpis, continuity, alerts, consent, dead = await asyncio.gather(
+            self._read(lambda conn: read_region_kpis_on(conn, self.region_code, self.baseline)),
+            self._read(lambda conn: read_region_kpis_on(conn, self.region_code, local_today())),
+            self._read(lambda conn: read_continuity(conn, self.region_code, self.baseline)),
+            self._read(lambda conn: read_alerts(conn, since=self.run_started_at)),
+            self._read(lambda conn: read_guardian_consent(conn, self.sim.start_date, local_today())),
+            count_dead_letters(self.c.bootstrap, self.c.topic_prefix, self.c.kafka_connection))
+        baseline_shares, now_shares = shares_from(baseline_kpis), shares_from(now_kpis)
+        g3_population = g3_population_from(now_kpis)
         months = next((r["window_months"] for r in continuity.values() if r.get("window_months")), None)
         coverage = await self._read(lambda conn: read_coverage(conn, self.region_code, months))
-        alerts = await self._read(lambda conn: read_alerts(conn, since=self.run_started_at))
         if self.mail is not None or self.teams is not None:
             alerts = AlertFigures(alerts.gaps_open, alerts.gaps_opened, alerts.alerts_planned, alerts.delivered,
                                   alerts.failed, alerts.pending,
                                   self.mail.received if self.mail else None,
                                   self.teams.received if self.teams else None)
-        consent = await self._read(lambda conn: read_guardian_consent(conn, self.sim.start_date, local_today()))
-        dead = await count_dead_letters(self.c.bootstrap, self.c.topic_prefix, self.c.kafka_connection)
         return Summary(f"Region {self.region_name}", self.c.preset, (self.sim.start_date, self.sim.end_date),
                        self.baseline, goals_from(baseline_shares, now_shares, continuity), alerts, dead,
                        time.monotonic() - self.started_at, coverage, g3_population=g3_population,
@@ -452,14 +481,22 @@ class MainJob:
         finally:
             await pool.close()
 
-    async def _restart_continuity(self, as_of: date | None) -> None:
-        """Every continuity process again, as of ``as_of`` (static members: each gets its partitions back)."""
+    async def _restart_continuity(self, as_of: date | None) -> list[ServiceProcess]:
+        """Every continuity process again, as of ``as_of`` (static members: each gets its partitions back).
+
+        Returns the new processes started, not yet ready: the old ones have stopped (their snapshots are
+        written), so the next events can be published while the new ones start — they read them from
+        Kafka once up. The caller waits for them (``_ready``) before it settles or signals them."""
         for name in [n for n in self.services if n == "continuity" or n.startswith("continuity-")]:
             await self.services.pop(name).stop()
         started = self._continuity_all(as_of)
         for service in started:
             await self._start(service)
-        for service in started:
+        return started
+
+    @staticmethod
+    async def _ready(services: list[ServiceProcess]) -> None:
+        for service in services:
             await service.wait_ready()
 
     def _scan_units(self) -> list[UnitInfo]:
@@ -545,13 +582,11 @@ class MainJob:
 
     async def _wait_for_group(self, name: str) -> None:
         """Until the group `<prefix><name>` has consumed everything published so far."""
-        from flk.events.lag import consumer_lag
-
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.c.timeout_s
         group = self.c.topic_prefix + name
         while loop.time() < deadline:
-            lags = await consumer_lag(self.c.bootstrap, [group], connection=self.c.kafka_connection)
+            lags = await (await self._lag_reader_open()).lags([group])
             if lags and lags[0].partitions > 0 and lags[0].lag == 0:
                 return
             self.check_services()
@@ -563,16 +598,9 @@ class MainJob:
 
     async def _groups(self) -> list[str]:
         """The services' consumer groups under our prefix: `<name>` or `<name>.<part>` (listing has two)."""
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.c.bootstrap, **self.c.kafka_connection.client_options())
-        await admin.start()
-        try:
-            listed = [str(g[0]) for g in await admin.list_consumer_groups()]
-        finally:
-            await admin.close()
         p = self.c.topic_prefix
-        return sorted(g for g in listed if g.startswith(p) and any(
+        listed = await (await self._lag_reader_open()).groups(p)
+        return sorted(g for g in listed if any(
             g[len(p):] == n or g[len(p):].startswith(n + ".") for n in self._service_names()))
 
     async def _settle(self, what: str, settle_checks: int = 3, interval_s: float = 0.5) -> None:
@@ -580,8 +608,6 @@ class MainJob:
         outbox or for its person (parked listing commands), at ``settle_checks`` checks in a row
         ``interval_s`` apart (the lags and the outboxes are read one after the other: an event relayed
         between the two reads shows as lag at the next check)."""
-        from flk.events.lag import consumer_lag
-
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.c.timeout_s
         quiet = 0
@@ -590,7 +616,7 @@ class MainJob:
         while loop.time() < deadline:
             self.check_services()
             groups = await self._groups()
-            lags = await consumer_lag(self.c.bootstrap, groups, connection=self.c.kafka_connection) if groups else []
+            lags = await (await self._lag_reader_open()).lags(groups) if groups else []
             outbox = await self._backlog_total()
             present = {n for n in self._service_names()
                        if any(g.partitions > 0 and (g.group[len(p):] == n or g.group[len(p):].startswith(n + "."))
@@ -638,7 +664,7 @@ class MainJob:
                     # none, or one this run wrote while it was still catching up: never a figure to keep
                     raise ServiceFailed(f"no snapshot of {day} can be written: the continuity worker's state "
                                         f"already holds facts dated up to {known} (run with --fresh)")
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.25)
         finally:
             await pool.close()
         raise ServiceFailed(f"the continuity worker wrote no snapshot for {day}; see {self.logs / 'continuity.log'}")

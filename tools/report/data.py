@@ -101,19 +101,6 @@ async def _readable(conn, qualified: str) -> bool:
                                qualified)
 
 
-async def read_shares_on(conn, region_code: str, day: date) -> dict[str, Estimate]:
-    """G1 and G3 on a day: as the listing service stored them that day (``listing.goal_kpi_region_daily``,
-    what the dashboards' time series show), else computed from the register's periods (the main job's
-    reader, ``listing.goal_kpi_region_on``)."""
-    row = await conn.fetchrow(
-        "SELECT population, g1_share_of_population, g3_residents, g3_share FROM listing.goal_kpi_region_daily "
-        "WHERE region_code = $1 AND snapshot_on = $2", region_code, day)
-    if row is None:
-        return await read_listing_shares(conn, region_code, day)
-    return {"G1": Estimate(_f(row["g1_share_of_population"]), n=row["population"]),
-            "G3": Estimate(_f(row["g3_share"]), n=row["g3_residents"])}
-
-
 async def read_unit_shares_on(conn, region_code: str, day: date) -> dict[str, dict]:
     """Each of the region's units' G1/G3 figures on a day (stored that day, else computed), by HSA-id."""
     columns = "care_unit_id, listed, g1_share_of_listed, g3_residents, g3_share"
@@ -145,8 +132,8 @@ async def read_report_data(conn, region_code: str, *, baseline: date | None = No
     data = ReportData(
         region_code=region_code, region_name=region_name or f"region {region_code}", baseline=baseline, as_of=as_of,
         generated_at=datetime.now().astimezone(), coverage=await read_coverage(conn, region_code, months),
-        goals=goals_from(await read_shares_on(conn, region_code, baseline) if baseline else {},
-                         await read_shares_on(conn, region_code, as_of), continuity))
+        goals=goals_from(await read_listing_shares(conn, region_code, baseline) if baseline else {},
+                         await read_listing_shares(conn, region_code, as_of), continuity))
     data.g3_population = await read_g3_population(conn, region_code, as_of)
     data.shares = [SharePoint(r["snapshot_on"], _f(r["g1_share_of_population"]), r["population"], _f(r["g3_share"]),
                               r["g3_residents"])

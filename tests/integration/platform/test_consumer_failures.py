@@ -121,6 +121,31 @@ async def test_consumer_lag_reports_what_a_group_has_not_yet_committed(kafka_boo
     assert [(g.group, g.lag) for g in await consumer_lag(kafka_bootstrap, [group])] == [(group, 4)]
 
 
+async def test_one_lag_reader_sees_the_events_published_and_consumed_between_its_reads(
+        kafka_bootstrap, topic_prefix, producer):
+    """The main job keeps one reader for all its polls: its cached metadata must never hide new events."""
+    from flk.events.lag import LagReader
+
+    group = topic_prefix + "g"
+    handled: list[str] = []
+
+    async def collect(envelope):
+        handled.append(envelope.data["visit_id"])
+
+    async with LagReader(kafka_bootstrap) as reader:
+        assert [g.group for g in await reader.lags(prefix=topic_prefix)] == []  # no group yet
+        await publish_many(producer, [make_record("visit.recorded.v1", v, source="/t") for v in visits(3)],
+                           topic_prefix)
+        await run_with(collect, kafka_bootstrap, topic_prefix, producer, until=lambda: len(handled) >= 3)
+        assert await reader.groups(topic_prefix) == [group]
+        assert [(g.group, g.lag) for g in await reader.lags([group])] == [(group, 0)]
+        await publish_many(producer, [make_record("visit.recorded.v1", v, source="/t")
+                                      for v in [a_visit(visit_id=f"late{i}") for i in range(5)]], topic_prefix)
+        assert [(g.group, g.lag) for g in await reader.lags([group])] == [(group, 5)]
+        await run_with(collect, kafka_bootstrap, topic_prefix, producer, until=lambda: len(handled) >= 8)
+        assert [(g.group, g.lag) for g in await reader.lags([group])] == [(group, 0)]
+
+
 async def test_a_groups_lag_is_reported_under_the_consumers_name_while_nothing_consumes(
         kafka_bootstrap, topic_prefix, producer):
     """What the services export as flk_consumer_group_lag_records (the ConsumerLagGrowing alert's

@@ -22,7 +22,7 @@ from tools.simulator.generate import Emitted
 
 def share(value, baseline, target=0.55):
     return Goal("G1", "named FLK", "share", target, Estimate(value, n=1000), Estimate(baseline, n=990),
-                "listing.goal_kpi_region_on")
+                "listing.goal_kpi_region_daily")
 
 
 def comparison(baseline=0.30, now=0.36, change=0.20, low=0.12, high=0.28, verdict="inconclusive", **extra):
