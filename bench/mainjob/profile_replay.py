@@ -6,8 +6,8 @@ prefix and database, dropped afterwards; the services on ports of ``--port-base`
 run on the default ports is not disturbed), and measures while it runs:
 
 * CPU seconds of every process (user + system, from /proc): the main job itself (simulation,
-  publishing, waiting), each service child (listing, notifier, ingest, continuity — the worker is
-  restarted at every snapshot date: its processes are summed), and the PostgreSQL backends connected
+  publishing, waiting), each service child (listing, notifier, ingest, continuity — a service
+  restarted during the run has its processes summed), and the PostgreSQL backends connected
   to this run's database (sampled every second: a backend that ends between two samples loses its
   last second at most);
 * the same per 1 000 simulated events, and the wall time of each phase of the job;

@@ -223,14 +223,39 @@ def _no_snapshot_here() -> None:
     log.warning("snapshot requested (SIGUSR1), but this process writes none (a serving replica)")
 
 
+def _no_clock_here() -> None:
+    log.warning("a look at the clock requested (SIGUSR2), but this process keeps no day")
+
+
+async def wait_for_advance(requested: asyncio.Event, interval_s: float) -> None:
+    """Until ``interval_s`` has passed or a look at the clock is asked for (SIGUSR2), whichever is first
+    (the caller takes the request: clears ``requested``)."""
+    try:
+        await asyncio.wait_for(requested.wait(), interval_s)
+    except asyncio.TimeoutError:
+        pass
+
+
+def read_today(settings: ContinuityServiceSettings) -> date | None:
+    """``settings.today()``; None (logged) while a replay's clock file cannot be read: the day stays."""
+    try:
+        return settings.today()
+    except (OSError, ValueError) as exc:
+        log.warning("the replay clock %s gives no date (%s); the day stays", settings.as_of_file, exc)
+        return None
+
+
 async def run_until_signalled(process) -> None:
     """``process.start()``, then ``process.stop()`` at SIGTERM/SIGINT (which set ``process.stopping``);
-    SIGUSR1 asks a processing worker for its snapshot now (`ContinuityWorker.request_snapshot`)."""
+    SIGUSR1 asks a processing worker for its snapshot now (`ContinuityWorker.request_snapshot`), SIGUSR2 any
+    process to look at its clock now (``request_advance``)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, process.stopping.set)
     # SIGUSR1: the snapshot now (a serving replica writes none: it logs so, and is not stopped by it)
     loop.add_signal_handler(signal.SIGUSR1, getattr(process, "request_snapshot", _no_snapshot_here))
+    # SIGUSR2: look at the clock now (a replay moved the day in its clock file, ``as_of_file``)
+    loop.add_signal_handler(signal.SIGUSR2, getattr(process, "request_advance", _no_clock_here))
     await process.start()
     try:
         await process.stopping.wait()
@@ -277,6 +302,7 @@ class ContinuityWorker:
         self._snapshot_checked = time.monotonic()  # when a snapshot was last written or found current
         #: set by `request_snapshot` (SIGUSR1): the snapshot loop writes one at once
         self._snapshot_requested = asyncio.Event()
+        self._advance_requested = asyncio.Event()  # `request_advance` (SIGUSR2)
         self.unit_register: UnitRegisterReader | None = None
         self.ownership = Ownership(settings.session_timeout_ms / 1000)
         self.served = ServedIndices(self.processor, self.ownership, registry().patient_partitions)
@@ -406,6 +432,7 @@ class ContinuityWorker:
         batches = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms or 100,
                                               max_records=s.batch_max_records)
         async with self.lock:
+            self._take_clock()
             restored = await self._restore_pending()
             await self._refresh_pending()
             by_partition: dict[int, list] = {}
@@ -672,22 +699,48 @@ class ContinuityWorker:
 
     # ------------------------------------------------------------------ time
 
+    def request_advance(self) -> None:
+        """Look at the clock now, not at the next interval (SIGUSR2: a replay moved its clock file)."""
+        self._advance_requested.set()
+
+    def _clock_moved(self) -> date | None:
+        """(under the lock) The clock's day if it moved forward, else None; a look asked for is taken."""
+        self._advance_requested.clear()
+        day = read_today(self.settings)
+        return day if day is not None and day > self.processor.as_of else None
+
+    def _take_clock(self) -> None:
+        """(under the lock, before a batch) A look at the clock asked for (SIGUSR2) and not yet taken is taken
+        first: the records a replay publishes after moving its clock are processed as of the new day, every
+        patient recomputed as of it first (``_refresh_pending``, as after a restart)."""
+        if not self._advance_requested.is_set() or (day := self._clock_moved()) is None:
+            return
+        self.processor.as_of = day
+        self._needs_refresh.update(p for p in self.store.partitions if p in self.producers)
+        self.probe.as_of(day)
+        log.info("moved to %s (the replay clock): every patient is recomputed before the next batch", day)
+
     async def _timer(self) -> None:
-        """Daily advance: when the date moves, every patient is pruned and recomputed (no replay)."""
+        """Daily advance: when the date moves, every patient is pruned and recomputed (no replay). A look
+        asked for (SIGUSR2) is taken here unless a batch took it first (``_take_clock``)."""
         while not self.stopping.is_set():
-            await asyncio.sleep(self.settings.advance_interval_s)
-            today = self.settings.today()
-            if today <= self.processor.as_of:
-                continue
-            await self.advance_to(today)
+            await wait_for_advance(self._advance_requested, self.settings.advance_interval_s)
+            async with self.lock:
+                day = self._clock_moved()
+                if day is not None:
+                    await self._advance_locked(day)
 
     async def advance_to(self, day: date) -> None:
-        started = time.perf_counter()
         async with self.lock:
-            self.processor.as_of = day
-            partitions = [p for p in sorted(self.store.partitions) if p in self.producers]
-            await self._commit_all({p: self.processor.refresh_partition(p) for p in partitions})
-            self._refreshes += len(partitions)
+            await self._advance_locked(day)
+
+    async def _advance_locked(self, day: date) -> None:
+        started = time.perf_counter()
+        self.processor.as_of = day
+        partitions = [p for p in sorted(self.store.partitions) if p in self.producers]
+        await self._commit_all({p: self.processor.refresh_partition(p) for p in partitions})
+        self._refreshes += len(partitions)
+        self._needs_refresh.difference_update(partitions)
         self.probe.as_of(day)
         self.probe.advanced(time.perf_counter() - started)
         log.info("advanced every patient to %s", day)

@@ -26,7 +26,8 @@ from services.continuity.adapters.metrics import Probe
 from services.continuity.adapters.store import CHANGELOG_POSITION, PatientStore, open_store
 from services.continuity.adapters.unit_register import UnitRegisterReader
 from services.continuity.bootstrap import (
-    Ownership, ServedIndices, changelog_topic, run_until_signalled, start_api, stop_api_and_tasks, watch_heartbeats,
+    Ownership, ServedIndices, changelog_topic, read_today, run_until_signalled, start_api, stop_api_and_tasks,
+    wait_for_advance, watch_heartbeats,
 )
 from services.continuity.service_layer.processor import Processor
 from services.continuity.settings import ContinuityServiceSettings
@@ -55,6 +56,7 @@ class ChangelogFollower:
         self.ownership = Ownership(settings.session_timeout_ms / 1000)
         self.served = FollowedIndices(self.processor, self.ownership, registry().patient_partitions)
         self.stopping = asyncio.Event()
+        self._advance_requested = asyncio.Event()  # `request_advance` (SIGUSR2)
         self.collector = BatchCollector()
         self.consumer = None
         self.unit_register: UnitRegisterReader | None = None
@@ -161,12 +163,17 @@ class ChangelogFollower:
                 log.exception("reading the unit register failed; retrying")
                 await asyncio.sleep(1.0)
 
+    def request_advance(self) -> None:
+        """Look at the clock now, not at the next interval (SIGUSR2: a replay moved its clock file)."""
+        self._advance_requested.set()
+
     async def _timer(self) -> None:
         """The indices are computed as of today: a new day moves *as of* (the worker rewrites the records)."""
         while not self.stopping.is_set():
-            await asyncio.sleep(self.settings.advance_interval_s)
-            today = self.settings.today()
-            if today > self.processor.as_of:
+            await wait_for_advance(self._advance_requested, self.settings.advance_interval_s)
+            self._advance_requested.clear()
+            today = read_today(self.settings)
+            if today is not None and today > self.processor.as_of:
                 self.processor.as_of = today
                 self.probe.as_of(today)
 

@@ -37,6 +37,10 @@ class ContinuityServiceSettings(BaseSettings):
 
     # the clock: None = today in Europe/Stockholm; a date fixes "as of" (replays, tests)
     as_of: date | None = None
+    #: a replay's clock (the main job's): the day is read from this file — an ISO date, or empty for the
+    #: calendar's today — at start, at each timer check and at once on SIGUSR2; it overrides ``as_of``.
+    #: The replay moves the worker's day forward between its snapshot dates without a restart.
+    as_of_file: Path | None = None
     advance_interval_s: float = Field(60.0, gt=0)  # how often the timer checks whether the date moved
 
     # the stream
@@ -82,7 +86,11 @@ class ContinuityServiceSettings(BaseSettings):
         )
 
     def today(self) -> date:
-        """The day indices are computed as of: the pinned one, else the calendar's."""
+        """The day indices are computed as of: the replay clock's (``as_of_file``), else the pinned one, else
+        the calendar's. A clock file that cannot be read or holds no date raises (OSError, ValueError)."""
+        if self.as_of_file is not None:
+            text = self.as_of_file.read_text(encoding="utf-8").strip()
+            return date.fromisoformat(text) if text else self.calendar_today()
         return self.as_of or self.calendar_today()
 
     @staticmethod

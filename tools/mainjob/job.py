@@ -8,14 +8,15 @@ themselves when the region stood at that date:
    `flk ehr import` would) and the period's first months are published; the history's start is
    recorded as the region's data coverage and the baseline is pinned;
 2. at each snapshot date (the period's start + 3 months, every ``--snapshot-every`` months, and the
-   baseline), once every consumer group has caught up, the continuity worker — running with
-   ``--as-of <date>`` — writes that day's snapshot (G2, G4 with their windows and intervals);
-3. the continuity worker is restarted as of today (its RocksDB tables survive: it only
-   recomputes), the rest of the events are published, consumers catch up, the worker writes
-   today's snapshot, the notifier plans and delivers its alerts; the listing service's goal KPIs
-   (G1, G3) are stored for the first of each month, the baseline and today (its own
-   `listing.record_goal_kpis`, which the daily `flk listing kpi-snapshot` calls); then the figures
-   are read (G1/G3 from `listing.goal_kpi_region_on(date)`, G2/G4 from
+   baseline), once every consumer group has caught up, the continuity worker — whose day is the
+   replay's clock (``FLK_CONTINUITY_AS_OF_FILE``, a file the job writes) — writes that day's snapshot
+   (G2, G4 with their windows and intervals); the job then moves the clock to the next snapshot date
+   (SIGUSR2: the worker recomputes every patient as of it before its next batch, no restart);
+3. the clock is moved to today (the calendar's), the rest of the events are published, consumers
+   catch up, the worker writes today's snapshot, the notifier plans and delivers its alerts; the
+   listing service's goal KPIs (G1, G3) are stored for the first of each month, the baseline and
+   today meanwhile (its own `listing.record_goal_kpis`, which the daily `flk listing kpi-snapshot`
+   calls); then the figures are read (G1/G3 as stored for the baseline and today, G2/G4 from
    `continuity.goal_comparison(baseline)`) and the goal report is written (`flk report`).
    The listing service runs with P3's consent expiry sweep off during the replay (it works on
    today's date, which a fast-forwarded year is not); one pass of it runs after the replay, and the
@@ -236,7 +237,13 @@ class MainJob:
                "FLK_LISTING_PERSON_WAIT_S": str(self.c.person_wait_s), "FLK_LISTING_CONSENT_EXPIRY_INTERVAL_S": "0"}
         return ServiceProcess(name, ["listing", "run"], env, self.url(port, "/readyz"), self.logs)
 
-    def _continuity_all(self, as_of: date | None) -> list[ServiceProcess]:
+    @property
+    def continuity_clock(self) -> Path:
+        """The replay's clock for the continuity processes (``FLK_CONTINUITY_AS_OF_FILE``): the day they
+        compute as of, an ISO date (empty: the calendar's today); ``_move_continuity_to`` moves it."""
+        return self.c.state_dir / "continuity-as-of"
+
+    def _continuity_all(self) -> list[ServiceProcess]:
         """One worker (`continuity`: every partition, the region's snapshots, every patient's indices), and
         with --replicas continuity=N>1 beside it N serving replicas that split the partitions in their own
         group `continuity.replicas` (`continuity-0` … on the continuity port + 100·(k+1), each its own
@@ -244,17 +251,18 @@ class MainJob:
         input and writing nothing (services/continuity/follower.py)."""
         n = self.replicas("continuity")
         if n == 1:
-            return [self._continuity(as_of)]
-        return [self._continuity(as_of)] + [self._continuity(as_of, k) for k in range(n)]
+            return [self._continuity()]
+        return [self._continuity()] + [self._continuity(k) for k in range(n)]
 
-    def _continuity(self, as_of: date | None, k: int | None = None) -> ServiceProcess:
+    def _continuity(self, k: int | None = None) -> ServiceProcess:
         env = {**self._platform_env("continuity"),
                "FLK_CONTINUITY_HTTP_HOST": self.c.host,
                "FLK_CONTINUITY_METRICS_PORT": "0",  # the API serves /metrics
                "FLK_CONTINUITY_SNAPSHOT_INTERVAL_S": str(self.c.snapshot_interval_s),
                # no snapshot while the worker catches up with the replay: only the one after each settle counts
                "FLK_CONTINUITY_SNAPSHOT_MAX_DEFER_S": str(self.c.timeout_s),
-               "FLK_CONTINUITY_REGION_ID": self.region_code}
+               "FLK_CONTINUITY_REGION_ID": self.region_code,
+               "FLK_CONTINUITY_AS_OF_FILE": str(self.continuity_clock)}
         if k is None:  # the region worker (the only one without --replicas)
             name, port, data = "continuity", self.c.continuity_port, self.c.state_dir / "continuity"
             env["FLK_REPLICA_NAME"] = "continuity"
@@ -265,8 +273,6 @@ class MainJob:
                     "FLK_CONTINUITY_SNAPSHOT_ENABLED": "false", "FLK_CONTINUITY_FOLLOW_CHANGELOG": "true"}
         env["FLK_CONTINUITY_HTTP_PORT"] = str(port)
         args = ["continuity", "worker", "--store", "rocksdb", "--data-dir", str(data)]
-        if as_of is not None:
-            args += ["--as-of", as_of.isoformat()]
         return ServiceProcess(name, args, env, self.url(port, "/healthz"), self.logs)
 
     def _notifier(self, k: int = 0) -> ServiceProcess:
@@ -359,7 +365,8 @@ class MainJob:
         for k in range(self.replicas("notifier")):
             await self._start(self._notifier(k))
         await self._start(self._ingest())
-        for service in self._continuity_all(as_of=self.snapshot_dates[0]):
+        self._set_continuity_clock(self.snapshot_dates[0])
+        for service in self._continuity_all():
             await self._start(service)
         for service in self.services.values():
             await service.wait_ready()
@@ -369,22 +376,23 @@ class MainJob:
         split = _Split(iter(self.sim.stream()))
         sent, previous = 0, self.sim.start_date
         for k, day in enumerate(self.snapshot_dates):
-            starting = await self._restart_continuity(as_of=day) if k else []
+            if k:
+                self._move_continuity_to(day)
             what = "up to the baseline" if day == self.baseline else "up to a snapshot date"
             history = (f"the visit history from {self.sim.history_start}, then "
                        if k == 0 and self.sim.settings.history_months else "")
             self.echo(f"replaying {history}{previous} – {day} ({what}) …")
             sent += await self._publish(split.upto(_midnight_ts(day)))
-            await self._ready(starting)
             await self._settle(f"{'baseline' if day == self.baseline else 'snapshot date'} {day}")
+            await self._check_continuity_day(day)
             await self._wait_for_snapshot(day)
             previous = day
 
-        self.echo(f"restarting the continuity worker as of today; replaying {previous} – {c.end_date} …")
-        starting = await self._restart_continuity(as_of=None)
+        self.echo(f"moving the continuity worker to today; replaying {previous} – {c.end_date} …")
+        self._move_continuity_to(None)
         sent += await self._publish(split.after())
-        await self._ready(starting)
         await self._settle("the end of the period")
+        await self._check_continuity_day(None)
         expired = await self._expire_consents() if self.with_listing else 0
         if expired:
             self.echo(f"the consent expiry sweep expired {expired:,} minors' listing request(s) nobody consented to")
@@ -481,23 +489,43 @@ class MainJob:
         finally:
             await pool.close()
 
-    async def _restart_continuity(self, as_of: date | None) -> list[ServiceProcess]:
-        """Every continuity process again, as of ``as_of`` (static members: each gets its partitions back).
+    def _set_continuity_clock(self, day: date | None) -> None:
+        """The replay's clock (``continuity_clock``) to ``day`` (None: the calendar's today), written whole:
+        a process reading it meanwhile sees the old day or the new one."""
+        self.continuity_clock.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.continuity_clock.with_suffix(".partial")
+        partial.write_text(day.isoformat() if day is not None else "", encoding="utf-8")
+        partial.replace(self.continuity_clock)
 
-        Returns the new processes started, not yet ready: the old ones have stopped (their snapshots are
-        written), so the next events can be published while the new ones start — they read them from
-        Kafka once up. The caller waits for them (``_ready``) before it settles or signals them."""
-        for name in [n for n in self.services if n == "continuity" or n.startswith("continuity-")]:
-            await self.services.pop(name).stop()
-        started = self._continuity_all(as_of)
-        for service in started:
-            await self._start(service)
-        return started
+    def _move_continuity_to(self, day: date | None) -> None:
+        """Every continuity process to ``day`` (None: the calendar's today) without a restart: the clock is
+        moved and SIGUSR2 has each look at it now. The next events can be published at once: the worker
+        takes the look before its next batch and recomputes every patient as of the new day first (the
+        snapshot of the day before is written by then: ``_wait_for_snapshot``). Once the events are
+        handled, ``_check_continuity_day`` checks that each process is at that day."""
+        self._set_continuity_clock(day)
+        for service in self._continuity_processes():
+            service.send_signal(signal.SIGUSR2)
 
-    @staticmethod
-    async def _ready(services: list[ServiceProcess]) -> None:
-        for service in services:
-            await service.wait_ready()
+    def _continuity_processes(self) -> list[ServiceProcess]:
+        return [s for n, s in self.services.items() if n == "continuity" or n.startswith("continuity-")]
+
+    async def _check_continuity_day(self, day: date | None) -> None:
+        """Every continuity process computes as of ``day`` (None: the calendar's today), as its `/status`
+        says; else the job fails here, naming the process (a clock it did not read would give the wrong
+        day's figures)."""
+        import httpx
+
+        expected = (day or local_today()).isoformat()
+        for service in self._continuity_processes():
+            url = service.ready_url.rsplit("/", 1)[0] + "/status"
+            try:
+                body = (await self._http().get(url, timeout=10.0)).json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise ServiceFailed(f"{service.name} did not answer {url}: {exc}") from exc
+            if body.get("as_of") != expected:
+                raise ServiceFailed(f"{service.name} computes as of {body.get('as_of')}, not {expected} "
+                                    f"(the replay clock {self.continuity_clock}); see {service.log_file}")
 
     def _scan_units(self) -> list[UnitInfo]:
         """The simulated units, from the head of a second pass over the (deterministic) stream."""
@@ -603,7 +631,7 @@ class MainJob:
         return sorted(g for g in listed if any(
             g[len(p):] == n or g[len(p):].startswith(n + ".") for n in self._service_names()))
 
-    async def _settle(self, what: str, settle_checks: int = 3, interval_s: float = 0.5) -> None:
+    async def _settle(self, what: str, settle_checks: int = 3, interval_s: float = 0.25) -> None:
         """Until every service's consumer groups have committed offsets, lag 0 and nothing waits in an
         outbox or for its person (parked listing commands), at ``settle_checks`` checks in a row
         ``interval_s`` apart (the lags and the outboxes are read one after the other: an event relayed

@@ -34,7 +34,7 @@ def _data_dir(service) -> str:
 
 def test_every_replica_has_its_own_name_port_data_directory_and_stable_replica_name(tmp_path):
     job = _job(tmp_path, parse_replicas("continuity=3,listing=2,notifier=2"))
-    continuity = job._continuity_all(as_of=None)
+    continuity = job._continuity_all()
     processes = continuity + [job._listing(k) for k in range(2)] + [job._notifier(k) for k in range(2)]
     names = [p.name for p in processes]
     assert names == ["continuity", "continuity-0", "continuity-1", "continuity-2", "listing", "listing-1",
@@ -55,7 +55,7 @@ def test_every_replica_has_its_own_name_port_data_directory_and_stable_replica_n
 
 def test_one_replica_each_runs_as_before_but_as_a_static_member(tmp_path):
     job = _job(tmp_path, {})
-    [worker] = job._continuity_all(as_of=date(2026, 1, 1))
+    [worker] = job._continuity_all()
     assert worker.name == "continuity" and worker.env["FLK_CONTINUITY_HTTP_PORT"] == "8082"
     assert "FLK_CONTINUITY_GROUP_ID" not in worker.env and worker.env["FLK_REPLICA_NAME"] == "continuity"
     assert _data_dir(worker) == str(tmp_path / "continuity")
