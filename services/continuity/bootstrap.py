@@ -703,32 +703,32 @@ class ContinuityWorker:
         """Look at the clock now, not at the next interval (SIGUSR2: a replay moved its clock file)."""
         self._advance_requested.set()
 
-    def _clock_moved(self) -> date | None:
-        """(under the lock) The clock's day if it moved forward, else None; a look asked for is taken."""
+    def _move_with_the_clock(self) -> None:
+        """(under the lock) If the clock's day moved forward, *as of* moves to it and every patient is to be
+        recomputed as of it (``_refresh_pending``: before the next batch — an idle worker's consume loop
+        comes round every ``batch_timeout_ms`` — and before a snapshot), as after a restart."""
         self._advance_requested.clear()
         day = read_today(self.settings)
-        return day if day is not None and day > self.processor.as_of else None
-
-    def _take_clock(self) -> None:
-        """(under the lock, before a batch) A look at the clock asked for (SIGUSR2) and not yet taken is taken
-        first: the records a replay publishes after moving its clock are processed as of the new day, every
-        patient recomputed as of it first (``_refresh_pending``, as after a restart)."""
-        if not self._advance_requested.is_set() or (day := self._clock_moved()) is None:
+        if day is None or day <= self.processor.as_of:
             return
         self.processor.as_of = day
         self._needs_refresh.update(p for p in self.store.partitions if p in self.producers)
         self.probe.as_of(day)
-        log.info("moved to %s (the replay clock): every patient is recomputed before the next batch", day)
+        log.info("moved to %s: every patient is recomputed before the next batch", day)
+
+    def _take_clock(self) -> None:
+        """(under the lock, before a batch) A look at the clock asked for (SIGUSR2) and not yet taken is taken
+        first: the records a replay publishes after moving its clock are processed as of the new day."""
+        if self._advance_requested.is_set():
+            self._move_with_the_clock()
 
     async def _timer(self) -> None:
-        """Daily advance: when the date moves, every patient is pruned and recomputed (no replay). A look
-        asked for (SIGUSR2) is taken here unless a batch took it first (``_take_clock``)."""
+        """Daily advance: when the date moves, every patient is pruned and recomputed (no replay); at once
+        when a look is asked for (SIGUSR2: a replay moved its clock)."""
         while not self.stopping.is_set():
             await wait_for_advance(self._advance_requested, self.settings.advance_interval_s)
             async with self.lock:
-                day = self._clock_moved()
-                if day is not None:
-                    await self._advance_locked(day)
+                self._move_with_the_clock()
 
     async def advance_to(self, day: date) -> None:
         async with self.lock:
@@ -741,6 +741,7 @@ class ContinuityWorker:
         await self._commit_all({p: self.processor.refresh_partition(p) for p in partitions})
         self._refreshes += len(partitions)
         self._needs_refresh.difference_update(partitions)
+        self.collector.refreeze()  # every patient's new summary: out of the collector's scans (_refresh_pending)
         self.probe.as_of(day)
         self.probe.advanced(time.perf_counter() - started)
         log.info("advanced every patient to %s", day)
@@ -756,6 +757,7 @@ class ContinuityWorker:
             self._pool = await open_pool(self.settings.platform, min_size=1, max_size=2)
         started = time.perf_counter()
         async with self.lock:
+            await self._refresh_pending()  # a day just moved to: every patient as of it first
             day = self.processor.as_of
             held, every = len(self.store.partitions), registry().patient_partitions
             if held < every:

@@ -35,32 +35,27 @@ def test_the_replay_clock_file_gives_the_day_over_a_pinned_one_and_empty_means_t
         settings.today()
 
 
-async def test_a_look_at_the_clock_asked_for_advances_an_idle_worker_at_once_and_only_forwards(tmp_path, monkeypatch):
+async def test_a_look_at_the_clock_asked_for_moves_an_idle_worker_at_once_and_only_forwards(tmp_path):
     clock = tmp_path / "as-of"
     clock.write_text("2025-09-06")
     worker = ContinuityWorker(_settings(clock, advance_interval_s=3600.0))
+    worker.store.open(0)
+    worker.producers = {0: object()}
     assert worker.processor.as_of == date(2025, 9, 6)
-    advanced: list[date] = []
-
-    async def advance_locked(day: date) -> None:  # every patient recomputed: here, only noted
-        assert worker.lock.locked()
-        advanced.append(day)
-        worker.processor.as_of = day
-
-    monkeypatch.setattr(worker, "_advance_locked", advance_locked)
     timer = asyncio.create_task(worker._timer())
     try:
         clock.write_text("2025-12-06")
         worker.request_advance()
-        await asyncio.wait_for(_until(lambda: advanced), 2.0)
-        assert advanced == [date(2025, 12, 6)], "an hour's interval, yet moved at once"
+        await asyncio.wait_for(_until(lambda: worker.processor.as_of == date(2025, 12, 6)), 2.0)
+        assert worker._needs_refresh == {0}, "an hour's interval, yet moved at once; every patient to recompute"
+        worker._needs_refresh.clear()
         clock.write_text("2025-06-01")  # a clock moved back: the day stays
         worker.request_advance()
         await asyncio.sleep(0.05)
         worker.settings.as_of_file = tmp_path / "gone"  # a clock file that went away: the day stays
         worker.request_advance()
         await asyncio.sleep(0.05)
-        assert advanced == [date(2025, 12, 6)] and worker.processor.as_of == date(2025, 12, 6)
+        assert worker.processor.as_of == date(2025, 12, 6) and not worker._needs_refresh
         assert not timer.done()
     finally:
         timer.cancel()
