@@ -723,12 +723,18 @@ class ContinuityWorker:
             self._move_with_the_clock()
 
     async def _timer(self) -> None:
-        """Daily advance: when the date moves, every patient is pruned and recomputed (no replay); at once
-        when a look is asked for (SIGUSR2: a replay moved its clock)."""
+        """Daily advance: when the date moves, every patient is pruned and recomputed at once (no replay;
+        ``flk_continuity_advance_seconds``). A look asked for (SIGUSR2: a replay moved its clock) is taken
+        at once, and its patients are recomputed by the batch path, as after a restart."""
         while not self.stopping.is_set():
             await wait_for_advance(self._advance_requested, self.settings.advance_interval_s)
             async with self.lock:
-                self._move_with_the_clock()
+                if self._advance_requested.is_set():
+                    self._move_with_the_clock()
+                    continue
+                day = read_today(self.settings)
+                if day is not None and day > self.processor.as_of:
+                    await self._advance_locked(day)
 
     async def advance_to(self, day: date) -> None:
         async with self.lock:

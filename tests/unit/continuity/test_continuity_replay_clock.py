@@ -62,6 +62,30 @@ async def test_a_look_at_the_clock_asked_for_moves_an_idle_worker_at_once_and_on
         await asyncio.gather(timer, return_exceptions=True)
 
 
+async def test_the_timer_alone_advances_every_patient_at_once_when_the_day_moves(tmp_path, monkeypatch):
+    """The daily advance (no look asked for) recomputes every patient at once, timed by its histogram."""
+    clock = tmp_path / "as-of"
+    clock.write_text("2025-09-06")
+    worker = ContinuityWorker(_settings(clock, advance_interval_s=0.02))
+    advanced: list[date] = []
+
+    async def advance_locked(day: date) -> None:
+        assert worker.lock.locked()
+        advanced.append(day)
+        worker.processor.as_of = day
+
+    monkeypatch.setattr(worker, "_advance_locked", advance_locked)
+    timer = asyncio.create_task(worker._timer())
+    try:
+        clock.write_text("2025-09-07")
+        await asyncio.wait_for(_until(lambda: advanced), 2.0)
+        await asyncio.sleep(0.1)
+        assert advanced == [date(2025, 9, 7)] and not worker._needs_refresh
+    finally:
+        timer.cancel()
+        await asyncio.gather(timer, return_exceptions=True)
+
+
 def test_a_batch_after_a_look_asked_for_is_processed_as_of_the_new_day_every_patient_recomputed_first(tmp_path):
     clock = tmp_path / "as-of"
     clock.write_text("2025-09-06")
