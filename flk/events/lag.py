@@ -22,7 +22,7 @@ class LagReader:
     """Reads consumer groups' lags through one admin client and one offsets probe kept open between reads.
 
     A new probe knows no topic's partitions: its first end-offsets request waits for a metadata update
-    (~0.2–0.3 s here). The main job reads the lags every half second while it waits for the services to
+    (~0.2–0.3 s here). The main job reads the lags several times a second while it waits for the services to
     settle, and paid that at every check (1.3 s a check instead of 0.5). Use as ``async with``."""
 
     def __init__(self, bootstrap: str, connection: KafkaConnection = PLAINTEXT) -> None:
