@@ -23,7 +23,8 @@ class LagReader:
 
     A new probe knows no topic's partitions: its first end-offsets request waits for a metadata update
     (~0.2–0.3 s here). The main job reads the lags several times a second while it waits for the services to
-    settle, and paid that at every check (1.3 s a check instead of 0.5). Use as ``async with``."""
+    settle, and paid that at every check (1.3 s a check instead of 0.5). Use as ``async with`` (or
+    ``start``/``close`` for a reader kept across calls)."""
 
     def __init__(self, bootstrap: str, connection: KafkaConnection = PLAINTEXT) -> None:
         self.bootstrap = bootstrap
@@ -32,6 +33,13 @@ class LagReader:
         self._probe = None
 
     async def __aenter__(self) -> "LagReader":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> "LagReader":
+        """Open the clients (``async with`` does it; ``close`` closes them)."""
         from aiokafka import AIOKafkaConsumer
         from aiokafka.admin import AIOKafkaAdminClient
 
@@ -47,7 +55,7 @@ class LagReader:
         self._admin, self._probe = admin, probe
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def close(self) -> None:
         admin, probe, self._admin, self._probe = self._admin, self._probe, None, None
         try:
             if probe is not None:

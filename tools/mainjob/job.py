@@ -318,8 +318,7 @@ class MainJob:
         from flk.events.lag import LagReader
 
         if self._lag_reader is None:
-            reader = LagReader(self.c.bootstrap, self.c.kafka_connection)
-            self._lag_reader = await reader.__aenter__()
+            self._lag_reader = await LagReader(self.c.bootstrap, self.c.kafka_connection).start()
         return self._lag_reader
 
     async def stop(self) -> None:
@@ -328,7 +327,7 @@ class MainJob:
             await client.aclose()
         reader, self._lag_reader = self._lag_reader, None
         if reader is not None:
-            await reader.__aexit__(None, None, None)
+            await reader.close()
         for kind in ("ingest", "listing", "notifier", "continuity"):
             for name, service in list(self.services.items()):
                 if name == kind or name.startswith(kind + "-"):
