@@ -33,6 +33,7 @@ from datetime import date
 
 from flk.collector import BatchCollector
 from flk.events.acls import KafkaUse
+from flk.events.consumer import StreamPace, gather_fast_stream
 from flk.events.dlq import send_to_dlq
 from flk.events.producer import init_transactions, send_in_batches, transactional_producer
 from flk.events.registry import registry
@@ -298,6 +299,7 @@ class ContinuityWorker:
         self._snapshot_written_at = time.time()
         self.collector = BatchCollector()
         self._refreshes = 0  # partitions refreshed (restart, a new day, the unit register): state changed
+        self._pace = StreamPace()  # records received in the last second: a fast stream waits for fuller batches
         self._snapshot_of: tuple | None = None  # the state version the last written snapshot is of
         self._snapshot_checked = time.monotonic()  # when a snapshot was last written or found current
         #: set by `request_snapshot` (SIGUSR1): the snapshot loop writes one at once
@@ -431,6 +433,9 @@ class ContinuityWorker:
         s = self.settings
         batches = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms or 100,
                                               max_records=s.batch_max_records)
+        batches = await gather_fast_stream(self.consumer, batches, self._pace, linger_ms=s.batch_linger_ms,
+                                           from_per_second=s.batch_linger_from_per_second,
+                                           max_records=s.batch_max_records)
         async with self.lock:
             self._take_clock()
             restored = await self._restore_pending()
