@@ -1,5 +1,6 @@
-"""flk.events.consumer.gather_fast_stream: while a stream is fast, each poll waits for what follows it (fuller
-batches: fewer transactions and commits per event); a slower stream's polls are handled at once."""
+"""flk.events.consumer.gather_fast_stream: while a stream is fast, a small poll waits for what follows it (fuller
+batches: fewer transactions and commits per event); a slower stream's polls, and a backlog's big ones, are
+handled at once."""
 import time
 from collections import namedtuple
 
@@ -82,8 +83,18 @@ async def test_a_fast_streams_poll_gets_what_followed_within_the_linger_in_offse
 async def test_a_full_batch_is_not_held_back():
     consumer = Polls({VISITS_0: offsets(1000, 1010)})
     gathered = await gather_fast_stream(consumer, {VISITS_0: offsets(0, 1000)}, StreamPace(), linger_ms=500,
-                                        from_per_second=100, max_records=1000)
+                                        from_per_second=2000, max_records=1000)
     assert gathered == {VISITS_0: offsets(0, 1000)} and consumer.asked == []
+
+
+async def test_a_backlogs_big_poll_is_not_held_back():
+    """Catching up from a backlog: what follows is already being fetched, waiting would only idle."""
+    consumer = Polls({VISITS_0: offsets(20_000, 40_000)})
+    started = time.monotonic()
+    gathered = await gather_fast_stream(consumer, {VISITS_0: offsets(0, 20_000)}, StreamPace(), linger_ms=500,
+                                        from_per_second=2000, max_records=50_000)
+    assert gathered == {VISITS_0: offsets(0, 20_000)} and consumer.asked == []
+    assert time.monotonic() - started < 0.25
 
 
 async def test_no_linger_means_every_poll_as_it_came():
