@@ -11,10 +11,9 @@ Failures:
 - any other exception (a bug) → retried ``max_attempts`` times, then DLQ with the error type.
 
 A fast stream is gathered (``gather_fast_stream``): while a consumer receives at least
-``linger_from_per_second`` records a second — a replay that it keeps up with, not a live stream — a poll
-of fewer records waits ``linger_ms`` for what follows, so the batch handler's transactions and the offset
-commits come per several hundred records, not per few dozen. A slower stream's polls, and a backlog's big
-ones, are handled as they come.
+``linger_from_per_second`` records a second — a replay, not a live stream — a poll that is not full waits
+``linger_ms`` for what follows, so the batch handler's transactions and the offset commits come per several
+hundred records, not per few dozen. A slower stream's polls are handled as they come.
 
 Batch mode (optional ``batch_handler``): each record is still validated on its own (invalid ones
 to the DLQ with the reason), then the valid envelopes of a poll, in arrival order and in chunks of
@@ -89,7 +88,7 @@ class ConsumerSettings:
     connection: KafkaConnection = PLAINTEXT  # TLS / SASL (flk/events/connection.py)
     group_instance_id: str | None = None  # static membership (PlatformSettings.replica_name); None: dynamic
     #: batch mode: while the consumer receives at least ``linger_from_per_second`` records a second, a poll
-    #: of fewer records waits this long for more (0: never)
+    #: that is not full (``max_records``) waits this long for more (0: never)
     linger_ms: int = 100
     linger_from_per_second: int = 2_000
 
@@ -115,16 +114,17 @@ class StreamPace:
 
 
 async def gather_fast_stream(consumer, batches: dict, pace: StreamPace, *, linger_ms: int, from_per_second: int,
-                             max_records: int) -> dict:
+                             max_records: int, below_records: int | None = None) -> dict:
     """``batches`` (an aiokafka ``getmany``'s) with what the consumer fetches within ``linger_ms`` after them,
-    up to ``max_records`` in all, when they are fewer than ``from_per_second`` records while the stream brings
-    at least that many a second (``pace``): a fast stream that the consumer keeps up with is handled in
+    up to ``max_records`` in all, when they are fewer than ``below_records`` (default: ``max_records``) while
+    the stream brings at least ``from_per_second`` records a second (``pace``): a fast stream is handled in
     fuller batches. Each partition's records stay in offset order. Batches come back as they are, without
-    waiting, from a slower stream (a live event's latency is not affected) and from a backlog (a big poll:
-    what follows is already being fetched)."""
+    waiting, from a slower stream (a live event's latency is not affected) and from a backlog (a poll of
+    ``below_records`` or more: what follows is already being fetched)."""
     count = sum(len(records) for records in batches.values())
     recent = pace.received(count)
-    if linger_ms <= 0 or not count or recent < from_per_second or count >= min(from_per_second, max_records):
+    below = max_records if below_records is None else min(below_records, max_records)
+    if linger_ms <= 0 or not count or recent < from_per_second or count >= below:
         return batches
     await asyncio.sleep(linger_ms / 1000)
     more = await consumer.getmany(timeout_ms=0, max_records=max_records - count)

@@ -435,7 +435,7 @@ class ContinuityWorker:
                                               max_records=s.batch_max_records)
         batches = await gather_fast_stream(self.consumer, batches, self._pace, linger_ms=s.batch_linger_ms,
                                            from_per_second=s.batch_linger_from_per_second,
-                                           max_records=s.batch_max_records)
+                                           max_records=s.batch_max_records, below_records=s.batch_linger_below_records)
         async with self.lock:
             self._take_clock()
             restored = await self._restore_pending()

@@ -55,12 +55,14 @@ class ContinuityServiceSettings(BaseSettings):
     batch_max_records: int = Field(50_000, ge=1)
     batch_timeout_ms: int = Field(50, ge=0)
     #: a fast stream's batches gathered (0: never): while the worker receives at least
-    #: ``batch_linger_from_per_second`` records a second — a replay that it keeps up with, not a live stream
-    #: nor a backlog — a batch of fewer records waits this long for what follows before it is processed.
-    #: Each batch is a transaction per partition (and the broker's markers for it); such a replay otherwise
-    #: comes in batches of a couple of hundred records (docs/benchmarks.md, "Eleventh round")
+    #: ``batch_linger_from_per_second`` records a second — a replay, not a live stream — a batch of fewer than
+    #: ``batch_linger_below_records`` waits this long for what follows before it is processed. Each batch is
+    #: a transaction per partition (and the broker's markers for it); a replay that the worker keeps up with
+    #: otherwise comes in batches of a couple of hundred records (docs/benchmarks.md, "Eleventh round"). A
+    #: backlog's polls (tens of thousands: what follows is already being fetched) are taken at once
     batch_linger_ms: int = Field(100, ge=0)
     batch_linger_from_per_second: int = Field(2_000, ge=1)
+    batch_linger_below_records: int = Field(10_000, ge=1)
     #: the hot path's compiled twin (flk.native, ADR 0010) where it is built from the current source;
     #: false: the pure module (the same results; for comparing the two, or ruling the twin out)
     compiled_hot_path: bool = True

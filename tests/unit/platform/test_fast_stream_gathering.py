@@ -1,6 +1,6 @@
-"""flk.events.consumer.gather_fast_stream: while a stream is fast, a small poll waits for what follows it (fuller
-batches: fewer transactions and commits per event); a slower stream's polls, and a backlog's big ones, are
-handled at once."""
+"""flk.events.consumer.gather_fast_stream: while a stream is fast, a poll that is not full waits for what follows
+it (fuller batches: fewer transactions and commits per event); a slower stream's polls, and a backlog's big
+ones, are handled at once."""
 import time
 from collections import namedtuple
 
@@ -92,7 +92,7 @@ async def test_a_backlogs_big_poll_is_not_held_back():
     consumer = Polls({VISITS_0: offsets(20_000, 40_000)})
     started = time.monotonic()
     gathered = await gather_fast_stream(consumer, {VISITS_0: offsets(0, 20_000)}, StreamPace(), linger_ms=500,
-                                        from_per_second=2000, max_records=50_000)
+                                        from_per_second=2000, max_records=50_000, below_records=10_000)
     assert gathered == {VISITS_0: offsets(0, 20_000)} and consumer.asked == []
     assert time.monotonic() - started < 0.25
 
@@ -102,3 +102,11 @@ async def test_no_linger_means_every_poll_as_it_came():
     gathered = await gather_fast_stream(consumer, {VISITS_0: offsets(0, 500)}, StreamPace(), linger_ms=0,
                                         from_per_second=1, max_records=50_000)
     assert gathered == {VISITS_0: offsets(0, 500)} and consumer.asked == []
+
+
+async def test_a_poll_below_the_backlog_size_still_waits_while_the_stream_is_fast():
+    consumer = Polls({VISITS_0: offsets(5_000, 6_000)})
+    gathered = await gather_fast_stream(consumer, {VISITS_0: offsets(0, 5_000)}, StreamPace(), linger_ms=20,
+                                        from_per_second=2000, max_records=50_000, below_records=10_000)
+    assert gathered == {VISITS_0: offsets(0, 6_000)}
+    assert consumer.asked == [{"timeout_ms": 0, "max_records": 45_000}]
