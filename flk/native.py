@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 #: the modules compiled where a compiler is at hand (tools/native.py builds them)
-COMPILED = ("services.continuity.service_layer.hot_visits",)
+COMPILED = ("services.continuity.service_layer.hot_visits", "flk.events.usual", "flk.events.formats")
 SUFFIX = "_native"
 
 

@@ -19,7 +19,6 @@ included, reads both).
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,6 +41,7 @@ from flk.events.contracts import (
 )
 from flk.events.registry import registry
 from flk.events.typed import TYPED_EVENTS, typed_decode
+from flk.events.usual import USUAL_HEADERS, USUAL_TIME
 
 #: namespace of ids derived from natural keys (uuid5), so a replay yields the same ids
 FLK_NAMESPACE = uuid.UUID("6f1c1d2e-8a4b-5c3d-9e0f-f1a5b0c0d001")
@@ -269,6 +269,11 @@ def _read_checked(topic: str, key: bytes | None, value: bytes | None, headers: I
                   *, fast: bool, with_time: bool) -> tuple[str, str, str, "datetime | None", str, Any]:
     """The envelope's fields in its order (id, type, source, time, key, data), checked; the time is None
     unless ``with_time`` (a time the fast path reads is checked all the same)."""
+    if fast:
+        usual = _usual_reader()(topic, key, value, headers)
+        if usual is not None:
+            event_id, event_type, source, raw_time, key_text, data = usual
+            return event_id, event_type, source, _time_of(raw_time) if with_time else None, key_text, data
     if type(headers) is not list and type(headers) is not tuple:
         headers = list(headers)  # (read twice below at most)
     header_map = dict(headers)
@@ -328,10 +333,9 @@ def _decode_sdk(header_map: dict[str, bytes], key: bytes, value: bytes) -> Decod
     return event.get_id(), event.get_source(), event.get_time(), data
 
 
-#: the headers the fast path decides on its own (any other header: the SDK decides)
-_FAST_HEADERS = frozenset({"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_dataschema",
-                           "ce_partitionkey", "content-type"})
-_FAST_TIME = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-5][0-9])")
+#: the headers the fast path decides on its own (any other header: the SDK decides), and the times it reads
+_FAST_HEADERS = USUAL_HEADERS
+_FAST_TIME = USUAL_TIME
 #: brackets beyond which the stdlib parser may hit the recursion limit where orjson does not
 _FAST_MAX_BRACKETS = 256
 
@@ -376,14 +380,7 @@ def _fast(header_map: dict[str, bytes], key: bytes, value: bytes, event_type: st
         time = datetime.fromisoformat(raw_time.decode("ascii"))
     except ValueError:
         return None
-    # the SDK's parser (dateutil) gives its own tz objects: the same instants and offsets
-    if not with_time:
-        time = None
-    elif raw_time[-1] == 90:  # b"Z"
-        time = time.replace(tzinfo=_tz.UTC)
-    else:
-        offset = time.utcoffset()
-        time = time.replace(tzinfo=_tz.UTC if not offset else _tz.tzoffset(None, int(offset.total_seconds())))
+    time = _as_sdk_time(time, raw_time) if with_time else None
     if event_type is not None:
         typed = typed_decode(event_type, value)
         if typed is not None:
@@ -397,6 +394,35 @@ def _fast(header_map: dict[str, bytes], key: bytes, value: bytes, event_type: st
     if type(data) is not dict:
         return None
     return event_id, source, time, data, False
+
+
+def _as_sdk_time(time: datetime, raw_time: bytes) -> datetime:
+    """A time read from a ce_time header (``datetime.fromisoformat``) with the tz objects the SDK's parser
+    (dateutil) gives: the same instants and offsets."""
+    if raw_time[-1] == 90:  # b"Z"
+        return time.replace(tzinfo=_tz.UTC)
+    offset = time.utcoffset()
+    return time.replace(tzinfo=_tz.UTC if not offset else _tz.tzoffset(None, int(offset.total_seconds())))
+
+
+def _time_of(raw_time: bytes) -> datetime:
+    """The time of a ce_time header the usual read has checked."""
+    return _as_sdk_time(datetime.fromisoformat(raw_time.decode("ascii")), raw_time)
+
+
+_usual: Any = None
+
+
+def _usual_reader() -> Any:
+    """``flk.events.usual.read_usual``, from its compiled twin where one is built from the current source
+    (chosen at the first read: choosing reads the module's source)."""
+    global _usual
+    if _usual is None:
+        from flk.events import usual
+        from flk.native import twin
+
+        _usual = twin(usual).module.read_usual
+    return _usual
 
 
 def _position(exc: Exception) -> str:

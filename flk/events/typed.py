@@ -15,88 +15,27 @@ checked after decoding as the contracts check them.
 """
 from __future__ import annotations
 
-import re
-from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+from flk.events import formats
 
 
 __all__ = ["typed_decode", "TYPED_EVENTS", "VisitRecorded", "RiskAssessed", "PersonRegistered", "ListingRequest",
            "ListingStarted", "FlkAssign", "FlkAssigned"]
 
 # common.v1.json's $defs, as msgspec constraints
-# (the patterns are checked after decoding, through caches of the ids already seen: msgspec's own pattern
-# check calls the regex engine per field, which cost more than the rest of the decoding)
+# (the patterns are checked after decoding, by flk.events.formats: msgspec's own pattern check calls the
+# regex engine per field, which cost more than the rest of the decoding)
 _PatientKey = str
 _HsaId = Annotated[str, msgspec.Meta(max_length=44)]
 _Profession = Annotated[str, msgspec.Meta(min_length=2, max_length=64)]
 _ContactType = Literal["besok", "telefon", "digital", "hembesok"]
 _DateTime = str
-_PATIENT_KEY = re.compile("pk1_[a-z2-7]{26}").fullmatch
-_HSA_ID = re.compile("SE[0-9]{10}-[0-9A-Za-z]{1,31}").fullmatch
-_DATE_TIME = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})").fullmatch
-_UUID = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
-_DATE = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}").fullmatch
-_TWO_DIGITS = re.compile("[0-9]{2}").fullmatch
-_FOUR_DIGITS = re.compile("[0-9]{4}").fullmatch
-_fromisoformat = datetime.fromisoformat
-_date_fromisoformat = date.fromisoformat
 
-
-class _Seen:
-    """Strings already found to match a pattern (bounded: forgotten all at once when full)."""
-
-    __slots__ = ("match", "seen", "limit")
-
-    def __init__(self, match, limit: int = 200_000) -> None:
-        self.match, self.seen, self.limit = match, set(), limit
-
-    def __call__(self, text: str) -> bool:
-        seen = self.seen
-        if text in seen:
-            return True
-        if self.match(text) is None:
-            return False
-        if len(seen) >= self.limit:
-            seen.clear()
-        seen.add(text)
-        return True
-
-
-_patient_key_ok = _Seen(_PATIENT_KEY)
-_hsa_id_ok = _Seen(_HSA_ID, 50_000)
-
-
-def _date_time_ok(text: str) -> bool:
-    """The schema's date_time pattern (stricter: no trailing newline) and the contracts' date-time format."""
-    if _DATE_TIME(text) is None:
-        return False
-    try:
-        return _fromisoformat(text).tzinfo is not None
-    except ValueError:
-        return False
-
-
-def _date_ok(text: str) -> bool:
-    """The schema's date pattern (stricter: no trailing newline) and the contracts' date format."""
-    if _DATE(text) is None:
-        return False
-    try:
-        _date_fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _uuid_ok(text: str) -> bool:
-    return _UUID(text) is not None
-
-
-def _keys_ok(keys: list[str]) -> bool:
-    """An array of patient keys: each one's pattern, none twice (``uniqueItems``)."""
-    return all(_patient_key_ok(k) for k in keys) and len(set(keys)) == len(keys)
-
+#: the format checks: flk.events.formats, or its compiled twin (flk.native) from the first typed decode on
+_f: Any = formats
 
 _Unset = msgspec.UnsetType
 _UNSET = msgspec.UNSET
@@ -118,8 +57,8 @@ class VisitRecorded(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     source_system: Annotated[str, msgspec.Meta(max_length=32)] | msgspec.UnsetType = msgspec.UNSET
 
     def _checks_ok(self) -> bool:
-        return (_patient_key_ok(self.patient_key) and _hsa_id_ok(self.practitioner_id)
-                and _hsa_id_ok(self.care_unit_id) and _date_time_ok(self.occurred_at))
+        return (_f.patient_key_ok(self.patient_key) and _f.hsa_id_ok(self.practitioner_id)
+                and _f.hsa_id_ok(self.care_unit_id) and _f.date_time_ok(self.occurred_at))
 
 
 class RiskAssessed(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -133,7 +72,7 @@ class RiskAssessed(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
     computed_at: _DateTime
 
     def _checks_ok(self) -> bool:
-        return _patient_key_ok(self.patient_key) and _date_time_ok(self.computed_at)
+        return _f.patient_key_ok(self.patient_key) and _f.date_time_ok(self.computed_at)
 
 
 class PersonRegistered(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -151,11 +90,11 @@ class PersonRegistered(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
     status_date: str | _Unset = _UNSET
 
     def _checks_ok(self) -> bool:
-        return (_patient_key_ok(self.patient_key) and _date_ok(self.birth_date)
-                and _TWO_DIGITS(self.region_code) is not None and _date_time_ok(self.updated_at)
-                and (self.municipality_code is _UNSET or _FOUR_DIGITS(self.municipality_code) is not None)
-                and (self.guardian_keys is _UNSET or _keys_ok(self.guardian_keys))
-                and (self.status_date is _UNSET or _date_ok(self.status_date)))
+        return (_f.patient_key_ok(self.patient_key) and _f.date_ok(self.birth_date)
+                and _f.two_digits_ok(self.region_code) and _f.date_time_ok(self.updated_at)
+                and (self.municipality_code is _UNSET or _f.four_digits_ok(self.municipality_code))
+                and (self.guardian_keys is _UNSET or _f.patient_keys_ok(self.guardian_keys))
+                and (self.status_date is _UNSET or _f.date_ok(self.status_date)))
 
 
 class ListingRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -175,10 +114,10 @@ class ListingRequest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     consenting_guardian_keys: Annotated[list[str], msgspec.Meta(max_length=4)] | _Unset = _UNSET
 
     def _checks_ok(self) -> bool:
-        return (_uuid_ok(self.command_id) and _patient_key_ok(self.patient_key) and _hsa_id_ok(self.care_unit_id)
-                and _date_time_ok(self.requested_at)
-                and (self.effective_date is _UNSET or _date_ok(self.effective_date))
-                and (self.consenting_guardian_keys is _UNSET or _keys_ok(self.consenting_guardian_keys)))
+        return (_f.uuid_ok(self.command_id) and _f.patient_key_ok(self.patient_key) and _f.hsa_id_ok(self.care_unit_id)
+                and _f.date_time_ok(self.requested_at)
+                and (self.effective_date is _UNSET or _f.date_ok(self.effective_date))
+                and (self.consenting_guardian_keys is _UNSET or _f.patient_keys_ok(self.consenting_guardian_keys)))
 
 
 class ListingStarted(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -196,11 +135,11 @@ class ListingStarted(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     command_id: str | _Unset = _UNSET
 
     def _checks_ok(self) -> bool:
-        return (_uuid_ok(self.listing_id) and _patient_key_ok(self.patient_key) and _hsa_id_ok(self.care_unit_id)
-                and _date_ok(self.started_on) and _date_ok(self.responsibility_from)
+        return (_f.uuid_ok(self.listing_id) and _f.patient_key_ok(self.patient_key) and _f.hsa_id_ok(self.care_unit_id)
+                and _f.date_ok(self.started_on) and _f.date_ok(self.responsibility_from)
                 and (self.previous_care_unit_id is _UNSET or self.previous_care_unit_id is None
-                     or _hsa_id_ok(self.previous_care_unit_id))
-                and (self.command_id is _UNSET or _uuid_ok(self.command_id)))
+                     or _f.hsa_id_ok(self.previous_care_unit_id))
+                and (self.command_id is _UNSET or _f.uuid_ok(self.command_id)))
 
 
 class FlkAssign(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -218,10 +157,10 @@ class FlkAssign(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     effective_date: str | _Unset = _UNSET
 
     def _checks_ok(self) -> bool:
-        return (_uuid_ok(self.command_id) and _patient_key_ok(self.patient_key) and _hsa_id_ok(self.care_unit_id)
-                and _date_time_ok(self.requested_at)
-                and (self.practitioner_id is _UNSET or _hsa_id_ok(self.practitioner_id))
-                and (self.effective_date is _UNSET or _date_ok(self.effective_date)))
+        return (_f.uuid_ok(self.command_id) and _f.patient_key_ok(self.patient_key) and _f.hsa_id_ok(self.care_unit_id)
+                and _f.date_time_ok(self.requested_at)
+                and (self.practitioner_id is _UNSET or _f.hsa_id_ok(self.practitioner_id))
+                and (self.effective_date is _UNSET or _f.date_ok(self.effective_date)))
 
 
 class FlkAssigned(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -238,9 +177,9 @@ class FlkAssigned(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
     command_id: str | _Unset = _UNSET
 
     def _checks_ok(self) -> bool:
-        return (_uuid_ok(self.assignment_id) and _patient_key_ok(self.patient_key) and _hsa_id_ok(self.care_unit_id)
-                and (self.practitioner_id is None or _hsa_id_ok(self.practitioner_id))
-                and _date_ok(self.assigned_on) and (self.command_id is _UNSET or _uuid_ok(self.command_id)))
+        return (_f.uuid_ok(self.assignment_id) and _f.patient_key_ok(self.patient_key) and _f.hsa_id_ok(self.care_unit_id)
+                and (self.practitioner_id is None or _f.hsa_id_ok(self.practitioner_id))
+                and _f.date_ok(self.assigned_on) and (self.command_id is _UNSET or _f.uuid_ok(self.command_id)))
 
 
 #: event type -> its Struct (the types read or made by the hundred thousand in a region's replay; any other
@@ -264,6 +203,8 @@ def typed_decode(event_type: str, value: bytes) -> dict[str, Any] | None:
     decoder = _DECODERS.get(event_type)
     if decoder is None:
         return None
+    if not _formats_chosen:
+        _choose_formats()
     try:
         event = decoder.decode(value)
     except (msgspec.ValidationError, msgspec.DecodeError):
@@ -271,3 +212,16 @@ def typed_decode(event_type: str, value: bytes) -> dict[str, Any] | None:
     if not event._checks_ok():
         return None
     return _to_builtins(event)
+
+
+_formats_chosen = False
+
+
+def _choose_formats() -> None:
+    """The format checks from the compiled twin where one is built from the current source (choosing
+    reads the module's source: at the first decode, not at import)."""
+    global _f, _formats_chosen
+    from flk.native import twin
+
+    _f = twin(formats).module
+    _formats_chosen = True

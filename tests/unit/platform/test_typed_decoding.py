@@ -16,12 +16,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from flk.events import envelope, typed
+from flk.events import envelope, formats, typed
 from flk.events.contracts import contracts
 from flk.events.envelope import EnvelopeError, make_record, read_record
 from flk.events.typed import TYPED_EVENTS, typed_decode
+from flk.native import twin
 from tests.support.builders import a_patient_key, a_visit
+from tests.support.required_tools import missing_tool
 from tests.unit.platform.test_contracts_and_registry import _inline_refs
+
+
+@pytest.fixture(scope="module", params=["pure", "compiled"], autouse=True)
+def format_checks(request):
+    """Every test here runs with the format checks (flk/events/formats.py) pure and compiled (flk.native;
+    ``./run setup`` builds the twin; a missing one skips here and fails under CI=true)."""
+    module = formats
+    if request.param == "compiled":
+        chosen = twin(formats)
+        if not chosen.compiled:
+            missing_tool(f"the format checks' compiled twin: {chosen.why}")
+        module = chosen.module
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(typed, "_f", module)
+        m.setattr(typed, "_formats_chosen", True)
+        yield request.param
 
 
 @cache
@@ -90,7 +108,7 @@ def outcome(topic, key, value, headers):
 
 
 @pytest.mark.parametrize("event_type", sorted(TYPED_EVENTS))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_what_the_typed_decoder_accepts_the_schema_accepts_with_the_same_data(event_type, data):
     instance = data.draw(_events(event_type))
@@ -103,7 +121,7 @@ def test_what_the_typed_decoder_accepts_the_schema_accepts_with_the_same_data(ev
 
 
 @pytest.mark.parametrize("event_type", sorted(TYPED_EVENTS))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_reading_with_the_typed_decoder_accepts_and_refuses_exactly_as_the_schema_does(event_type, data):
     instance = data.draw(_events(event_type))
@@ -170,7 +188,7 @@ def made(event_type, data):
 
 
 @pytest.mark.parametrize("event_type", sorted(TYPED_EVENTS))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_making_a_record_with_the_typed_check_makes_and_refuses_exactly_as_the_schema_does(event_type, data):
     """make_record checks a typed type's data with the typed decoder (flk.events.envelope._typed_value) and
