@@ -73,13 +73,13 @@ class OutgoingRecord:
 
 def derived_id(*parts: object) -> str:
     """A stable id from natural-key parts (uuid5)."""
-    return _uuid5_text("\x1f".join(str(p) for p in parts))
+    return uuid5_text("\x1f".join(str(p) for p in parts))
 
 
 _NAMESPACE_BYTES = FLK_NAMESPACE.bytes
 
 
-def _uuid5_text(name: str) -> str:
+def uuid5_text(name: str) -> str:
     """``str(uuid.uuid5(FLK_NAMESPACE, name))`` without building UUID objects (tested equal)."""
     digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
@@ -270,7 +270,7 @@ def _read_checked(topic: str, key: bytes | None, value: bytes | None, headers: I
     """The envelope's fields in its order (id, type, source, time, key, data), checked; the time is None
     unless ``with_time`` (a time the fast path reads is checked all the same)."""
     if fast:
-        usual = _usual_reader()(topic, key, value, headers)
+        usual = usual_reader()(topic, key, value, headers)
         if usual is not None:
             event_id, event_type, source, raw_time, key_text, data = usual
             return event_id, event_type, source, _time_of(raw_time) if with_time else None, key_text, data
@@ -413,9 +413,10 @@ def _time_of(raw_time: bytes) -> datetime:
 _usual: Any = None
 
 
-def _usual_reader() -> Any:
-    """``flk.events.usual.read_usual``, from its compiled twin where one is built from the current source
-    (chosen at the first read: choosing reads the module's source)."""
+def usual_reader() -> Any:
+    """``flk.events.usual.read_usual``: from its compiled twin where one is built from the current source
+    (chosen at the first call: choosing reads the module's source). A batch worker may call it before
+    `read_event` (None: call `read_event`), which it saves two calls per message."""
     global _usual
     if _usual is None:
         from flk.events import usual

@@ -3,7 +3,8 @@
 No Kafka client in here (the worker owns those), so the whole batch path is testable with
 plain records. Per batch:
 
-1. decode + validate each record (``flk.events.envelope.read_event``); invalid ones
+1. decode + validate each record (``flk.events.envelope.read_event``, the usual record through
+   ``usual_reader`` first, which gives the same); invalid ones
    become dead letters with the shared consumer's reasons and categories;
 2. group the valid events by (partition, patient key), in offset order;
 3. per patient: decode the record once, apply every event (pure handlers), compute the
@@ -32,7 +33,8 @@ import orjson
 from flk.events.contracts import ContractViolation
 from flk.events.dlq import FailedMessage
 from flk.events.envelope import (
-    EnvelopeError, OutgoingRecord, TrustedWriter, derived_id, read_event, wrap_trusted_record,
+    EnvelopeError, OutgoingRecord, TrustedWriter, derived_id, read_event, usual_reader, uuid5_text,
+    wrap_trusted_record,
 )
 from flk.native import Chosen, twin
 from services.continuity.domain.indices import IndexSet
@@ -151,6 +153,7 @@ class Processor:
         grouped: dict[tuple[int, bytes], list[tuple[str, dict, int, InputRecord]]] = {}
         processed = out.processed
         latest: dict[int, str] = {}  # partition -> the latest fact date (ISO) in this batch
+        read_usual = usual_reader()
         for rec in records:
             partition = rec.partition
             if partition not in open_partitions:
@@ -161,12 +164,16 @@ class Processor:
                 offsets = out.offsets[partition] = {}
             offsets[topic] = rec.offset + 1
             out.events += 1
-            try:
-                event_type, data = read_event(topic, rec.key, rec.value, rec.headers or ())
-            except (EnvelopeError, ContractViolation) as exc:
-                category = "envelope" if isinstance(exc, EnvelopeError) else "contract"
-                out.dead.append(DeadLetterItem(_failed(rec), str(exc), category))
-                continue
+            usual = read_usual(topic, rec.key, rec.value, rec.headers)
+            if usual is not None:  # (what read_event gives for it: flk.events.usual)
+                event_type, data = usual[1], usual[5]
+            else:
+                try:
+                    event_type, data = read_event(topic, rec.key, rec.value, rec.headers or ())
+                except (EnvelopeError, ContractViolation) as exc:
+                    category = "envelope" if isinstance(exc, EnvelopeError) else "contract"
+                    out.dead.append(DeadLetterItem(_failed(rec), str(exc), category))
+                    continue
             processed[event_type] = processed.get(event_type, 0) + 1
             day = effective_day(event_type, data)
             if day is not None and day > latest.get(partition, ""):
@@ -274,7 +281,9 @@ class Processor:
                         stamp: bytes) -> OutgoingRecord:
         """`indices_record` through the batch's writer (the same record; its time is the batch's)."""
         as_of, data = _indices_data(patient_key, unit, indices)
-        return self._writer.record(patient_key, data, derived_id(INDICES_EVENT, patient_key, as_of, fp), stamp)
+        # (derived_id(INDICES_EVENT, patient_key, as_of, fp) without its generator: the same text, the same id)
+        event_id = uuid5_text(f"{INDICES_EVENT}\x1f{patient_key}\x1f{as_of}\x1f{fp}")
+        return self._writer.record(patient_key, data, event_id, stamp)
 
     def set_unit_families(self, families: dict[str, str]) -> bool:
         """Take the unit register's filial relations; True when they changed (every open partition

@@ -113,7 +113,7 @@ def test_a_naive_time_is_refused_as_the_sdk_refuses_it():
 @settings(max_examples=300, deadline=None)
 @given(name=st.text(max_size=80))
 def test_derived_ids_are_the_uuid5_of_the_standard_library(name):
-    assert env._uuid5_text(name) == str(uuid.uuid5(FLK_NAMESPACE, name))
+    assert env.uuid5_text(name) == str(uuid.uuid5(FLK_NAMESPACE, name))
 
 
 def test_derived_ids_join_their_parts_as_before():
