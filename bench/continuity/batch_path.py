@@ -44,7 +44,7 @@ def records(visits: int, patients: int) -> list[ConsumedRecord]:
         "started_on": "2024-01-01", "responsibility_from": "2024-01-02", "origin": "active_choice",
         "initiated_by": "person"}, source="bench") for i, pk in enumerate(keys)]
     made += [make_record("visit.recorded.v1", visit(rng, n, rng.choice(keys)), source="bench") for n in range(visits)]
-    return [ConsumedRecord(r.topic, i % 6, i, r.key, r.value, list(r.headers)) for i, r in enumerate(made)]
+    return [ConsumedRecord(r.topic, i % 6, i, r.key, r.value, tuple(r.headers)) for i, r in enumerate(made)]
 
 
 def run(recs: list[ConsumedRecord], *, hot: bool) -> tuple[float, MemoryStore]:

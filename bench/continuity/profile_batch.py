@@ -26,7 +26,7 @@ rng = random.Random(1); keys = [key(i) for i in range(5000)]
 recs = []
 for n in range(int(sys.argv[1]) if len(sys.argv) > 1 else 50000):
     r = make_record("visit.recorded.v1", visit(rng, n, rng.choice(keys)), source="bench")
-    recs.append(Rec(r.topic, hash(r.key) % 6, n, r.key, r.value, list(r.headers)))
+    recs.append(Rec(r.topic, hash(r.key) % 6, n, r.key, r.value, tuple(r.headers)))
 store = MemoryStore()
 for p in range(6): store.open(p)
 proc = Processor(ContinuitySettings(), store, date(2026, 3, 15))

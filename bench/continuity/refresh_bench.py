@@ -55,7 +55,7 @@ def inputs(patients: int, visits: int, seed: int = 1) -> list[ConsumedRecord]:
                 "visit_id": f"v{i}-{v}", "patient_key": key, "practitioner_id": f"SE2321000016-L{rnd.randrange(400):04d}",
                 "care_unit_id": unit, "profession": "läkare", "contact_type": "besok",
                 "occurred_at": at.strftime("%Y-%m-%dT%H:%M:%SZ")}, source="bench/refresh"))
-    return [ConsumedRecord(r.topic, 0, n, r.key, r.value, list(r.headers)) for n, r in enumerate(records)]
+    return [ConsumedRecord(r.topic, 0, n, r.key, r.value, tuple(r.headers)) for n, r in enumerate(records)]
 
 
 def stored(records: list[ConsumedRecord]) -> MemoryStore:

@@ -58,8 +58,8 @@ def read_usual(topic: Any, key: Any, value: Any, headers: Any) -> tuple[str, str
     """(id, event type, source, the ce_time header, key, data) of a usual message, checked as the full read
     checks it (the time's text only: the caller builds the time object if it needs one); None: not a
     usual message, read it the full way."""
-    if (type(headers) is not list or type(topic) is not str or type(key) is not bytes or type(value) is not bytes
-            or not key):
+    if ((type(headers) is not tuple and type(headers) is not list) or type(topic) is not str
+            or type(key) is not bytes or type(value) is not bytes or not key):  # (aiokafka's headers: a tuple)
         return None
     header_map: dict[Any, Any] = {}
     for header in headers:

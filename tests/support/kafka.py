@@ -47,4 +47,4 @@ class ConsumedRecord:
     offset: int
     key: bytes
     value: bytes
-    headers: list
+    headers: tuple  #: as aiokafka's consumer records carry them (a producer's records: a list)

@@ -9,6 +9,8 @@ import uuid
 import pytest
 
 from flk.events import dlq
+from flk.events.envelope import make_record, read_record, usual_reader
+from flk.events.producer import publish
 from flk.events.registry import registry
 from tests.conftest import consume_all
 from tests.support.builders import a_patient_key, a_visit
@@ -57,6 +59,25 @@ async def test_visit_published_with_kcat_is_read_and_validated_by_our_consumer(k
     assert envelope.key == visit["patient_key"]
     assert envelope.data == visit
     assert await consume_all(kafka_bootstrap, topic_prefix + VISITS + ".dlq", expected=1, timeout_s=2) == []
+
+
+async def test_a_record_our_producer_wrote_is_taken_by_the_usual_read_as_a_consumer_hands_it_over(
+        kafka_bootstrap, topic_prefix, producer):
+    """The usual read (flk/events/usual.py) is the stream workers' fast path: it must take records as aiokafka's
+    consumer gives them (headers as a tuple), or every record silently pays for a second read."""
+    record = make_record("visit.recorded.v1", a_visit(), source="/ehr/tests")
+    await publish(producer, record, topic_prefix)
+
+    [consumed] = await consume_all(kafka_bootstrap, topic_prefix + VISITS, expected=1)
+
+    taken = usual_reader()(VISITS, consumed.key, consumed.value, consumed.headers)
+    assert taken is not None
+    envelope = read_record(VISITS, consumed.key, consumed.value, consumed.headers)
+    assert taken[1] == envelope.event_type and taken[5] == envelope.data == record_data(record)
+
+
+def record_data(record) -> dict:
+    return json.loads(record.value)
 
 
 MALFORMED = {

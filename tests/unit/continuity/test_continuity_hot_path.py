@@ -94,7 +94,7 @@ HOT = pure_hot_visits  # (the implementation under test: set by the fixture abov
 
 
 def feed(processor: Processor, store: MemoryStore, records, batch_sizes, earlier=None, refresh=False):
-    inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
+    inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, tuple(r.headers)) for i, r in enumerate(records)]
     results, start = [], 0
     as_of = processor.as_of
     for n, size in enumerate([*batch_sizes, len(inputs)]):
@@ -323,7 +323,7 @@ def test_a_refresh_that_prunes_visits_a_tombstone_and_a_sabo_period_is_taken_hot
     store = MemoryStore()
     processor = Processor(ContinuitySettings(), store, earlier, compiled=HOT is not pure_hot_visits)
     processor.open_partition(0)
-    inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(history)]
+    inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, tuple(r.headers)) for i, r in enumerate(history)]
     out = processor.process(inputs)
     assert not out.dead
     store.commit(0, out.writes.get(0, {}), out.offsets.get(0, {}))

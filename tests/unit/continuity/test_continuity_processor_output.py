@@ -58,7 +58,7 @@ def run(records, batch_sizes: list[int], scope: str = "listing-unit"):
     store = MemoryStore()
     processor = Processor(ContinuitySettings(scope=scope), store, AS_OF)
     processor.open_partition(0)
-    inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, list(r.headers)) for i, r in enumerate(records)]
+    inputs = [ConsumedRecord(r.topic, 0, i, r.key, r.value, tuple(r.headers)) for i, r in enumerate(records)]
     outgoing, start = [], 0
     for size in [*batch_sizes, len(inputs)]:
         batch = inputs[start:start + size]

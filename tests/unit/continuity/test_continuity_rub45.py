@@ -59,7 +59,7 @@ class Stream:
     def records(self, *records) -> list[ConsumedRecord]:
         out = []
         for r in records:
-            out.append(ConsumedRecord(r.topic, 0, self.offset, r.key, r.value, list(r.headers)))
+            out.append(ConsumedRecord(r.topic, 0, self.offset, r.key, r.value, tuple(r.headers)))
             self.offset += 1
         return out
 
