@@ -27,26 +27,24 @@ PATIENT_KEYS_KEPT = 200_000
 HSA_IDS_KEPT = 50_000
 
 
-def patient_key_ok(text: str) -> bool:
-    if text in _patient_keys:
+def _seen_matching(text: str, seen: set[str], pattern: re.Pattern[str], kept: int) -> bool:
+    """Whether ``text`` matches ``pattern``, remembering up to ``kept`` texts that did (then forgetting all)."""
+    if text in seen:
         return True
-    if _PATIENT_KEY.fullmatch(text) is None:
+    if pattern.fullmatch(text) is None:
         return False
-    if len(_patient_keys) >= PATIENT_KEYS_KEPT:
-        _patient_keys.clear()
-    _patient_keys.add(text)
+    if len(seen) >= kept:
+        seen.clear()
+    seen.add(text)
     return True
+
+
+def patient_key_ok(text: str) -> bool:
+    return _seen_matching(text, _patient_keys, _PATIENT_KEY, PATIENT_KEYS_KEPT)
 
 
 def hsa_id_ok(text: str) -> bool:
-    if text in _hsa_ids:
-        return True
-    if _HSA_ID.fullmatch(text) is None:
-        return False
-    if len(_hsa_ids) >= HSA_IDS_KEPT:
-        _hsa_ids.clear()
-    _hsa_ids.add(text)
-    return True
+    return _seen_matching(text, _hsa_ids, _HSA_ID, HSA_IDS_KEPT)
 
 
 def date_time_ok(text: str) -> bool:
