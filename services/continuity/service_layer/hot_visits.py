@@ -9,7 +9,10 @@ the visits stay ``(digest, seq, packed)`` integers; the indices are computed ove
 *numbers* (one number per distinct id, so the counts — and every index — are the same as over the ids:
 :func:`_index_set_of_numbers` is :func:`~services.continuity.domain.indices.index_set` typed for the
 compiled twin, tested equal to it); the id table is rebuilt in
-the order ``encode_state`` builds it, so the bytes written are the reference's bytes.
+the order ``encode_state`` builds it, so the bytes written are the reference's bytes. The usual batch — visits
+alone, each in a second of its own, nothing left the window — does not even read the stored visits into
+objects (``_visits_in_place``): only their packed fields, a new visit's digest looked up in the bytes, the
+new visits spliced among the stored ones' bytes (``_spliced``).
 
 It handles what it can decide exactly and says "not mine" (``None``) otherwise: another record or codec
 version, a limit of the codec, a malformed record, any value a handler would fail on. The caller then
@@ -117,6 +120,58 @@ def _ids_in_table(raw: bytes, start: int, nv: int, ns: int, packs: tuple[int, ..
     return not any(x >> 12 & 0xFFF >= ns or x & 0xFFF >= ns for x in packs)
 
 
+_VISIT = struct.Struct("<QQQ")  # a stored visit: digest, seq, packed
+_PACKS_CACHED = 256
+_packs_structs: dict[int, struct.Struct] = {}
+
+
+def _packs_of(raw: bytes, start: int, nv: int) -> tuple[int, ...]:
+    """The ``nv`` stored visits' packed fields (the third of each visit's three numbers), without reading the
+    digests and sequence numbers into objects."""
+    if nv > _PACKS_CACHED:
+        return struct.unpack_from(f"<{3 * nv}Q", raw, start)[2::3]
+    layout = _packs_structs.get(nv)
+    if layout is None:
+        layout = _packs_structs[nv] = struct.Struct("<" + "16xQ" * nv)
+    return layout.unpack_from(raw, start)
+
+
+def _has_digest(raw: bytes, digest: int, start: int, count: int, stride: int) -> bool:
+    """Whether one of the ``count`` entries of ``stride`` bytes from ``start`` (stored visits: 24, tombstones:
+    12) begins with ``digest`` (little-endian, as written): a search in the bytes, not a set of numbers."""
+    needle = digest.to_bytes(8, "little")
+    end = start + stride * count
+    at = raw.find(needle, start, end)
+    while at >= 0:
+        if (at - start) % stride == 0:
+            return True
+        at = raw.find(needle, at + 1, end)
+    return False
+
+
+def _first_at_or_after(packs: Sequence[int], stamp: int) -> int:
+    """The first stored visit (in stamp order) whose stamp is ``stamp`` or later: where a visit at ``stamp``
+    goes when no stored visit has its stamp."""
+    lo, hi = 0, len(packs)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if packs[mid] >> 26 < stamp:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _number(table: dict[bytes, int], ids: list[bytes], name: bytes) -> int:
+    """``name``'s number in the patient's id table (``table``: id -> number, ``ids``: by number), a new one
+    at the end for an id not in it yet."""
+    number = table.get(name)
+    if number is None:
+        number = table[name] = len(ids)
+        ids.append(name)
+    return number
+
+
 class HotResult(NamedTuple):
     value: bytes | None  #: the record to write; None = unchanged
     unit: str | None
@@ -179,6 +234,20 @@ class HotVisits:
             ok = self._contact[contact_type] = normalise_code(contact_type) in self.settings.contact_types
         return ok
 
+    def _counted(self, data: dict[str, Any], lo: int) -> tuple[int, int]:
+        """A visit's (counts_for flags, stamp); flags 0: it counts for no index or is dated on or before the
+        window's first day ``lo`` (an ordinal), so it is not kept."""
+        flags = self._counts(data["profession"])
+        if not flags:
+            return 0, 0
+        contact_type = data.get("contact_type")
+        if contact_type and not self._contact_counts(contact_type):
+            return 0, 0
+        stamp = self._stamp(data["occurred_at"])
+        if stamp // SECONDS_PER_DAY <= lo:
+            return 0, 0
+        return flags, stamp
+
     def apply(self, raw: bytes | None, visits: list[tuple[dict[str, Any], int]], as_of: date,
               families: Mapping[str, str], fingerprint_of,
               facts: Sequence[tuple[str, dict[str, Any]]] = ()) -> HotResult | None:
@@ -224,17 +293,23 @@ class HotVisits:
             strings.append(raw[offset + 1:end])
             offset = end
         table_end = offset
-        flat = struct.unpack_from(f"<{3 * nv}Q", raw, offset)
-        offset += 24 * nv
-        tomb_flat = struct.unpack_from("<" + "QI" * nt, raw, offset)
-        if offset + 12 * nt != len(raw):
+        visits_end = table_end + 24 * nv
+        if visits_end + 12 * nt != len(raw):
             return None
         if (unit_index != _NO_UNIT and unit_index >= ns) or (flk and max(flk) >= ns) or len(set(strings)) != ns:
             return None
         # (digest, seq, packed) with packed = stamp << 26 | counts_for << 24 | practitioner << 12 | unit
-        packs = flat[2::3]
+        packs = _packs_of(raw, table_end, nv)
         if packs and ns < 0x1000 and not _ids_in_table(raw, table_end, nv, ns, packs):
             return None
+        if visits and not facts and not refresh:
+            taken, result = self._visits_in_place(raw, new, old_fp, nres, ncoord, rub, assessed_at, res_end, ns, nv,
+                                                  nt, unit_index, flk, strings, table_end, packs, visits, as_of,
+                                                  families, fingerprint_of)
+            if taken:
+                return result
+        flat = struct.unpack_from(f"<{3 * nv}Q", raw, table_end)
+        tomb_flat = struct.unpack_from("<" + "QI" * nt, raw, visits_end)
         stored = list(zip(flat[0::3], flat[1::3], packs))
         tombs = list(zip(tomb_flat[0::2], tomb_flat[1::2]))
         table = None
@@ -255,11 +330,7 @@ class HotVisits:
                     continue
                 if table is None:
                     table = {s: i for i, s in enumerate(strings)}
-                u = table.get(u_raw)
-                if u is None:
-                    u = table[u_raw] = len(strings)
-                    strings.append(u_raw)
-                unit_index = u
+                unit_index = _number(table, strings, u_raw)
                 relisted = changed = True
             elif event_type == FLK_ASSIGNED:  # `_flk_assigned`: a doctor's list adds its doctor
                 practitioner = data.get("practitioner_id")
@@ -272,9 +343,7 @@ class HotVisits:
                     continue
                 if table is None:
                     table = {s: i for i, s in enumerate(strings)}
-                if p_raw not in table:
-                    table[p_raw] = len(strings)
-                    strings.append(p_raw)
+                _number(table, strings, p_raw)
                 flk = tuple(table[name] for name in names)
                 coord = new_coord
                 relisted = changed = True
@@ -307,14 +376,8 @@ class HotVisits:
                     residences = b"".join(_RES.pack(*r) for r in kept)
                     pruned = changed = True
         for data, seq in visits:
-            flags = self._counts(data["profession"])
+            flags, stamp = self._counted(data, lo)
             if not flags:
-                continue
-            contact_type = data.get("contact_type")
-            if contact_type and not self._contact_counts(contact_type):
-                continue
-            stamp = self._stamp(data["occurred_at"])
-            if stamp // SECONDS_PER_DAY <= lo:
                 continue
             digest = visit_digest(data["visit_id"])
             if digests is None:  # (the same test as `record_visit`'s: a known visit id or a tombstone)
@@ -335,16 +398,8 @@ class HotVisits:
             if tombs and any(t[1] <= lo for t in tombs):
                 tombs = [t for t in tombs if t[1] > lo]
                 pruned, digests = True, None
-            p_raw = data["practitioner_id"].encode()
-            u_raw = data["care_unit_id"].encode()
-            p = table.get(p_raw)
-            if p is None:
-                p = table[p_raw] = len(strings)
-                strings.append(p_raw)
-            u = table.get(u_raw)
-            if u is None:
-                u = table[u_raw] = len(strings)
-                strings.append(u_raw)
+            p = _number(table, strings, data["practitioner_id"].encode())
+            u = _number(table, strings, data["care_unit_id"].encode())
             if len(strings) > _INDEX_LIMIT:
                 return None
             entry = (digest, seq, stamp << 26 | flags << 24 | p << 12 | u)
@@ -361,45 +416,9 @@ class HotVisits:
                 digests.add(digest)
             changed = True
 
-        # the indices over the id numbers (a bijection with the ids: the same counts, the same indices)
         hi_stamp = (hi + 1) * SECONDS_PER_DAY
-        if not b"".join(strings).isascii():  # (ASCII ids are UTF-8; HSA-ids are ASCII)
-            for s in strings:
-                s.decode()  # a malformed id: the reference refuses the record (and so do we)
-        unit = None if unit_index == _NO_UNIT else strings[unit_index].decode()
-        counted_unit = None  # unit number -> whether its visits count (scope listing-unit)
-        only_unit = -1  # without filials: the listing unit's number (ids are unique in the table)
-        if self._listing_scope and unit is not None:
-            if families:
-                main = families.get(unit, unit)
-                counted_unit = {}
-                for _, _, packed in stored:
-                    u = packed & 0xFFF
-                    if u not in counted_unit:
-                        name = strings[u].decode()
-                        counted_unit[u] = name == main or families.get(name) == main
-            else:
-                only_unit = unit_index
-        doctor: list[int] = []
-        total: list[int] = []
-        for _, _, packed in stored:
-            stamp = packed >> 26
-            if stamp < lo_stamp or stamp >= hi_stamp:
-                continue
-            if only_unit >= 0:
-                if packed & 0xFFF != only_unit:
-                    continue
-            elif counted_unit is not None and not counted_unit[packed & 0xFFF]:
-                continue
-            p = packed >> 12 & 0xFFF
-            if packed & (COUNTS_FOR_DOCTOR << 24):
-                doctor.append(p)
-            if packed & (COUNTS_FOR_TOTAL << 24):
-                total.append(p)
-        min_visits = settings.min_visits
-        size = len(strings)
-        indices = PatientIndices(as_of, _index_set_of_numbers(doctor, flk, min_visits, size),
-                                 _index_set_of_numbers(total, flk, min_visits, size))
+        unit, indices = self._indices([v[2] for v in stored], strings, unit_index, flk, as_of, lo_stamp, hi_stamp,
+                                      families)
         fp = fingerprint_of(unit, indices)
         emit = fp != old_fp
 
@@ -415,20 +434,130 @@ class HotVisits:
                                      unit_index, flk, strings, stored, tombs)
             if value is None:
                 return None
+        return _result(value, unit, indices, fp, emit, flk, coord, strings, residences, nres, rub, as_of)
 
-        # what the aggregates need (PatientRecord.doctor_key, .sabo_cohort_on, .rub45)
-        doctor_key = None
-        if flk:
-            doctor_key = coord.decode() if coord and any(strings[i] == coord for i in flk) else strings[flk[0]].decode()
-        day = as_of.toordinal()
-        sabo = False
-        for j in range(nres):
-            _, r_lo, r_hi, main_care = _RES.unpack_from(residences, j * _RES_SIZE)
-            if r_lo <= day and (r_hi == 0 or day <= r_hi) and main_care != MAIN_CARE_ELSEWHERE:
-                sabo = True
-                break
-        rub_band = None if rub == _NO_RUB else rub
-        return HotResult(value, unit, indices, fp, emit, doctor_key, sabo, rub_band in RUB45_BANDS)
+    def _visits_in_place(self, raw, new, old_fp, nres, ncoord, rub, assessed_at, res_end, ns, nv, nt, unit_index,
+                         flk, strings, table_end, packs, visits, as_of, families,
+                         fingerprint_of) -> tuple[bool, HotResult | None]:
+        """`_apply` for visits alone (no facts, no refresh) in the usual case, on the stored bytes: (True, what
+        `_apply` gives), or (False, None) for `_apply`'s general way. The usual case: every visit in its own
+        second (stored and new: their order is their stamps', no sequence number or digest decides it), and
+        nothing to prune (no stored visit or tombstone has left the window). The stored visits are not read
+        into objects: their packed fields are (the indices and the id order), a new visit's digest is looked
+        up in the bytes, and the record is written from the stored bytes with the new visits spliced in — and
+        the packed fields renumbered when the id table's order (`encode_state`'s) changes."""
+        lo, hi = _bounds(as_of, self.settings.window_months)
+        lo_stamp = (lo + 1) * SECONDS_PER_DAY
+        previous = -1
+        for packed in packs:
+            stamp = packed >> 26
+            if stamp <= previous:
+                return False, None  # two stored visits in one second: (stamp, seq, digest) orders them
+            previous = stamp
+        if packs and packs[0] >> 26 < lo_stamp:
+            return False, None  # a stored visit left the window: pruned when a visit is added
+        visits_end = table_end + 24 * nv
+        if nt:
+            tomb_flat = struct.unpack_from("<" + "QI" * nt, raw, visits_end)
+            for day in tomb_flat[1::2]:
+                if day <= lo:
+                    return False, None  # a tombstone left the window: likewise
+        ids = strings
+        table: dict[bytes, int] | None = None
+        added: list[tuple[int, int, int, int]] = []  # the new visits: (stamp, seq, digest, packed)
+        for data, seq in visits:  # (as `_apply` takes them, in the same order, refusing what it refuses)
+            flags, stamp = self._counted(data, lo)
+            if not flags:
+                continue
+            digest = visit_digest(data["visit_id"])
+            if (_has_digest(raw, digest, table_end, nv, 24) or (nt and _has_digest(raw, digest, visits_end, nt, 12))
+                    or any(a[2] == digest for a in added)):
+                continue
+            if not 0 <= seq < _U64 or stamp < 0 or stamp >= _STAMP_LIMIT:
+                return True, None
+            if table is None:
+                table = {s: i for i, s in enumerate(strings)}
+                ids = strings.copy()  # (`_apply`'s general way takes `strings` as they were)
+            p = _number(table, ids, data["practitioner_id"].encode())
+            u = _number(table, ids, data["care_unit_id"].encode())
+            if len(ids) > _INDEX_LIMIT:
+                return True, None
+            added.append((stamp, seq, digest, stamp << 26 | flags << 24 | p << 12 | u))
+        merged: Sequence[int] = packs
+        places: list[int] = []  # where each new visit (in stamp order) goes among the stored ones
+        if added:
+            added.sort()
+            last = -1
+            for a in added:
+                stamp = a[0]
+                at = _first_at_or_after(packs, stamp)
+                if stamp == last or (at < nv and packs[at] >> 26 == stamp):
+                    return False, None  # two visits in one second
+                places.append(at)
+                last = stamp
+            merged_list: list[int] = []
+            start = 0
+            for a, at in zip(added, places):
+                merged_list.extend(packs[start:at])
+                merged_list.append(a[3])
+                start = at
+            merged_list.extend(packs[start:])
+            merged = merged_list
+        unit, indices = self._indices(merged, ids, unit_index, flk, as_of, lo_stamp, (hi + 1) * SECONDS_PER_DAY,
+                                      families)
+        fp = fingerprint_of(unit, indices)
+        emit = fp != old_fp
+        value = None
+        if new or added or emit:
+            value = _spliced(raw, res_end, nres, ncoord, rub, assessed_at, fp if emit else old_fp, unit_index, flk,
+                             ns, nv, nt, table_end, ids, added, places, merged)
+            if value is None:
+                return True, None
+        coord = raw[_HEAD_SIZE:_HEAD_SIZE + ncoord]
+        residences = raw[_HEAD_SIZE + ncoord:res_end]
+        return True, _result(value, unit, indices, fp, emit, flk, coord, ids, residences, nres, rub, as_of)
+
+    def _indices(self, packs: Sequence[int], strings: list[bytes], unit_index: int, flk: Sequence[int], as_of: date,
+                 lo_stamp: int, hi_stamp: int, families: Mapping[str, str]) -> tuple[str | None, PatientIndices]:
+        """The patient's listing unit and indices over the id numbers of the visits' packed fields (a bijection
+        with the ids: the same counts, the same indices)."""
+        if not b"".join(strings).isascii():  # (ASCII ids are UTF-8; HSA-ids are ASCII)
+            for s in strings:
+                s.decode()  # a malformed id: the reference refuses the record (and so do we)
+        unit = None if unit_index == _NO_UNIT else strings[unit_index].decode()
+        counted_unit = None  # unit number -> whether its visits count (scope listing-unit)
+        only_unit = -1  # without filials: the listing unit's number (ids are unique in the table)
+        if self._listing_scope and unit is not None:
+            if families:
+                main = families.get(unit, unit)
+                counted_unit = {}
+                for packed in packs:
+                    u = packed & 0xFFF
+                    if u not in counted_unit:
+                        name = strings[u].decode()
+                        counted_unit[u] = name == main or families.get(name) == main
+            else:
+                only_unit = unit_index
+        doctor: list[int] = []
+        total: list[int] = []
+        for packed in packs:
+            stamp = packed >> 26
+            if stamp < lo_stamp or stamp >= hi_stamp:
+                continue
+            if only_unit >= 0:
+                if packed & 0xFFF != only_unit:
+                    continue
+            elif counted_unit is not None and not counted_unit[packed & 0xFFF]:
+                continue
+            p = packed >> 12 & 0xFFF
+            if packed & (COUNTS_FOR_DOCTOR << 24):
+                doctor.append(p)
+            if packed & (COUNTS_FOR_TOTAL << 24):
+                total.append(p)
+        min_visits = self.settings.min_visits
+        size = len(strings)
+        return unit, PatientIndices(as_of, _index_set_of_numbers(doctor, flk, min_visits, size),
+                                    _index_set_of_numbers(total, flk, min_visits, size))
 
     @staticmethod
     def _append(raw, res_end, nres, ncoord, rub, assessed_at, fp, unit_index, nflk, ns, nv, nt, table_end,
@@ -439,13 +568,9 @@ class HotVisits:
         nv_new = nv + added
         if nv_new > 0xFFFF:
             return None
-        new_ids = strings[ns:]
-        table = bytearray()
-        for s in new_ids:
-            if len(s) > 255:
-                return None
-            table.append(len(s))
-            table += s
+        table = _id_table(strings[ns:])
+        if table is None:
+            return None
         visits_end = table_end + 24 * nv
         return b"".join((
             _HEAD.pack(RECORD_VERSION, fp, nres, ncoord, rub, assessed_at),
@@ -477,13 +602,9 @@ class HotVisits:
             append(packed >> 24 << 24 | p << 12 | u)
         if len(remap) > _INDEX_LIMIT:
             return None
-        table = bytearray()
-        for old in remap:
-            s = strings[old]
-            if len(s) > 255:
-                return None
-            table.append(len(s))
-            table += s
+        table = _id_table([strings[old] for old in remap])
+        if table is None:
+            return None
         nv = len(stored)
         nt = len(tombs)
         if nv > 0xFFFF or nt > 0xFFFF:
@@ -497,3 +618,110 @@ class HotVisits:
             struct.pack(f"<{3 * nv}Q", *flat),
             struct.pack("<" + "QI" * nt, *[x for t in tombs for x in t]),
         ))
+
+
+def _id_table(names: list[bytes]) -> bytes | None:
+    """The id table's bytes for ``names`` in order (each after its length), or None: an id too long for it."""
+    table = bytearray()
+    for name in names:
+        if len(name) > 255:
+            return None
+        table.append(len(name))
+        table += name
+    return bytes(table)
+
+
+def _result(value: bytes | None, unit: str | None, indices: PatientIndices, fp: int, emit: bool, flk: Sequence[int],
+            coord: bytes, strings: list[bytes], residences: bytes, nres: int, rub: int, as_of: date) -> HotResult:
+    """The result with what the aggregates need (PatientRecord.doctor_key, .sabo_cohort_on, .rub45)."""
+    doctor_key = None
+    if flk:
+        doctor_key = coord.decode() if coord and any(strings[i] == coord for i in flk) else strings[flk[0]].decode()
+    day = as_of.toordinal()
+    sabo = False
+    for j in range(nres):
+        _, r_lo, r_hi, main_care = _RES.unpack_from(residences, j * _RES_SIZE)
+        if r_lo <= day and (r_hi == 0 or day <= r_hi) and main_care != MAIN_CARE_ELSEWHERE:
+            sabo = True
+            break
+    rub_band = None if rub == _NO_RUB else rub
+    return HotResult(value, unit, indices, fp, emit, doctor_key, sabo, rub_band in RUB45_BANDS)
+
+
+def _spliced(raw: bytes, res_end: int, nres: int, ncoord: int, rub: int, assessed_at: int, fp: int, unit_index: int,
+             flk: Sequence[int], ns: int, nv: int, nt: int, table_end: int, ids: list[bytes],
+             added: list[tuple[int, int, int, int]], places: list[int], merged: Sequence[int]) -> bytes | None:
+    """The record as ``encode_record`` writes it (`HotVisits._encode`'s bytes) from the stored one and the new
+    visits (``added`` in stamp order, each before the stored visit ``places`` names; ``merged``: every
+    visit's packed field in order): the stored visits' bytes copied between the new ones. The id table in
+    ``encode_state``'s order (the listing unit, the FLKs, then each visit's practitioner and unit in visit
+    order): when that is the stored table's order, with the new ids after it, nothing is renumbered;
+    otherwise the table is rewritten and every visit's packed field renumbered in place."""
+    size = len(ids)
+    nv_new = nv + len(added)
+    if nv_new > 0xFFFF:
+        return None
+    remap = [-1] * size  # id number -> its number in `encode_state`'s order
+    n = 0
+    if unit_index != _NO_UNIT:
+        remap[unit_index] = 0
+        n = 1
+    for i in flk:
+        if remap[i] < 0:
+            remap[i] = n
+            n += 1
+    for packed in merged:
+        p = packed >> 12 & 0xFFF
+        if remap[p] < 0:
+            remap[p] = n
+            n += 1
+        u = packed & 0xFFF
+        if remap[u] < 0:
+            remap[u] = n
+            n += 1
+    in_order = n == size
+    if in_order:
+        for i in range(size):
+            if remap[i] != i:
+                in_order = False
+                break
+    pieces: list[bytes] = []
+    start = table_end
+    for a, at in zip(added, places):
+        pieces.append(raw[start:table_end + 24 * at])
+        pieces.append(_VISIT.pack(a[2], a[1], a[3]))
+        start = table_end + 24 * at
+    visits_end = table_end + 24 * nv
+    pieces.append(raw[start:visits_end])
+    if in_order:
+        table = _id_table(ids[ns:])
+        if table is None:
+            return None
+        return b"".join((
+            _HEAD.pack(RECORD_VERSION, fp, nres, ncoord, rub, assessed_at),
+            raw[_HEAD_SIZE:res_end],  # the coordinating FLK, the SÄBO periods
+            _STATE_HEAD.pack(CODEC_VERSION, size, nv_new, nt, unit_index, len(flk)),
+            raw[res_end + _STATE_HEAD_SIZE:table_end],  # the FLKs, the stored ids
+            table, b"".join(pieces),
+            raw[visits_end:],  # the tombstones
+        ))
+    order = [0] * n
+    for old in range(size):
+        if remap[old] >= 0:
+            order[remap[old]] = old
+    table = _id_table([ids[old] for old in order])
+    if table is None:
+        return None
+    visit_bytes = bytearray(b"".join(pieces))
+    renumbered = struct.pack(f"<{nv_new}Q", *[packed >> 24 << 24 | remap[packed >> 12 & 0xFFF] << 12
+                                               | remap[packed & 0xFFF] for packed in merged])
+    for k in range(8):  # each visit's packed field: the third 8 bytes of its 24
+        visit_bytes[16 + k::24] = renumbered[k::8]
+    return b"".join((
+        _HEAD.pack(RECORD_VERSION, fp, nres, ncoord, rub, assessed_at),
+        raw[_HEAD_SIZE:res_end],
+        _STATE_HEAD.pack(CODEC_VERSION, n, nv_new, nt, 0 if unit_index != _NO_UNIT else _NO_UNIT, len(flk)),
+        struct.pack(f"<{len(flk)}H", *[remap[i] for i in flk]),
+        table, visit_bytes,
+        raw[visits_end:],
+    ))

@@ -155,6 +155,42 @@ def test_the_hot_path_writes_emits_and_counts_exactly_what_the_reference_does(hi
     assert hot == reference
 
 
+_IN_THE_WINDOW = st.integers(0, 60 * 24 * 560).map(  # a minute from just before the 18-month window to after as of
+    lambda m: (datetime(2024, 9, 10, tzinfo=timezone.utc) + timedelta(minutes=m)).isoformat().replace("+00:00", "Z"))
+
+
+def a_visit_in_any_order(patient: str):
+    """A visit at any minute (now and then at one of `DAYS`: the same second as another), by one of eight
+    practitioners: the worker's usual batch on a stored record, visits going before stored ones and new ids
+    first appearing before stored ones (the id table renumbered)."""
+    return st.builds(
+        a_visit_record, st.just(patient), st.integers(1, 30).map(lambda n: f"v{n}-{patient[-6:]}"),
+        st.sampled_from([DOCTOR_1, DOCTOR_2, *(f"SE2321000016-L{i:03d}" for i in range(3, 9))]),
+        st.one_of(_IN_THE_WINDOW, _IN_THE_WINDOW, st.sampled_from(DAYS)), st.sampled_from([UNIT_A, UNIT_B, UNIT_C]),
+        st.sampled_from(["läkare", "läkare", "sjuksköterska", "kurator"]), st.sampled_from(["besok", "besok", "telefon"]))
+
+
+def an_opening_fact(patient: str):
+    return st.one_of(
+        st.builds(listing, st.just(patient), st.sampled_from([UNIT_A, UNIT_B])),
+        st.builds(flk_assigned, st.just(patient), st.sampled_from([DOCTOR_1, DOCTOR_2, "SE2321000016-L005"]),
+                  st.just(UNIT_A), coordinating=st.booleans()),
+        st.builds(cancellation, st.just(patient), st.integers(1, 30).map(lambda n: f"v{n}-{patient[-6:]}")))
+
+
+@settings(max_examples=150, deadline=None)
+@given(opening=st.lists(st.sampled_from(PATIENTS).flatmap(an_opening_fact), max_size=6),
+       visits=st.lists(st.sampled_from(PATIENTS).flatmap(a_visit_in_any_order), min_size=1, max_size=40),
+       batch_sizes=st.lists(st.integers(1, 12), max_size=4), scope=st.sampled_from(["listing-unit", "all"]),
+       families=st.sampled_from([None, {UNIT_B: UNIT_A}]), earlier=st.sampled_from([None, date(2025, 12, 1)]))
+def test_visits_alone_in_any_order_on_stored_records_are_written_exactly_as_the_reference_writes_them(
+        opening, visits, batch_sizes, scope, families, earlier):
+    """Batches of visits alone (after a batch of listings, FLKs and cancellations): the hot path's in-place way
+    (new visits spliced among the stored ones' bytes) gives the reference's bytes, events and counts."""
+    hot, reference = both(opening + visits, [len(opening), *batch_sizes], scope, families, earlier=earlier)
+    assert hot == reference
+
+
 def test_a_visit_on_the_windows_first_day_is_pruned_when_a_later_visit_arrives_as_the_reference_prunes_it():
     patient = PATIENTS[0]
     history = [listing(patient),
