@@ -55,9 +55,6 @@ _RES_SIZE = _RES.size
 #: a UTC time with seconds: (its hour), its minutes, its seconds (the hour's validity: `_stamp` parses it)
 _UTC_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}):([0-5][0-9]):([0-5][0-9])(?:\.[0-9]{1,6})?Z")
 _HOURS_KEPT = 100_000  # about 11 years of hours
-#: "00" … "59" (what `_UTC_TIME` accepts as minutes and seconds) -> their seconds
-_MINUTES = {f"{i:02d}": 60 * i for i in range(60)}
-_SECONDS = {f"{i:02d}": i for i in range(60)}
 
 
 def _index_set_of_numbers(ids: list[int], flk: Sequence[int], min_visits: int, size: int) -> IndexSet:
@@ -205,15 +202,14 @@ class HotVisits:
         (checked for each hour, at its first and last second; another hour takes the reference way).
 
         The usual form, ``YYYY-MM-DDTHH:MM:SSZ`` in an hour already kept, is read by slicing: a kept hour
-        was matched by `_UTC_TIME` when it was kept, and the minutes and seconds are looked up among the
-        strings it accepts."""
+        was matched by `_UTC_TIME` when it was kept, and the minutes and seconds are read from their digits
+        where it would accept them ("00" … "59"; anything else: the regular expression decides)."""
         if len(text) == 20 and text[19] == "Z" and text[13] == ":" and text[16] == ":":
             start = self._hours.get(text[:13])
             if start is not None:
-                minutes = _MINUTES.get(text[14:16])
-                seconds = _SECONDS.get(text[17:19])
-                if minutes is not None and seconds is not None:
-                    return start + minutes + seconds
+                m10, m1, s10, s1 = ord(text[14]) - 48, ord(text[15]) - 48, ord(text[17]) - 48, ord(text[18]) - 48
+                if 0 <= m10 <= 5 and 0 <= m1 <= 9 and 0 <= s10 <= 5 and 0 <= s1 <= 9:
+                    return start + (10 * m10 + m1) * 60 + 10 * s10 + s1
         match = _UTC_TIME.fullmatch(text)
         if match is None:
             return visit_stamp(parse_time(text))
