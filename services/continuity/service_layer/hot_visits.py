@@ -55,6 +55,9 @@ _RES_SIZE = _RES.size
 #: a UTC time with seconds: (its hour), its minutes, its seconds (the hour's validity: `_stamp` parses it)
 _UTC_TIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}):([0-5][0-9]):([0-5][0-9])(?:\.[0-9]{1,6})?Z")
 _HOURS_KEPT = 100_000  # about 11 years of hours
+#: ``_made(IndexSet, (fields…))`` is ``IndexSet(fields…)`` without the Python-level ``__new__`` namedtuple
+#: writes for each named tuple: half a construction's cost, four of them a patient
+_made: Any = tuple.__new__
 
 
 def _index_set_of_numbers(ids: list[int], flk: Sequence[int], min_visits: int, size: int) -> IndexSet:
@@ -63,7 +66,7 @@ def _index_set_of_numbers(ids: list[int], flk: Sequence[int], min_visits: int, s
     floating-point results (tested equal to ``index_set`` over generated sequences)."""
     n = len(ids)
     if n == 0:
-        return IndexSet(0, None, None, None, None, None, None, min_visits <= 0)
+        return _made(IndexSet, (0, None, None, None, None, None, None, min_visits <= 0))
     counts = [0] * size
     same = 0
     previous = -1
@@ -92,8 +95,8 @@ def _index_set_of_numbers(ids: list[int], flk: Sequence[int], min_visits: int, s
     if n >= 2:
         c_o_c = (sum_sq - n) / (n * (n - 1))
         s = same / (n - 1)
-    return IndexSet(n, c_o_c, top / n, s, sum_sq / (n * n), (1 - m / (n + 0.1)) / (1 - 1 / (n + 0.1)), k,
-                    n >= min_visits)
+    return _made(IndexSet, (n, c_o_c, top / n, s, sum_sq / (n * n), (1 - m / (n + 0.1)) / (1 - 1 / (n + 0.1)), k,
+                            n >= min_visits))
 
 
 def _order(stored: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -552,8 +555,8 @@ class HotVisits:
                 total.append(p)
         min_visits = self.settings.min_visits
         size = len(strings)
-        return unit, PatientIndices(as_of, _index_set_of_numbers(doctor, flk, min_visits, size),
-                                    _index_set_of_numbers(total, flk, min_visits, size))
+        return unit, _made(PatientIndices, (as_of, _index_set_of_numbers(doctor, flk, min_visits, size),
+                                             _index_set_of_numbers(total, flk, min_visits, size)))
 
     @staticmethod
     def _append(raw, res_end, nres, ncoord, rub, assessed_at, fp, unit_index, nflk, ns, nv, nt, table_end,
@@ -641,7 +644,7 @@ def _result(value: bytes | None, unit: str | None, indices: PatientIndices, fp: 
             sabo = True
             break
     rub_band = None if rub == _NO_RUB else rub
-    return HotResult(value, unit, indices, fp, emit, doctor_key, sabo, rub_band in RUB45_BANDS)
+    return _made(HotResult, (value, unit, indices, fp, emit, doctor_key, sabo, rub_band in RUB45_BANDS))
 
 
 def _spliced(raw: bytes, res_end: int, nres: int, ncoord: int, rub: int, assessed_at: int, fp: int, unit_index: int,

@@ -86,6 +86,10 @@ class BatchOutcome:
     seconds: float = 0.0
 
 
+#: ``Summary(fields…)`` without namedtuple's Python-level ``__new__`` (a patient's summary, each batch)
+_made = tuple.__new__
+
+
 def fingerprint(unit: str | None, indices: PatientIndices) -> int:
     raw = orjson.dumps((unit, tuple(indices.doctor), tuple(indices.total)))
     return int.from_bytes(blake2b(raw, digest_size=8).digest(), "little") or 1
@@ -232,9 +236,9 @@ class Processor:
         if result.emit:
             out.outgoing.append(self._indices_record(key.decode(), unit, indices, result.fingerprint, stamp))
         doctor, total = indices.doctor, indices.total
-        self.summaries[partition][key] = Summary(
+        self.summaries[partition][key] = _made(Summary, (
             unit, result.doctor_key, result.sabo_cohort, doctor.eligible and unit is not None, doctor.coc,
-            total.eligible and unit is not None, total.coc, result.rub45)
+            total.eligible and unit is not None, total.coc, result.rub45))
         value = result.value
         if value is not None:
             writes = out.writes.get(partition)

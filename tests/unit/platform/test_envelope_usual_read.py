@@ -22,7 +22,7 @@ from flk.native import twin
 from tests.support.builders import a_visit
 from tests.support.required_tools import missing_tool
 from tests.unit.platform.test_envelope_fast_path import BASE, header_names, header_values, values
-from tests.unit.platform.test_typed_decoding import _LISTING_FACTS, _events, _garbled
+from tests.unit.platform.test_typed_decoding import _LISTING_FACTS, _TIMES, _events, _garbled, near_times, single_edits
 
 
 @pytest.fixture(scope="module", params=["pure", "compiled"], autouse=True)
@@ -146,3 +146,21 @@ def test_a_key_that_is_not_the_datas_is_left_to_the_full_read_which_refuses_it()
     assert READ(BASE.topic, other, BASE.value, BASE.headers) is None
     assert full_read(BASE.topic, other, BASE.value, BASE.headers) == ("refused", "message key does not match "
                                                                               "data.patient_key")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=near_times())
+def test_the_time_header_is_read_by_its_shape_exactly_as_its_pattern_reads_it(implementation, text):
+    """The ce_time header's check reads the pattern byte by byte (flk/events/usual.py): it takes exactly what
+    the pattern takes, pure and compiled."""
+    module = twin(pure_usual).module if implementation == "compiled" else pure_usual
+    raw = text.encode()
+    assert module.usual_time_shape_ok(raw) == (pure_usual.USUAL_TIME.fullmatch(raw) is not None)
+
+
+def test_every_single_edit_of_a_time_header_is_read_by_its_shape_exactly_as_its_pattern_reads_it(implementation):
+    module = twin(pure_usual).module if implementation == "compiled" else pure_usual
+    for text in _TIMES:
+        for edited in single_edits(text):
+            raw = edited.encode()
+            assert module.usual_time_shape_ok(raw) == (pure_usual.USUAL_TIME.fullmatch(raw) is not None), raw

@@ -204,3 +204,61 @@ def test_making_a_record_with_the_typed_check_makes_and_refuses_exactly_as_the_s
         m.setattr(envelope, "_typed_value", lambda *_: None)  # the reference way: the compiled JSON Schema
         reference_outcome = made(event_type, candidate)
     assert typed_outcome == reference_outcome
+
+
+_TIME_CHARS = "0123456789-T:.Z+zt \n٣"  # (٣: a digit, not one of [0-9])
+
+
+@st.composite
+def near_times(draw) -> str:
+    """Texts near the date-time pattern: a time of its shape (any digits, a fraction of up to eight digits or
+    none, a zone or none) with a character or two replaced, and one inserted or dropped;
+    or characters of its alphabet at random."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(st.text(_TIME_CHARS, max_size=36))
+    digit = st.sampled_from("0123456789")
+    chars = [draw(digit) if c == "d" else c for c in "dddd-dd-ddTdd:dd:dd"]
+    fraction = draw(st.integers(-1, 8))
+    if fraction >= 0:
+        chars += ["."] + [draw(digit) for _ in range(fraction)]
+    zone = draw(st.sampled_from(["Z", "offset", "none"]))
+    if zone == "Z":
+        chars.append("Z")
+    elif zone == "offset":
+        chars += [draw(st.sampled_from("+-")), draw(digit), draw(digit), ":", draw(digit), draw(digit)]
+    for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2]))):
+        chars[draw(st.integers(0, len(chars) - 1))] = draw(st.sampled_from(_TIME_CHARS))
+    edit = draw(st.sampled_from(["none", "none", "insert", "drop"]))
+    at = draw(st.integers(0, len(chars) - 1))
+    if edit == "insert":
+        chars.insert(at, draw(st.sampled_from(_TIME_CHARS)))
+    elif edit == "drop":
+        del chars[at]
+    return "".join(chars)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=near_times())
+def test_a_time_is_read_by_its_shape_exactly_as_the_date_time_pattern_reads_it(text):
+    """The date-time check reads the pattern character by character (flk/events/formats.py): it takes exactly
+    what the schema's pattern takes, pure and compiled."""
+    assert typed._f.date_time_shape_ok(text) == (formats._DATE_TIME.fullmatch(text) is not None)
+
+
+_TIMES = ["2026-03-01T10:00:00Z", "2026-03-01T10:00:00+01:00", "2026-03-01T10:00:00.5-05:30",
+          "2026-03-01T10:00:00.123456Z", "2026-03-01T10:00:00.1234567+23:59"]
+
+
+def single_edits(text: str):
+    """``text`` with one character replaced by each of the alphabet's, inserted or dropped, at every place."""
+    for at in range(len(text) + 1):
+        for c in _TIME_CHARS:
+            yield text[:at] + c + text[at + 1:]
+            yield text[:at] + c + text[at:]
+        yield text[:at] + text[at + 1:]
+
+
+def test_every_single_edit_of_a_time_is_read_by_its_shape_exactly_as_the_date_time_pattern_reads_it():
+    for text in _TIMES:
+        for edited in single_edits(text):
+            assert typed._f.date_time_shape_ok(edited) == (formats._DATE_TIME.fullmatch(edited) is not None), edited
