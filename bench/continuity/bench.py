@@ -1,6 +1,6 @@
 """Continuity benchmark against the real broker, in one run.
 
-    python bench/continuity/bench.py [--visits 200000] [--patients 20000] [--latency-seconds 10]
+    python bench/continuity/bench.py [--visits 200000] [--patients 20000] [--latency-seconds 10] [--worker-runs 3]
 
 1. publishes N simulated visits (+ listings) under a fresh topic prefix;
 2. (a) faust, each in its own process and consumer group: an agent doing nothing per event (faust's
