@@ -126,14 +126,15 @@ async def run(args, mine: Throwaway) -> dict:
     await migrate(dsn)
     runs = []
     for n_run, run_prefix in enumerate(run_prefixes):
-        runs.append(await replay_with_worker(args, bootstrap, run_prefix, dsn, listings,
-                                             profile=args.profile and n_run == 0))
-        print(f"(b) replay {n_run + 1}: {runs[-1]['worker_eps']:.0f} events/s, "
-              f"{runs[-1]['worker_eps_cpu']:.0f} per CPU-second", flush=True)
+        figures, settings = await replay_with_worker(args, bootstrap, run_prefix, dsn, listings,
+                                                     profile=args.profile and n_run == 0)
+        runs.append(figures)
+        print(f"(b) replay {n_run + 1}: {figures['worker_eps']:.0f} events/s, "
+              f"{figures['worker_eps_cpu']:.0f} per CPU-second", flush=True)
     median = sorted(runs, key=lambda r: r["worker_eps"])[len(runs) // 2]
-    result.update({k: v for k, v in median.items() if k not in ("settings", "prefix")})
-    result["worker_runs"] = [{k: v for k, v in r.items() if k not in ("settings", "prefix")} for r in runs]
-    settings, prefix = runs[-1]["settings"], runs[-1]["prefix"]  # (c) resumes the last replay's tables
+    result.update(median)
+    result["worker_runs"] = runs
+    prefix = run_prefixes[-1]  # (c) resumes the last replay's tables (its settings: the last loop's)
     print(f"(b) the worker's hot path: {result['hot_path']} (FLK_CONTINUITY_COMPILED_HOT_PATH=false: the pure module)",
           flush=True)
     if args.only_worker:
@@ -220,9 +221,10 @@ async def run(args, mine: Throwaway) -> dict:
     return result
 
 
-async def replay_with_worker(args, bootstrap: str, prefix: str, dsn: str, listings: list, *, profile: bool) -> dict:
+async def replay_with_worker(args, bootstrap: str, prefix: str, dsn: str, listings: list, *,
+                             profile: bool) -> tuple[dict, object]:
     """One replay of the listings and visits under ``prefix`` by a worker with tables of its own: the visits
-    applied after the last listing, timed batch by batch."""
+    applied after the last listing, timed batch by batch. Returns its figures and the worker's settings."""
     from flk.settings import PlatformSettings
     from services.continuity.bootstrap import ContinuityWorker
     from services.continuity.settings import ContinuityServiceSettings
@@ -291,10 +293,9 @@ async def replay_with_worker(args, bootstrap: str, prefix: str, dsn: str, listin
     patients, state_bytes = worker.processor.table_size()
     result = dict(worker_events=measured, worker_seconds=elapsed, worker_eps=measured / elapsed,
                   worker_cpu_seconds=cpu, worker_eps_cpu=measured / cpu, bytes_per_patient=state_bytes / patients,
-                  load_average_after_b=os.getloadavg(), hot_path=worker.processor.hot_path,
-                  settings=settings, prefix=prefix)
+                  load_average_after_b=os.getloadavg(), hot_path=worker.processor.hot_path)
     await worker.stop()  # closes the RocksDB tables: the deployed process in (c) reopens the last replay's
-    return result
+    return result, settings
 
 
 def report_ratios(result: dict) -> None:
@@ -303,7 +304,7 @@ def report_ratios(result: dict) -> None:
     result["ratio_cpu"] = result["worker_eps_cpu"] / result["naive_eps_cpu"]
     runs = result.get("worker_runs", [])
     if len(runs) > 1:
-        print(f"(b) the worker's replays: " + ", ".join(
+        print("(b) the worker's replays: " + ", ".join(
             f"{r['worker_eps']:.0f} events/s ({r['worker_eps'] / result['naive_eps']:.1f}x)" for r in runs)
             + "; the median is the figure", flush=True)
     print(f"(b) this worker: {result['worker_eps']:.0f} events/s ({result['ratio']:.1f}x naive, "
