@@ -1,9 +1,11 @@
-"""Benchmark: Kafka producer compression for the events the region replay publishes (issue 15).
+"""Benchmark: Kafka producer compression and record batch size for the events the region replay publishes
+(issue 15).
 
 The region replay's profiles put socket writes at 7–17 % of the main job's and the continuity worker's
 CPU, and the broker used ~100 CPU-s. This takes the first ``--events`` events of the simulated
 ``region`` preset (``--people`` persons), as the main job makes them (``make_record``: CloudEvents JSON
-with headers), and for each codec, interleaved ``--rounds`` times:
+with headers), and for each codec and record batch size (``--batch-bytes``, the producer's
+``max_batch_size``; default the producers' own, ``RECORD_BATCH_BYTES``), interleaved ``--rounds`` times:
 
 * publishes them to fresh topics of the `flk infra up` broker (the registry's topics under a
   throwaway prefix) the way the main job does (``publish_many``: record batches per partition,
@@ -12,10 +14,11 @@ with headers), and for each codec, interleaved ``--rounds`` times:
 * sums the bytes the broker stored for those topics (its log segments).
 
 It prints CPU-s per 100 000 events for the producer, the consumer and the broker, their total, and
-the stored bytes per event. The records' bytes are the same for every codec (checked: the consumer's
+the stored bytes per event. The records' bytes are the same for every configuration (checked: the consumer's
 values hash equal).
 
     python -m bench.mainjob.compression_bench --people 30000 --events 300000 --rounds 3
+    python -m bench.mainjob.compression_bench --codecs none --batch-bytes 16384 524288
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from bench.listing.fact_chunk_bench import own_cpu
 from bench.listing.goal_kpi_bench import backend_cpu_seconds, load
+from flk.events.producer import RECORD_BATCH_BYTES
 
 CODECS = ("none", "lz4", "zstd", "snappy", "gzip")
 
@@ -65,7 +69,8 @@ def stored_bytes(log_dirs: list[Path], prefix: str) -> int:
     return total
 
 
-async def one_run(bootstrap: str, records: list, codec: str, kafka_pid: int, log_dirs: list[Path]) -> dict:
+async def one_run(bootstrap: str, records: list, codec: str, batch_bytes: int, kafka_pid: int,
+                  log_dirs: list[Path]) -> dict:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     from flk.events.admin import delete_topics_with_prefix, ensure_topics
@@ -78,6 +83,7 @@ async def one_run(bootstrap: str, records: list, codec: str, kafka_pid: int, log
     try:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id="bench-compress", acks="all",
                                     enable_idempotence=True, linger_ms=5, partitioner=default_partitioner,
+                                    max_batch_size=batch_bytes,
                                     compression_type=None if codec == "none" else codec)
         await producer.start()
         try:
@@ -140,33 +146,37 @@ async def main(args: argparse.Namespace) -> None:
     raw = sum(len(r.value) + len(r.key or b"") for r in records)
     print(f"{n} events of the region preset ({args.people} people), {raw / n:.0f} B of key and value each; "
           f"{load()}")
-    results: dict[str, list[dict]] = {c: [] for c in args.codecs}
+    configurations = [(codec, size) for codec in args.codecs for size in args.batch_bytes]
+    label = {(codec, size): f"{codec} {size // 1024} KiB" for codec, size in configurations}
+    results: dict[str, list[dict]] = {label[k]: [] for k in configurations}
     for rnd in range(args.rounds):
-        for codec in args.codecs:
-            r = await one_run(settings.kafka_bootstrap, records, codec, kafka_pid, log_dirs)
+        for codec, size in configurations:
+            name = label[(codec, size)]
+            r = await one_run(settings.kafka_bootstrap, records, codec, size, kafka_pid, log_dirs)
             if r["seen"] != n:
-                raise SystemExit(f"{codec}: read back {r['seen']} of {n} events")
-            results[codec].append(r)
+                raise SystemExit(f"{name}: read back {r['seen']} of {n} events")
+            results[name].append(r)
             p, c = r["produce"], r["consume"]
-            print(f"  round {rnd + 1} {codec:<6} produce {p['wall']:5.1f} s (client {p['client']:5.1f}, broker "
+            print(f"  round {rnd + 1} {name:<12} produce {p['wall']:5.1f} s (client {p['client']:5.1f}, broker "
                   f"{p['broker']:5.1f})  consume {c['wall']:5.1f} s (client {c['client']:5.1f}, broker "
                   f"{c['broker']:5.1f})  stored {r['stored'] / n:6.1f} B/event  {load()}")
     digests = {r["digest"] for rs in results.values() for r in rs}
     if len(digests) != 1:
-        raise SystemExit("the codecs read back different values")
+        raise SystemExit("the configurations read back different values")
     per = 100_000 / n
-    print(f"\nmedians over {args.rounds} rounds, CPU-s per 100 000 events (same values read back by every codec)")
-    print(f"{'codec':<7} {'producer':>9} {'broker in':>10} {'consumer':>9} {'broker out':>11} {'total':>7} "
-          f"{'vs none':>8} {'stored B/event':>15}")
+    print(f"\nmedians over {args.rounds} rounds, CPU-s per 100 000 events (same values read back by every "
+          "configuration)")
+    print(f"{'codec, batch':<13} {'producer':>9} {'broker in':>10} {'consumer':>9} {'broker out':>11} {'total':>7} "
+          f"{'vs first':>8} {'stored B/event':>15}")
     base = None
-    for codec, rs in results.items():
+    for name, rs in results.items():
         med = {k: statistics.median(r[side][part] for r in rs) * per
                for k, (side, part) in {"pc": ("produce", "client"), "pb": ("produce", "broker"),
                                        "cc": ("consume", "client"), "cb": ("consume", "broker")}.items()}
         total = sum(med.values())
         base = base if base is not None else total
         stored = statistics.median(r["stored"] for r in rs) / n
-        print(f"{codec:<7} {med['pc']:9.2f} {med['pb']:10.2f} {med['cc']:9.2f} {med['cb']:11.2f} {total:7.2f} "
+        print(f"{name:<13} {med['pc']:9.2f} {med['pb']:10.2f} {med['cc']:9.2f} {med['cb']:11.2f} {total:7.2f} "
               f"{total / base:8.2f} {stored:15.1f}")
     print(load())
 
@@ -177,4 +187,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--codecs", nargs="+", default=list(CODECS), choices=CODECS)
+    parser.add_argument("--batch-bytes", nargs="+", type=int, default=[RECORD_BATCH_BYTES],
+                        help="the producer's max_batch_size, one run each (aiokafka's default: 16384)")
     asyncio.run(main(parser.parse_args()))

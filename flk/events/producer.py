@@ -24,6 +24,7 @@ def _aiokafka_producer(bootstrap: str, client_id: str, connection: KafkaConnecti
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        max_batch_size=RECORD_BATCH_BYTES,
         partitioner=default_partitioner,  # aiokafka's partitions, ~2x cheaper hash
         **connection.client_options(),
     )
@@ -37,9 +38,14 @@ def _aiokafka_producer(bootstrap: str, client_id: str, connection: KafkaConnecti
 #: publish -> state committed p50 167 / p99 682 ms with 100 ms, 49 / 77 ms with 20 ms (the Java client's
 #: figure for the same case).
 RETRY_BACKOFF_MS = 20
-#: The transactional producer's record batches (``send_in_batches``): below the brokers' default
-#: ``message.max.bytes`` (1 MiB), so a full batch is accepted by any topic with default settings.
-TRANSACTIONAL_BATCH_BYTES = 512 * 1024
+#: Every producer's record batches (aiokafka's ``max_batch_size``; ``send_in_batches`` and ``send``): below
+#: the brokers' default ``message.max.bytes`` (1 MiB), so a full batch is accepted by any topic with default
+#: settings (a topic set below it refuses full batches: docs/operations.md). aiokafka's default, 16 KiB, is
+#: ~25 of our events with their CloudEvents headers: publishing the region replay's events in such batches
+#: cost the publisher 1.24–1.43 and the broker 0.77–0.81 CPU-s per 100 000 events, in 512 KiB batches
+#: 0.39–0.63 and 0.25–0.33 (``python -m bench.mainjob.compression_bench --codecs none --batch-bytes 16384
+#: 524288``; docs/benchmarks.md, "Fifteenth round").
+RECORD_BATCH_BYTES = 512 * 1024
 
 
 def transactional_producer(bootstrap: str, client_id: str, transactional_id: str,
@@ -60,7 +66,7 @@ def transactional_producer(bootstrap: str, client_id: str, transactional_id: str
         transaction_timeout_ms=transaction_timeout_ms,
         linger_ms=5,
         retry_backoff_ms=RETRY_BACKOFF_MS,
-        max_batch_size=TRANSACTIONAL_BATCH_BYTES,
+        max_batch_size=RECORD_BATCH_BYTES,
         partitioner=default_partitioner,
         **connection.client_options(),
     )

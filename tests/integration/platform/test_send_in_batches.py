@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from flk.events.producer import TRANSACTIONAL_BATCH_BYTES, init_transactions, send_in_batches, transactional_producer
+from flk.events.producer import RECORD_BATCH_BYTES, init_transactions, send_in_batches, transactional_producer
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ async def test_records_beyond_one_batch_land_in_order_on_the_given_partition_at_
         await init_transactions(producer)
         value = b"v" * 1000
         records = [(f"k{i}".encode(), value + str(i).encode(), [("h", str(i).encode())] if i % 2 else ())
-                   for i in range(3 * TRANSACTIONAL_BATCH_BYTES // 1000)]
+                   for i in range(3 * RECORD_BATCH_BYTES // 1000)]
         records.append((b"deleted", None, None))  # a tombstone
         await producer.begin_transaction()
         sent = await send_in_batches(producer, two_partitions, 1, records)
@@ -72,6 +72,28 @@ async def test_records_beyond_one_batch_land_in_order_on_the_given_partition_at_
     assert ends[-1] == offsets[-1] + 1, "the offset after the last record is not what the futures say"
     assert all(end - 1 in offsets for end in ends), "a batch's reported end is not a record's offset + 1"
     assert await committed_records(kafka_bootstrap, two_partitions, 0) == []
+
+
+async def test_the_shared_producer_sends_a_quarter_mebibyte_of_events_as_one_record_batch(kafka_bootstrap,
+                                                                                         two_partitions):
+    """The idempotent producer every service and the simulator publish through fills record batches up to
+    RECORD_BATCH_BYTES, not aiokafka's 16 KiB (which split these records into 16 batches and cost the publisher
+    and the broker three times the CPU: docs/benchmarks.md)."""
+    from flk.events.producer import _aiokafka_producer
+
+    records = [(f"k{i}".encode(), b"v" * 600, [("ce_id", str(i).encode())]) for i in range(400)]
+    producer = _aiokafka_producer(kafka_bootstrap, "tests-batches")
+    await producer.start()
+    try:
+        sent = await send_in_batches(producer, two_partitions, 0, records)
+        for future, _ in sent:
+            await future
+    finally:
+        await producer.stop()
+
+    assert [count for _, count in sent] == [len(records)]
+    landed = await committed_records(kafka_bootstrap, two_partitions, 0)
+    assert [(r.key, r.value) for r in landed] == [(k, v) for k, v, _ in records]
 
 
 async def test_no_records_send_no_batch(kafka_bootstrap, two_partitions):
